@@ -1,0 +1,103 @@
+// Veil's configuration: one TOML file (TOML++), validated completely before EAL
+// starts or any port is touched. docs/configuration.md documents every key.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dataplane/addr.h"
+
+namespace veil::config {
+
+enum class Role : uint8_t { External = 0, Internal = 1 };
+inline const char* role_name(Role r) { return r == Role::External ? "external" : "internal"; }
+
+enum class LatchMode : uint8_t {
+  Strict,  // only the signaled remote endpoint is accepted
+  Latch,   // learn the remote from the first valid packet (symmetric RTP / NAT)
+};
+
+struct PortConfig {
+  std::string name;                  // operator's name, e.g. "ext0"; unique
+  Role role = Role::External;
+  std::string device;                // DPDK devargs of a vdev ("net_af_packet0,iface=veth0")
+  std::string pci;                   // or a PCI address ("0000:03:00.0"); exactly one of the two
+  std::vector<IpPrefix> addresses;   // the SBC's own addresses on this port, with on-link prefix
+  std::optional<IpAddr> gateway4;    // next hop for IPv4 destinations off-link
+  std::optional<IpAddr> gateway6;    // next hop for IPv6 destinations off-link
+  std::string exception_iface;       // kernel interface (tap) for the exception path; default "veil-<name>"
+  uint16_t mtu = 1500;
+};
+
+struct MediaRange {
+  uint16_t first = 0;
+  uint16_t last = 0;
+  bool contains(uint16_t p) const { return p >= first && p <= last; }
+};
+
+struct Cores {
+  unsigned control = 0;              // lcore that runs the control plane (EAL main lcore)
+  std::vector<unsigned> workers;     // dataplane lcores; one RSS queue per port each.
+                                     // The parser fills [control + 1] when the key is absent.
+};
+
+struct Limits {
+  uint32_t max_flows = 65536;        // media flow table capacity (rte_hash entries)
+  uint32_t punt_pps = 20000;         // exception-path packets per second per worker
+  uint32_t flow_idle_timeout_s = 60; // a flow with no packet for this long is reported idle
+  uint32_t relatch_after_ms = 2000;  // a latched source silent this long may be replaced
+};
+
+struct DataplaneConfig {
+  bool hugepages = false;            // false: --no-huge (development, CI)
+  uint32_t memory_mb = 256;          // EAL memory (-m)
+  uint32_t mbufs = 16383;            // packet buffers in the pool
+  uint16_t burst = 32;               // rx/tx burst size
+  uint16_t rx_desc = 1024;
+  uint16_t tx_desc = 1024;
+  std::string file_prefix;           // EAL --file-prefix; default "veil-<pid>"
+  std::vector<std::string> eal_args; // extra EAL arguments, appended verbatim
+  LatchMode default_latch = LatchMode::Latch;
+  uint32_t idle_sleep_us = 0;        // sleep this long after 1024 empty passes (0: pure polling)
+};
+
+struct Management {
+  std::string socket = "/run/veil/veil.sock";  // Unix socket of the management API
+};
+
+struct Config {
+  std::string source;                // file it was read from
+  std::vector<PortConfig> ports;     // after a successful parse: ports[0] external, ports[1] internal
+  MediaRange media_external{20000, 29999};  // UDP ports for media legs on the external port
+  MediaRange media_internal{30000, 39999};  // UDP ports for media legs on the internal port
+  Cores cores;
+  Limits limits;
+  DataplaneConfig dataplane;
+  Management management;
+
+  const MediaRange& media(Role r) const { return r == Role::External ? media_external : media_internal; }
+};
+
+struct Error {
+  std::string file;
+  uint32_t line = 0;    // 1-based; 0 when the error is about the whole file
+  uint32_t column = 0;  // 1-based; 0 when unknown
+  std::string what;     // what is wrong
+  std::string fix;      // what is allowed / how to fix it
+  // "veil.toml:12:9: error: media.external.ports: "70000" is not a port range; expected "first-last" with
+  // 1 <= first <= last <= 65535". ":column" is left out when it is 0, ":line:column" when line is 0.
+  std::string str() const;
+};
+
+struct ParseResult {
+  std::optional<Config> config;
+  std::vector<Error> errors;  // every problem found, not just the first
+  bool ok() const { return config.has_value() && errors.empty(); }
+};
+
+ParseResult parse_file(const std::string& path);
+ParseResult parse_string(std::string_view text, const std::string& name);
+
+}  // namespace veil::config

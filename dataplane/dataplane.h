@@ -1,0 +1,156 @@
+// The dataplane: ports, queues, tables and the worker lcores. Built by the control plane
+// after EAL is up; everything is set up before the workers launch (l3fwd's rule), and
+// afterwards the control plane changes only the flow and neighbour tables.
+#pragma once
+
+#include <rte_ethdev.h>
+#include <rte_mempool.h>
+#include <rte_ring.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "controlplane/config.h"
+#include "dataplane/drops.h"
+#include "dataplane/flow_table.h"
+#include "dataplane/neigh_table.h"
+#include "dataplane/rcu.h"
+
+namespace veil::dp {
+
+inline constexpr unsigned kMaxAddrs = 8;
+inline constexpr unsigned kMaxWorkers = 64;
+
+// One NIC port as the workers see it. Written before launch, read-only afterwards.
+struct PortInfo {
+  uint16_t nic = 0;          // DPDK port id of the NIC (or virtual device)
+  uint16_t exc = 0;          // DPDK port id of the exception path (tap, or a ring in tests)
+  bool has_exc = false;
+  config::Role role = config::Role::External;
+  MacAddr mac;
+  uint8_t n_addrs = 0;
+  IpAddr addrs[kMaxAddrs];
+  IpPrefix prefixes[kMaxAddrs];
+  IpAddr gw4, gw6;
+  config::MediaRange media;
+  bool tx_csum_offload = false;  // NIC completes IPv4 and UDP checksums
+  std::string name;
+  std::string exc_iface;
+
+  bool is_ours(Family f, const uint8_t* a) const {
+    for (unsigned i = 0; i < n_addrs; ++i)
+      if (addrs[i].family == f && std::memcmp(addrs[i].bytes.data(), a, addrs[i].len()) == 0)
+        return true;
+    return false;
+  }
+  // The next hop for `dst`: itself when on-link, else the gateway of its family.
+  IpAddr next_hop(const IpAddr& dst) const {
+    for (unsigned i = 0; i < n_addrs; ++i)
+      if (prefixes[i].contains(dst)) return dst;
+    const IpAddr& gw = dst.is_v4() ? gw4 : gw6;
+    return gw.valid() ? gw : dst;
+  }
+  const IpAddr* source_for(Family f) const {
+    for (unsigned i = 0; i < n_addrs; ++i)
+      if (addrs[i].family == f) return &addrs[i];
+    return nullptr;
+  }
+};
+
+// Worker -> control plane messages (bounded ring; a full ring is counted, never waited on).
+struct CtlMsg {
+  enum Type : uint8_t { Learn = 1, Resolve = 2 } type;
+  uint8_t port;
+  MacAddr mac;
+  IpAddr addr;
+  uint8_t pad[7];
+};
+static_assert(sizeof(CtlMsg) == 32);
+
+// Per-worker counters: written by that worker only, summed by the control plane.
+struct alignas(64) WorkerCounters {
+  uint64_t drops[kDropCount] = {};
+  uint64_t events[kEventCount] = {};
+};
+
+struct WorkerCtx;
+
+struct Options {
+  // Test seam: DPDK device names to use as exception paths instead of creating taps
+  // (e.g. net_ring ports); one per config port, or empty.
+  std::vector<std::string> exception_devices;
+  bool create_taps = true;
+};
+
+class Dataplane {
+ public:
+  // EAL must be initialised. Probes/configures/starts every port, creates the tables and
+  // rings. Does not launch workers. nullptr and `err` on failure.
+  static std::unique_ptr<Dataplane> create(const config::Config& cfg, const Options& opt,
+                                           std::string& err);
+  ~Dataplane();
+
+  // Launches one worker per configured worker lcore (rte_eal_remote_launch).
+  bool start(std::string& err);
+  // Stops and joins the workers. Idempotent.
+  void stop();
+  // Runs the loop of worker `index` on the calling thread until stop() (tests, benchmark).
+  int run_worker(unsigned index);
+
+  // Control plane housekeeping; call often (every millisecond or so): neighbour learning,
+  // resolution requests, RCU reclamation.
+  void poll_control();
+  // Asks for the next hop of every port's gateway (start-up, and periodically).
+  void resolve_gateways();
+
+  FlowTable& flows() { return *flows_; }
+  NeighTable& neighbours() { return *neigh_; }
+  Rcu& rcu() { return *rcu_; }
+  const std::vector<PortInfo>& ports() const { return ports_; }
+  unsigned workers() const { return unsigned(workers_.size()); }
+  rte_mempool* pool() const { return pool_; }
+
+  // Sum over workers.
+  void counters(uint64_t drops[kDropCount], uint64_t events[kEventCount]) const;
+  uint64_t drop_count(Drop d) const;
+  uint64_t event_count(Event e) const;
+  uint64_t tsc_hz() const { return tsc_hz_; }
+
+  // Sends a frame built by the control plane out of `port` (through worker 0's ring).
+  bool send_from_control(uint8_t port, const uint8_t* frame, uint32_t len);
+
+ private:
+  friend struct WorkerCtx;
+  Dataplane() = default;
+  bool setup_port(const config::PortConfig& pc, unsigned index, const Options& opt,
+                  std::string& err);
+  bool setup_queues(uint16_t port_id, uint16_t queues, uint16_t mtu, bool rss, bool* csum_offload,
+                    std::string& err);
+  void request_resolution(uint8_t port, const IpAddr& target);
+
+  config::Config cfg_;
+  std::vector<PortInfo> ports_;
+  std::vector<std::unique_ptr<WorkerCtx>> workers_;
+  rte_mempool* pool_ = nullptr;
+  rte_ring* ctl_ring_ = nullptr;  // workers -> control plane (CtlMsg)
+  std::unique_ptr<Rcu> rcu_;
+  std::unique_ptr<FlowTable> flows_;
+  std::unique_ptr<NeighTable> neigh_;
+  std::atomic<bool> stop_{false};
+  bool launched_ = false;
+  uint64_t tsc_hz_ = 0;
+  std::vector<uint16_t> started_ports_;
+  struct Pending {
+    uint8_t port;
+    IpAddr addr;
+    uint64_t tsc;
+  };
+  std::vector<Pending> resolving_;
+};
+
+// Builds the EAL argument list for a config (used by veild; exposed for tests).
+std::vector<std::string> eal_arguments(const config::Config& cfg, const std::string& argv0);
+
+}  // namespace veil::dp

@@ -1,0 +1,85 @@
+// Every packet the dataplane does not forward or answer is dropped for a named reason.
+// The list below is the only place reasons are defined: the enum, the counter array and
+// the labels shown by veilctl and the metrics come from it, so they cannot drift apart.
+#pragma once
+
+#include <cstdint>
+
+namespace veil::dp {
+
+// X(name, description)
+#define VEIL_DROP_REASONS(X)                                                          \
+  X(runt, "frame shorter than its headers claim")                                     \
+  X(bad_l2, "not addressed to this port's MAC, broadcast or multicast we listen to") \
+  X(unknown_ethertype, "neither IPv4, IPv6 nor ARP (VLAN tags are not terminated)")   \
+  X(bad_ip, "bad IP version, header length or total length")                          \
+  X(ip_options, "IPv4 options or IPv6 extension headers on a media packet")           \
+  X(fragment, "IP fragment addressed to a media port")                                \
+  X(not_for_us, "IP destination is not one of this port's addresses")                 \
+  X(media_no_flow, "UDP to a media port with no flow installed")                      \
+  X(src_mismatch, "media from a source other than the signaled or latched one")      \
+  X(not_rtp, "payload on a media port is not RTP/RTCP version 2")                    \
+  X(no_destination, "the flow's egress endpoint is not known yet")                    \
+  X(no_neighbour, "next hop's MAC address not resolved yet (resolution requested)")   \
+  X(flow_disabled, "flow installed with action drop")                                 \
+  X(punt_policed, "exception-path packet over the per-worker punt rate")             \
+  X(punt_full, "exception path (kernel interface) refused the packet")               \
+  X(ctl_ring_full, "ring to the control plane full")                                  \
+  X(arp_invalid, "ARP that is not Ethernet/IPv4 or not for us")                       \
+  X(nd_invalid, "neighbour discovery message failing RFC 4861 validity checks")     \
+  X(icmp_unhandled, "ICMP type the SBC does not answer or punt")                      \
+  X(tx_full, "transmit queue full")                                                   \
+  X(l4_unsupported, "IP protocol other than UDP, TCP, ICMP, ICMPv6 addressed to us")
+
+enum class Drop : uint8_t {
+#define VEIL_X(name, desc) name,
+  VEIL_DROP_REASONS(VEIL_X)
+#undef VEIL_X
+      count_
+};
+inline constexpr unsigned kDropCount = unsigned(Drop::count_);
+
+inline constexpr const char* kDropNames[] = {
+#define VEIL_X(name, desc) #name,
+    VEIL_DROP_REASONS(VEIL_X)
+#undef VEIL_X
+};
+inline constexpr const char* kDropDescriptions[] = {
+#define VEIL_X(name, desc) desc,
+    VEIL_DROP_REASONS(VEIL_X)
+#undef VEIL_X
+};
+
+// Packets the dataplane handled without dropping, by what it did with them.
+#define VEIL_EVENT_COUNTERS(X)                                            \
+  X(rx, "packets received on NIC ports")                                  \
+  X(tx, "packets transmitted on NIC ports")                               \
+  X(relayed, "media packets relayed through a flow")                      \
+  X(latched, "flows whose remote endpoint was learned or re-learned")     \
+  X(punted, "packets sent to the control plane's kernel interface")       \
+  X(from_kernel, "packets from the kernel interface sent on the wire")   \
+  X(arp_replies, "ARP requests for our addresses answered")               \
+  X(nd_replies, "neighbour solicitations for our addresses answered")     \
+  X(echo_replies, "ICMP/ICMPv6 echo requests answered")                   \
+  X(neigh_learned, "ARP/ND messages passed to the control plane")        \
+  X(resolve_requests, "next-hop resolutions requested from the control plane")
+
+enum class Event : uint8_t {
+#define VEIL_X(name, desc) name,
+  VEIL_EVENT_COUNTERS(VEIL_X)
+#undef VEIL_X
+      count_
+};
+inline constexpr unsigned kEventCount = unsigned(Event::count_);
+inline constexpr const char* kEventNames[] = {
+#define VEIL_X(name, desc) #name,
+    VEIL_EVENT_COUNTERS(VEIL_X)
+#undef VEIL_X
+};
+inline constexpr const char* kEventDescriptions[] = {
+#define VEIL_X(name, desc) desc,
+    VEIL_EVENT_COUNTERS(VEIL_X)
+#undef VEIL_X
+};
+
+}  // namespace veil::dp

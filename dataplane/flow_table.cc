@@ -1,0 +1,217 @@
+#include "dataplane/flow_table.h"
+
+#include <rte_cycles.h>
+#include <rte_errno.h>
+#include <rte_hash_crc.h>
+
+#include <cerrno>
+
+namespace veil::dp {
+
+namespace {
+std::atomic<unsigned> g_table_seq{0};
+
+void set_why(std::string* why, std::string text) {
+  if (why) *why = std::move(text);
+}
+}  // namespace
+
+std::unique_ptr<FlowTable> FlowTable::create(uint32_t capacity, Rcu& rcu, int socket,
+                                             std::string& err) {
+  std::unique_ptr<FlowTable> t(new FlowTable(rcu));
+  std::string name = "veil_flows_" + std::to_string(g_table_seq.fetch_add(1));
+  rte_hash_parameters p{};
+  p.name = name.c_str();
+  p.entries = capacity < 8 ? 8 : capacity;
+  p.key_len = sizeof(FlowKey);
+  p.hash_func = rte_hash_crc;
+  p.hash_func_init_val = 0;
+  p.socket_id = socket;
+  // One writer (the control plane), lock-free readers; the extendable table guarantees
+  // that `capacity` keys fit whatever their hash distribution.
+  p.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF | RTE_HASH_EXTRA_FLAGS_EXT_TABLE;
+  t->hash_ = rte_hash_create(&p);
+  if (!t->hash_) {
+    err = "cannot create flow table of " + std::to_string(capacity) + " entries: " +
+          rte_strerror(rte_errno) + " (raise [dataplane] memory_mb or lower [limits] max_flows)";
+    return nullptr;
+  }
+  t->capacity_ = capacity;
+  return t;
+}
+
+FlowTable::~FlowTable() {
+  rcu_.drain();
+  for (auto& [id, e] : by_id_) {
+    delete e.flow->action.load();
+    delete e.flow;
+  }
+  rte_hash_free(hash_);
+}
+
+int FlowTable::validate(const FlowSpec& s, std::string* why) const {
+  if (s.id == 0) return set_why(why, "flow id must be non-zero"), -EINVAL;
+  if (!s.local.valid()) return set_why(why, "local endpoint missing"), -EINVAL;
+  if (!s.egress_local.valid()) return set_why(why, "egress local endpoint missing"), -EINVAL;
+  if (s.egress_remote.valid() && s.egress_remote.addr.family != s.egress_local.addr.family)
+    return set_why(why, "egress remote and egress local differ in address family"), -EINVAL;
+  if (s.latch == LatchMode::Strict && !s.signaled_remote.valid())
+    return set_why(why, "strict latching needs the signaled remote endpoint"), -EINVAL;
+  if (s.signaled_remote.valid() && s.signaled_remote.addr.family != s.local.addr.family)
+    return set_why(why, "signaled remote and local endpoint differ in address family"), -EINVAL;
+  if (s.peer_id == s.id) return set_why(why, "a flow cannot be its own peer"), -EINVAL;
+  return 0;
+}
+
+const FlowAction* FlowTable::make_action(const FlowSpec& s) const {
+  auto* a = new FlowAction();
+  a->id = s.id;
+  a->ingress_port = s.ingress_port;
+  a->egress_port = s.egress_port;
+  a->latch = s.latch;
+  a->rtp_check = s.rtp_check;
+  a->drop = s.drop;
+  a->signaled_remote = s.signaled_remote;
+  a->egress_local = s.egress_local;
+  if (s.peer_id) {
+    auto it = by_id_.find(s.peer_id);
+    if (it != by_id_.end()) a->peer = it->second.flow;
+  }
+  return a;
+}
+
+void FlowTable::republish(uint32_t id) {
+  auto it = by_id_.find(id);
+  if (it == by_id_.end()) return;
+  const FlowAction* fresh = make_action(it->second.spec);
+  const FlowAction* old = it->second.flow->action.exchange(fresh, std::memory_order_acq_rel);
+  rcu_.defer([old] { delete old; });
+}
+
+int FlowTable::install(const FlowSpec& s, std::string* why) {
+  if (int rc = validate(s, why)) return rc;
+  if (by_id_.count(s.id)) return set_why(why, "flow id " + std::to_string(s.id) + " exists"), -EEXIST;
+  if (by_id_.size() >= capacity_) return set_why(why, "flow table full"), -ENOSPC;
+  FlowKey key = FlowKey::from(s.local);
+  if (rte_hash_lookup(hash_, &key) >= 0)
+    return set_why(why, "local endpoint " + s.local.str() + " already has a flow"), -EEXIST;
+
+  auto* f = new Flow();
+  f->key = key;
+  f->id = s.id;
+  f->created_tsc = rte_rdtsc();
+  f->egress_dst.write(s.egress_remote);
+  by_id_[s.id] = Entry{s, f};
+  f->action.store(make_action(s), std::memory_order_release);
+  int pos = rte_hash_add_key_data(hash_, &key, f);
+  if (pos < 0) {
+    by_id_.erase(s.id);
+    delete f->action.load();
+    delete f;
+    return set_why(why, "flow table full"), -ENOSPC;
+  }
+  f->hash_pos = rte_hash_lookup(hash_, &key);
+  if (s.peer_id) referrers_[s.peer_id].insert(s.id);
+  // Flows installed earlier that name this one as their peer can now point at it.
+  if (auto it = referrers_.find(s.id); it != referrers_.end())
+    for (uint32_t r : it->second) republish(r);
+  return 0;
+}
+
+int FlowTable::update(const FlowSpec& s, std::string* why) {
+  if (int rc = validate(s, why)) return rc;
+  auto it = by_id_.find(s.id);
+  if (it == by_id_.end()) return set_why(why, "no flow " + std::to_string(s.id)), -ENOENT;
+  Entry& e = it->second;
+  if (!(e.spec.local == s.local))
+    return set_why(why, "the local endpoint of a flow cannot change; remove and install"), -EINVAL;
+  FlowSpec old = e.spec;
+  e.spec = s;
+  if (old.peer_id != s.peer_id) {
+    if (old.peer_id) referrers_[old.peer_id].erase(s.id);
+    if (s.peer_id) referrers_[s.peer_id].insert(s.id);
+  }
+  // A new signaled remote (re-INVITE: the far end moved) restarts latching.
+  if (!(old.signaled_remote == s.signaled_remote) || old.latch != s.latch)
+    e.flow->learned.write(Endpoint{});
+  if (!(old.egress_remote == s.egress_remote)) e.flow->egress_dst.write(s.egress_remote);
+  republish(s.id);
+  return 0;
+}
+
+int FlowTable::remove(uint32_t id) {
+  auto it = by_id_.find(id);
+  if (it == by_id_.end()) return -ENOENT;
+  Flow* f = it->second.flow;
+  uint32_t peer_id = it->second.spec.peer_id;
+  by_id_.erase(it);
+  if (peer_id) {
+    auto r = referrers_.find(peer_id);
+    if (r != referrers_.end()) {
+      r->second.erase(id);
+      if (r->second.empty()) referrers_.erase(r);
+    }
+  }
+  // Flows pointing at this one lose the pointer before it can be freed.
+  if (auto r = referrers_.find(id); r != referrers_.end())
+    for (uint32_t ref : r->second) republish(ref);
+  int32_t pos = rte_hash_del_key(hash_, &f->key);
+  rte_hash* h = hash_;
+  rcu_.defer([h, pos, f] {
+    // RW_CONCURRENCY_LF implies NO_FREE_ON_DEL: the slot is ours to free after the grace.
+    if (pos >= 0) rte_hash_free_key_with_position(h, pos);
+    delete f->action.load();
+    delete f;
+  });
+  return 0;
+}
+
+std::optional<FlowSnapshot> FlowTable::get(uint32_t id) const {
+  auto it = by_id_.find(id);
+  if (it == by_id_.end()) return std::nullopt;
+  const Flow* f = it->second.flow;
+  FlowSnapshot s;
+  s.spec = it->second.spec;
+  s.learned = f->learned.get();
+  s.egress_dst = f->egress_dst.get();
+  s.counters.packets = peek(f->c.packets);
+  s.counters.bytes = peek(f->c.bytes);
+  s.counters.last_seen_tsc = peek(f->c.last_seen_tsc);
+  for (unsigned i = 0; i < kFlowDropCount; ++i) s.counters.drops[i] = peek(f->c.drops[i]);
+  s.counters.last_ssrc = __atomic_load_n(&f->c.last_ssrc, __ATOMIC_RELAXED);
+  s.counters.last_seq = __atomic_load_n(&f->c.last_seq, __ATOMIC_RELAXED);
+  s.counters.last_pt = __atomic_load_n(&f->c.last_pt, __ATOMIC_RELAXED);
+  s.created_tsc = f->created_tsc;
+  return s;
+}
+
+std::vector<uint32_t> FlowTable::ids() const {
+  std::vector<uint32_t> v;
+  v.reserve(by_id_.size());
+  for (const auto& [id, e] : by_id_) v.push_back(id);
+  return v;
+}
+
+std::vector<uint32_t> FlowTable::idle(uint64_t now, uint64_t idle_cycles) const {
+  std::vector<uint32_t> v;
+  for (const auto& [id, e] : by_id_) {
+    uint64_t last = peek(e.flow->c.last_seen_tsc);
+    if (last == 0) last = e.flow->created_tsc;
+    if (now > last && now - last >= idle_cycles) v.push_back(id);
+  }
+  return v;
+}
+
+void FlowTable::lookup_bulk(const FlowKey** keys, unsigned n, Flow** out) const {
+  void* data[RTE_HASH_LOOKUP_BULK_MAX];
+  uint64_t hits = 0;
+  rte_hash_lookup_bulk_data(hash_, reinterpret_cast<const void**>(keys), n, &hits, data);
+  for (unsigned i = 0; i < n; ++i) out[i] = (hits >> i) & 1 ? static_cast<Flow*>(data[i]) : nullptr;
+}
+
+Flow* FlowTable::lookup(const FlowKey& key) const {
+  void* data = nullptr;
+  return rte_hash_lookup_data(hash_, &key, &data) >= 0 ? static_cast<Flow*>(data) : nullptr;
+}
+
+}  // namespace veil::dp

@@ -1,0 +1,68 @@
+// The media flow table: rte_hash in lock-free-reader mode, keyed by FlowKey, data a Flow*.
+// The control plane is its only writer (install/update/remove); workers only look up.
+// Nothing a worker may still be reading is freed before an RCU grace period.
+#pragma once
+
+#include <rte_hash.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "dataplane/flow.h"
+#include "dataplane/rcu.h"
+
+namespace veil::dp {
+
+struct FlowSnapshot {
+  FlowSpec spec;
+  Endpoint learned;     // invalid while not latched
+  Endpoint egress_dst;  // current destination (peer's latched source or egress_remote)
+  FlowCounters counters;
+  uint64_t created_tsc = 0;
+};
+
+class FlowTable {
+ public:
+  // `capacity` flows; `socket` NUMA node for the hash. nullptr and `err` on failure.
+  static std::unique_ptr<FlowTable> create(uint32_t capacity, Rcu& rcu, int socket,
+                                           std::string& err);
+  ~FlowTable();
+
+  // Control plane. Return 0 or a negative errno (-EINVAL bad spec, -EEXIST id or local
+  // endpoint in use, -ENOENT no such id, -ENOSPC table full); `why` says which.
+  int install(const FlowSpec& spec, std::string* why = nullptr);
+  int update(const FlowSpec& spec, std::string* why = nullptr);
+  int remove(uint32_t id);
+  std::optional<FlowSnapshot> get(uint32_t id) const;
+  std::vector<uint32_t> ids() const;
+  // Flows with no accepted packet for `idle_cycles` TSC cycles (since creation if none).
+  std::vector<uint32_t> idle(uint64_t now_tsc, uint64_t idle_cycles) const;
+  size_t size() const { return by_id_.size(); }
+  uint32_t capacity() const { return capacity_; }
+
+  // Dataplane: up to 64 keys; `out[i]` is the flow or nullptr. Lock-free, wait-free.
+  void lookup_bulk(const FlowKey** keys, unsigned n, Flow** out) const;
+  Flow* lookup(const FlowKey& key) const;
+
+ private:
+  FlowTable(Rcu& rcu) : rcu_(rcu) {}
+  const FlowAction* make_action(const FlowSpec& spec) const;
+  void republish(uint32_t id);  // new action for `id` (its peer pointer re-resolved)
+  int validate(const FlowSpec& spec, std::string* why) const;
+
+  Rcu& rcu_;
+  rte_hash* hash_ = nullptr;
+  uint32_t capacity_ = 0;
+  struct Entry {
+    FlowSpec spec;
+    Flow* flow;
+  };
+  std::unordered_map<uint32_t, Entry> by_id_;
+  std::unordered_map<uint32_t, std::unordered_set<uint32_t>> referrers_;  // peer id -> ids
+};
+
+}  // namespace veil::dp

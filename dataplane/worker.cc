@@ -1,0 +1,299 @@
+#include "dataplane/worker.h"
+
+#include <rte_cycles.h>
+#include <rte_prefetch.h>
+
+#include <ctime>
+
+namespace veil::dp {
+
+void WorkerCtx::to_ctl(const CtlMsg& msg) {
+  if (rte_ring_mp_enqueue_elem(dp->ctl_ring_, const_cast<CtlMsg*>(&msg), sizeof msg) != 0) count(Drop::ctl_ring_full);
+}
+
+void WorkerCtx::push(TxBuf& b, uint16_t port_id, rte_mbuf* m) {
+  if (b.n == kTxCap) {
+    // Cannot happen with kTxCap >= ports * burst; flush rather than lose the packet.
+    uint16_t sent = rte_eth_tx_burst(port_id, uint16_t(index), b.m, b.n);
+    for (uint16_t i = sent; i < b.n; ++i) drop(b.m[i], Drop::tx_full);
+    count(Event::tx, sent);
+    b.n = 0;
+  }
+  b.m[b.n++] = m;
+}
+
+void WorkerCtx::punt(uint8_t pi, rte_mbuf* m, uint64_t now) {
+  const PortInfo& port = dp->ports_[pi];
+  if (!port.has_exc) return drop(m, Drop::punt_full);
+  if (punt_tokens == 0) {
+    uint64_t add = (now - punt_last_tsc) / cycles_per_token;
+    if (add) {
+      punt_tokens = add > punt_max ? punt_max : add;
+      punt_last_tsc = now;
+    }
+    if (punt_tokens == 0) return drop(m, Drop::punt_policed);
+  }
+  --punt_tokens;
+  count(Event::punted);
+  push(exc_tx[pi], port.exc, m);
+}
+
+void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t now) {
+  const PortInfo& port = dp->ports_[pi];
+  FlowKey keys[kMaxBurst];
+  const FlowKey* key_ptrs[kMaxBurst];
+  rte_mbuf* media[kMaxBurst];
+  Parsed media_p[kMaxBurst];
+  unsigned nm = 0;
+  std::span<const IpAddr> ours(port.addrs, port.n_addrs);
+
+  for (uint16_t i = 0; i < n; ++i) {
+    rte_mbuf* m = pkts[i];
+    if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
+    uint8_t* f = rte_pktmbuf_mtod(m, uint8_t*);
+    uint32_t len = m->data_len;
+    Parsed p;
+    Drop d = m->nb_segs == 1 ? parse_frame(f, len, port.mac, p) : Drop::runt;
+    if (d != kNoDrop) {
+      drop(m, d);
+      continue;
+    }
+    if (p.ethertype == 0x0806) {
+      AnswerResult r = handle_arp(f, len, port.mac, ours);
+      if (r.has_hint) to_ctl(CtlMsg{CtlMsg::Learn, pi, r.hint.mac, r.hint.addr, {}});
+      if (r.answer == Answer::Reply) {
+        count(Event::arp_replies);
+        push(nic_tx[pi], port.nic, m);
+      } else if (r.answer == Answer::Punt) {
+        count(Event::neigh_learned);
+        punt(pi, m, now);
+      } else {
+        drop(m, r.drop);
+      }
+      continue;
+    }
+    const uint8_t* dst = p.dst_ip(f);
+    bool ours_unicast = port.is_ours(p.family, dst);
+    if (!ours_unicast) {
+      // IPv6: neighbour discovery arrives on solicited-node multicast, and the kernel's
+      // link-local address (fe80::/10) is reachable through the exception path.
+      bool nd_multicast = p.family == Family::V6 && dst[0] == 0xff && p.proto == kProtoIcmp6;
+      bool link_local = p.family == Family::V6 && dst[0] == 0xfe && (dst[1] & 0xc0) == 0x80;
+      if (!nd_multicast && !link_local) {
+        drop(m, Drop::not_for_us);
+        continue;
+      }
+    } else if (p.l2_multicast) {
+      drop(m, Drop::bad_l2);
+      continue;
+    }
+    bool first_fragment_or_whole = !p.fragment || p.sport || p.dport;
+    if (p.proto == kProtoUdp && ours_unicast && first_fragment_or_whole &&
+        port.media.contains(p.dport)) {
+      if (p.fragment) {
+        drop(m, Drop::fragment);
+        continue;
+      }
+      if (p.options) {
+        drop(m, Drop::ip_options);
+        continue;
+      }
+      keys[nm] = FlowKey{};
+      std::memcpy(keys[nm].addr, dst, p.family == Family::V4 ? 4 : 16);
+      keys[nm].port = p.dport;
+      keys[nm].family = uint8_t(p.family);
+      key_ptrs[nm] = &keys[nm];
+      media_p[nm] = p;
+      media[nm++] = m;
+      continue;
+    }
+    if (p.proto == kProtoIcmp || p.proto == kProtoIcmp6) {
+      uint32_t new_len = len;
+      AnswerResult r = handle_icmp(f, new_len, uint32_t(rte_pktmbuf_tailroom(m)) + len, p,
+                                   port.mac, ours);
+      if (r.has_hint) to_ctl(CtlMsg{CtlMsg::Learn, pi, r.hint.mac, r.hint.addr, {}});
+      if (r.answer == Answer::Reply) {
+        m->data_len = uint16_t(new_len);
+        m->pkt_len = new_len;
+        count(p.family == Family::V6 && f[p.l4] == 136 ? Event::nd_replies : Event::echo_replies);
+        push(nic_tx[pi], port.nic, m);
+      } else if (r.answer == Answer::Punt) {
+        if (r.has_hint) count(Event::neigh_learned);
+        punt(pi, m, now);
+      } else {
+        drop(m, r.drop);
+      }
+      continue;
+    }
+    if (p.proto == kProtoUdp || p.proto == kProtoTcp || p.fragment) {
+      punt(pi, m, now);  // signaling, management, fragments for the kernel to reassemble
+      continue;
+    }
+    drop(m, Drop::l4_unsupported);
+  }
+
+  if (nm == 0) return;
+  Flow* flows[kMaxBurst];
+  dp->flows_->lookup_bulk(key_ptrs, nm, flows);
+  for (unsigned j = 0; j < nm; ++j)
+    if (flows[j]) rte_prefetch0(flows[j]);
+  for (unsigned j = 0; j < nm; ++j) relay(media[j], media_p[j], flows[j], now);
+}
+
+void WorkerCtx::relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
+  if (!fl) return drop(m, Drop::media_no_flow);
+  const FlowAction* a = fl->action.load(std::memory_order_acquire);
+  auto flow_drop = [&](FlowDrop why) {
+    bump(fl->c.drops[unsigned(why)]);
+    drop(m, kFlowDropGlobal[unsigned(why)]);
+  };
+  if (a->drop) return flow_drop(FlowDrop::disabled);
+  uint8_t* f = rte_pktmbuf_mtod(m, uint8_t*);
+  const uint8_t* payload = f + p.l4 + kUdpHdrLen;
+  uint32_t plen = p.l4_len - kUdpHdrLen;
+  if (a->rtp_check && !looks_like_rtp(payload, plen)) return flow_drop(FlowDrop::not_rtp);
+
+  Endpoint src = udp_source(f, p);
+  Endpoint learned;
+  uint32_t lver;
+  fl->learned.read(learned, lver);
+  uint64_t last = peek(fl->c.last_seen_tsc);
+  switch (latch_decide(a->latch, a->signaled_remote, learned, now - last, relatch_cycles, src)) {
+    case LatchVerdict::Drop:
+      return flow_drop(FlowDrop::src_mismatch);
+    case LatchVerdict::Learn:
+      // Two workers may race to latch different sources; one wins, the other's packet is
+      // treated as a mismatch.
+      if (!fl->learned.try_write(src)) return flow_drop(FlowDrop::src_mismatch);
+      if (a->peer) a->peer->egress_dst.write(src);  // symmetric RTP: answer where it came from
+      count(Event::latched);
+      break;
+    case LatchVerdict::Accept:
+      break;
+  }
+
+  Endpoint dst;
+  uint32_t dver;
+  fl->egress_dst.read(dst, dver);
+  if (!dst.valid() || dst.addr.family != a->egress_local.addr.family)
+    return flow_drop(FlowDrop::no_destination);
+  const PortInfo& out = dp->ports_[a->egress_port];
+  MacAddr dmac;
+  uint32_t gen = dp->neigh_->generation(a->egress_port);
+  if (fl->nh_gen == gen && fl->nh_ver == dver) {
+    dmac = fl->nh_mac;
+  } else {
+    IpAddr nh = out.next_hop(dst.addr);
+    if (!dp->neigh_->lookup(a->egress_port, nh, dmac)) {
+      if (now - fl->resolve_tsc >= resolve_cycles) {
+        fl->resolve_tsc = now;
+        count(Event::resolve_requests);
+        to_ctl(CtlMsg{CtlMsg::Resolve, a->egress_port, MacAddr{}, nh, {}});
+      }
+      return flow_drop(FlowDrop::no_neighbour);
+    }
+    fl->nh_mac = dmac;
+    fl->nh_gen = gen;
+    fl->nh_ver = dver;
+  }
+
+  EgressHeaders e{out.mac, dmac, a->egress_local, dst, 64};
+  uint32_t new_len = 0;
+  uint8_t* nf = rewrite_udp(f, rte_pktmbuf_headroom(m), p, e,
+                            out.tx_csum_offload ? CsumMode::Offload : CsumMode::Software, new_len);
+  if (!nf) return drop(m, Drop::bad_ip);
+  m->data_off = uint16_t(nf - static_cast<uint8_t*>(m->buf_addr));
+  m->data_len = uint16_t(new_len);
+  m->pkt_len = new_len;
+  if (out.tx_csum_offload) {
+    bool v4 = dst.addr.is_v4();
+    m->ol_flags = (v4 ? RTE_MBUF_F_TX_IPV4 : RTE_MBUF_F_TX_IPV6) | RTE_MBUF_F_TX_UDP_CKSUM;
+    m->l2_len = kEthHdrLen;
+    m->l3_len = v4 ? kIpv4HdrLen : kIpv6HdrLen;
+  }
+  bump(fl->c.packets);
+  bump(fl->c.bytes, plen);
+  __atomic_store_n(&fl->c.last_seen_tsc, now, __ATOMIC_RELAXED);
+  if (plen >= 12 && (payload[1] < 192 || payload[1] > 223)) {  // RTP, not RTCP (RFC 5761 4)
+    uint32_t ssrc = uint32_t(payload[8]) << 24 | uint32_t(payload[9]) << 16 |
+                    uint32_t(payload[10]) << 8 | payload[11];
+    __atomic_store_n(&fl->c.last_ssrc, ssrc, __ATOMIC_RELAXED);
+    __atomic_store_n(&fl->c.last_seq, uint16_t(payload[2] << 8 | payload[3]), __ATOMIC_RELAXED);
+    __atomic_store_n(&fl->c.last_pt, uint8_t(payload[1] & 0x7f), __ATOMIC_RELAXED);
+  }
+  count(Event::relayed);
+  push(nic_tx[a->egress_port], out.nic, m);
+}
+
+void WorkerCtx::flush() {
+  const auto& ports = dp->ports_;
+  for (size_t pi = 0; pi < ports.size(); ++pi) {
+    TxBuf& b = nic_tx[pi];
+    if (b.n) {
+      uint16_t sent = rte_eth_tx_burst(ports[pi].nic, uint16_t(index), b.m, b.n);
+      count(Event::tx, sent);
+      for (uint16_t i = sent; i < b.n; ++i) drop(b.m[i], Drop::tx_full);
+      b.n = 0;
+    }
+    TxBuf& x = exc_tx[pi];
+    if (x.n) {
+      uint16_t sent = rte_eth_tx_burst(ports[pi].exc, uint16_t(index), x.m, x.n);
+      for (uint16_t i = sent; i < x.n; ++i) drop(x.m[i], Drop::punt_full);
+      x.n = 0;
+    }
+  }
+}
+
+unsigned WorkerCtx::pass(uint64_t now) {
+  rte_mbuf* pkts[kMaxBurst];
+  unsigned total = 0;
+  const auto& ports = dp->ports_;
+  for (size_t pi = 0; pi < ports.size(); ++pi) {
+    uint16_t n = rte_eth_rx_burst(ports[pi].nic, uint16_t(index), pkts, burst);
+    if (n) {
+      count(Event::rx, n);
+      process_burst(uint8_t(pi), pkts, n, now);
+      total += n;
+    }
+    if (ports[pi].has_exc) {
+      // Kernel -> wire: signaling and the kernel's own ARP/ND, sent as they are.
+      n = rte_eth_rx_burst(ports[pi].exc, uint16_t(index), pkts, burst);
+      for (uint16_t i = 0; i < n; ++i) push(nic_tx[pi], ports[pi].nic, pkts[i]);
+      if (n) count(Event::from_kernel, n);
+      total += n;
+    }
+  }
+  unsigned k = rte_ring_sc_dequeue_burst(ctl_tx, reinterpret_cast<void**>(pkts), burst, nullptr);
+  for (unsigned i = 0; i < k; ++i) {
+    uint16_t pi = pkts[i]->port;
+    if (pi < ports.size())
+      push(nic_tx[pi], ports[pi].nic, pkts[i]);
+    else
+      rte_pktmbuf_free(pkts[i]);
+  }
+  flush();
+  return total + k;
+}
+
+int WorkerCtx::loop() {
+  dp->rcu_->online(lcore);
+  punt_last_tsc = rte_rdtsc();
+  while (!dp->stop_.load(std::memory_order_relaxed)) {
+    uint64_t now = rte_rdtsc();
+    unsigned got = pass(now);
+    dp->rcu_->quiescent(lcore);
+    if (got) {
+      empty_passes = 0;
+    } else if (idle_sleep_us && ++empty_passes > 1024) {
+      // Idle (no packet for >1024 passes): yield the core for a moment. Off by default on
+      // dedicated cores ([dataplane] idle_sleep_us = 0).
+      timespec ts{0, long(idle_sleep_us) * 1000};
+      nanosleep(&ts, nullptr);
+    }
+  }
+  flush();
+  dp->rcu_->offline(lcore);
+  return 0;
+}
+
+}  // namespace veil::dp

@@ -1,0 +1,66 @@
+// The per-lcore run-to-completion loop (DPDK l3fwd's shape): every pass receives a burst
+// from each port, classifies it, relays media through the flow table, answers ARP/ND/echo,
+// punts the rest to the exception path, transmits, then reports an RCU quiescent state.
+// Nothing in it allocates, locks, makes a system call or logs (an optional idle sleep
+// after many empty passes is the one exception, and it only runs when there is no traffic).
+#pragma once
+
+#include <rte_mbuf.h>
+
+#include "dataplane/dataplane.h"
+
+namespace veil::dp {
+
+inline constexpr unsigned kMaxBurst = 64;
+inline constexpr unsigned kTxCap = 256;
+
+struct TxBuf {
+  uint16_t n = 0;
+  rte_mbuf* m[kTxCap];
+};
+
+struct alignas(64) WorkerCtx {
+  Dataplane* dp = nullptr;
+  unsigned index = 0;   // worker number = queue index on every port
+  unsigned lcore = 0;   // RCU thread id
+  uint16_t burst = 32;
+  WorkerCounters cnt;
+  rte_ring* ctl_tx = nullptr;  // control plane -> this worker: frames to send (m->port = logical port)
+
+  // Exception-path policer (token bucket, refilled per pass from the TSC).
+  uint64_t punt_tokens = 0;
+  uint64_t punt_max = 0;
+  uint64_t punt_last_tsc = 0;
+  uint64_t cycles_per_token = 1;
+
+  uint64_t relatch_cycles = 0;
+  uint64_t resolve_cycles = 0;
+  uint32_t idle_sleep_us = 0;
+  uint32_t empty_passes = 0;
+
+  TxBuf nic_tx[kMaxPorts];
+  TxBuf exc_tx[kMaxPorts];
+
+  void count(Drop d) { bump(cnt.drops[unsigned(d)]); }
+  void count(Event e, uint64_t n = 1) { bump(cnt.events[unsigned(e)], n); }
+  void drop(rte_mbuf* m, Drop d) {
+    count(d);
+    rte_pktmbuf_free(m);
+  }
+
+  // Handles `n` packets received on logical port `pi`. Output goes to the tx buffers.
+  void process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t now);
+  // Sends what the tx buffers hold; frees (and counts) what the queues refuse.
+  void flush();
+  // One pass of the loop; returns packets received.
+  unsigned pass(uint64_t now);
+  int loop();
+
+ private:
+  void relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now);
+  void punt(uint8_t pi, rte_mbuf* m, uint64_t now);
+  void to_ctl(const CtlMsg& msg);
+  void push(TxBuf& b, uint16_t port_id, rte_mbuf* m);
+};
+
+}  // namespace veil::dp

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs everything Veil needs to build, run and test, from Debian packages.
+# Idempotent: a second run only checks. Needs root (apt).
+set -euo pipefail
+
+pkgs=(
+  build-essential meson ninja-build pkg-config
+  libdpdk-dev dpdk libnuma-dev libpcap-dev
+  libssl-dev libsofia-sip-ua-dev libtomlplusplus-dev
+  libgtest-dev libgmock-dev
+  dpkg-dev fakeroot autoconf automake libtool
+  iproute2 iputils-ping sip-tester tshark tcpdump python3
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+# Source packages (for libsrtp2 on OpenSSL, see docs/dependencies.md) need deb-src entries.
+need_src=0
+if ! grep -rqsE '^(Types:.*deb-src|deb-src )' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null; then
+  need_src=1
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -f "$f" ] || continue
+    sed -i -E 's/^Types:[[:space:]]*deb[[:space:]]*$/Types: deb deb-src/' "$f"
+  done
+  if [ -f /etc/apt/sources.list ] && grep -qE '^deb ' /etc/apt/sources.list; then
+    grep -E '^deb ' /etc/apt/sources.list | sed 's/^deb /deb-src /' >/etc/apt/sources.list.d/veil-src.list
+  fi
+fi
+
+if [ ${#missing[@]} -gt 0 ] || [ $need_src -eq 1 ] || [ ! -d /var/lib/apt/lists ] || \
+   ! ls /var/lib/apt/lists/*Sources* >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "install-deps: installing ${missing[*]}"
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+  fi
+fi
+echo "install-deps: all dependencies present"
