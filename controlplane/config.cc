@@ -3,6 +3,7 @@
 // allowed) before anything is started. docs/configuration.md is the reference.
 #include "controlplane/config.h"
 
+#include <sys/stat.h>
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -14,7 +15,6 @@
 #include <exception>
 #include <initializer_list>
 #include <sstream>
-#include <sys/stat.h>
 
 namespace veil::config {
 
@@ -35,10 +35,10 @@ std::string Error::str() const {
 
 namespace {
 
-constexpr unsigned kMaxLcore = 128;         // RTE_MAX_LCORE in Debian's DPDK 22.11
-constexpr size_t kIfNameMax = 15;           // IFNAMSIZ - 1
-constexpr size_t kSunPathMax = 107;         // sizeof(sockaddr_un::sun_path) - 1
-constexpr long kMaxFileBytes = 4 << 20;     // a configuration file is a few KiB
+constexpr unsigned kMaxLcore = 128;      // RTE_MAX_LCORE in Debian's DPDK 22.11
+constexpr size_t kIfNameMax = 15;        // IFNAMSIZ - 1
+constexpr size_t kSunPathMax = 107;      // sizeof(sockaddr_un::sun_path) - 1
+constexpr long kMaxFileBytes = 4 << 20;  // a configuration file is a few KiB
 
 const char* const kTwoPorts =
     "this release supports exactly two ports: one with role = \"external\" and one with "
@@ -73,16 +73,26 @@ std::string quote(std::string_view s) {
 
 const char* a_type(toml::node_type t) {
   switch (t) {
-    case toml::node_type::table: return "a table";
-    case toml::node_type::array: return "an array";
-    case toml::node_type::string: return "a string";
-    case toml::node_type::integer: return "an integer";
-    case toml::node_type::floating_point: return "a float";
-    case toml::node_type::boolean: return "a boolean";
-    case toml::node_type::date: return "a date";
-    case toml::node_type::time: return "a time";
-    case toml::node_type::date_time: return "a date-time";
-    case toml::node_type::none: break;
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a float";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::date:
+      return "a date";
+    case toml::node_type::time:
+      return "a time";
+    case toml::node_type::date_time:
+      return "a date-time";
+    case toml::node_type::none:
+      break;
   }
   return "nothing";
 }
@@ -100,9 +110,12 @@ std::string render(const toml::node& n) {
   if (n.is_table()) return "a table";
   if (n.is_array()) return "an array";
   std::ostringstream os;
-  if (auto* d = n.as_date()) os << d->get();
-  else if (auto* t = n.as_time()) os << t->get();
-  else if (auto* dt = n.as_date_time()) os << dt->get();
+  if (auto* d = n.as_date())
+    os << d->get();
+  else if (auto* t = n.as_time())
+    os << t->get();
+  else if (auto* dt = n.as_date_time())
+    os << dt->get();
   return os.str();
 }
 
@@ -254,13 +267,15 @@ class Checker {
 
 bool hex_digits(std::string_view s, size_t n) {
   if (s.size() != n) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
 }
 
 // DDDD:BB:DD.F, device <= 0x1f, function <= 7.
 bool valid_pci(std::string_view s) {
   if (s.size() != 12 || s[4] != ':' || s[7] != ':' || s[10] != '.') return false;
-  if (!hex_digits(s.substr(0, 4), 4) || !hex_digits(s.substr(5, 2), 2) || !hex_digits(s.substr(8, 2), 2))
+  if (!hex_digits(s.substr(0, 4), 4) || !hex_digits(s.substr(5, 2), 2) ||
+      !hex_digits(s.substr(8, 2), 2))
     return false;
   unsigned dev = 0;
   std::from_chars(s.data() + 8, s.data() + 10, dev, 16);
@@ -295,14 +310,17 @@ std::optional<MediaRange> parse_range(std::string_view s) {
 
 bool is_unspecified_or_multicast(const IpAddr& a) {
   if (a.is_v4()) {
-    uint32_t v = uint32_t(a.bytes[0]) << 24 | uint32_t(a.bytes[1]) << 16 | uint32_t(a.bytes[2]) << 8 | a.bytes[3];
+    uint32_t v = uint32_t(a.bytes[0]) << 24 | uint32_t(a.bytes[1]) << 16 |
+                 uint32_t(a.bytes[2]) << 8 | a.bytes[3];
     return v == 0 || v == 0xffffffffu || (a.bytes[0] & 0xf0) == 0xe0;
   }
   return a.bytes[0] == 0xff ||
          std::all_of(a.bytes.begin(), a.bytes.end(), [](uint8_t b) { return b == 0; });
 }
 
-bool power_of_two(int64_t v) { return v > 0 && (v & (v - 1)) == 0; }
+bool power_of_two(int64_t v) {
+  return v > 0 && (v & (v - 1)) == 0;
+}
 
 // ---------------------------------------------------------------------------
 // Sections.
@@ -313,7 +331,7 @@ struct PortNodes {
   const toml::node* role = nullptr;
   const toml::node* device = nullptr;
   const toml::node* pci = nullptr;
-  const toml::node* iface = nullptr;  // nullptr when defaulted
+  const toml::node* iface = nullptr;         // nullptr when defaulted
   std::vector<const toml::node*> addresses;  // parallel to PortConfig::addresses
   bool role_ok = false;
   bool name_ok = false;
@@ -353,10 +371,12 @@ void parse_gateway(Checker& c, const toml::table& t, const std::string& path, st
     std::string mine;
     for (const auto& p : port.addresses)
       if (p.addr.family == family) mine += (mine.empty() ? "" : ", ") + p.str();
-    c.add(*n, full + ": " + quote(n->get()) + " is not on this port's link" +
-                  (mine.empty() ? std::string(" (the port has no ") + (v4 ? "IPv4" : "IPv6") + " address)"
-                                : " (" + mine + ")"),
-          fix);
+    c.add(
+        *n,
+        full + ": " + quote(n->get()) + " is not on this port's link" +
+            (mine.empty() ? std::string(" (the port has no ") + (v4 ? "IPv4" : "IPv6") + " address)"
+                          : " (" + mine + ")"),
+        fix);
     return;
   }
   out = *addr;
@@ -366,7 +386,8 @@ void parse_port(Checker& c, const toml::table& t, const std::string& path, PortC
                 PortNodes& nodes) {
   nodes.table = &t;
   c.keys(t, path, "keys in [[port]]",
-         {"name", "role", "device", "pci", "addresses", "gateway", "gateway6", "exception_iface", "mtu"});
+         {"name", "role", "device", "pci", "addresses", "gateway", "gateway6", "exception_iface",
+          "mtu"});
 
   const std::string name_fix = "expected a non-empty name unique among ports, e.g. name = \"ext0\"";
   if (auto* n = c.string(t, path, "name", name_fix)) {
@@ -400,8 +421,9 @@ void parse_port(Checker& c, const toml::table& t, const std::string& path, PortC
   const std::string dev_fix =
       "set exactly one of device (DPDK vdev devargs, e.g. \"net_af_packet0,iface=veil-ext\") "
       "or pci (\"DDDD:BB:DD.F\", e.g. \"0000:03:00.0\")";
-  const std::string pci_fix = "expected a PCI address \"DDDD:BB:DD.F\" (hexadecimal, domain "
-                              "included, device <= 1f, function 0-7), e.g. \"0000:03:00.0\"";
+  const std::string pci_fix =
+      "expected a PCI address \"DDDD:BB:DD.F\" (hexadecimal, domain "
+      "included, device <= 1f, function 0-7), e.g. \"0000:03:00.0\"";
   auto* dev = c.string(t, path, "device", dev_fix);
   auto* pci = c.string(t, path, "pci", pci_fix);
   nodes.device = dev;
@@ -427,8 +449,9 @@ void parse_port(Checker& c, const toml::table& t, const std::string& path, PortC
   const std::string addr_fix =
       "expected ADDRESS/LENGTH, e.g. \"203.0.113.1/24\" or \"2001:db8:1::1/64\" "
       "(LENGTH at most 32 for IPv4, 128 for IPv6)";
-  const std::string addrs_fix = "expected a non-empty array of ADDRESS/LENGTH strings, e.g. "
-                                "addresses = [\"203.0.113.1/24\", \"2001:db8:1::1/64\"]";
+  const std::string addrs_fix =
+      "expected a non-empty array of ADDRESS/LENGTH strings, e.g. "
+      "addresses = [\"203.0.113.1/24\", \"2001:db8:1::1/64\"]";
   if (auto* n = c.get(t, path, "addresses", toml::node_type::array, addrs_fix)) {
     const auto& arr = *n->as_array();
     if (arr.empty()) c.add(*n, join(path, "addresses") + ": is empty", addrs_fix);
@@ -462,18 +485,24 @@ void parse_port(Checker& c, const toml::table& t, const std::string& path, PortC
   if (auto* n = c.string(t, path, "exception_iface", iface_fix)) {
     nodes.iface = n;
     if (!valid_ifname(n->get()))
-      c.add(*n, join(path, "exception_iface") + ": " + quote(n->get()) + " is not a valid interface name" +
-                    (n->get().size() > kIfNameMax ? " (" + std::to_string(n->get().size()) + " characters)" : ""),
+      c.add(*n,
+            join(path, "exception_iface") + ": " + quote(n->get()) +
+                " is not a valid interface name" +
+                (n->get().size() > kIfNameMax
+                     ? " (" + std::to_string(n->get().size()) + " characters)"
+                     : ""),
             iface_fix);
     else
       port.exception_iface = n->get();
   } else if (!t.contains("exception_iface") && nodes.name_ok) {
     port.exception_iface = "veil-" + port.name;
     if (!valid_ifname(port.exception_iface))
-      c.add(*nodes.name, join(path, "name") + ": the default exception_iface " +
-                             quote(port.exception_iface) + " (\"veil-\" + name) is not a valid interface name",
-            "set " + join(path, "exception_iface") + " explicitly (1 to 15 characters), or use a name of at "
-            "most 10 characters without '/', ':' or spaces");
+      c.add(*nodes.name,
+            join(path, "name") + ": the default exception_iface " + quote(port.exception_iface) +
+                " (\"veil-\" + name) is not a valid interface name",
+            "set " + join(path, "exception_iface") +
+                " explicitly (1 to 15 characters), or use a name of at "
+                "most 10 characters without '/', ':' or spaces");
   }
 
   bool has_v6 = std::any_of(port.addresses.begin(), port.addresses.end(),
@@ -509,7 +538,8 @@ void parse_ports(Checker& c, const toml::table& root, Config& cfg) {
     ok[i] = true;
     parse_port(c, *arr[i].as_table(), path, ports[i], nodes[i]);
     if (i >= 2)
-      c.add(arr[i], path + ": a third port is defined", std::string(kTwoPorts) + "; remove this [[port]]");
+      c.add(arr[i], path + ": a third port is defined",
+            std::string(kTwoPorts) + "; remove this [[port]]");
   }
 
   // Roles: one external, one internal.
@@ -522,8 +552,9 @@ void parse_ports(Checker& c, const toml::table& root, Config& cfg) {
     }
     int r = int(ports[i].role);
     if (seen[r] >= 0) {
-      c.add(*nodes[i].role, index("port", i) + ".role: " + quote(role_name(ports[i].role)) +
-                                " is already the role of port[" + std::to_string(seen[r]) + "]",
+      c.add(*nodes[i].role,
+            index("port", i) + ".role: " + quote(role_name(ports[i].role)) +
+                " is already the role of port[" + std::to_string(seen[r]) + "]",
             kTwoPorts);
       all_roles = false;  // the missing role is implied; do not report it again
     } else {
@@ -545,21 +576,25 @@ void parse_ports(Checker& c, const toml::table& root, Config& cfg) {
         if (!ok[j] || ports[j].*member != ports[i].*member) continue;
         const toml::node* at = node_of(nodes[i]);
         c.add(at ? *at : static_cast<const toml::node&>(*nodes[i].table),
-              index("port", i) + "." + key + ": " + quote(ports[i].*member) + " is already used by port[" +
-                  std::to_string(j) + "]",
+              index("port", i) + "." + key + ": " + quote(ports[i].*member) +
+                  " is already used by port[" + std::to_string(j) + "]",
               fix);
         break;
       }
     }
   };
-  unique(&PortConfig::name, [](const PortNodes& n) { return n.name; }, "name",
-         "each port needs its own name");
-  unique(&PortConfig::device, [](const PortNodes& n) { return n.device; }, "device",
-         "each port needs its own DPDK device");
-  unique(&PortConfig::pci, [](const PortNodes& n) { return n.pci; }, "pci",
-         "each port needs its own PCI device");
-  unique(&PortConfig::exception_iface, [](const PortNodes& n) { return n.iface ? n.iface : n.name; },
-         "exception_iface", "each port needs its own exception interface name");
+  unique(
+      &PortConfig::name, [](const PortNodes& n) { return n.name; }, "name",
+      "each port needs its own name");
+  unique(
+      &PortConfig::device, [](const PortNodes& n) { return n.device; }, "device",
+      "each port needs its own DPDK device");
+  unique(
+      &PortConfig::pci, [](const PortNodes& n) { return n.pci; }, "pci",
+      "each port needs its own PCI device");
+  unique(
+      &PortConfig::exception_iface, [](const PortNodes& n) { return n.iface ? n.iface : n.name; },
+      "exception_iface", "each port needs its own exception interface name");
 
   for (size_t i = 0; i < arr.size(); ++i) {
     if (!ok[i]) continue;
@@ -606,8 +641,9 @@ void parse_cores(Checker& c, const toml::table& root, Config& cfg) {
     else
       control_ok = !t->contains("control");
   }
-  const std::string fix = "expected a non-empty array of distinct lcore ids from 0 to 127, without the "
-                          "control lcore, e.g. workers = [1, 2]";
+  const std::string fix =
+      "expected a non-empty array of distinct lcore ids from 0 to 127, without the "
+      "control lcore, e.g. workers = [1, 2]";
   const toml::node* wn = t ? c.get(*t, "cores", "workers", toml::node_type::array, fix) : nullptr;
   if (!wn) {
     if (!t || !t->contains("workers"))
@@ -630,7 +666,8 @@ void parse_cores(Checker& c, const toml::table& root, Config& cfg) {
             "the control plane runs alone on its lcore; pick other lcores for workers");
       continue;
     }
-    if (std::find(cfg.cores.workers.begin(), cfg.cores.workers.end(), unsigned(v)) != cfg.cores.workers.end()) {
+    if (std::find(cfg.cores.workers.begin(), cfg.cores.workers.end(), unsigned(v)) !=
+        cfg.cores.workers.end()) {
       c.add(*n, full + ": " + std::to_string(v) + " is listed twice", fix);
       continue;
     }
@@ -673,9 +710,12 @@ void parse_media(Checker& c, const toml::table& root, Config& cfg) {
 void parse_limits(Checker& c, const toml::table& root, Config& cfg) {
   const toml::table* t = c.table(root, "", "limits");
   if (!t) return;
-  c.keys(*t, "limits", "keys in [limits]", {"max_flows", "punt_pps", "flow_idle_timeout", "relatch_after_ms"});
-  if (auto v = c.integer(*t, "limits", "max_flows", 1, 16777216)) cfg.limits.max_flows = uint32_t(*v);
-  if (auto v = c.integer(*t, "limits", "punt_pps", 1, 100000000)) cfg.limits.punt_pps = uint32_t(*v);
+  c.keys(*t, "limits", "keys in [limits]",
+         {"max_flows", "punt_pps", "flow_idle_timeout", "relatch_after_ms"});
+  if (auto v = c.integer(*t, "limits", "max_flows", 1, 16777216))
+    cfg.limits.max_flows = uint32_t(*v);
+  if (auto v = c.integer(*t, "limits", "punt_pps", 1, 100000000))
+    cfg.limits.punt_pps = uint32_t(*v);
   if (auto v = c.integer(*t, "limits", "flow_idle_timeout", 1, 86400,
                          "expected a number of seconds from 1 to 86400"))
     cfg.limits.flow_idle_timeout_s = uint32_t(*v);
@@ -689,23 +729,26 @@ void parse_dataplane(Checker& c, const toml::table& root, Config& cfg) {
   if (!t) return;
   auto& d = cfg.dataplane;
   c.keys(*t, "dataplane", "keys in [dataplane]",
-         {"hugepages", "memory_mb", "mbufs", "burst", "rx_desc", "tx_desc", "file_prefix", "eal_args",
-          "latching"});
+         {"hugepages", "memory_mb", "mbufs", "burst", "rx_desc", "tx_desc", "file_prefix",
+          "eal_args", "latching", "idle_sleep_us"});
   if (auto v = c.boolean(*t, "dataplane", "hugepages")) d.hugepages = *v;
   if (auto v = c.integer(*t, "dataplane", "memory_mb", 64, 1048576)) d.memory_mb = uint32_t(*v);
   if (auto v = c.integer(*t, "dataplane", "mbufs", 1023, 16777215)) d.mbufs = uint32_t(*v);
   if (auto v = c.integer(*t, "dataplane", "burst", 1, 64)) d.burst = uint16_t(*v);
   for (const char* key : {"rx_desc", "tx_desc"}) {
-    const std::string fix = "expected a power of two from 64 to 4096 (64, 128, 256, 512, 1024, 2048, 4096)";
+    const std::string fix =
+        "expected a power of two from 64 to 4096 (64, 128, 256, 512, 1024, 2048, 4096)";
     if (auto v = c.integer(*t, "dataplane", key, 64, 4096, fix)) {
       if (!power_of_two(*v)) {
-        c.add(*t->get(key), join("dataplane", key) + ": " + std::to_string(*v) + " is not a power of two", fix);
+        c.add(*t->get(key),
+              join("dataplane", key) + ": " + std::to_string(*v) + " is not a power of two", fix);
         continue;
       }
       (std::strcmp(key, "rx_desc") == 0 ? d.rx_desc : d.tx_desc) = uint16_t(*v);
     }
   }
-  const std::string prefix_fix = "expected 1 to 64 characters from A-Z a-z 0-9 . _ -, e.g. file_prefix = \"veil\"";
+  const std::string prefix_fix =
+      "expected 1 to 64 characters from A-Z a-z 0-9 . _ -, e.g. file_prefix = \"veil\"";
   if (auto* n = c.string(*t, "dataplane", "file_prefix", prefix_fix)) {
     const auto& s = n->get();
     bool good = !s.empty() && s.size() <= 64 && std::all_of(s.begin(), s.end(), [](char ch) {
@@ -716,14 +759,19 @@ void parse_dataplane(Checker& c, const toml::table& root, Config& cfg) {
     else
       c.add(*n, "dataplane.file_prefix: " + quote(s) + " is not a valid file prefix", prefix_fix);
   }
-  const std::string args_fix = "expected an array of strings, e.g. eal_args = [\"--log-level=pmd,debug\"]";
+  const std::string args_fix =
+      "expected an array of strings, e.g. eal_args = [\"--log-level=pmd,debug\"]";
   if (auto* n = c.get(*t, "dataplane", "eal_args", toml::node_type::array, args_fix)) {
     const auto& arr = *n->as_array();
     for (size_t i = 0; i < arr.size(); ++i) {
-      if (auto* s = c.typed(arr[i], index("dataplane.eal_args", i), toml::node_type::string, args_fix))
+      if (auto* s =
+              c.typed(arr[i], index("dataplane.eal_args", i), toml::node_type::string, args_fix))
         d.eal_args.push_back(s->as_string()->get());
     }
   }
+  if (auto v = c.integer(*t, "dataplane", "idle_sleep_us", 0, 100000,
+                         "expected microseconds from 0 (pure polling) to 100000"))
+    d.idle_sleep_us = uint32_t(*v);
   const std::string latch_fix = "expected latching = \"latch\" or latching = \"strict\"";
   if (auto* n = c.string(*t, "dataplane", "latching", latch_fix)) {
     if (n->get() == "latch")
@@ -739,7 +787,8 @@ void parse_management(Checker& c, const toml::table& root, Config& cfg) {
   const toml::table* t = c.table(root, "", "management");
   if (!t) return;
   c.keys(*t, "management", "keys in [management]", {"socket"});
-  const std::string fix = "expected an absolute path of at most 107 bytes, e.g. socket = \"/run/veil/veil.sock\"";
+  const std::string fix =
+      "expected an absolute path of at most 107 bytes, e.g. socket = \"/run/veil/veil.sock\"";
   if (auto* n = c.string(*t, "management", "socket", fix)) {
     const auto& s = n->get();
     if (s.empty() || s.front() != '/')
@@ -747,8 +796,9 @@ void parse_management(Checker& c, const toml::table& root, Config& cfg) {
     else if (s.back() == '/')
       c.add(*n, "management.socket: " + quote(s) + " names a directory, not a socket file", fix);
     else if (s.size() > kSunPathMax || s.find('\0') != std::string::npos)
-      c.add(*n, "management.socket: " + quote(s) + " is longer than a Unix socket path may be (" +
-                    std::to_string(s.size()) + " bytes)",
+      c.add(*n,
+            "management.socket: " + quote(s) + " is longer than a Unix socket path may be (" +
+                std::to_string(s.size()) + " bytes)",
             fix);
     else
       cfg.management.socket = s;
@@ -759,7 +809,8 @@ ParseResult validate(const toml::table& root, const std::string& name) {
   Checker c(name);
   Config cfg;
   cfg.source = name;
-  c.keys(root, "", "top-level keys and tables", {"port", "cores", "media", "limits", "dataplane", "management"});
+  c.keys(root, "", "top-level keys and tables",
+         {"port", "cores", "media", "limits", "dataplane", "management"});
   parse_ports(c, root, cfg);
   parse_cores(c, root, cfg);
   parse_media(c, root, cfg);
@@ -772,7 +823,8 @@ ParseResult validate(const toml::table& root, const std::string& name) {
   return r;
 }
 
-ParseResult fail(const std::string& file, uint32_t line, uint32_t column, std::string what, std::string fix) {
+ParseResult fail(const std::string& file, uint32_t line, uint32_t column, std::string what,
+                 std::string fix) {
   ParseResult r;
   r.errors.push_back(Error{file, line, column, std::move(what), std::move(fix)});
   return r;
@@ -792,10 +844,12 @@ ParseResult parse_string(std::string_view text, const std::string& name) {
     }
     return validate(root, name);
   } catch (const std::exception& e) {
-    return fail(name, 0, 0, std::string("internal error while reading the configuration: ") + e.what(),
+    return fail(name, 0, 0,
+                std::string("internal error while reading the configuration: ") + e.what(),
                 "report this as a bug");
   } catch (...) {
-    return fail(name, 0, 0, "internal error while reading the configuration", "report this as a bug");
+    return fail(name, 0, 0, "internal error while reading the configuration",
+                "report this as a bug");
   }
 }
 
@@ -804,7 +858,8 @@ ParseResult parse_file(const std::string& path) {
   try {
     std::FILE* f = std::fopen(path.c_str(), "rb");
     if (f == nullptr)
-      return fail(path, 0, 0, std::string("cannot open the configuration file: ") + std::strerror(errno), fix);
+      return fail(path, 0, 0,
+                  std::string("cannot open the configuration file: ") + std::strerror(errno), fix);
     struct stat st {};
     if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
       std::fclose(f);
@@ -824,7 +879,9 @@ ParseResult parse_file(const std::string& path) {
     bool bad = std::ferror(f) != 0;
     int err = errno;
     std::fclose(f);
-    if (bad) return fail(path, 0, 0, std::string("cannot read the configuration file: ") + std::strerror(err), fix);
+    if (bad)
+      return fail(path, 0, 0,
+                  std::string("cannot read the configuration file: ") + std::strerror(err), fix);
     return parse_string(text, path);
   } catch (const std::exception& e) {
     return fail(path, 0, 0, std::string("cannot read the configuration file: ") + e.what(), fix);

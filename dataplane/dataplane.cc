@@ -330,6 +330,12 @@ send:
   send_from_control(port, frame, len);
 }
 
+void Dataplane::prime_next_hop(uint8_t port, const IpAddr& dst) {
+  if (port >= ports_.size() || !dst.valid()) return;
+  IpAddr nh = ports_[port].next_hop(dst);
+  if (!neigh_->known(port, nh)) request_resolution(port, nh);
+}
+
 void Dataplane::resolve_gateways() {
   for (size_t i = 0; i < ports_.size(); ++i) {
     if (ports_[i].gw4.valid()) request_resolution(uint8_t(i), ports_[i].gw4);

@@ -45,6 +45,16 @@ struct PortInfo {
         return true;
     return false;
   }
+  // ff02::1 (all nodes) or the solicited-node group of one of our IPv6 addresses.
+  bool is_nd_group(const uint8_t* a) const {
+    static const uint8_t sn[13] = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xff};
+    static const uint8_t all[16] = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    if (std::memcmp(a, all, 16) == 0) return true;
+    if (std::memcmp(a, sn, 13) != 0) return false;
+    for (unsigned i = 0; i < n_addrs; ++i)
+      if (addrs[i].is_v6() && std::memcmp(addrs[i].bytes.data() + 13, a + 13, 3) == 0) return true;
+    return false;
+  }
   // The next hop for `dst`: itself when on-link, else the gateway of its family.
   IpAddr next_hop(const IpAddr& dst) const {
     for (unsigned i = 0; i < n_addrs; ++i)
@@ -104,12 +114,17 @@ class Dataplane {
   void poll_control();
   // Asks for the next hop of every port's gateway (start-up, and periodically).
   void resolve_gateways();
+  // Asks for the next hop towards `dst` on `port` unless it is known: called when a flow is
+  // programmed, so its first packets do not wait for ARP/ND.
+  void prime_next_hop(uint8_t port, const IpAddr& dst);
 
   FlowTable& flows() { return *flows_; }
   NeighTable& neighbours() { return *neigh_; }
   Rcu& rcu() { return *rcu_; }
   const std::vector<PortInfo>& ports() const { return ports_; }
   unsigned workers() const { return unsigned(workers_.size()); }
+  // The worker contexts (tests and the benchmark drive process_burst/flush directly).
+  WorkerCtx& worker(unsigned i) { return *workers_.at(i); }
   rte_mempool* pool() const { return pool_; }
 
   // Sum over workers.

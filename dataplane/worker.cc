@@ -77,7 +77,7 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
     if (!ours_unicast) {
       // IPv6: neighbour discovery arrives on solicited-node multicast, and the kernel's
       // link-local address (fe80::/10) is reachable through the exception path.
-      bool nd_multicast = p.family == Family::V6 && dst[0] == 0xff && p.proto == kProtoIcmp6;
+      bool nd_multicast = p.family == Family::V6 && p.proto == kProtoIcmp6 && port.is_nd_group(dst);
       bool link_local = p.family == Family::V6 && dst[0] == 0xfe && (dst[1] & 0xc0) == 0x80;
       if (!nd_multicast && !link_local) {
         drop(m, Drop::not_for_us);

@@ -21,7 +21,8 @@ STATE=${VEIL_NIC_STATE:-/run/veil-nic.state}
 LOCK=${VEIL_NIC_LOCK:-/run/veil-nic.lock}
 VFIO=vfio-pci
 
-readonly E_FAIL=1 E_USAGE=2 E_ROOT=3 E_NODEV=4 E_INUSE=5 E_IOMMU=6 E_DRIVER=7 E_BIND=8 E_CONFIG=9 E_LOCK=10
+# 1: any other failure (set -e)
+readonly E_USAGE=2 E_ROOT=3 E_NODEV=4 E_INUSE=5 E_IOMMU=6 E_DRIVER=7 E_BIND=8 E_CONFIG=9 E_LOCK=10
 
 usage() {
   cat <<EOF
@@ -90,7 +91,11 @@ sysw() {
     say "  would write '$value' to $file"
     return 0
   fi
-  printf '%s\n' "$value" >"$file" 2>/dev/null
+  printf '%s\n' "$value" >"$file" 2>/dev/null || return 1
+  # Tests only: a fake sysfs tree may carry a script that plays the kernel's part.
+  if [[ -n ${VEIL_SYSFS_ROOT:-} && -x $SYS/.kernel ]]; then
+    "$SYS/.kernel" "$file" "$value"
+  fi
 }
 
 normalize_pci() {
@@ -165,25 +170,39 @@ iface_link() {
 }
 
 # Why an interface must not be taken from the kernel; empty when it is free to go.
+# With "short", only the kinds of use ("addresses, routes").
 iface_usage() {
-  local if=$1 reasons=() addrs routes line
+  local if=$1 short=${2:-} reasons=() kinds=() addrs routes line master
   ip -o link show dev "$if" >/dev/null 2>&1 || return 0
-  if [[ -e $SYS/class/net/$if/master ]] || ip -o link show dev "$if" 2>/dev/null | grep -q ' master '; then
-    reasons+=("it is enslaved to $(ip -o link show dev "$if" | sed -n 's/.* master \([^ ]*\).*/\1/p')")
+  master=$(ip -o link show dev "$if" 2>/dev/null | sed -n 's/.* master \([^ ]*\).*/\1/p')
+  if [[ -n $master ]]; then
+    reasons+=("it is part of $master")
+    kinds+=("member of $master")
   fi
-  addrs=$(ip -o addr show dev "$if" 2>/dev/null | awk '$0 !~ / scope (link|host) / { print $4 }' | tr '\n' ' ')
+  addrs=$(ip -o addr show dev "$if" 2>/dev/null | awk '$0 !~ / scope (link|host) / { print $4 }' | paste -sd' ' -)
   if [[ -n $addrs && $(iface_link "$if") == up* ]]; then
-    reasons+=("it is up with addresses ${addrs% }")
+    reasons+=("it is up with addresses $addrs")
+    kinds+=("addresses")
   fi
   routes=""
   while IFS= read -r line; do
+    line=$(sed 's/[[:space:]]*$//; s/[[:space:]][[:space:]]*/ /g' <<<"$line")
     [[ -z $line || $line == fe80::/64* || $line == multicast* ]] && continue
     routes+="${routes:+; }$line"
   done < <(ip -4 route show dev "$if" 2>/dev/null; ip -6 route show dev "$if" 2>/dev/null)
-  [[ -z $routes ]] || reasons+=("it carries routes ($routes)")
+  if [[ -n $routes ]]; then
+    reasons+=("it carries routes ($routes)")
+    kinds+=("routes")
+  fi
   ((${#reasons[@]})) || return 0
-  local IFS=', '
-  printf '%s\n' "${reasons[*]}"
+  if [[ $short == short ]]; then
+    printf '%s' "${kinds[0]}"
+    printf ', %s' "${kinds[@]:1}"
+  else
+    printf '%s' "${reasons[0]}"
+    printf '; %s' "${reasons[@]:1}"
+  fi
+  printf '\n'
 }
 
 # ---- state file: "<pci> <previous driver or -> <interfaces, comma-separated, or ->" -------------
@@ -294,8 +313,8 @@ cmd_list() {
     fi
     for if in "${iflist[@]}"; do
       local u
-      u=$(iface_usage "$if")
-      [[ -z $u ]] || note+="${note:+; }$if in use: $u"
+      u=$(iface_usage "$if" short)
+      [[ -z $u ]] || note+="${note:+; }$if in use ($u)"
     done
     desc=$(dev_desc "$pci")
     [[ -z $desc ]] || note+="${note:+; }$desc"
@@ -504,7 +523,7 @@ cmd_unbind() {
   need_root unbind
   take_lock
 
-  local d drv rec saved target failed=0 now ifs
+  local d drv rec saved target tname failed=0 now ifs
   for pci in "${pcis[@]}"; do
     d=$(dev_dir "$pci")
     drv=$(dev_driver "$pci")
@@ -516,7 +535,8 @@ cmd_unbind() {
       state_put "$pci"
       continue
     fi
-    ((dry_run)) && say "$pci ($VFIO) -> ${target:-the kernel's choice}:"
+    tname=${target:-"the kernel's default driver"}
+    ((dry_run)) && say "$pci ($VFIO) -> $tname:"
     sysw "$pci" "$d/driver/unbind" || die "$E_BIND" "$pci: unbinding from $VFIO failed"
     sysw "" "$d/driver_override" || warn "$pci: could not clear driver_override"
     if [[ $target == - ]]; then
@@ -536,7 +556,7 @@ cmd_unbind() {
     now=$(dev_driver "$pci")
     ifs=$(dev_ifaces "$pci" | paste -sd, -)
     if [[ -z $now || (-n $target && $now != "$target") ]]; then
-      warn "$pci: asked for ${target:-the kernel's default driver}, now on ${now:-no driver}"
+      warn "$pci: asked for $tname, now on ${now:-no driver}"
       failed=1
       continue
     fi

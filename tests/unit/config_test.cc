@@ -2,12 +2,12 @@
 #include "controlplane/config.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <ostream>
 #include <string>
-#include <unistd.h>
 
 #ifndef VEIL_SOURCE_DIR
 #error "VEIL_SOURCE_DIR must be defined (tests/unit/meson.build passes it)"
@@ -60,6 +60,7 @@ tx_desc = 2048
 file_prefix = "veil-test"
 eal_args = ["--log-level=pmd,debug", "--no-telemetry"]
 latching = "strict"
+idle_sleep_us = 50
 
 [management]
 socket = "/tmp/veil-test.sock"
@@ -123,7 +124,8 @@ const Error* find_error(const ParseResult& r, const std::string& text, const std
                         const std::string& what) {
   Pos p = pos_of(text, where);
   for (const auto& e : r.errors)
-    if (e.line == p.line && e.column == p.column && e.what.find(what) != std::string::npos) return &e;
+    if (e.line == p.line && e.column == p.column && e.what.find(what) != std::string::npos)
+      return &e;
   return nullptr;
 }
 
@@ -134,11 +136,12 @@ void expect_error(const std::string& text, const std::string& where, const std::
   EXPECT_FALSE(r.config.has_value());
   Pos p = pos_of(text, where);
   const Error* e = find_error(r, text, where, what);
-  ASSERT_NE(e, nullptr) << "expected at " << p.line << ":" << p.column << " an error with \"" << what
-                        << "\"; got:\n"
+  ASSERT_NE(e, nullptr) << "expected at " << p.line << ":" << p.column << " an error with \""
+                        << what << "\"; got:\n"
                         << dump(r);
   EXPECT_EQ(e->file, "t.toml");
-  EXPECT_NE(e->fix.find(fix), std::string::npos) << "fix: " << e->fix << "\nexpected to contain: " << fix;
+  EXPECT_NE(e->fix.find(fix), std::string::npos)
+      << "fix: " << e->fix << "\nexpected to contain: " << fix;
 }
 
 // ---------------------------------------------------------------------------
@@ -196,8 +199,10 @@ TEST(Config, FullConfigParsesEveryValue) {
   EXPECT_EQ(c.dataplane.rx_desc, 512);
   EXPECT_EQ(c.dataplane.tx_desc, 2048);
   EXPECT_EQ(c.dataplane.file_prefix, "veil-test");
-  EXPECT_EQ(c.dataplane.eal_args, (std::vector<std::string>{"--log-level=pmd,debug", "--no-telemetry"}));
+  EXPECT_EQ(c.dataplane.eal_args,
+            (std::vector<std::string>{"--log-level=pmd,debug", "--no-telemetry"}));
   EXPECT_EQ(c.dataplane.default_latch, LatchMode::Strict);
+  EXPECT_EQ(c.dataplane.idle_sleep_us, 50u);
   EXPECT_EQ(c.management.socket, "/tmp/veil-test.sock");
 }
 
@@ -235,6 +240,7 @@ TEST(Config, DefaultsWhenKeysAreAbsent) {
   EXPECT_EQ(c.dataplane.file_prefix, "");  // veild uses "veil-<pid>"
   EXPECT_TRUE(c.dataplane.eal_args.empty());
   EXPECT_EQ(c.dataplane.default_latch, LatchMode::Latch);
+  EXPECT_EQ(c.dataplane.idle_sleep_us, 0u);
   EXPECT_EQ(c.management.socket, "/run/veil/veil.sock");
 }
 
@@ -334,7 +340,8 @@ TEST(Config, MissingFileIsAClearError) {
   EXPECT_EQ(e.column, 0u);
   EXPECT_NE(e.what.find("cannot open the configuration file"), std::string::npos) << e.what;
   EXPECT_NE(e.what.find("No such file or directory"), std::string::npos) << e.what;
-  EXPECT_EQ(e.str().rfind("/nonexistent/veil.toml: error: cannot open the configuration file: ", 0), 0u)
+  EXPECT_EQ(e.str().rfind("/nonexistent/veil.toml: error: cannot open the configuration file: ", 0),
+            0u)
       << e.str();
 }
 
@@ -353,10 +360,10 @@ TEST(Config, SyntaxErrorReportsLineAndColumn) {
   EXPECT_EQ(r.errors[0].line, p.line);
   EXPECT_EQ(r.errors[0].column, p.column);
   EXPECT_NE(r.errors[0].what.find("expected value"), std::string::npos) << r.errors[0].what;
-  EXPECT_EQ(r.errors[0].str().rfind("t.toml:" + std::to_string(p.line) + ":" + std::to_string(p.column) +
-                                        ": error: ",
-                                    0),
-            0u)
+  EXPECT_EQ(
+      r.errors[0].str().rfind(
+          "t.toml:" + std::to_string(p.line) + ":" + std::to_string(p.column) + ": error: ", 0),
+      0u)
       << r.errors[0].str();
 }
 
@@ -399,9 +406,10 @@ TEST(Config, ErrorStrOfARealError) {
   ParseResult r = parse_string(text, "veil.toml");
   ASSERT_EQ(r.errors.size(), 1u) << dump(r);
   Pos p = pos_of(text, "ports = |\"30000-70000\"");
-  EXPECT_EQ(r.errors[0].str(), "veil.toml:" + std::to_string(p.line) + ":" + std::to_string(p.column) +
-                                   ": error: media.internal.ports: \"30000-70000\" is not a port range; "
-                                   "expected \"first-last\" with 1 <= first <= last <= 65535");
+  EXPECT_EQ(r.errors[0].str(),
+            "veil.toml:" + std::to_string(p.line) + ":" + std::to_string(p.column) +
+                ": error: media.internal.ports: \"30000-70000\" is not a port range; "
+                "expected \"first-last\" with 1 <= first <= last <= 65535");
 }
 
 // ---------------------------------------------------------------------------
@@ -490,7 +498,9 @@ struct Case {
   const char* fix;    // substring of Error::fix
 };
 
-void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.name;
+}
 
 class ConfigError : public ::testing::TestWithParam<Case> {};
 
@@ -502,23 +512,27 @@ TEST_P(ConfigError, IsReportedAtTheRightPlace) {
 
 const Case kCases[] = {
     // Unknown keys, at every level, with the allowed keys and a suggestion.
-    {"UnknownTopLevelKey", "[[port]]\nname = \"ext0\"", "verbose = true\n[[port]]\nname = \"ext0\"", "|verbose",
-     "verbose: unknown key \"verbose\"", "allowed top-level keys and tables: port, cores, media"},
-    {"UnknownTopLevelTable", "[limits]", "[limit]", "[|limit]", "limit: unknown key", "did you mean \"limits\"?"},
+    {"UnknownTopLevelKey", "[[port]]\nname = \"ext0\"", "verbose = true\n[[port]]\nname = \"ext0\"",
+     "|verbose", "verbose: unknown key \"verbose\"",
+     "allowed top-level keys and tables: port, cores, media"},
+    {"UnknownTopLevelTable", "[limits]", "[limit]", "[|limit]", "limit: unknown key",
+     "did you mean \"limits\"?"},
     {"UnknownPortKey", "gateway6 = ", "gatway6 = ", "|gatway6", "port[0].gatway6: unknown key",
      "did you mean \"gateway6\"?"},
-    {"UnknownPortKeyListsAllowed", "mtu = 9000", "speed = 10000", "|speed", "port[1].speed: unknown key",
-     "allowed keys in [[port]]: name, role, device, pci, addresses, gateway, gateway6, exception_iface, mtu"},
-    {"UnknownCoresKey", "workers = [3, 5]", "worker = [3, 5]", "|worker", "cores.worker: unknown key",
-     "did you mean \"workers\"?"},
-    {"UnknownMediaSide", "[media.internal]", "[media.inside]", "[media.|inside]", "media.inside: unknown key",
-     "allowed keys in [media]: external, internal"},
+    {"UnknownPortKeyListsAllowed", "mtu = 9000", "speed = 10000", "|speed",
+     "port[1].speed: unknown key",
+     "allowed keys in [[port]]: name, role, device, pci, addresses, gateway, gateway6, "
+     "exception_iface, mtu"},
+    {"UnknownCoresKey", "workers = [3, 5]", "worker = [3, 5]", "|worker",
+     "cores.worker: unknown key", "did you mean \"workers\"?"},
+    {"UnknownMediaSide", "[media.internal]", "[media.inside]", "[media.|inside]",
+     "media.inside: unknown key", "allowed keys in [media]: external, internal"},
     {"UnknownMediaKey", "ports = \"20000-29999\"", "port = \"20000-29999\"", "|port = \"20000",
      "media.external.port: unknown key", "did you mean \"ports\"?"},
     {"UnknownLimitsKey", "punt_pps", "punt_ppps", "|punt_ppps", "limits.punt_ppps: unknown key",
      "max_flows, punt_pps, flow_idle_timeout, relatch_after_ms"},
-    {"UnknownDataplaneKey", "hugepages = true", "hugepage = true", "|hugepage", "dataplane.hugepage: unknown key",
-     "did you mean \"hugepages\"?"},
+    {"UnknownDataplaneKey", "hugepages = true", "hugepage = true", "|hugepage",
+     "dataplane.hugepage: unknown key", "did you mean \"hugepages\"?"},
     {"UnknownManagementKey", "socket = ", "sock = ", "|sock =", "management.sock: unknown key",
      "allowed keys in [management]: socket"},
 
@@ -530,33 +544,35 @@ const Case kCases[] = {
     {"WorkersInteger", "workers = [3, 5]", "workers = 3", "workers = |3",
      "cores.workers: 3 is an integer, not an array", "non-empty array of distinct lcore ids"},
     {"AddressesString", "addresses = [\"198.51.100.1/24\"]", "addresses = \"198.51.100.1/24\"",
-     "addresses = |\"198.51.100.1/24\"", "port[1].addresses: \"198.51.100.1/24\" is a string, not an array",
-     "non-empty array"},
+     "addresses = |\"198.51.100.1/24\"",
+     "port[1].addresses: \"198.51.100.1/24\" is a string, not an array", "non-empty array"},
     {"AddressNotString", "[\"198.51.100.1/24\"]", "[\"198.51.100.1/24\", 7]", "/24\", |7]",
      "port[1].addresses[1]: 7 is an integer, not a string", "ADDRESS/LENGTH"},
     {"MaxFlowsFloat", "max_flows = 1000", "max_flows = 1.5", "max_flows = |1.5",
      "limits.max_flows: 1.5 is a float, not an integer", "from 1 to 16777216"},
-    {"LimitsArrayOfTables", "[limits]", "[[limits]]", "|[[limits]]", "limits: is an array, not a table",
-     "[limits]"},
-    {"EalArgNotString", "eal_args = [\"--log-level=pmd,debug\", \"--no-telemetry\"]", "eal_args = [\"-v\", 7]",
-     "\"-v\", |7]", "dataplane.eal_args[1]: 7 is an integer, not a string", "array of strings"},
-    {"RoleInteger", "role = \"internal\"", "role = 2", "role = |2", "port[1].role: 2 is an integer, not a string",
-     "\"external\" or role = \"internal\""},
+    {"LimitsArrayOfTables", "[limits]", "[[limits]]", "|[[limits]]",
+     "limits: is an array, not a table", "[limits]"},
+    {"EalArgNotString", "eal_args = [\"--log-level=pmd,debug\", \"--no-telemetry\"]",
+     "eal_args = [\"-v\", 7]", "\"-v\", |7]",
+     "dataplane.eal_args[1]: 7 is an integer, not a string", "array of strings"},
+    {"RoleInteger", "role = \"internal\"", "role = 2", "role = |2",
+     "port[1].role: 2 is an integer, not a string", "\"external\" or role = \"internal\""},
 
     // Roles.
     {"TwoExternalPorts", "role = \"internal\"", "role = \"external\"", "role = |\"external\"\npci",
      "port[1].role: \"external\" is already the role of port[0]", "exactly two ports"},
     {"BadRole", "role = \"internal\"", "role = \"inside\"", "role = |\"inside\"",
      "port[1].role: \"inside\" is not a role", "\"external\" or role = \"internal\""},
-    {"MissingRole", "role = \"internal\"\n", "", "|[[port]]\nname = \"int0\"", "port[1].role: missing",
-     "\"external\" or role = \"internal\""},
+    {"MissingRole", "role = \"internal\"\n", "", "|[[port]]\nname = \"int0\"",
+     "port[1].role: missing", "\"external\" or role = \"internal\""},
 
     // Names.
-    {"EmptyName", "name = \"int0\"", "name = \"\"", "name = |\"\"", "port[1].name: is empty", "non-empty name"},
+    {"EmptyName", "name = \"int0\"", "name = \"\"", "name = |\"\"", "port[1].name: is empty",
+     "non-empty name"},
     {"DuplicateName", "name = \"int0\"", "name = \"ext0\"", "name = |\"ext0\"\nrole = \"internal\"",
      "port[1].name: \"ext0\" is already used by port[0]", "its own name"},
-    {"MissingName", "name = \"int0\"\n", "", "|[[port]]\nrole = \"internal\"", "port[1].name: missing",
-     "non-empty name"},
+    {"MissingName", "name = \"int0\"\n", "", "|[[port]]\nrole = \"internal\"",
+     "port[1].name: missing", "non-empty name"},
 
     // device / pci.
     {"DeviceAndPci", "pci = \"0000:03:00.1\"", "pci = \"0000:03:00.1\"\ndevice = \"net_null0\"",
@@ -571,43 +587,49 @@ const Case kCases[] = {
      "port[1].pci: \"0000:03:00.8\" is not a PCI address", "function 0-7"},
     {"PciNotHex", "\"0000:03:00.1\"", "\"000g:03:00.1\"", "pci = |\"000g:03:00.1\"",
      "port[1].pci: \"000g:03:00.1\" is not a PCI address", "\"0000:03:00.0\""},
-    {"EmptyDevice", "\"net_af_packet0,iface=veth-ext\"", "\"\"", "device = |\"\"", "port[0].device: is empty",
-     "exactly one of device"},
+    {"EmptyDevice", "\"net_af_packet0,iface=veth-ext\"", "\"\"", "device = |\"\"",
+     "port[0].device: is empty", "exactly one of device"},
     {"DuplicateDevice", "pci = \"0000:03:00.1\"", "device = \"net_af_packet0,iface=veth-ext\"",
      "device = |\"net_af_packet0,iface=veth-ext\"\naddresses = [\"198",
-     "port[1].device: \"net_af_packet0,iface=veth-ext\" is already used by port[0]", "its own DPDK device"},
+     "port[1].device: \"net_af_packet0,iface=veth-ext\" is already used by port[0]",
+     "its own DPDK device"},
 
     // Addresses.
     {"AddressWithoutLength", "\"198.51.100.1/24\"", "\"198.51.100.1\"", "[|\"198.51.100.1\"]",
-     "port[1].addresses[0]: \"198.51.100.1\" is not an address with a prefix length", "ADDRESS/LENGTH"},
+     "port[1].addresses[0]: \"198.51.100.1\" is not an address with a prefix length",
+     "ADDRESS/LENGTH"},
     {"AddressLengthTooLong", "\"198.51.100.1/24\"", "\"198.51.100.1/33\"", "[|\"198.51.100.1/33\"]",
      "port[1].addresses[0]: \"198.51.100.1/33\" is not an address", "at most 32 for IPv4"},
     {"AddressGarbage", "\"2001:db8:1::1/64\"", "\"2001:db8:1::g/64\"", "|\"2001:db8:1::g/64\"",
      "port[0].addresses[1]: \"2001:db8:1::g/64\" is not an address", "ADDRESS/LENGTH"},
-    {"AddressMulticast", "\"198.51.100.1/24\"", "\"198.51.100.1/24\", \"239.1.1.1/8\"", "|\"239.1.1.1/8\"",
-     "port[1].addresses[1]: \"239.1.1.1/8\" is not a unicast address", "unicast"},
+    {"AddressMulticast", "\"198.51.100.1/24\"", "\"198.51.100.1/24\", \"239.1.1.1/8\"",
+     "|\"239.1.1.1/8\"", "port[1].addresses[1]: \"239.1.1.1/8\" is not a unicast address",
+     "unicast"},
     {"AddressesEmpty", "addresses = [\"198.51.100.1/24\"]", "addresses = []", "addresses = |[]",
      "port[1].addresses: is empty", "non-empty array"},
     {"AddressesMissing", "addresses = [\"198.51.100.1/24\"]\n", "", "|[[port]]\nname = \"int0\"",
      "port[1].addresses: missing", "non-empty array"},
-    {"AddressDuplicateAcrossPorts", "[\"198.51.100.1/24\"]", "[\"198.51.100.1/24\", \"2001:db8:1::1/48\"]",
-     "\"198.51.100.1/24\", |\"2001:db8:1::1/48\"",
+    {"AddressDuplicateAcrossPorts", "[\"198.51.100.1/24\"]",
+     "[\"198.51.100.1/24\", \"2001:db8:1::1/48\"]", "\"198.51.100.1/24\", |\"2001:db8:1::1/48\"",
      "port[1].addresses[1]: 2001:db8:1::1 is already used by port[0].addresses[1]", "only once"},
-    {"AddressDuplicateWithinPort", "[\"198.51.100.1/24\"]", "[\"198.51.100.1/24\", \"198.51.100.1/25\"]",
-     "\"198.51.100.1/24\", |\"198.51.100.1/25\"",
+    {"AddressDuplicateWithinPort", "[\"198.51.100.1/24\"]",
+     "[\"198.51.100.1/24\", \"198.51.100.1/25\"]", "\"198.51.100.1/24\", |\"198.51.100.1/25\"",
      "port[1].addresses[1]: 198.51.100.1 is already used by port[1].addresses[0]", "only once"},
 
     // Gateways.
     {"GatewayOffLink", "\"198.51.100.254\"", "\"198.51.101.254\"", "gateway = |\"198.51.101.254\"",
      "port[1].gateway: \"198.51.101.254\" is not on this port's link (198.51.100.1/24)",
      "inside one of this port's IPv4 prefixes"},
-    {"GatewayWrongFamily", "\"198.51.100.254\"", "\"2001:db8:2::fe\"", "gateway = |\"2001:db8:2::fe\"",
-     "port[1].gateway: \"2001:db8:2::fe\" is an IPv6 address", "put an IPv6 next hop in gateway6"},
+    {"GatewayWrongFamily", "\"198.51.100.254\"", "\"2001:db8:2::fe\"",
+     "gateway = |\"2001:db8:2::fe\"", "port[1].gateway: \"2001:db8:2::fe\" is an IPv6 address",
+     "put an IPv6 next hop in gateway6"},
     {"Gateway6WrongFamily", "\"2001:db8:1::fe\"", "\"203.0.113.9\"", "gateway6 = |\"203.0.113.9\"",
      "port[0].gateway6: \"203.0.113.9\" is an IPv4 address", "put an IPv4 next hop in gateway"},
     {"Gateway6WithoutV6Address", "gateway = \"198.51.100.254\"",
-     "gateway = \"198.51.100.254\"\ngateway6 = \"2001:db8:2::fe\"", "gateway6 = |\"2001:db8:2::fe\"",
-     "port[1].gateway6: \"2001:db8:2::fe\" is not on this port's link (the port has no IPv6 address)",
+     "gateway = \"198.51.100.254\"\ngateway6 = \"2001:db8:2::fe\"",
+     "gateway6 = |\"2001:db8:2::fe\"",
+     "port[1].gateway6: \"2001:db8:2::fe\" is not on this port's link (the port has no IPv6 "
+     "address)",
      "IPv6 prefixes"},
     {"GatewayIsOwnAddress", "\"198.51.100.254\"", "\"198.51.100.1\"", "gateway = |\"198.51.100.1\"",
      "port[1].gateway: \"198.51.100.1\" is this port's own address", "next-hop router"},
@@ -615,19 +637,23 @@ const Case kCases[] = {
      "port[1].gateway: \"router\" is not an IP address", "IPv4 address"},
 
     // exception_iface and mtu.
-    {"ExceptionIfaceTooLong", "\"vx-ext\"", "\"veil-external-00\"", "exception_iface = |\"veil-external-00\"",
+    {"ExceptionIfaceTooLong", "\"vx-ext\"", "\"veil-external-00\"",
+     "exception_iface = |\"veil-external-00\"",
      "port[0].exception_iface: \"veil-external-00\" is not a valid interface name (16 characters)",
      "1 to 15 characters"},
     {"ExceptionIfaceSlash", "\"vx-ext\"", "\"vx/ext\"", "exception_iface = |\"vx/ext\"",
      "port[0].exception_iface: \"vx/ext\" is not a valid interface name", "without '/'"},
-    {"DefaultExceptionIfaceTooLong", "name = \"int0\"", "name = \"internal-0001\"", "name = |\"internal-0001\"",
-     "port[1].name: the default exception_iface \"veil-internal-0001\"", "set port[1].exception_iface"},
+    {"DefaultExceptionIfaceTooLong", "name = \"int0\"", "name = \"internal-0001\"",
+     "name = |\"internal-0001\"",
+     "port[1].name: the default exception_iface \"veil-internal-0001\"",
+     "set port[1].exception_iface"},
     {"DuplicateExceptionIface", "name = \"int0\"", "name = \"int0\"\nexception_iface = \"vx-ext\"",
-     "exception_iface = |\"vx-ext\"\nrole = \"internal\"", "port[1].exception_iface: \"vx-ext\" is already used",
-     "its own exception interface"},
-    {"MtuTooSmallForIPv6", "mtu = 1400", "mtu = 1000", "mtu = |1000", "port[0].mtu: 1000 is out of range",
-     "from 1280 to 9216 (a port with an IPv6 address"},
-    {"MtuTooSmall", "mtu = 9000", "mtu = 500", "mtu = |500", "port[1].mtu: 500 is out of range", "from 576 to 9216"},
+     "exception_iface = |\"vx-ext\"\nrole = \"internal\"",
+     "port[1].exception_iface: \"vx-ext\" is already used", "its own exception interface"},
+    {"MtuTooSmallForIPv6", "mtu = 1400", "mtu = 1000", "mtu = |1000",
+     "port[0].mtu: 1000 is out of range", "from 1280 to 9216 (a port with an IPv6 address"},
+    {"MtuTooSmall", "mtu = 9000", "mtu = 500", "mtu = |500", "port[1].mtu: 500 is out of range",
+     "from 576 to 9216"},
     {"MtuTooBig", "mtu = 9000", "mtu = 65536", "mtu = |65536", "port[1].mtu: 65536 is out of range",
      "from 576 to 9216"},
 
@@ -643,16 +669,18 @@ const Case kCases[] = {
      "media.internal.ports: \"39999-30000\" is not a port range", "first <= last"},
     {"MediaNotNumbers", "\"30000-39999\"", "\"low-high\"", "ports = |\"low-high\"",
      "media.internal.ports: \"low-high\" is not a port range", "\"first-last\""},
-    {"MediaEmptyString", "\"30000-39999\"", "\"\"", "ports = |\"\"", "media.internal.ports: \"\" is not a port range",
-     "\"first-last\""},
+    {"MediaEmptyString", "\"30000-39999\"", "\"\"", "ports = |\"\"",
+     "media.internal.ports: \"\" is not a port range", "\"first-last\""},
     {"MediaSpaces", "\"30000-39999\"", "\"30000 - 39999\"", "ports = |\"30000 - 39999\"",
      "media.internal.ports: \"30000 - 39999\" is not a port range", "\"first-last\""},
     {"MediaOnePort", "\"20000-29999\"", "\"20000-20000\"", "ports = |\"20000-20000\"",
      "media.external.ports: \"20000-20000\" has fewer than 2 ports", "at least 2 ports"},
     {"MediaContains5060", "\"20000-29999\"", "\"5000-6000\"", "ports = |\"5000-6000\"",
-     "media.external.ports: \"5000-6000\" contains the SIP ports 5060/5061", "neither 5060 nor 5061"},
+     "media.external.ports: \"5000-6000\" contains the SIP ports 5060/5061",
+     "neither 5060 nor 5061"},
     {"MediaContains5061", "\"30000-39999\"", "\"5061-5100\"", "ports = |\"5061-5100\"",
-     "media.internal.ports: \"5061-5100\" contains the SIP ports 5060/5061", "neither 5060 nor 5061"},
+     "media.internal.ports: \"5061-5100\" contains the SIP ports 5060/5061",
+     "neither 5060 nor 5061"},
     {"MediaEndsAt5060", "\"30000-39999\"", "\"4000-5060\"", "ports = |\"4000-5060\"",
      "media.internal.ports: \"4000-5060\" contains the SIP ports", "neither 5060 nor 5061"},
     {"MediaInteger", "\"30000-39999\"", "30000", "ports = |30000",
@@ -661,47 +689,50 @@ const Case kCases[] = {
     // Cores.
     {"WorkersEmpty", "workers = [3, 5]", "workers = []", "workers = |[]", "cores.workers: is empty",
      "non-empty array"},
-    {"WorkersDuplicate", "workers = [3, 5]", "workers = [3, 3]", "[3, |3]", "cores.workers[1]: 3 is listed twice",
-     "distinct lcore ids"},
+    {"WorkersDuplicate", "workers = [3, 5]", "workers = [3, 3]", "[3, |3]",
+     "cores.workers[1]: 3 is listed twice", "distinct lcore ids"},
     {"WorkersContainControl", "workers = [3, 5]", "workers = [2, 3]", "[|2, 3]",
      "cores.workers[0]: 2 is the control lcore", "other lcores"},
-    {"WorkerTooBig", "workers = [3, 5]", "workers = [3, 128]", "[3, |128]", "cores.workers[1]: 128 is not an lcore id",
-     "from 0 to 127"},
-    {"WorkerNegative", "workers = [3, 5]", "workers = [-1]", "[|-1]", "cores.workers[0]: -1 is not an lcore id",
-     "from 0 to 127"},
+    {"WorkerTooBig", "workers = [3, 5]", "workers = [3, 128]", "[3, |128]",
+     "cores.workers[1]: 128 is not an lcore id", "from 0 to 127"},
+    {"WorkerNegative", "workers = [3, 5]", "workers = [-1]", "[|-1]",
+     "cores.workers[0]: -1 is not an lcore id", "from 0 to 127"},
     {"WorkerNotInteger", "workers = [3, 5]", "workers = [\"3\"]", "[|\"3\"]",
      "cores.workers[0]: \"3\" is a string, not an integer", "lcore ids"},
-    {"ControlTooBig", "control = 2", "control = 128", "control = |128", "cores.control: 128 is out of range",
-     "from 0 to 127"},
+    {"ControlTooBig", "control = 2", "control = 128", "control = |128",
+     "cores.control: 128 is out of range", "from 0 to 127"},
 
     // Limits.
-    {"MaxFlowsZero", "max_flows = 1000", "max_flows = 0", "max_flows = |0", "limits.max_flows: 0 is out of range",
-     "from 1 to 16777216"},
+    {"MaxFlowsZero", "max_flows = 1000", "max_flows = 0", "max_flows = |0",
+     "limits.max_flows: 0 is out of range", "from 1 to 16777216"},
     {"MaxFlowsTooBig", "max_flows = 1000", "max_flows = 16777217", "max_flows = |16777217",
      "limits.max_flows: 16777217 is out of range", "from 1 to 16777216"},
-    {"PuntPpsZero", "punt_pps = 5000", "punt_pps = 0", "punt_pps = |0", "limits.punt_pps: 0 is out of range",
-     "from 1 to"},
+    {"PuntPpsZero", "punt_pps = 5000", "punt_pps = 0", "punt_pps = |0",
+     "limits.punt_pps: 0 is out of range", "from 1 to"},
     {"IdleTimeoutZero", "flow_idle_timeout = 30", "flow_idle_timeout = 0", "flow_idle_timeout = |0",
      "limits.flow_idle_timeout: 0 is out of range", "seconds from 1 to 86400"},
     {"RelatchNegative", "relatch_after_ms = 500", "relatch_after_ms = -1", "relatch_after_ms = |-1",
      "limits.relatch_after_ms: -1 is out of range", "milliseconds"},
 
     // Dataplane.
-    {"BurstZero", "burst = 16", "burst = 0", "burst = |0", "dataplane.burst: 0 is out of range", "from 1 to 64"},
-    {"BurstTooBig", "burst = 16", "burst = 65", "burst = |65", "dataplane.burst: 65 is out of range",
+    {"BurstZero", "burst = 16", "burst = 0", "burst = |0", "dataplane.burst: 0 is out of range",
      "from 1 to 64"},
+    {"BurstTooBig", "burst = 16", "burst = 65", "burst = |65",
+     "dataplane.burst: 65 is out of range", "from 1 to 64"},
     {"RxDescNotPowerOfTwo", "rx_desc = 512", "rx_desc = 1000", "rx_desc = |1000",
      "dataplane.rx_desc: 1000 is not a power of two", "power of two from 64 to 4096"},
-    {"RxDescTooSmall", "rx_desc = 512", "rx_desc = 32", "rx_desc = |32", "dataplane.rx_desc: 32 is out of range",
-     "power of two from 64 to 4096"},
-    {"TxDescTooBig", "tx_desc = 2048", "tx_desc = 8192", "tx_desc = |8192", "dataplane.tx_desc: 8192 is out of range",
-     "power of two from 64 to 4096"},
+    {"RxDescTooSmall", "rx_desc = 512", "rx_desc = 32", "rx_desc = |32",
+     "dataplane.rx_desc: 32 is out of range", "power of two from 64 to 4096"},
+    {"TxDescTooBig", "tx_desc = 2048", "tx_desc = 8192", "tx_desc = |8192",
+     "dataplane.tx_desc: 8192 is out of range", "power of two from 64 to 4096"},
     {"MemoryTooSmall", "memory_mb = 1024", "memory_mb = 63", "memory_mb = |63",
      "dataplane.memory_mb: 63 is out of range", "from 64 to"},
-    {"MbufsTooFew", "mbufs = 32767", "mbufs = 1022", "mbufs = |1022", "dataplane.mbufs: 1022 is out of range",
-     "from 1023 to"},
+    {"MbufsTooFew", "mbufs = 32767", "mbufs = 1022", "mbufs = |1022",
+     "dataplane.mbufs: 1022 is out of range", "from 1023 to"},
     {"FilePrefixBad", "\"veil-test\"", "\"veil test\"", "file_prefix = |\"veil test\"",
      "dataplane.file_prefix: \"veil test\" is not a valid file prefix", "A-Z a-z 0-9 . _ -"},
+    {"IdleSleepTooLong", "idle_sleep_us = 50", "idle_sleep_us = 200000", "idle_sleep_us = |200000",
+     "dataplane.idle_sleep_us: 200000 is out of range", "microseconds from 0"},
     {"LatchingBad", "latching = \"strict\"", "latching = \"loose\"", "latching = |\"loose\"",
      "dataplane.latching: \"loose\" is not a latching mode", "\"latch\" or latching = \"strict\""},
 
@@ -711,18 +742,23 @@ const Case kCases[] = {
     {"SocketDirectory", "\"/tmp/veil-test.sock\"", "\"/run/veil/\"", "socket = |\"/run/veil/\"",
      "management.socket: \"/run/veil/\" names a directory", "absolute path"},
     {"SocketTooLong", "\"/tmp/veil-test.sock\"",
-     "\"/run/veil/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.sock\"",
+     "\"/run/veil/"
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+     "aaaa.sock\"",
      "socket = |\"/run/veil/", "management.socket:", "at most 107 bytes"},
 };
 
 INSTANTIATE_TEST_SUITE_P(Config, ConfigError, ::testing::ValuesIn(kCases),
-                         [](const ::testing::TestParamInfo<Case>& info) { return std::string(info.param.name); });
+                         [](const ::testing::TestParamInfo<Case>& info) {
+                           return std::string(info.param.name);
+                         });
 
 TEST(Config, MediaSideThatIsNotATable) {
   std::string text = replace_first(kFull, "[media.internal]\nports = \"30000-39999\"\n", "");
-  text = replace_first(text, "[media.external]", "[media]\ninternal = \"30000-39999\"\n[media.external]");
-  expect_error(text, "internal = |\"30000-39999\"", "media.internal: \"30000-39999\" is a string, not a table",
-               "[media.internal]");
+  text = replace_first(text, "[media.external]",
+                       "[media]\ninternal = \"30000-39999\"\n[media.external]");
+  expect_error(text, "internal = |\"30000-39999\"",
+               "media.internal: \"30000-39999\" is a string, not a table", "[media.internal]");
 }
 
 TEST(Config, ValidEdgeValuesAreAccepted) {
