@@ -210,7 +210,7 @@ Response Api::flow_add(const Request& r, bool update) {
   std::string why;
   int rc = update ? dp_.flows().update(s, &why) : dp_.flows().install(s, &why);
   if (rc) return error(-rc, why);
-  dp_.prime_next_hop(s.egress_port, s.egress_remote);
+  dp_.prime_next_hop(s.egress_port, s.egress_remote.addr);
   idle_.erase(s.id);
   Response resp;
   resp.body = flow_doc(s.id, true);
