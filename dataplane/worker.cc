@@ -26,6 +26,7 @@ void WorkerCtx::punt(uint8_t pi, rte_mbuf* m, uint64_t now) {
   const PortInfo& port = dp->ports_[pi];
   if (!port.has_exc) return drop(m, Drop::punt_full);
   if (punt_tokens == 0) {
+    if (punt_last_tsc == 0) punt_last_tsc = now;  // first refill counts from the first punt
     uint64_t add = (now - punt_last_tsc) / cycles_per_token;
     if (add) {
       punt_tokens = add > punt_max ? punt_max : add;

@@ -47,8 +47,8 @@ reserve   Make sure the hugepage pool holds at least N pages of SIZE (the pool t
   --mb N          memory in MiB, rounded up to whole pages (per node with --node all).
   --config FILE   read Veil's TOML config: nothing to do when [dataplane] hugepages is not true;
                   otherwise reserve [dataplane] memory_mb (default $DEFAULT_MEMORY_MB) unless --count
-                  or --mb is given, on the NUMA node(s) of the [[port]] pci devices (else of the
-                  [cores] workers) when the host has more than one node.
+                  or --mb is given, on the NUMA node(s) of the [[port]] pci devices and of the
+                  [cores] control/workers cores, when the host has more than one node.
   --node N|all    reserve on NUMA node N (/sys/devices/system/node/nodeN), or N pages on every
                   node. Default: the system-wide pool (the kernel spreads pages over the nodes).
   --mount DIR     hugetlbfs mount point (default $DEFAULT_MOUNT). Point DPDK at it with
@@ -271,7 +271,22 @@ toml_flat() {
       }
       return out
     }
-    function emit(k, v) { print k "=" unquote(trim(v)) }
+    function emit(k, v,   rest, pair, eq2) {
+      v = trim(v)
+      # Inline tables, alone or in an array ("dataplane = { hugepages = true }",
+      # "port = [{ pci = \"...\" }, ...]"): emit their simple key = value pairs under k.
+      if (v ~ /^\[?[ \t]*\{/) {
+        rest = v
+        while (match(rest, /[A-Za-z0-9_-]+[ \t]*=[ \t]*("[^"]*"|\047[^\047]*\047|[^,}\] \t]+)/)) {
+          pair = substr(rest, RSTART, RLENGTH)
+          rest = substr(rest, RSTART + RLENGTH)
+          eq2 = index(pair, "=")
+          print k "." trim(substr(pair, 1, eq2 - 1)) "=" unquote(trim(substr(pair, eq2 + 1)))
+        }
+        return
+      }
+      print k "=" unquote(v)
+    }
     {
       line = trim(strip_comment($0))
       if (line == "") next
@@ -309,9 +324,10 @@ cpu_node() {
   return 1
 }
 
-# Sets cfg_hugepages, cfg_memory_mb and cfg_nodes: the NUMA nodes of the config's PCI ports, else
-# of its dataplane (worker) cores. The control core's node does not matter: EAL takes the memory
-# it asks for on a node without pages from the other nodes.
+# Sets cfg_hugepages, cfg_memory_mb and cfg_nodes: every NUMA node that holds one of the config's
+# PCI ports or one of its cores ([cores] control and workers). veild creates its packet-buffer
+# pool on the control core's node and the NIC queues on the NIC's node, so each of them needs
+# hugepages there; on a well-laid-out host that is a single node.
 read_config() {
   local file=$1 flat line k v pci node cpu
   [[ -r $file ]] || die "$E_CONFIG" "cannot read config $file"
@@ -345,7 +361,7 @@ read_config() {
           warn "$file: port pci $pci: no such PCI device on this host"
         fi
         ;;
-      cores.workers)
+      cores.control | cores.workers)
         for cpu in $(grep -oE '[0-9]+' <<<"$v" || true); do cores+=("$cpu"); done
         ;;
     esac
@@ -353,17 +369,13 @@ read_config() {
   for cpu in "${cores[@]}"; do
     node=$(cpu_node "$cpu") && core_nodes+=("$node")
   done
-  if ((${#pci_nodes[@]})); then
-    mapfile -t cfg_nodes < <(printf '%s\n' "${pci_nodes[@]}" | sort -nu)
-  elif ((${#core_nodes[@]})); then
-    mapfile -t cfg_nodes < <(printf '%s\n' "${core_nodes[@]}" | sort -nu)
+  local pn="" cn=""
+  ((${#pci_nodes[@]} == 0)) || pn=$(printf '%s\n' "${pci_nodes[@]}" | sort -nu | paste -sd' ' -)
+  ((${#core_nodes[@]} == 0)) || cn=$(printf '%s\n' "${core_nodes[@]}" | sort -nu | paste -sd' ' -)
+  if [[ -n $pn && -n $cn && $pn != "$cn" ]]; then
+    warn "$file: the NICs are on NUMA node(s) $pn but the cores on $cn; put the control and worker cores on the NICs' node (docs/bare-metal.md)"
   fi
-  if ((${#pci_nodes[@]} && ${#core_nodes[@]})); then
-    local pn cn
-    pn=$(printf '%s\n' "${pci_nodes[@]}" | sort -nu | tr '\n' ' ')
-    cn=$(printf '%s\n' "${core_nodes[@]}" | sort -nu | tr '\n' ' ')
-    [[ $pn == "$cn" ]] || warn "$file: NICs are on NUMA node(s) ${pn% } but the worker cores on ${cn% }; put the dataplane cores on the NICs' node (docs/bare-metal.md)"
-  fi
+  mapfile -t cfg_nodes < <(printf '%s\n' "${pci_nodes[@]}" "${core_nodes[@]}" | grep . | sort -nu)
 }
 
 # ---- reserve ------------------------------------------------------------------------------------
@@ -440,7 +452,7 @@ cmd_reserve() {
     [[ -n $count || -n $mb ]] || mb=$cfg_memory_mb
     if [[ -z $node_arg ]] && ((${#all_nodes[@]} > 1 && ${#cfg_nodes[@]})); then
       nodes=("${cfg_nodes[@]}")
-      ((${#nodes[@]} == 1)) || warn "$config: ports/cores span NUMA nodes ${nodes[*]}: reserving the full amount on each"
+      ((${#nodes[@]} == 1)) || warn "$config: ports and cores span NUMA nodes ${nodes[*]}: reserving the full amount on each"
     fi
   fi
   if [[ $node_arg == all ]]; then

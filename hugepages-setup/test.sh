@@ -62,7 +62,7 @@ for p in kernel/mm/hugepages/hugepages-2048kB devices/system/node/node0/hugepage
   for f in nr_hugepages free_hugepages surplus_hugepages; do echo 0 >"$F/$p/$f"; done
 done
 echo 0 >"$F/kernel/mm/hugepages/hugepages-2048kB/resv_hugepages"
-mkdir -p "$F/bus/pci/devices/0000:03:00.0" "$F/devices/system/cpu/cpu1/node1"
+mkdir -p "$F/bus/pci/devices/0000:03:00.0" "$F/devices/system/cpu/cpu0/node0" "$F/devices/system/cpu/cpu1/node1"
 echo 1 >"$F/bus/pci/devices/0000:03:00.0/numa_node"
 N0=$F/devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages
 N1=$F/devices/system/node/node1/hugepages/hugepages-2048kB/nr_hugepages
@@ -99,7 +99,7 @@ cat >"$TMP/veil.toml" <<'EOF'
 hugepages = true
 memory_mb = 100   # MiB
 [cores]
-control = 0
+control = 1
 workers = [1]
 [[port]]
 name = "ext0"
@@ -108,6 +108,21 @@ EOF
 expect "hugepages: --config picks the NIC's node" 0 "$HP" reserve --config "$TMP/veil.toml" --size 2M --no-mount
 file_is "hugepages: node1 has memory_mb/2M pages" "$N1" 50
 file_is "hugepages: node0 untouched" "$N0" 0
+expect "hugepages: release (config)" 0 "$HP" release
+cat >"$TMP/inline.toml" <<'EOF'
+dataplane = { hugepages = true, memory_mb = 64 }
+cores.control = 0
+cores.workers = [1]
+port = [
+  { name = "ext0", role = "external", pci = "0000:03:00.0" },
+]
+EOF
+expect "hugepages: inline tables, cores on another node" 0 "$HP" reserve --config "$TMP/inline.toml" --size 2M --no-mount
+contains "hugepages: warns about the NUMA layout" "the NICs are on NUMA node(s) 1 but the cores on 0 1"
+file_is "hugepages: control core's node0 gets pages" "$N0" 32
+file_is "hugepages: NIC's node1 gets pages" "$N1" 32
+expect "hugepages: release (inline)" 0 "$HP" release
+expect "hugepages: reserve for the release-with-others test" 0 "$HP" reserve --config "$TMP/veil.toml" --size 2M --no-mount
 echo 60 >"$N1" # someone else adds 10 pages meanwhile
 expect "hugepages: release keeps pages added by others" 0 "$HP" release
 file_is "hugepages: node1 keeps the other 10" "$N1" 10
