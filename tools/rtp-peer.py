@@ -33,6 +33,9 @@ def main():
     ap.add_argument('--pt', type=int, default=0)
     ap.add_argument('--linger', type=float, default=1.0, help='seconds to keep receiving after the last send')
     ap.add_argument('--duration', type=float, default=0, help='receive-only: seconds to listen')
+    ap.add_argument('--delay', type=float, default=0,
+                    help='seconds to wait (already receiving) before the first send, so that peers '
+                         'started together are all bound before any packet flies')
     args = ap.parse_args()
 
     fam = socket.AF_INET6 if ':' in args.bind[0] else socket.AF_INET
@@ -48,7 +51,7 @@ def main():
     seq = 1000
     ts = 160000
     start = time.monotonic()
-    next_send = start
+    next_send = start + args.delay
     end_send = None
     stop_at = start + args.duration if not args.send_to else None
     while True:

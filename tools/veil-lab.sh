@@ -132,6 +132,8 @@ down() {
   fi
   for ns in $SBC $EXT $INT; do ip netns del "$ns" 2>/dev/null || true; done
   rm -rf "$STATE"
+  # EAL's runtime directory for this lab's file prefix (left behind by every run).
+  rm -rf "/var/run/dpdk/veil-lab-$LAB"
 }
 
 demo() {
