@@ -57,9 +57,6 @@ constexpr uint16_t kUdpPayload = 172;
 constexpr uint16_t kFrameLen = kEthHdrLen + kIpv4HdrLen + kUdpHdrLen + kUdpPayload;  // 214
 // Bytes restored before every burst: Ethernet + IPv4 + UDP + the RTP header and then some.
 constexpr unsigned kSavedBytes = 64;
-// mbufs cycled through, like a NIC's rx ring of 1024 descriptors.
-constexpr unsigned kMbufs = 1024;
-constexpr unsigned kSlots = kMbufs / kBurst;
 
 // Local addresses per port (kMaxAddrs is the most a port has) and the media port range on
 // each: 8 * 64512 local endpoints per side, so up to 1,032,192 flows (516,096 pairs).
@@ -230,6 +227,7 @@ struct Args {
   uint64_t packets = 8u << 20;   // per repetition
   unsigned reps = 5;
   size_t sequence = 1u << 20;    // packets in the random sequence (64 bytes of header each)
+  unsigned mbufs = 1024;         // mbufs cycled through, like a NIC rx ring of 1024 descriptors
   std::string cmdline;
 };
 
@@ -246,11 +244,12 @@ bool parse_count(std::string_view s, uint64_t& out) {
 
 void usage(FILE* to) {
   std::fprintf(to,
-               "usage: veil-bench [--flows N[,N...]] [--packets N] [--reps N] [--sequence N]\n"
+               "usage: veil-bench [--flows N[,N...]] [--packets N] [--reps N] [--sequence N] [--mbufs N]\n"
                "  --flows     flow counts to measure (even; at most %u); default 1000,100000,1000000\n"
                "  --packets   packets per repetition and loop; default 8M (k and M suffixes work)\n"
                "  --reps      repetitions; the median is reported; default 5\n"
-               "  --sequence  distinct packets in the random sequence (64-byte headers); default 1048576\n",
+               "  --sequence  distinct packets in the random sequence (64-byte headers); default 1048576\n"
+               "  --mbufs     packet buffers cycled through (an rx ring's worth); default 1024\n",
                2 * kMaxPairs);
 }
 
@@ -283,6 +282,8 @@ bool parse_args(int argc, char** argv, Args& a) {
       if (a.flows.empty()) return usage(stderr), false;
     } else if (opt == "--packets" && parse_count(val, v) && v >= kBurst) {
       a.packets = v / kBurst * kBurst;
+    } else if (opt == "--mbufs" && parse_count(val, v) && v >= kBurst && v <= 65536) {
+      a.mbufs = unsigned(v / kBurst * kBurst);
     } else if (opt == "--reps" && parse_count(val, v) && v >= 1 && v <= 1000) {
       a.reps = unsigned(v);
     } else if (opt == "--sequence" && parse_count(val, v) && v >= 2 * kBurst) {
@@ -375,15 +376,15 @@ class Bench {
   unsigned run_;
   rte_ring* rings_[4] = {};
   std::unique_ptr<Dataplane> dp_;
-  rte_mbuf* mbufs_[kMbufs] = {};
+  std::vector<rte_mbuf*> mbufs_;
+  unsigned slots_ = 0;  // bursts' worth of mbufs
   Sequence seq_;
   size_t pos_ = 0;   // next burst of seq_
   unsigned slot_ = 0;
 };
 
 Bench::~Bench() {
-  for (rte_mbuf*& m : mbufs_)
-    if (m) rte_pktmbuf_free(m);
+  for (rte_mbuf* m : mbufs_) rte_pktmbuf_free(m);
   dp_.reset();
   for (rte_ring* r : rings_) rte_ring_free(r);
 }
@@ -416,7 +417,7 @@ bool Bench::setup() {
   cfg.media_external = {kFirstMediaPort, 65535};
   cfg.media_internal = {kFirstMediaPort, 65535};
   cfg.limits.max_flows = flows_ + flows_ / 4 + 1024;
-  cfg.dataplane.mbufs = 4095;
+  cfg.dataplane.mbufs = args_.mbufs + 4095;
   std::string err;
   Options opt;
   opt.create_taps = false;  // no exception path: nothing here is punted
@@ -455,10 +456,13 @@ bool Bench::setup() {
   dp_->poll_control();
   install_s = double(rte_rdtsc() - t0) / double(rte_get_tsc_hz());
 
-  if (rte_pktmbuf_alloc_bulk(dp_->pool(), mbufs_, kMbufs) != 0) {
-    std::fprintf(stderr, "veil-bench: cannot allocate %u mbufs\n", kMbufs);
+  std::vector<rte_mbuf*> m(args_.mbufs);
+  if (rte_pktmbuf_alloc_bulk(dp_->pool(), m.data(), args_.mbufs) != 0) {
+    std::fprintf(stderr, "veil-bench: cannot allocate %u mbufs\n", args_.mbufs);
     return false;
   }
+  mbufs_ = std::move(m);
+  slots_ = args_.mbufs / kBurst;
   for (rte_mbuf* m : mbufs_) {
     uint8_t* f = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, kFrameLen));
     for (unsigned i = 0; i < kFrameLen; ++i) f[i] = payload_byte(i);
@@ -473,7 +477,7 @@ bool Bench::feed_and_check(const Sequence& s, const char* what, bool expect_latc
   const PortInfo* ports = dp_->ports().data();
   Totals before = totals(*dp_);
   for (size_t b = 0; b < s.bursts(); ++b) {
-    rte_mbuf** m = &mbufs_[(b % kSlots) * kBurst];
+    rte_mbuf** m = &mbufs_[(b % slots_) * kBurst];
     const SavedHeader* h = &s.hdr[b * kBurst];
     restore(m, h);
     unsigned d = s.dir[b];
@@ -531,7 +535,7 @@ uint64_t Bench::run_veil(uint64_t packets) {
   uint64_t t0 = rte_rdtsc();
   for (uint64_t done = 0; done < packets; done += kBurst) {
     rte_mbuf** m = &mbufs_[slot_ * kBurst];
-    slot_ = (slot_ + 1) % kSlots;
+    slot_ = (slot_ + 1) % slots_;
     restore(m, &seq_.hdr[pos_ * kBurst]);
     w.process_burst(seq_.dir[pos_], m, kBurst, rte_rdtsc());
     // Take the packets back instead of transmitting them.
@@ -546,7 +550,7 @@ uint64_t Bench::run_baseline(uint64_t packets) {
   uint64_t t0 = rte_rdtsc();
   for (uint64_t done = 0; done < packets; done += kBurst) {
     rte_mbuf** m = &mbufs_[slot_ * kBurst];
-    slot_ = (slot_ + 1) % kSlots;
+    slot_ = (slot_ + 1) % slots_;
     restore(m, &seq_.hdr[pos_ * kBurst]);
     swap_headers(m, kBurst);
     if (++pos_ == seq_.bursts()) pos_ = 0;
@@ -558,7 +562,7 @@ uint64_t Bench::run_restore_only(uint64_t packets) {
   uint64_t t0 = rte_rdtsc();
   for (uint64_t done = 0; done < packets; done += kBurst) {
     rte_mbuf** m = &mbufs_[slot_ * kBurst];
-    slot_ = (slot_ + 1) % kSlots;
+    slot_ = (slot_ + 1) % slots_;
     restore(m, &seq_.hdr[pos_ * kBurst]);
     asm volatile("" : : "r"(m) : "memory");  // keep the stores
     if (++pos_ == seq_.bursts()) pos_ = 0;
