@@ -31,6 +31,8 @@ def main():
     ap.add_argument('--payload', type=int, default=160)
     ap.add_argument('--ssrc', type=lambda s: int(s, 0), default=0x5EED0001)
     ap.add_argument('--pt', type=int, default=0)
+    ap.add_argument('--delay', type=float, default=0.3,
+                    help='seconds between binding and the first send (lets the far end bind too)')
     ap.add_argument('--linger', type=float, default=1.0, help='seconds to keep receiving after the last send')
     ap.add_argument('--duration', type=float, default=0, help='receive-only: seconds to listen')
     ap.add_argument('--delay', type=float, default=0,
