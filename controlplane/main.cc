@@ -19,6 +19,7 @@
 #include "controlplane/config.h"
 #include "controlplane/mgmt.h"
 #include "dataplane/dataplane.h"
+#include "dataplane/srtp_lib.h"
 
 namespace {
 
@@ -78,6 +79,14 @@ int main(int argc, char** argv) {
     std::printf("%s: configuration is valid\n", config_path.c_str());
     return 0;
   }
+
+  veil::dp::SrtpInfo srtp = veil::dp::srtp_start();
+  if (!srtp.ok || !srtp.openssl) {
+    log("error", "libsrtp2 " + (srtp.ok ? "uses the " + srtp.backend + " crypto backend" : "failed to initialise") +
+                     "; Veil needs libsrtp2 built on OpenSSL (tools/build-srtp.sh, docs/dependencies.md)");
+    return 1;
+  }
+  log("info", srtp.version + " with OpenSSL crypto");
 
   // Block the signals before EAL creates its threads so they inherit the mask and the
   // control loop alone receives SIGINT/SIGTERM through its signalfd.
