@@ -7,7 +7,8 @@
 namespace veil {
 
 std::optional<IpAddr> IpAddr::parse(std::string_view text) {
-  if (text.empty() || text.size() > 45) return std::nullopt;
+  if (text.empty() || text.size() > 45 || text.find('\0') != std::string_view::npos)
+    return std::nullopt;
   char buf[64];
   std::memcpy(buf, text.data(), text.size());
   buf[text.size()] = '\0';

@@ -69,6 +69,11 @@ inline uint64_t pseudo_sum(Family f, const uint8_t* ip, uint16_t l4_len, uint8_t
   return sum_bytes(tail, 4, acc);
 }
 
+// ICMPv4 has no pseudo-header (RFC 792); UDP, TCP and ICMPv6 (RFC 4443 2.3) do.
+inline uint64_t l4_initial_sum(Family f, const uint8_t* ip, uint16_t l4_len, uint8_t proto) {
+  return f == Family::V4 && proto == kProtoIcmp ? 0 : pseudo_sum(f, ip, l4_len, proto);
+}
+
 inline bool addr_in(std::span<const IpAddr> ours, Family f, const uint8_t* a) {
   for (const auto& o : ours)
     if (o.family == f && std::memcmp(o.bytes.data(), a, o.len()) == 0) return true;
@@ -94,7 +99,7 @@ uint16_t l4_pseudo_checksum(Family f, const uint8_t* ip, uint16_t l4_len, uint8_
 
 uint16_t l4_checksum(Family f, const uint8_t* ip, const uint8_t* l4, uint16_t l4_len,
                      uint8_t proto) {
-  uint16_t c = uint16_t(~fold(sum_bytes(l4, l4_len, pseudo_sum(f, ip, l4_len, proto))));
+  uint16_t c = uint16_t(~fold(sum_bytes(l4, l4_len, l4_initial_sum(f, ip, l4_len, proto))));
   // RFC 768: a computed UDP checksum of zero is sent as all ones (zero means "none").
   if (proto == kProtoUdp && c == 0) c = 0xffff;
   return c;
@@ -104,7 +109,7 @@ bool l4_checksum_ok(const uint8_t* frame, const Parsed& p) {
   const uint8_t* ip = frame + p.l3;
   const uint8_t* l4 = frame + p.l4;
   if (p.proto == kProtoUdp && p.family == Family::V4 && rd16(l4 + 6) == 0) return true;
-  return fold(sum_bytes(l4, p.l4_len, pseudo_sum(p.family, ip, p.l4_len, p.proto))) == 0xffff;
+  return fold(sum_bytes(l4, p.l4_len, l4_initial_sum(p.family, ip, p.l4_len, p.proto))) == 0xffff;
 }
 
 Drop parse_frame(const uint8_t* f, uint32_t len, const MacAddr& port_mac, Parsed& out) {
@@ -340,22 +345,25 @@ MacAddr ipv6_multicast_mac(const IpAddr& g) {
 namespace {
 
 // Finds a link-layer address option (type 1 source, 2 target) in an ND message's options.
+// Walks every option (RFC 4861 7.1.1: all must have a non-zero length, even after the one
+// we want).
 bool find_lla(const uint8_t* opts, uint32_t n, uint8_t type, MacAddr& mac, bool& bad) {
   bad = false;
+  bool found = false;
   while (n >= 2) {
     uint32_t olen = opts[1] * 8u;
     if (olen == 0 || olen > n) {  // RFC 4861 4.6: length 0 is invalid
       bad = true;
       return false;
     }
-    if (opts[0] == type && olen >= 8) {
+    if (!found && opts[0] == type && olen >= 8) {
       std::memcpy(mac.b, opts + 2, 6);
-      return true;
+      found = true;
     }
     opts += olen;
     n -= olen;
   }
-  return false;
+  return found;
 }
 
 void swap_eth_to_sender(uint8_t* f, const MacAddr& port_mac) {
@@ -389,14 +397,15 @@ AnswerResult handle_icmp(uint8_t* f, uint32_t& len, uint32_t capacity, const Par
       swap_eth_to_sender(f, port_mac);
       return {Answer::Reply};
     }
-    if (type == 3 || type == 11 || type == 12) return {Answer::Punt};  // errors: the kernel's
+    // Errors, and echo replies to pings the kernel sent, belong to the kernel.
+    if (type == 0 || type == 3 || type == 11 || type == 12) return {Answer::Punt};
     return {Answer::Drop, Drop::icmp_unhandled};
   }
 
   uint8_t type = icmp[0];
   if (type == 128) {  // echo request (RFC 4443 4.1)
-    if (p.l2_multicast || !addr_in(ours, Family::V6, ip + 24))
-      return {Answer::Drop, Drop::icmp_unhandled};
+    if (p.l2_multicast) return {Answer::Drop, Drop::icmp_unhandled};
+    if (!addr_in(ours, Family::V6, ip + 24)) return {Answer::Punt};  // the kernel's link-local
     uint8_t tmp[16];
     std::memcpy(tmp, ip + 8, 16);
     std::memcpy(ip + 8, ip + 24, 16);
@@ -475,7 +484,7 @@ AnswerResult handle_icmp(uint8_t* f, uint32_t& len, uint32_t capacity, const Par
     r.answer = Answer::Reply;
     return r;
   }
-  if (type >= 1 && type <= 4) return {Answer::Punt};  // errors, incl. packet too big
+  if ((type >= 1 && type <= 4) || type == 129) return {Answer::Punt};  // errors, echo replies
   return {Answer::Drop, Drop::icmp_unhandled};       // RS/RA/redirect/MLD: not for an SBC
 }
 

@@ -35,9 +35,6 @@ def main():
                     help='seconds between binding and the first send (lets the far end bind too)')
     ap.add_argument('--linger', type=float, default=1.0, help='seconds to keep receiving after the last send')
     ap.add_argument('--duration', type=float, default=0, help='receive-only: seconds to listen')
-    ap.add_argument('--delay', type=float, default=0,
-                    help='seconds to wait (already receiving) before the first send, so that peers '
-                         'started together are all bound before any packet flies')
     args = ap.parse_args()
 
     fam = socket.AF_INET6 if ':' in args.bind[0] else socket.AF_INET

@@ -82,10 +82,29 @@ socket = "$SOCK"
 TOML
 }
 
+# A host on a real wire sends complete UDP/TCP checksums. On a veth the kernel leaves them
+# to "hardware" (CHECKSUM_PARTIAL) and DPDK's af_packet port receives them unfinished: Veil
+# rewrites relayed media with a fresh checksum, but signaling it punts to its kernel
+# interface arrives as sent and that kernel drops it. Turn tx checksum offload off on the
+# hosts' eth0 (ethtool -K eth0 tx off; ETHTOOL_STXCSUM through SIOCETHTOOL without ethtool).
+tx_csum_off() {  # ns
+  if command -v ethtool >/dev/null; then
+    ip netns exec "$1" ethtool -K eth0 tx off >/dev/null
+  else
+    ip netns exec "$1" python3 -c '
+import array, fcntl, socket, struct
+val = array.array("I", [0x17, 0])  # struct ethtool_value { ETHTOOL_STXCSUM, off }
+ifr = struct.pack("16sP", b"eth0", val.buffer_info()[0])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+fcntl.ioctl(s.fileno(), 0x8946, ifr)  # SIOCETHTOOL'
+  fi
+}
+
 host_setup() {  # ns addr4 addr6
   ip netns exec "$1" ip link set lo up
   ip netns exec "$1" ip addr add "$2" dev eth0
   ip netns exec "$1" ip -6 addr add "$3" dev eth0 nodad
+  tx_csum_off "$1"
   ip netns exec "$1" ip link set eth0 up
 }
 
@@ -97,8 +116,17 @@ up() {
   ip link add dp-ext netns "$SBC" type veth peer name eth0 netns "$EXT"
   ip link add dp-int netns "$SBC" type veth peer name eth0 netns "$INT"
   ip netns exec "$SBC" ip link set lo up
-  ip netns exec "$SBC" ip link set dp-ext up
-  ip netns exec "$SBC" ip link set dp-int up
+  # DPDK reads and writes dp-ext/dp-int through af_packet, but the SBC namespace's own
+  # kernel would also process every frame on them: it answers ARP for Veil's addresses
+  # (they sit on the exception taps of the same namespace), receives signaling twice (once
+  # directly, unpoliced, once through Veil's exception path) and sends port unreachables for
+  # media. Keep that kernel off the wire interfaces: no IPv6 on them, no ARP answers, and
+  # strict reverse-path filtering, which drops all IPv4 since no route points at them.
+  for dev in dp-ext dp-int; do
+    ip netns exec "$SBC" sysctl -qw net.ipv6.conf.$dev.disable_ipv6=1 \
+      net.ipv4.conf.$dev.arp_ignore=8 net.ipv4.conf.$dev.rp_filter=1
+    ip netns exec "$SBC" ip link set $dev up
+  done
   host_setup "$EXT" 203.0.113.10/24 2001:db8:1::10/64
   host_setup "$INT" 198.51.100.10/24 2001:db8:2::10/64
   write_config

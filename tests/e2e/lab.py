@@ -16,7 +16,6 @@ checkout and its build/).
 """
 import json
 import os
-import re
 import select
 import shutil
 import signal
@@ -47,7 +46,13 @@ def check(cond, msg):
 
 
 def log(msg):
-    print(msg, flush=True)
+    """Diagnostics: TAP comments (meson runs these tests with protocol 'tap')."""
+    for line in str(msg).splitlines() or ['']:
+        print('# ' + line, flush=True)
+
+
+def tap(line):
+    print(line, flush=True)
 
 
 def dirs():
@@ -66,7 +71,15 @@ class Proc:
         self.desc = desc
         self.p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.out = self.err = None
+        self._head = b''  # stdout read while it runs (early_output)
         lab._procs.append(self)
+
+    def early_output(self):
+        """What the process has printed so far (non-blocking); also part of .out later."""
+        r, _, _ = select.select([self.p.stdout], [], [], 0)
+        if r:
+            self._head += os.read(self.p.stdout.fileno(), 4096)
+        return self._head
 
     def wait(self, timeout):
         try:
@@ -76,6 +89,8 @@ class Proc:
             self.out, self.err = self.p.communicate()
             raise Failure('%s did not finish within %.0f s; stderr: %s'
                           % (self.desc, timeout, self.err.decode(errors='replace').strip()))
+        finally:
+            self.out = self._head + (self.out or b'')
         return self.p.returncode
 
     def json(self, timeout):
@@ -102,11 +117,12 @@ class Proc:
 class Capture:
     """tcpdump on eth0 of a host namespace, written to a pcap file."""
 
-    def __init__(self, lab, host, path):
+    def __init__(self, lab, host, path, persistent=False):
         self.path = path
-        argv = lab.ns_argv(host, ['tcpdump', '-i', 'eth0', '-n', '-s', '0', '-U', '-Z', 'root', '-w', path])
+        argv = lab.ns_argv(host, ['tcpdump', '-i', 'eth0', '-n', '-s', '0', '-U', '--immediate-mode',
+                                       '-Z', 'root', '-w', path])
         self.p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        lab._captures.append(self)
+        (lab._persistent if persistent else lab._captures).append(self)
         # tcpdump says "listening on eth0" once the capture is active.
         deadline = time.monotonic() + 10
         buf = b''
@@ -206,7 +222,7 @@ def addr_needles(v4, v6, mac):
 class Lab:
     def __init__(self, tag):
         self.src, self.build = dirs()
-        self.name = 'e2e%s%d' % (tag, os.getpid())
+        self.name = 'e2e%s%d' % (tag[:1], os.getpid())  # short: it names namespaces and devices
         self.sbc, self.ext, self.int = self.name + '-sbc', self.name + '-ext', self.name + '-int'
         self.sock = '/run/veil-lab-%s/veil.sock' % self.name
         self.script = os.path.join(self.src, 'tools', 'veil-lab.sh')
@@ -216,6 +232,7 @@ class Lab:
         self.tmp = tempfile.mkdtemp(prefix='veil-%s-' % self.name)
         self._procs = []
         self._captures = []
+        self._persistent = []  # captures that span several tests
         self._is_up = False
         self._down_done = False
 
@@ -234,8 +251,8 @@ class Lab:
               % (r.returncode, r.stdout, r.stderr))
         log('lab %s up' % self.name)
 
-    def kill_children(self):
-        for c in self._captures:
+    def kill_children(self, persistent=False):
+        for c in self._captures + (self._persistent if persistent else []):
             if c.p.poll() is None:
                 c.p.kill()
                 c.p.wait()
@@ -246,7 +263,7 @@ class Lab:
         if self._down_done:
             return
         self._down_done = True
-        self.kill_children()
+        self.kill_children(persistent=True)
         if self._is_up:
             log_path = '/run/veil-lab-%s/veild.log' % self.name
             self.veild_log = ''
@@ -268,7 +285,7 @@ class Lab:
     def down_detached(self):
         """From a signal handler: hand the teardown to a process outside our process group
         (meson SIGKILLs the group 0.5 s after SIGTERM)."""
-        self.kill_children()
+        self.kill_children(persistent=True)
         if self._is_up and not self._down_done:
             self._down_done = True
             subprocess.Popen(['/bin/sh', '-c', '"$0" down >/dev/null 2>&1; rm -rf "$1"', self.script, self.tmp],
@@ -349,8 +366,8 @@ class Lab:
         check(r.returncode == 0, 'cannot read the MAC of eth0 in %s' % host)
         return r.stdout.strip()
 
-    def capture(self, host, label):
-        return Capture(self, host, os.path.join(self.tmp, '%s-%s.pcap' % (label, host)))
+    def capture(self, host, label, persistent=False):
+        return Capture(self, host, os.path.join(self.tmp, '%s-%s.pcap' % (label, host)), persistent)
 
 
 def flow_args(kw):
@@ -391,20 +408,21 @@ class _Interrupted(BaseException):
 
 
 def run_tests(tag, tests):
-    """Creates the lab, runs each test function against it, always removes the lab.
-    Returns the exit status (0 all passed, 1 a failure, 77 skipped)."""
+    """Creates the lab, runs each test function against it, always removes the lab. Prints
+    TAP (one test point per scenario, diagnostics as comments) and a summary line.
+    Returns the exit status (0 all passed, 1 a failure)."""
+    names = [fn.__name__[5:] if fn.__name__.startswith('test_') else fn.__name__ for fn in tests]
     if os.geteuid() != 0:
-        log('SKIP: end-to-end tests need root (network namespaces, DPDK)')
-        return 77
+        tap('1..0 # SKIP end-to-end tests need root (network namespaces, DPDK)')
+        return 0
+    problems = []
     for tool in ('ip', 'tcpdump'):
         if not shutil.which(tool):
-            log('FAIL: %s is not installed (tools/install-deps.sh installs it)' % tool)
-            return 1
+            problems.append('%s is not installed (tools/install-deps.sh installs it)' % tool)
     lab = Lab(tag)
     for path in (lab.veild, lab.veilctl):
         if not os.access(path, os.X_OK):
-            log('FAIL: %s is not built (ninja -C %s)' % (path, lab.build))
-            return 1
+            problems.append('%s is not built (ninja -C %s)' % (path, lab.build))
 
     def on_signal(signum, frame):
         log('E2E: interrupted by signal %d; removing lab %s' % (signum, lab.name))
@@ -420,38 +438,42 @@ def run_tests(tag, tests):
     signal.signal(signal.SIGALRM, on_alarm)
     signal.alarm(WATCHDOG_S)
 
+    tap('1..%d' % len(tests))
     passed, failed = [], []
     t_all = time.monotonic()
     try:
-        try:
-            lab.up()
-        except Failure as e:
-            log('FAIL: lab setup: %s' % e)
-            failed.append('lab setup')
-            tests = []
-        for fn in tests:
-            name = fn.__name__
+        if not problems:
+            try:
+                lab.up()
+            except (Failure, _Interrupted, subprocess.TimeoutExpired) as e:
+                problems.append('lab setup: %s' % e)
+        for i, (fn, name) in enumerate(zip(tests, names), 1):
+            if problems:
+                log('%s: not run: %s' % (name, '; '.join(problems)))
+                tap('not ok %d - %s' % (i, name))
+                failed.append(name)
+                continue
             t0 = time.monotonic()
-            log('--- %s' % name)
+            log('--- %s: %s' % (name, ' '.join((fn.__doc__ or '').split())))
+            ok = False
             try:
                 fn(lab)
-                passed.append(name)
-                log('PASS %s (%.1f s)' % (name, time.monotonic() - t0))
+                ok = True
             except Failure as e:
-                failed.append(name)
                 log('FAIL %s: %s' % (name, e))
             except _Interrupted as e:
-                failed.append(name)
                 log('FAIL %s: %s' % (name, e))
-                break
+                problems.append(str(e))
             except Exception:
-                failed.append(name)
                 log('FAIL %s: unexpected error\n%s' % (name, traceback.format_exc()))
             finally:
                 # A test's own helpers must not outlive it.
                 lab.kill_children()
                 lab._procs.clear()
                 lab._captures.clear()
+            log('%s %s (%.1f s)' % ('PASS' if ok else 'FAIL', name, time.monotonic() - t0))
+            tap('%s %d - %s' % ('ok' if ok else 'not ok', i, name))
+            (passed if ok else failed).append(name)
         if failed and lab._is_up:
             log_path = '/run/veil-lab-%s/veild.log' % lab.name
             try:

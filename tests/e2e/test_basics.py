@@ -10,7 +10,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lab import (EXT_HOST4, EXT_VEIL4, EXT_VEIL6, INT_VEIL4, INT_VEIL6, Failure, check,  # noqa: E402
+from lab import (EXT_HOST4, EXT_HOST6, EXT_VEIL4, EXT_VEIL6, INT_VEIL4, INT_VEIL6, Failure, check,  # noqa: E402
                  log, run_tests, wait_for)
 
 
@@ -25,6 +25,8 @@ def test_arp_nd_ping(lab):
         r = lab.sh(host, ['ping', '-c', '2', '-i', '0.2', '-W', '2', addr])
         check(r.returncode == 0, 'ping %s from the %s host got no answer (exit %d):\n%s%s'
               % (addr, host, r.returncode, r.stdout, r.stderr))
+        check('DUP!' not in r.stdout, 'ping %s from the %s host got duplicate answers (the SBC kernel answers '
+              'too?):\n%s' % (addr, host, r.stdout))
         m = re.search(r'(\d+) received', r.stdout)
         check(m and int(m.group(1)) == 2, 'ping %s from the %s host: %s' % (addr, host, r.stdout.strip()))
     after = lab.events()
@@ -44,82 +46,92 @@ def test_arp_nd_ping(lab):
 
 
 SBC_SERVER = r'''
-import socket, sys
-u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-u.bind(("203.0.113.1", 5060))
+import json, select, socket, time
+u4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u4.bind(("203.0.113.1", 5060))
+u6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+u6.bind(("2001:db8:1::1", 5060))
 t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 t.bind(("203.0.113.1", 5060))
 t.listen(4)
 print("ready", flush=True)
-u.settimeout(15)
-data, src = u.recvfrom(4096)
-print("udp from %s:%d %r" % (src[0], src[1], data[:40]), flush=True)
-u.sendto(b"SIP/2.0 200 OK\r\nX-Echo: " + data[:20] + b"\r\n\r\n", src)
-t.settimeout(15)
-c, src = t.accept()
-c.settimeout(5)
-data = c.recv(4096)
-print("tcp from %s:%d %r" % (src[0], src[1], data[:40]), flush=True)
-c.sendall(b"SIP/2.0 200 OK (tcp)\r\n\r\n")
-c.close()
+seen = {"udp4": [], "udp6": [], "tcp": []}
+deadline = time.monotonic() + 15
+quiet_until = None
+while time.monotonic() < deadline and (quiet_until is None or time.monotonic() < quiet_until):
+    r, _, _ = select.select([u4, u6, t], [], [], 0.05)
+    for s in r:
+        if s is t:
+            c, src = t.accept()
+            c.settimeout(5)
+            data = c.recv(4096)
+            c.sendall(b"SIP/2.0 200 OK (tcp)\r\n\r\n")
+            c.close()
+            seen["tcp"].append("%s:%d" % src[:2])
+        else:
+            data, src = s.recvfrom(4096)
+            s.sendto(b"SIP/2.0 200 OK\r\nX-Echo: " + data[:20] + b"\r\n\r\n", src)
+            seen["udp4" if s is u4 else "udp6"].append("%s:%d" % src[:2])
+    if quiet_until is None and all(seen.values()):
+        quiet_until = time.monotonic() + 0.5  # duplicates would arrive within this
+print(json.dumps(seen), flush=True)
 '''
 
 EXT_CLIENT = r'''
-import socket, sys
-u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-u.bind(("203.0.113.10", 5070))
-u.settimeout(5)
-u.sendto(b"OPTIONS sip:veil@203.0.113.1 SIP/2.0\r\n\r\n", ("203.0.113.1", 5060))
-data, src = u.recvfrom(4096)
-print("udp reply from %s:%d %r" % (src[0], src[1], data[:40]), flush=True)
-assert src == ("203.0.113.1", 5060), src
-assert data.startswith(b"SIP/2.0 200 OK"), data
+import socket
+for fam, src, dst in ((socket.AF_INET, "203.0.113.10", "203.0.113.1"),
+                      (socket.AF_INET6, "2001:db8:1::10", "2001:db8:1::1")):
+    u = socket.socket(fam, socket.SOCK_DGRAM)
+    u.bind((src, 5070))
+    u.settimeout(5)
+    u.sendto(b"OPTIONS sip:veil@example.invalid SIP/2.0\r\n\r\n", (dst, 5060))
+    data, peer = u.recvfrom(4096)
+    print("udp reply from %s:%d %r" % (peer[0], peer[1], data[:30]), flush=True)
+    assert peer[:2] == (dst, 5060), peer
+    assert data.startswith(b"SIP/2.0 200 OK"), data
 t = socket.create_connection(("203.0.113.1", 5060), timeout=5)
-t.sendall(b"OPTIONS sip:veil@203.0.113.1 SIP/2.0\r\n\r\n")
+t.sendall(b"OPTIONS sip:veil@example.invalid SIP/2.0\r\n\r\n")
 data = t.recv(4096)
-print("tcp reply %r" % data[:40], flush=True)
+print("tcp reply %r" % data[:30], flush=True)
 assert data.startswith(b"SIP/2.0 200 OK (tcp)"), data
 '''
 
 
 def test_exception_path(lab):
-    """Scenario 6: UDP and TCP to 203.0.113.1:5060 reach ordinary sockets in the SBC's
-    namespace through the exception path, and their answers reach the untrusted host."""
+    """Scenario 6: UDP (IPv4 and IPv6) and TCP to Veil's address, port 5060, reach ordinary
+    sockets in the SBC's namespace through the exception path, exactly once each, and their
+    answers reach the untrusted host."""
     before = lab.events()
-    server = lab.python('sbc', SBC_SERVER, desc='UDP/TCP server on 203.0.113.1:5060 in the SBC namespace')
-    wait_for('the server in the SBC namespace did not bind 203.0.113.1:5060',
-             lambda: server.p.poll() is not None or b'ready' in peek_line(server), 10)
-    check(server.p.poll() is None, 'the server in the SBC namespace exited: %s'
-          % server.p.stderr.read().decode(errors='replace'))
+    server = lab.python('sbc', SBC_SERVER, desc='UDP/TCP server on port 5060 in the SBC namespace')
+    wait_for('the server in the SBC namespace did not bind port 5060',
+             lambda: server.p.poll() is not None or b'ready' in server.early_output(), 10)
+    if server.p.poll() is not None:
+        server.wait(5)
+        raise Failure('the server in the SBC namespace exited: %s' % server.err.decode(errors='replace'))
     client = lab.python('ext', EXT_CLIENT, desc='UDP/TCP client on the untrusted host')
-    rc = client.wait(20)
-    srv_rc = server.wait(20)
+    rc = client.wait(30)
+    srv_rc = server.wait(30)
     out = client.out.decode(errors='replace') + client.err.decode(errors='replace')
-    sout = server.out.decode(errors='replace') + server.err.decode(errors='replace')
-    check(rc == 0, 'the untrusted host got no (or a wrong) answer from 203.0.113.1:5060 (exit %d):\n%s\n'
+    sout = (server.out + server.err).decode(errors='replace')
+    check(rc == 0, 'the untrusted host got no (or a wrong) answer from Veil\'s port 5060 (exit %d):\n%s\n'
           'server side:\n%s' % (rc, out, sout))
     check(srv_rc == 0, 'the server in the SBC namespace failed (exit %d):\n%s' % (srv_rc, sout))
-    check('udp from %s:5070' % EXT_HOST4 in sout, 'the SBC socket did not see the host as the UDP source: %s' % sout)
-    check('tcp from %s:' % EXT_HOST4 in sout, 'the SBC socket did not see the host as the TCP source: %s' % sout)
+    seen = json.loads(sout.strip().splitlines()[-1])
+    check(seen['udp4'] == ['%s:5070' % EXT_HOST4], 'the SBC\'s IPv4 UDP socket received %s; expected exactly '
+          'one datagram from %s:5070 (a duplicate means the SBC kernel also took it off the wire, '
+          'bypassing the exception path)' % (seen['udp4'], EXT_HOST4))
+    check(seen['udp6'] == ['%s:5070' % EXT_HOST6], 'the SBC\'s IPv6 UDP socket received %s; expected exactly '
+          'one datagram from %s:5070' % (seen['udp6'], EXT_HOST6))
+    check(len(seen['tcp']) == 1 and seen['tcp'][0].startswith(EXT_HOST4 + ':'),
+          'the SBC\'s TCP listener accepted %s; expected one connection from %s' % (seen['tcp'], EXT_HOST4))
     after = lab.events()
-    # UDP request + TCP handshake/data/FIN at least.
-    check(after['punted'] - before['punted'] >= 4, 'punted went from %d to %d; expected at least +4'
+    # Two UDP requests + TCP handshake/data/FIN at least.
+    check(after['punted'] - before['punted'] >= 5, 'punted went from %d to %d; expected at least +5'
           % (before['punted'], after['punted']))
-    check(after['from_kernel'] - before['from_kernel'] >= 4, 'from_kernel went from %d to %d; expected at least +4'
+    check(after['from_kernel'] - before['from_kernel'] >= 5, 'from_kernel went from %d to %d; expected at least +5'
           % (before['from_kernel'], after['from_kernel']))
     log('  %s' % out.strip().replace('\n', '\n  '))
-
-
-def peek_line(proc):
-    """The first line of a background process's stdout once it is there (non-blocking)."""
-    import select
-    if not hasattr(proc, '_head'):
-        proc._head = b''
-    r, _, _ = select.select([proc.p.stdout], [], [], 0)
-    if r:
-        proc._head += os.read(proc.p.stdout.fileno(), 4096)
-    return proc._head
 
 
 def test_veilctl(lab):
@@ -200,4 +212,4 @@ def test_bad_config(lab):
 
 
 if __name__ == '__main__':
-    sys.exit(run_tests('b', [test_arp_nd_ping, test_exception_path, test_veilctl, test_bad_config]))
+    sys.exit(run_tests('basics', [test_arp_nd_ping, test_exception_path, test_veilctl, test_bad_config]))

@@ -20,8 +20,12 @@
 #include <vector>
 
 namespace veil {
-void PrintTo(const IpAddr& a, std::ostream* os) { *os << a.str(); }
-void PrintTo(const Endpoint& e, std::ostream* os) { *os << e.addr.str() << " port " << e.port; }
+void PrintTo(const IpAddr& a, std::ostream* os) {
+  *os << a.str();
+}
+void PrintTo(const Endpoint& e, std::ostream* os) {
+  *os << e.addr.str() << " port " << e.port;
+}
 }  // namespace veil
 
 namespace veil::dp {
@@ -59,7 +63,9 @@ IpAddr ip(const char* text) {
   }
   return *a;
 }
-Endpoint ep(const char* addr, uint16_t port) { return Endpoint{ip(addr), port}; }
+Endpoint ep(const char* addr, uint16_t port) {
+  return Endpoint{ip(addr), port};
+}
 
 const MacAddr kPortMac{{0x02, 0x00, 0x00, 0x00, 0xaa, 0x01}};     // our port
 const MacAddr kPeerMac{{0x02, 0x00, 0x00, 0x00, 0xbb, 0x02}};     // whoever sent the frame
@@ -77,7 +83,9 @@ const IpAddr kOurs[] = {kOur4, kOur6, kOur6b};
 
 // ---- Bytes -------------------------------------------------------------------------------------
 
-void put8(Bytes& b, unsigned v) { b.push_back(uint8_t(v)); }
+void put8(Bytes& b, unsigned v) {
+  b.push_back(uint8_t(v));
+}
 void put16(Bytes& b, unsigned v) {
   put8(b, v >> 8);
   put8(b, v & 0xff);
@@ -86,10 +94,18 @@ void put32(Bytes& b, uint32_t v) {
   put16(b, v >> 16);
   put16(b, v & 0xffff);
 }
-void put(Bytes& b, std::span<const uint8_t> s) { b.insert(b.end(), s.begin(), s.end()); }
-void put_mac(Bytes& b, const MacAddr& m) { put(b, m.b); }
-void put_ip(Bytes& b, const IpAddr& a) { put(b, std::span<const uint8_t>(a.bytes.data(), a.len())); }
-uint16_t get16(const uint8_t* p) { return uint16_t(p[0] << 8 | p[1]); }
+void put(Bytes& b, std::span<const uint8_t> s) {
+  b.insert(b.end(), s.begin(), s.end());
+}
+void put_mac(Bytes& b, const MacAddr& m) {
+  put(b, m.b);
+}
+void put_ip(Bytes& b, const IpAddr& a) {
+  put(b, std::span<const uint8_t>(a.bytes.data(), a.len()));
+}
+uint16_t get16(const uint8_t* p) {
+  return uint16_t(p[0] << 8 | p[1]);
+}
 void set16(uint8_t* p, unsigned v) {
   p[0] = uint8_t(v >> 8);
   p[1] = uint8_t(v);
@@ -111,7 +127,7 @@ Bytes random_bytes(std::mt19937& rng, size_t n) {
 // Sixteen bytes a line with the offset in front, so a failed comparison shows where.
 std::string hex(const uint8_t* p, size_t n) {
   std::string s;
-  char buf[16];
+  char buf[32];
   for (size_t i = 0; i < n; ++i) {
     if (i % 16 == 0) {
       std::snprintf(buf, sizeof buf, "%s%04zx:", i ? "\n" : "", i);
@@ -122,7 +138,9 @@ std::string hex(const uint8_t* p, size_t n) {
   }
   return s;
 }
-std::string hex(const Bytes& b) { return hex(b.data(), b.size()); }
+std::string hex(const Bytes& b) {
+  return hex(b.data(), b.size());
+}
 
 // ---- Reference checksums -----------------------------------------------------------------------
 
@@ -239,10 +257,10 @@ struct FrameOpts {
 // Ethernet + IPv4/IPv6 (by the family of `src`) around `l4`, which is used as given.
 Bytes ip_frame(const IpAddr& src, const IpAddr& dst, uint8_t proto, const Bytes& l4,
                const FrameOpts& o = {}) {
-  Bytes f = src.is_v4() ? cat(eth(o.dst_mac, o.src_mac, 0x0800),
-                              ip4_hdr(src, dst, proto, l4.size(), o.v4), l4)
-                        : cat(eth(o.dst_mac, o.src_mac, 0x86dd),
-                              ip6_hdr(src, dst, proto, l4.size(), o.v6), l4);
+  Bytes f =
+      src.is_v4()
+          ? cat(eth(o.dst_mac, o.src_mac, 0x0800), ip4_hdr(src, dst, proto, l4.size(), o.v4), l4)
+          : cat(eth(o.dst_mac, o.src_mac, 0x86dd), ip6_hdr(src, dst, proto, l4.size(), o.v6), l4);
   if (f.size() < o.pad_to) f.resize(o.pad_to, o.pad_byte);
   return f;
 }
@@ -340,8 +358,8 @@ struct ArpFields {
 };
 
 // RFC 826 packet for Ethernet/IPv4, padded to the 60-byte minimum frame.
-Bytes arp_frame(const ArpFields& a, const MacAddr& dst = kBroadcast,
-                const MacAddr& src = kPeerMac, uint8_t pad_byte = 0) {
+Bytes arp_frame(const ArpFields& a, const MacAddr& dst = kBroadcast, const MacAddr& src = kPeerMac,
+                uint8_t pad_byte = 0) {
   Bytes f = eth(dst, src, 0x0806);
   put16(f, a.htype);
   put16(f, a.ptype);
@@ -410,8 +428,12 @@ void sweep_l4_checksum(Family f) {
   }
 }
 
-TEST(Checksum, L4MatchesRfc1071Ipv4) { sweep_l4_checksum(Family::V4); }
-TEST(Checksum, L4MatchesRfc1071Ipv6) { sweep_l4_checksum(Family::V6); }
+TEST(Checksum, L4MatchesRfc1071Ipv4) {
+  sweep_l4_checksum(Family::V4);
+}
+TEST(Checksum, L4MatchesRfc1071Ipv6) {
+  sweep_l4_checksum(Family::V6);
+}
 
 // Sets the 16-bit word at `at` so that the one's complement sum over pseudo-header and
 // segment is all ones, i.e. the computed checksum is zero.
@@ -613,7 +635,9 @@ TEST(Parse, Arp) {
 }
 
 // IPv6 extension headers for the tests below.
-Bytes hop_by_hop(uint8_t nh) { return Bytes{nh, 0, 1, 4, 0, 0, 0, 0}; }  // PadN to 8 bytes
+Bytes hop_by_hop(uint8_t nh) {
+  return Bytes{nh, 0, 1, 4, 0, 0, 0, 0};
+}  // PadN to 8 bytes
 Bytes dest_opts16(uint8_t nh) {  // 16 bytes: length field 1
   Bytes b{nh, 1, 1, 12};
   b.resize(16, 0);
@@ -807,8 +831,8 @@ TEST(Parse, Ipv6FragmentHeader) {
   EXPECT_EQ(p.dport, 30000);
   for (bool more : {false, true}) {
     for (size_t n : {1u, 1232u}) {
-      Bytes f = ip_frame(s.addr, d.addr, 44, cat(fragment_hdr(kProtoUdp, 154, more),
-                                                 payload_of(n)));
+      Bytes f =
+          ip_frame(s.addr, d.addr, 44, cat(fragment_hdr(kProtoUdp, 154, more), payload_of(n)));
       ASSERT_EQ(parse(f, p), kNoDrop);
       EXPECT_TRUE(p.fragment);
       EXPECT_TRUE(p.options);
@@ -888,8 +912,8 @@ TEST(Parse, UnknownEthertype) {
   put16(vlan, 100);
   vlan.insert(vlan.end(), f.begin() + 12, f.end());
   EXPECT_EQ(parse(vlan, p), Drop::unknown_ethertype);
-  for (uint16_t type : {uint16_t(0x88a8), uint16_t(0x88cc), uint16_t(0x8035), uint16_t(0x0000),
-                        uint16_t(0x05dc)}) {
+  for (uint16_t type :
+       {uint16_t(0x88a8), uint16_t(0x88cc), uint16_t(0x8035), uint16_t(0x0000), uint16_t(0x05dc)}) {
     Bytes g = f;
     set16(&g[12], type);
     EXPECT_EQ(parse(g, p), Drop::unknown_ethertype) << std::hex << type;
@@ -959,7 +983,7 @@ void check_rewrite(const Bytes& in, uint16_t headroom, const EgressHeaders& e, c
   EXPECT_EQ(hex(out, new_len), hex(want));
   EXPECT_EQ(out + (new_len - payload_len), payload) << "payload moved";
   EXPECT_EQ(Bytes(payload, payload + payload_len), payload_before);
-  const uint8_t* untouched_end = std::min(out, b.frame());
+  uint8_t* untouched_end = std::min(out, b.frame());
   EXPECT_TRUE(std::all_of(b.mem.data(), untouched_end, [](uint8_t c) { return c == kFill; }))
       << "wrote in front of the new frame";
   if (mode == CsumMode::Software) {
@@ -1045,8 +1069,8 @@ TEST(RewriteUdp, AllFamiliesAllLengths) {
         e.dst.port = uint16_t(1 + rng() % 65535);
         uint16_t want_id = !in6 && !out6 ? id : 0;
         uint16_t want_frag = !in6 ? 0x4000 : out6 ? 0 : 0x4000;
-        SCOPED_TRACE(testing::Message() << (in6 ? "v6" : "v4") << "->" << (out6 ? "v6" : "v4")
-                                        << " payload " << n);
+        SCOPED_TRACE(testing::Message()
+                     << (in6 ? "v6" : "v4") << "->" << (out6 ? "v6" : "v4") << " payload " << n);
         check_rewrite(in, 20, e, expected_egress(e, payload, tos, want_id, want_frag));
         if (testing::Test::HasFailure()) return;
       }
@@ -1145,8 +1169,7 @@ TEST(RewriteUdp, OffloadWritesPseudoHeaderSumOnly) {
                      : udp_frame(ep("198.51.100.7", 4000), ep("203.0.113.1", 30000), payload);
       EgressHeaders e = out6 ? egress(ep("2001:db8::2", 30002), ep("2001:db8:2::9", 5004))
                              : egress(ep("203.0.113.1", 30002), ep("198.51.100.9", 5004));
-      Bytes want = expected_egress(e, payload, 0, !in6 && !out6 ? 0x1234 : 0,
-                                   out6 ? 0 : 0x4000);
+      Bytes want = expected_egress(e, payload, 0, !in6 && !out6 ? 0x1234 : 0, out6 ? 0 : 0x4000);
       size_t csum_at = out6 ? 14 + 40 + 6 : 14 + 20 + 6;
       // The NIC completes it from the pseudo-header sum (RTE_MBUF_F_TX_UDP_CKSUM).
       set16(&want[csum_at],
@@ -1400,15 +1423,16 @@ TEST(HandleIcmp, Ipv4EchoToMulticastMacDropped) {
 
 TEST(HandleIcmp, Ipv4ErrorsPuntedOthersDropped) {
   Bytes quoted(4 + 28, 0x45);  // unused + original IP header + 8 bytes
-  // Destination unreachable, time exceeded, parameter problem: the kernel's business.
-  for (uint8_t type : {uint8_t(3), uint8_t(11), uint8_t(12)}) {
+  // Destination unreachable, time exceeded, parameter problem, and echo replies to pings
+  // the kernel sent: the kernel's business.
+  for (uint8_t type : {uint8_t(0), uint8_t(3), uint8_t(11), uint8_t(12)}) {
     Bytes in = icmp_frame(kPeer4, kOur4, type, 1, quoted);
     IcmpRun a = answer_icmp(in);
     EXPECT_EQ(a.r.answer, Answer::Punt) << int(type);
     EXPECT_EQ(a.frame, in);
   }
-  // Echo reply, redirect, timestamp, ...: not answered, not punted.
-  for (uint8_t type : {uint8_t(0), uint8_t(5), uint8_t(13), uint8_t(14), uint8_t(255)}) {
+  // Redirect, timestamp, ...: not answered, not punted.
+  for (uint8_t type : {uint8_t(5), uint8_t(13), uint8_t(14), uint8_t(255)}) {
     Bytes in = icmp_frame(kPeer4, kOur4, type, 0, quoted);
     IcmpRun a = answer_icmp(in);
     EXPECT_EQ(a.r.answer, Answer::Drop) << int(type);
@@ -1450,12 +1474,12 @@ TEST(HandleIcmp, Ipv6EchoReply) {
   }
 }
 
-TEST(HandleIcmp, Ipv6EchoNotForUsDropped) {
-  // Not one of our addresses (the kernel's link-local, say), or sent to a multicast MAC.
+TEST(HandleIcmp, Ipv6EchoNotForUsPuntedOrDropped) {
+  // Not one of the dataplane's addresses (the kernel's link-local, say): the kernel answers.
+  // Sent to a multicast MAC: dropped.
   Bytes other = icmp_frame(kPeer6, ip("2001:db8::99"), 128, 0, Bytes{0, 1, 0, 1});
   IcmpRun a = answer_icmp(other);
-  EXPECT_EQ(a.r.answer, Answer::Drop);
-  EXPECT_EQ(a.r.drop, Drop::icmp_unhandled);
+  EXPECT_EQ(a.r.answer, Answer::Punt);
   EXPECT_EQ(a.frame, other);
   FrameOpts mc = to_us();
   mc.dst_mac = {{0x33, 0x33, 0x00, 0x00, 0x00, 0x01}};
@@ -1475,8 +1499,7 @@ Bytes ns_for(const IpAddr& target, const Bytes& options, uint8_t hlim = 255) {
 }
 
 // The advertisement we must send for `target` to `dst` (RFC 4861 4.4, 7.2.4).
-Bytes na_from_us(const IpAddr& target, const IpAddr& dst, const MacAddr& dst_mac,
-                 uint32_t flags) {
+Bytes na_from_us(const IpAddr& target, const IpAddr& dst, const MacAddr& dst_mac, uint32_t flags) {
   return icmp_frame(target, dst, 136, 0, nd_body(flags, target, lla_option(2, kPortMac)),
                     nd_opts(dst_mac, kPortMac));
 }
@@ -1543,7 +1566,8 @@ TEST(HandleIcmp, InvalidNeighbourSolicitations) {
   };
   Bytes slla = lla_option(1, kPeerMac);
   // RFC 4861 7.1.1: hop limit 255 (it came from the link).
-  for (uint8_t h : {uint8_t(254), uint8_t(64), uint8_t(1)}) check(ns_for(kOur6, slla, h), "hop limit");
+  for (uint8_t h : {uint8_t(254), uint8_t(64), uint8_t(1)})
+    check(ns_for(kOur6, slla, h), "hop limit");
   Bytes bad_sum = ns_for(kOur6, slla);
   bad_sum[14 + 40 + 2] ^= 0x01;
   check(bad_sum, "checksum");
@@ -1579,10 +1603,10 @@ TEST(HandleIcmp, ZeroLengthOptionAfterLinkLayerAddressIsInvalid) {
   EXPECT_FALSE(a.r.has_hint);
   EXPECT_EQ(a.frame, in);
   // The same for an advertisement's target link-layer address.
-  Bytes na = icmp_frame(kPeer6, kOur6, 136, 0,
-                        nd_body(kNaSolicited, kPeer6,
-                                cat(lla_option(2, kPeerMac), Bytes{14, 0, 0, 0, 0, 0, 0, 0})),
-                        nd_opts(kPortMac, kPeerMac));
+  Bytes na = icmp_frame(
+      kPeer6, kOur6, 136, 0,
+      nd_body(kNaSolicited, kPeer6, cat(lla_option(2, kPeerMac), Bytes{14, 0, 0, 0, 0, 0, 0, 0})),
+      nd_opts(kPortMac, kPeerMac));
   IcmpRun b = answer_icmp(na);
   EXPECT_EQ(b.r.answer, Answer::Drop);
   EXPECT_EQ(b.r.drop, Drop::nd_invalid);
@@ -1609,9 +1633,10 @@ TEST(HandleIcmp, NeighbourAdvertisementPuntedAndLearned) {
   EXPECT_EQ(a.r.hint.mac, kPeerMac);
   EXPECT_EQ(a.frame, na);
   // Unsolicited, to all-nodes, for another target: the hint is the target's.
-  Bytes unsolicited = icmp_frame(kPeer6, ip("ff02::1"), 136, 0,
-                                 nd_body(kNaOverride, ip("2001:db8:1::8"), lla_option(2, kOtherMac)),
-                                 nd_opts(MacAddr{{0x33, 0x33, 0, 0, 0, 1}}, kOtherMac));
+  Bytes unsolicited =
+      icmp_frame(kPeer6, ip("ff02::1"), 136, 0,
+                 nd_body(kNaOverride, ip("2001:db8:1::8"), lla_option(2, kOtherMac)),
+                 nd_opts(MacAddr{{0x33, 0x33, 0, 0, 0, 1}}, kOtherMac));
   IcmpRun u = answer_icmp(unsolicited);
   EXPECT_EQ(u.r.answer, Answer::Punt);
   ASSERT_TRUE(u.r.has_hint);
@@ -1624,8 +1649,9 @@ TEST(HandleIcmp, NeighbourAdvertisementPuntedAndLearned) {
   EXPECT_EQ(b.r.answer, Answer::Punt);
   EXPECT_FALSE(b.r.has_hint);
   // A source link-layer option is not the target's address.
-  Bytes wrong = icmp_frame(kPeer6, kOur6, 136, 0, nd_body(kNaSolicited, kPeer6, lla_option(1, kPeerMac)),
-                           nd_opts(kPortMac, kPeerMac));
+  Bytes wrong =
+      icmp_frame(kPeer6, kOur6, 136, 0, nd_body(kNaSolicited, kPeer6, lla_option(1, kPeerMac)),
+                 nd_opts(kPortMac, kPeerMac));
   EXPECT_FALSE(answer_icmp(wrong).r.has_hint);
   // The same validity checks as for solicitations.
   Bytes bad = na;
@@ -1635,16 +1661,17 @@ TEST(HandleIcmp, NeighbourAdvertisementPuntedAndLearned) {
 
 TEST(HandleIcmp, Icmpv6OtherTypes) {
   // Router solicitation/advertisement, redirect, MLD: not for an SBC.
-  for (uint8_t type : {uint8_t(130), uint8_t(133), uint8_t(134), uint8_t(137), uint8_t(143),
-                       uint8_t(129)}) {
-    Bytes in = icmp_frame(ip("2001:db8::fe"), kOur6, type, 0, Bytes(12, 0), nd_opts(kPortMac, kPeerMac));
+  for (uint8_t type : {uint8_t(130), uint8_t(133), uint8_t(134), uint8_t(137), uint8_t(143)}) {
+    Bytes in =
+        icmp_frame(ip("2001:db8::fe"), kOur6, type, 0, Bytes(12, 0), nd_opts(kPortMac, kPeerMac));
     IcmpRun a = answer_icmp(in);
     EXPECT_EQ(a.r.answer, Answer::Drop) << int(type);
     EXPECT_EQ(a.r.drop, Drop::icmp_unhandled) << int(type);
     EXPECT_EQ(a.frame, in);
   }
-  // Errors (unreachable, packet too big, time exceeded, parameter problem): punted.
-  for (uint8_t type : {uint8_t(1), uint8_t(2), uint8_t(3), uint8_t(4)}) {
+  // Errors (unreachable, packet too big, time exceeded, parameter problem) and echo
+  // replies to the kernel's pings: punted.
+  for (uint8_t type : {uint8_t(1), uint8_t(2), uint8_t(3), uint8_t(4), uint8_t(129)}) {
     Bytes in = icmp_frame(kPeer6, kOur6, type, 0, Bytes(52, 0x60));
     IcmpRun a = answer_icmp(in);
     EXPECT_EQ(a.r.answer, Answer::Punt) << int(type);
@@ -1767,15 +1794,15 @@ TEST(Latch, StrictAcceptsOnlyTheSignaledEndpoint) {
     // Never learns: a latched endpoint or a long silence changes nothing.
     EXPECT_EQ(latch_decide(LatchMode::Strict, signaled, learned, idle, kRelatch, learned),
               LatchVerdict::Drop);
-    EXPECT_EQ(latch_decide(LatchMode::Strict, signaled, {}, idle, kRelatch,
-                           ep("198.51.100.7", 4001)),
-              LatchVerdict::Drop);
-    EXPECT_EQ(latch_decide(LatchMode::Strict, signaled, {}, idle, kRelatch,
-                           ep("198.51.100.9", 4000)),
-              LatchVerdict::Drop);
-    EXPECT_EQ(latch_decide(LatchMode::Strict, signaled, {}, idle, kRelatch,
-                           ep("2001:db8:1::7", 4000)),
-              LatchVerdict::Drop);
+    EXPECT_EQ(
+        latch_decide(LatchMode::Strict, signaled, {}, idle, kRelatch, ep("198.51.100.7", 4001)),
+        LatchVerdict::Drop);
+    EXPECT_EQ(
+        latch_decide(LatchMode::Strict, signaled, {}, idle, kRelatch, ep("198.51.100.9", 4000)),
+        LatchVerdict::Drop);
+    EXPECT_EQ(
+        latch_decide(LatchMode::Strict, signaled, {}, idle, kRelatch, ep("2001:db8:1::7", 4000)),
+        LatchVerdict::Drop);
   }
 }
 
