@@ -40,6 +40,18 @@ bool find_or_probe(const std::string& devargs, uint16_t& port_id, std::string& e
   }
   return true;
 }
+// The kernel interface behind a net_af_packet port ("iface=" in its devargs), else "".
+std::string af_packet_iface(uint16_t port_id, const std::string& devargs) {
+  rte_eth_dev_info info{};
+  if (rte_eth_dev_info_get(port_id, &info) != 0 || !info.driver_name ||
+      std::string(info.driver_name) != "net_af_packet")
+    return "";
+  auto pos = devargs.find("iface=");
+  if (pos == std::string::npos) return "";
+  pos += 6;
+  return devargs.substr(pos, devargs.find(',', pos) - pos);
+}
+
 }  // namespace
 
 std::vector<std::string> eal_arguments(const config::Config& cfg, const std::string& argv0) {
@@ -137,6 +149,12 @@ bool Dataplane::setup_port(const config::PortConfig& pc, unsigned index, const O
   const std::string& devargs = pc.pci.empty() ? pc.device : pc.pci;
   if (!find_or_probe(devargs, info.nic, err)) return false;
   std::string why;
+  if (auto iface = af_packet_iface(info.nic, devargs); !iface.empty()) {
+    if (!isolate_kernel_from_wire(iface, why)) {
+      err = "port " + pc.name + ": " + why;
+      return false;
+    }
+  }
   if (!setup_queues(info.nic, queues, pc.mtu, true, &info.tx_csum_offload, why)) {
     err = "port " + pc.name + " (" + devargs + "): " + why;
     return false;
@@ -167,6 +185,7 @@ bool Dataplane::setup_port(const config::PortConfig& pc, unsigned index, const O
       err = "exception interface " + vdev + " has no port";
       return false;
     }
+    quiet_exception_iface(info.exc_iface);  // before setup_queues starts (and ups) it
     if (!setup_queues(info.exc, queues, 0, false, nullptr, why)) {
       err = "exception interface " + info.exc_iface + ": " + why;
       return false;

@@ -29,6 +29,7 @@ namespace veil::dp {
   X(nd_invalid, "neighbour discovery message failing RFC 4861 validity checks")     \
   X(icmp_unhandled, "ICMP type the SBC does not answer or punt")                      \
   X(tx_full, "transmit queue full")                                                   \
+  X(kernel_filtered, "kernel-originated MLD/IGMP/DAD/router solicitation kept off the wire") \
   X(l4_unsupported, "IP protocol other than UDP, TCP, ICMP, ICMPv6 addressed to us")
 
 enum class Drop : uint8_t {

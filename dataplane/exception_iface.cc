@@ -34,12 +34,7 @@ std::string errno_text(const char* what, const std::string& iface) {
 
 }  // namespace
 
-bool configure_exception_iface(const std::string& iface, uint16_t mtu, const IpPrefix* prefixes,
-                               unsigned n, std::string& err) {
-  if (iface.size() >= IFNAMSIZ) {
-    err = "interface name too long: " + iface;
-    return false;
-  }
+void quiet_exception_iface(const std::string& iface) {
   std::string conf = "/proc/sys/net/ipv6/conf/" + iface + "/";
   // The dataplane answers neighbour discovery for our addresses; the kernel must not
   // autoconfigure from, or announce itself to, the untrusted link.
@@ -48,6 +43,29 @@ bool configure_exception_iface(const std::string& iface, uint16_t mtu, const IpP
   write_sysctl(conf + "accept_dad", "0");
   write_sysctl(conf + "dad_transmits", "0");
   write_sysctl(conf + "router_solicitations", "0");
+}
+
+bool isolate_kernel_from_wire(const std::string& iface, std::string& err) {
+  const std::pair<std::string, const char*> settings[] = {
+      {"/proc/sys/net/ipv6/conf/" + iface + "/disable_ipv6", "1"},
+      {"/proc/sys/net/ipv4/conf/" + iface + "/arp_ignore", "8"},
+      {"/proc/sys/net/ipv4/conf/" + iface + "/rp_filter", "1"},
+  };
+  for (const auto& [path, value] : settings) {
+    if (!write_sysctl(path, value)) {
+      err = "cannot write " + path + " (is " + iface + " in this network namespace?)";
+      return false;
+    }
+  }
+  return true;
+}
+
+bool configure_exception_iface(const std::string& iface, uint16_t mtu, const IpPrefix* prefixes,
+                               unsigned n, std::string& err) {
+  if (iface.size() >= IFNAMSIZ) {
+    err = "interface name too long: " + iface;
+    return false;
+  }
 
   int fd4 = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   int fd6 = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);

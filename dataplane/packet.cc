@@ -488,6 +488,30 @@ AnswerResult handle_icmp(uint8_t* f, uint32_t& len, uint32_t capacity, const Par
   return {Answer::Drop, Drop::icmp_unhandled};       // RS/RA/redirect/MLD: not for an SBC
 }
 
+bool kernel_may_send(const uint8_t* f, uint32_t len) {
+  if (len < kEthHdrLen) return false;
+  uint16_t type = rd16(f + 12);
+  if (type == 0x0800) {
+    return len < kEthHdrLen + kIpv4HdrLen || f[kEthHdrLen + 9] != 2;  // IGMP
+  }
+  if (type != 0x86dd || len < kEthHdrLen + kIpv6HdrLen) return true;
+  const uint8_t* ip = f + kEthHdrLen;
+  uint8_t nh = ip[6];
+  uint32_t off = kIpv6HdrLen;
+  if (nh == 0) {  // MLD reports carry a hop-by-hop router alert (RFC 3810 5)
+    if (len < kEthHdrLen + off + 8) return true;
+    nh = ip[off];
+    off += (ip[off + 1] + 1u) * 8u;
+  }
+  if (nh != kProtoIcmp6 || len < kEthHdrLen + off + 4) return true;
+  uint8_t icmp_type = ip[off];
+  if (icmp_type == 130 || icmp_type == 131 || icmp_type == 132 || icmp_type == 143) return false;
+  if (icmp_type == 133) return false;  // router solicitation
+  static const uint8_t unspecified[16] = {};
+  if (icmp_type == 135 && std::memcmp(ip + 8, unspecified, 16) == 0) return false;  // DAD
+  return true;
+}
+
 uint32_t build_arp_request(uint8_t* out, const MacAddr& src_mac, const IpAddr& src,
                            const IpAddr& target) {
   std::memset(out, 0, 60);

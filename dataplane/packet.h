@@ -120,6 +120,12 @@ uint32_t build_arp_request(uint8_t* out, const MacAddr& src_mac, const IpAddr& s
 uint32_t build_neighbour_solicitation(uint8_t* out, const MacAddr& src_mac, const IpAddr& src,
                                       const IpAddr& target);
 
+// Whether a frame the kernel sends on an exception interface may go on the wire. The
+// kernel announces itself in ways an SBC must not: IGMP and MLD reports (group membership
+// of the box), duplicate-address probes (NS from ::), router solicitations. Everything else
+// (ARP, NS/NA for resolution, signaling, ICMP errors) goes out unchanged.
+bool kernel_may_send(const uint8_t* frame, uint32_t len);
+
 // Symmetric latching (see docs/architecture.md, "Latching").
 enum class LatchMode : uint8_t { Strict = 0, Latch = 1 };
 enum class LatchVerdict : uint8_t { Accept, Learn, Drop };

@@ -257,10 +257,17 @@ unsigned WorkerCtx::pass(uint64_t now) {
       total += n;
     }
     if (ports[pi].has_exc) {
-      // Kernel -> wire: signaling and the kernel's own ARP/ND, sent as they are.
+      // Kernel -> wire: signaling and the kernel's own ARP/ND, sent as they are, except
+      // the announcements an SBC must not make (kernel_may_send).
       n = rte_eth_rx_burst(ports[pi].exc, uint16_t(index), pkts, burst);
-      for (uint16_t i = 0; i < n; ++i) push(nic_tx[pi], ports[pi].nic, pkts[i]);
-      if (n) count(Event::from_kernel, n);
+      for (uint16_t i = 0; i < n; ++i) {
+        if (kernel_may_send(rte_pktmbuf_mtod(pkts[i], const uint8_t*), pkts[i]->data_len)) {
+          count(Event::from_kernel);
+          push(nic_tx[pi], ports[pi].nic, pkts[i]);
+        } else {
+          drop(pkts[i], Drop::kernel_filtered);
+        }
+      }
       total += n;
     }
   }

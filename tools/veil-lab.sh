@@ -116,15 +116,10 @@ up() {
   ip link add dp-ext netns "$SBC" type veth peer name eth0 netns "$EXT"
   ip link add dp-int netns "$SBC" type veth peer name eth0 netns "$INT"
   ip netns exec "$SBC" ip link set lo up
-  # DPDK reads and writes dp-ext/dp-int through af_packet, but the SBC namespace's own
-  # kernel would also process every frame on them: it answers ARP for Veil's addresses
-  # (they sit on the exception taps of the same namespace), receives signaling twice (once
-  # directly, unpoliced, once through Veil's exception path) and sends port unreachables for
-  # media. Keep that kernel off the wire interfaces: no IPv6 on them, no ARP answers, and
-  # strict reverse-path filtering, which drops all IPv4 since no route points at them.
+  # DPDK reads and writes dp-ext/dp-int through af_packet. veild itself keeps the SBC
+  # namespace's kernel off them (no IPv6, no ARP answers, strict reverse-path filter;
+  # docs/architecture.md), so that kernel neither answers for Veil nor sees its signaling twice.
   for dev in dp-ext dp-int; do
-    ip netns exec "$SBC" sysctl -qw net.ipv6.conf.$dev.disable_ipv6=1 \
-      net.ipv4.conf.$dev.arp_ignore=8 net.ipv4.conf.$dev.rp_filter=1
     ip netns exec "$SBC" ip link set $dev up
   done
   host_setup "$EXT" 203.0.113.10/24 2001:db8:1::10/64

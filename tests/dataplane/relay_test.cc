@@ -509,6 +509,44 @@ TEST(ExceptionPath, SignalingPuntedAndKernelTrafficSent) {
   EXPECT_EQ(lab.dp->event_count(Event::from_kernel), 1u);
 }
 
+TEST(ExceptionPath, KernelAnnouncementsKeptOffTheWire) {
+  Lab lab;
+  // MLDv2 report from the tap (hop-by-hop router alert, then ICMPv6 143).
+  std::vector<uint8_t> mld(14 + 40 + 8 + 28, 0);
+  mld[0] = 0x33;
+  mld[1] = 0x33;
+  mld[5] = 0x16;
+  std::memcpy(&mld[6], lab.ext_mac.b, 6);
+  put16(mld, 12, 0x86dd);
+  mld[14] = 0x60;
+  put16(mld, 18, 36);
+  mld[20] = 0;  // hop-by-hop
+  mld[21] = 1;
+  mld[54] = 58;
+  mld[62] = 143;
+  // Duplicate-address probe: NS from ::.
+  std::vector<uint8_t> dad(14 + 40 + 24, 0);
+  std::memcpy(&dad[6], lab.ext_mac.b, 6);
+  put16(dad, 12, 0x86dd);
+  dad[14] = 0x60;
+  put16(dad, 18, 24);
+  dad[20] = 58;
+  dad[21] = 255;
+  dad[54] = 135;
+  // An ordinary neighbour solicitation from our address is allowed.
+  std::vector<uint8_t> ns = dad;
+  std::memcpy(&ns[22], addr("2001:db8:1::1").bytes.data(), 16);
+  lab.inject(lab.ext_exc, mld);
+  lab.inject(lab.ext_exc, dad);
+  lab.inject(lab.ext_exc, ns);
+  lab.pass();
+  auto out = lab.take(lab.ext);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0], ns);
+  EXPECT_EQ(lab.dp->drop_count(Drop::kernel_filtered), 2u);
+  EXPECT_EQ(lab.dp->event_count(Event::from_kernel), 1u);
+}
+
 TEST(ExceptionPath, PuntRateIsPolicedPerWorker) {
   Lab lab(/*punt_pps=*/100);  // bucket depth max(64, rate/10) = 64
   for (int i = 0; i < 100; ++i)
