@@ -40,8 +40,11 @@ struct PortInfo {
   std::string exc_iface;
 
   bool is_ours(Family f, const uint8_t* a) const {
+    // Fixed-length compares, which the compiler inlines: memcmp with a run-time length is a
+    // libc call per address (about 90 instructions per media packet with 8 addresses).
     for (unsigned i = 0; i < n_addrs; ++i)
-      if (addrs[i].family == f && std::memcmp(addrs[i].bytes.data(), a, addrs[i].len()) == 0)
+      if (addrs[i].family == f && (f == Family::V4 ? std::memcmp(addrs[i].bytes.data(), a, 4) == 0
+                                                   : std::memcmp(addrs[i].bytes.data(), a, 16) == 0))
         return true;
     return false;
   }

@@ -7,47 +7,60 @@
 namespace veil::dp {
 namespace {
 
-inline uint16_t rd16(const uint8_t* p) { return uint16_t(p[0] << 8 | p[1]); }
+inline uint16_t rd16(const uint8_t* p) {
+  return uint16_t(p[0] << 8 | p[1]);
+}
 inline void wr16(uint8_t* p, uint16_t v) {
   p[0] = uint8_t(v >> 8);
   p[1] = uint8_t(v);
 }
-inline void copy_mac(uint8_t* dst, const MacAddr& m) { std::memcpy(dst, m.b, 6); }
+inline void copy_mac(uint8_t* dst, const MacAddr& m) {
+  std::memcpy(dst, m.b, 6);
+}
 
 // One's complement sum of `n` bytes in native word order (RFC 1071 1.2(B): the sum is
 // byte-order independent, so storing the folded native value gives the right bytes).
 inline uint64_t sum_bytes(const uint8_t* p, size_t n, uint64_t acc) {
+  // 32-bit words into two 64-bit accumulators: no end-around carry per step (2^32 words
+  // cannot overflow them), and two independent dependency chains.
+  uint64_t a0 = 0, a1 = 0;
   while (n >= 8) {
-    uint64_t v;
-    std::memcpy(&v, p, 8);
-    acc += v;
-    acc += (acc < v);  // end-around carry
+    uint32_t x, y;
+    std::memcpy(&x, p, 4);
+    std::memcpy(&y, p + 4, 4);
+    a0 += x;
+    a1 += y;
     p += 8;
     n -= 8;
   }
   if (n >= 4) {
     uint32_t v;
     std::memcpy(&v, p, 4);
-    acc += v;
-    acc += (acc < v);
+    a0 += v;
     p += 4;
     n -= 4;
   }
   if (n >= 2) {
     uint16_t v;
     std::memcpy(&v, p, 2);
-    acc += v;
-    acc += (acc < v);
+    a1 += v;
     p += 2;
     n -= 2;
   }
   if (n) {
     uint16_t v = 0;
     std::memcpy(&v, p, 1);  // the odd byte is the high-order byte of a zero-padded word
-    acc += v;
-    acc += (acc < v);
+    a0 += v;
   }
+  uint64_t s = a0 + a1;  // < 2^63: no carry
+  acc += s;
+  acc += (acc < s);  // end-around carry
   return acc;
+}
+
+// The native-order word that a big-endian 16-bit field holding `v` contributes to a sum.
+inline uint64_t be_word(uint16_t v) {
+  return uint16_t(v << 8 | v >> 8);
 }
 
 inline uint16_t fold(uint64_t acc) {
@@ -80,16 +93,16 @@ inline bool addr_in(std::span<const IpAddr> ours, Family f, const uint8_t* a) {
   return false;
 }
 
-inline bool is_ipv6_ext(uint8_t nh) { return nh == 0 || nh == 43 || nh == 60 || nh == 44; }
+inline bool is_ipv6_ext(uint8_t nh) {
+  return nh == 0 || nh == 43 || nh == 60 || nh == 44;
+}
 
 }  // namespace
 
 uint16_t ipv4_header_checksum(const uint8_t* ip) {
   unsigned ihl = (ip[0] & 0x0f) * 4u;
-  uint8_t copy[60];
-  std::memcpy(copy, ip, ihl);
-  copy[10] = copy[11] = 0;
-  uint16_t c = uint16_t(~fold(sum_bytes(copy, ihl, 0)));
+  // Everything but the checksum field (bytes 10-11), summed in place.
+  uint16_t c = uint16_t(~fold(sum_bytes(ip + 12, ihl - 12, sum_bytes(ip, 10, 0))));
   return c;
 }
 
@@ -238,26 +251,45 @@ uint8_t* rewrite_udp(uint8_t* frame, uint16_t headroom, const Parsed& p, const E
     tclass = uint8_t((in_ip[0] & 0x0f) << 4 | in_ip[1] >> 4);
   }
 
+  // Checksums are summed from the values, not read back from the headers written below: a
+  // load spanning several just-written narrow stores cannot be store-forwarded and stalls
+  // until they retire (most of this function's cost when it read them back).
+  uint16_t udp_len = uint16_t(payload_len + kUdpHdrLen);
+  size_t alen = v4 ? 4 : 16;
+  uint64_t addr_sum =
+      sum_bytes(e.src.addr.bytes.data(), alen, sum_bytes(e.dst.addr.bytes.data(), alen, 0));
+  uint64_t pseudo = addr_sum + be_word(udp_len) + be_word(kProtoUdp);
+  uint16_t udp_csum;
+  if (csum == CsumMode::Software) {
+    uint64_t acc = sum_bytes(payload, payload_len,
+                             pseudo + be_word(e.src.port) + be_word(e.dst.port) + be_word(udp_len));
+    udp_csum = uint16_t(~fold(acc));
+    if (udp_csum == 0) udp_csum = 0xffff;  // RFC 768: zero means "no checksum"
+  } else {
+    udp_csum = fold(pseudo);
+  }
+
   uint8_t* out = payload - hdr_len;
   copy_mac(out, e.dst_mac);
   copy_mac(out + 6, e.src_mac);
-  uint16_t udp_len = uint16_t(payload_len + kUdpHdrLen);
   uint8_t* ip = out + kEthHdrLen;
   uint8_t* udp;
   if (v4) {
+    uint16_t total = uint16_t(kIpv4HdrLen + udp_len);
+    uint16_t ip_csum = uint16_t(~fold(addr_sum + be_word(uint16_t(0x4500 | tclass)) +
+                                      be_word(total) + be_word(ip_id) + be_word(df) +
+                                      be_word(uint16_t(e.hop_limit << 8 | kProtoUdp))));
     wr16(out + 12, 0x0800);
     ip[0] = 0x45;
     ip[1] = tclass;
-    wr16(ip + 2, uint16_t(kIpv4HdrLen + udp_len));
+    wr16(ip + 2, total);
     wr16(ip + 4, ip_id);
     wr16(ip + 6, df);
     ip[8] = e.hop_limit;
     ip[9] = kProtoUdp;
-    ip[10] = ip[11] = 0;
+    std::memcpy(ip + 10, &ip_csum, 2);
     std::memcpy(ip + 12, e.src.addr.bytes.data(), 4);
     std::memcpy(ip + 16, e.dst.addr.bytes.data(), 4);
-    uint16_t c = ipv4_header_checksum(ip);
-    std::memcpy(ip + 10, &c, 2);
     udp = ip + kIpv4HdrLen;
   } else {
     wr16(out + 12, 0x86dd);
@@ -274,11 +306,7 @@ uint8_t* rewrite_udp(uint8_t* frame, uint16_t headroom, const Parsed& p, const E
   wr16(udp, e.src.port);
   wr16(udp + 2, e.dst.port);
   wr16(udp + 4, udp_len);
-  udp[6] = udp[7] = 0;
-  Family f = v4 ? Family::V4 : Family::V6;
-  uint16_t c = csum == CsumMode::Software ? l4_checksum(f, ip, udp, udp_len, kProtoUdp)
-                                          : l4_pseudo_checksum(f, ip, udp_len, kProtoUdp);
-  std::memcpy(udp + 6, &c, 2);
+  std::memcpy(udp + 6, &udp_csum, 2);
   new_len = uint32_t(hdr_len) + payload_len;
   return out;
 }
@@ -485,7 +513,7 @@ AnswerResult handle_icmp(uint8_t* f, uint32_t& len, uint32_t capacity, const Par
     return r;
   }
   if ((type >= 1 && type <= 4) || type == 129) return {Answer::Punt};  // errors, echo replies
-  return {Answer::Drop, Drop::icmp_unhandled};       // RS/RA/redirect/MLD: not for an SBC
+  return {Answer::Drop, Drop::icmp_unhandled};  // RS/RA/redirect/MLD: not for an SBC
 }
 
 bool kernel_may_send(const uint8_t* f, uint32_t len) {
