@@ -263,6 +263,14 @@ std::unique_ptr<Dataplane> Dataplane::create(const config::Config& cfg, const Op
   }
   for (unsigned i = 0; i < cfg.ports.size(); ++i)
     if (!dp->setup_port(cfg.ports[i], i, opt, err)) return nullptr;
+  std::vector<IpAddr> local_addrs;
+  for (auto& port : dp->ports_) {
+    for (unsigned i = 0; i < port.n_addrs; ++i) {
+      port.addr_index[i] = uint32_t(local_addrs.size());
+      local_addrs.push_back(port.addrs[i]);
+    }
+  }
+  dp->flows_->set_local_addresses(std::move(local_addrs));
   g_instance.fetch_add(1);
   return dp;
 }

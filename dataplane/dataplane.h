@@ -33,21 +33,23 @@ struct PortInfo {
   uint8_t n_addrs = 0;
   IpAddr addrs[kMaxAddrs];
   IpPrefix prefixes[kMaxAddrs];
+  uint32_t addr_index[kMaxAddrs] = {};  // FlowKey::addr_index of each address
   IpAddr gw4, gw6;
   config::MediaRange media;
   bool tx_csum_offload = false;  // NIC completes IPv4 and UDP checksums
   std::string name;
   std::string exc_iface;
 
-  bool is_ours(Family f, const uint8_t* a) const {
-    // Fixed-length compares, which the compiler inlines: memcmp with a run-time length is a
-    // libc call per address (about 90 instructions per media packet with 8 addresses).
+  // Index of `a` in this port's addresses, or -1. Fixed-length compares, which the compiler
+  // inlines (memcmp with a run-time length is a libc call per address).
+  int find_addr(Family f, const uint8_t* a) const {
     for (unsigned i = 0; i < n_addrs; ++i)
       if (addrs[i].family == f && (f == Family::V4 ? std::memcmp(addrs[i].bytes.data(), a, 4) == 0
                                                    : std::memcmp(addrs[i].bytes.data(), a, 16) == 0))
-        return true;
-    return false;
+        return int(i);
+    return -1;
   }
+  bool is_ours(Family f, const uint8_t* a) const { return find_addr(f, a) >= 0; }
   // ff02::1 (all nodes) or the solicited-node group of one of our IPv6 addresses.
   bool is_nd_group(const uint8_t* a) const {
     static const uint8_t sn[13] = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xff};

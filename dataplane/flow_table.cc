@@ -3,6 +3,9 @@
 #include <rte_cycles.h>
 #include <rte_errno.h>
 #include <rte_hash_crc.h>
+#include <rte_malloc.h>
+
+#include <new>
 
 #include <cerrno>
 
@@ -10,6 +13,18 @@ namespace veil::dp {
 
 namespace {
 std::atomic<unsigned> g_table_seq{0};
+
+// Flows live in DPDK memory (hugepages in production: no TLB miss per flow on top of the
+// cache miss) on the table's NUMA node.
+Flow* alloc_flow(int socket) {
+  void* mem = rte_zmalloc_socket("veil_flow", sizeof(Flow), RTE_CACHE_LINE_SIZE, socket);
+  return mem ? new (mem) Flow() : nullptr;
+}
+void free_flow(Flow* f) {
+  if (!f) return;
+  f->~Flow();
+  rte_free(f);
+}
 
 void set_why(std::string* why, std::string text) {
   if (why) *why = std::move(text);
@@ -37,15 +52,13 @@ std::unique_ptr<FlowTable> FlowTable::create(uint32_t capacity, Rcu& rcu, int so
     return nullptr;
   }
   t->capacity_ = capacity;
+  t->socket_ = socket;
   return t;
 }
 
 FlowTable::~FlowTable() {
   rcu_.drain();
-  for (auto& [id, e] : by_id_) {
-    delete e.flow->action.load();
-    delete e.flow;
-  }
+  for (auto& [id, e] : by_id_) free_flow(e.flow);
   rte_hash_free(hash_);
 }
 
@@ -63,51 +76,70 @@ int FlowTable::validate(const FlowSpec& s, std::string* why) const {
   return 0;
 }
 
-const FlowAction* FlowTable::make_action(const FlowSpec& s) const {
-  auto* a = new FlowAction();
-  a->id = s.id;
-  a->ingress_port = s.ingress_port;
-  a->egress_port = s.egress_port;
-  a->latch = s.latch;
-  a->rtp_check = s.rtp_check;
-  a->drop = s.drop;
-  a->signaled_remote = s.signaled_remote;
-  a->egress_local = s.egress_local;
+void FlowTable::fill_action(const FlowSpec& s, FlowAction& a) const {
+  a = FlowAction{};
+  a.id = s.id;
+  a.ingress_port = s.ingress_port;
+  a.egress_port = s.egress_port;
+  a.latch = s.latch;
+  a.rtp_check = s.rtp_check;
+  a.drop = s.drop;
+  a.signaled_remote = s.signaled_remote;
+  a.egress_local = s.egress_local;
   if (s.peer_id) {
     auto it = by_id_.find(s.peer_id);
-    if (it != by_id_.end()) a->peer = it->second.flow;
+    if (it != by_id_.end()) a.peer = it->second.flow;
   }
-  return a;
 }
 
 void FlowTable::republish(uint32_t id) {
   auto it = by_id_.find(id);
   if (it == by_id_.end()) return;
-  const FlowAction* fresh = make_action(it->second.spec);
-  const FlowAction* old = it->second.flow->action.exchange(fresh, std::memory_order_acq_rel);
-  rcu_.defer([old] { delete old; });
+  Flow* f = it->second.flow;
+  // The inactive slot may still be read by a worker that loaded the index before the last
+  // flip: wait out that grace period (microseconds; only when one flow changes twice that
+  // fast), then write it and flip.
+  if (f->slot_token_valid) rte_rcu_qsbr_check(rcu_.qsbr(), f->slot_token, true);
+  uint8_t next = uint8_t(1 - f->active.load(std::memory_order_relaxed));
+  fill_action(it->second.spec, f->slots[next]);
+  f->active.store(next, std::memory_order_release);
+  f->slot_token = rte_rcu_qsbr_start(rcu_.qsbr());
+  f->slot_token_valid = true;
+}
+
+bool FlowTable::key_for(const Endpoint& local, FlowKey& key) const {
+  for (size_t i = 0; i < local_addrs_.size(); ++i) {
+    if (local_addrs_[i] == local.addr) {
+      key = FlowKey{uint32_t(i), local.port, 0, 0};
+      return true;
+    }
+  }
+  return false;
 }
 
 int FlowTable::install(const FlowSpec& s, std::string* why) {
   if (int rc = validate(s, why)) return rc;
   if (by_id_.count(s.id)) return set_why(why, "flow id " + std::to_string(s.id) + " exists"), -EEXIST;
   if (by_id_.size() >= capacity_) return set_why(why, "flow table full"), -ENOSPC;
-  FlowKey key = FlowKey::from(s.local);
+  FlowKey key;
+  if (!key_for(s.local, key))
+    return set_why(why, s.local.addr.str() + " is not one of the SBC's addresses"), -EINVAL;
   if (rte_hash_lookup(hash_, &key) >= 0)
     return set_why(why, "local endpoint " + s.local.str() + " already has a flow"), -EEXIST;
 
-  auto* f = new Flow();
+  Flow* f = alloc_flow(socket_);
+  if (!f) return set_why(why, "out of memory for flows (raise [dataplane] memory_mb)"), -ENOSPC;
   f->key = key;
   f->id = s.id;
   f->created_tsc = rte_rdtsc();
   f->egress_dst.write(s.egress_remote);
   by_id_[s.id] = Entry{s, f};
-  f->action.store(make_action(s), std::memory_order_release);
+  fill_action(s, f->slots[0]);
+  f->active.store(0, std::memory_order_release);
   int pos = rte_hash_add_key_data(hash_, &key, f);
   if (pos < 0) {
     by_id_.erase(s.id);
-    delete f->action.load();
-    delete f;
+    free_flow(f);
     return set_why(why, "flow table full"), -ENOSPC;
   }
   f->hash_pos = rte_hash_lookup(hash_, &key);
@@ -160,8 +192,7 @@ int FlowTable::remove(uint32_t id) {
   rcu_.defer([h, pos, f] {
     // RW_CONCURRENCY_LF implies NO_FREE_ON_DEL: the slot is ours to free after the grace.
     if (pos >= 0) rte_hash_free_key_with_position(h, pos);
-    delete f->action.load();
-    delete f;
+    free_flow(f);
   });
   return 0;
 }
@@ -174,13 +205,13 @@ std::optional<FlowSnapshot> FlowTable::get(uint32_t id) const {
   s.spec = it->second.spec;
   s.learned = f->learned.get();
   s.egress_dst = f->egress_dst.get();
-  s.counters.packets = peek(f->c.packets);
-  s.counters.bytes = peek(f->c.bytes);
-  s.counters.last_seen_tsc = peek(f->c.last_seen_tsc);
-  for (unsigned i = 0; i < kFlowDropCount; ++i) s.counters.drops[i] = peek(f->c.drops[i]);
-  s.counters.last_ssrc = __atomic_load_n(&f->c.last_ssrc, __ATOMIC_RELAXED);
-  s.counters.last_seq = __atomic_load_n(&f->c.last_seq, __ATOMIC_RELAXED);
-  s.counters.last_pt = __atomic_load_n(&f->c.last_pt, __ATOMIC_RELAXED);
+  s.counters.packets = peek(f->packets);
+  s.counters.bytes = peek(f->bytes);
+  s.counters.last_seen_tsc = peek(f->last_seen_tsc);
+  for (unsigned i = 0; i < kFlowDropCount; ++i) s.counters.drops[i] = peek(f->drops[i]);
+  s.counters.last_ssrc = __atomic_load_n(&f->last_ssrc, __ATOMIC_RELAXED);
+  s.counters.last_seq = __atomic_load_n(&f->last_seq, __ATOMIC_RELAXED);
+  s.counters.last_pt = __atomic_load_n(&f->last_pt, __ATOMIC_RELAXED);
   s.created_tsc = f->created_tsc;
   return s;
 }
@@ -195,7 +226,7 @@ std::vector<uint32_t> FlowTable::ids() const {
 std::vector<uint32_t> FlowTable::idle(uint64_t now, uint64_t idle_cycles) const {
   std::vector<uint32_t> v;
   for (const auto& [id, e] : by_id_) {
-    uint64_t last = peek(e.flow->c.last_seen_tsc);
+    uint64_t last = peek(e.flow->last_seen_tsc);
     if (last == 0) last = e.flow->created_tsc;
     if (now > last && now - last >= idle_cycles) v.push_back(id);
   }

@@ -32,6 +32,12 @@ class FlowTable {
                                            std::string& err);
   ~FlowTable();
 
+  // The SBC's own addresses: FlowKey::addr_index is a position in this list. Set once, before
+  // the first install (Dataplane::create does it from the port configuration).
+  void set_local_addresses(std::vector<IpAddr> addrs) { local_addrs_ = std::move(addrs); }
+  // The key of the flow that receives on `local`; false if the address is not ours.
+  bool key_for(const Endpoint& local, FlowKey& key) const;
+
   // Control plane. Return 0 or a negative errno (-EINVAL bad spec, -EEXIST id or local
   // endpoint in use, -ENOENT no such id, -ENOSPC table full); `why` says which.
   int install(const FlowSpec& spec, std::string* why = nullptr);
@@ -50,13 +56,15 @@ class FlowTable {
 
  private:
   FlowTable(Rcu& rcu) : rcu_(rcu) {}
-  const FlowAction* make_action(const FlowSpec& spec) const;
+  void fill_action(const FlowSpec& spec, FlowAction& out) const;
   void republish(uint32_t id);  // new action for `id` (its peer pointer re-resolved)
   int validate(const FlowSpec& spec, std::string* why) const;
 
   Rcu& rcu_;
   rte_hash* hash_ = nullptr;
   uint32_t capacity_ = 0;
+  int socket_ = SOCKET_ID_ANY;
+  std::vector<IpAddr> local_addrs_;
   struct Entry {
     FlowSpec spec;
     Flow* flow;

@@ -75,7 +75,8 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
       continue;
     }
     const uint8_t* dst = p.dst_ip(f);
-    bool ours_unicast = port.is_ours(p.family, dst);
+    int addr_i = port.find_addr(p.family, dst);
+    bool ours_unicast = addr_i >= 0;
     if (!ours_unicast) {
       // IPv6: neighbour discovery arrives on solicited-node multicast, and the kernel's
       // link-local address (fe80::/10) is reachable through the exception path.
@@ -100,10 +101,7 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
         drop(m, Drop::ip_options);
         continue;
       }
-      keys[nm] = FlowKey{};
-      std::memcpy(keys[nm].addr, dst, p.family == Family::V4 ? 4 : 16);
-      keys[nm].port = p.dport;
-      keys[nm].family = uint8_t(p.family);
+      keys[nm] = FlowKey{port.addr_index[addr_i], p.dport, 0, 0};
       key_ptrs[nm] = &keys[nm];
       media_p[nm] = p;
       media[nm++] = m;
@@ -137,26 +135,24 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
   if (nm == 0) return;
   Flow* flows[kMaxBurst];
   dp->flows_->lookup_bulk(key_ptrs, nm, flows);
-  // Every line relay() reads: the flow's first three (action, endpoints, next hop,
-  // counters, RTP state), then its action, whose address is in the first. Issued for the
-  // whole burst before the first packet is relayed, so that the misses overlap.
-  for (unsigned j = 0; j < nm; ++j)
-    if (flows[j]) {
-      const char* fp = reinterpret_cast<const char*>(flows[j]);
-      rte_prefetch0(fp);
-      rte_prefetch0(fp + 64);
-      rte_prefetch0(fp + 128);
-    }
-  for (unsigned j = 0; j < nm; ++j)
-    if (flows[j]) rte_prefetch0(flows[j]->action.load(std::memory_order_relaxed));
+  // Every line relay() reads or writes (Flow: line 0 state, line 1 counters, the action
+  // slots), issued for the whole burst before the first packet is relayed so the misses
+  // overlap; no address depends on a load that might miss.
+  for (unsigned j = 0; j < nm; ++j) {
+    if (!flows[j]) continue;
+    const char* fp = reinterpret_cast<const char*>(flows[j]);
+    __builtin_prefetch(fp, 1);
+    __builtin_prefetch(fp + 64, 1);
+    rte_prefetch0(fp + 128);  // slot 0: the active one unless the flow was updated
+  }
   for (unsigned j = 0; j < nm; ++j) relay(media[j], media_p[j], flows[j], now);
 }
 
 void WorkerCtx::relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
   if (!fl) return drop(m, Drop::media_no_flow);
-  const FlowAction* a = fl->action.load(std::memory_order_acquire);
+  const FlowAction* a = &fl->action();
   auto flow_drop = [&](FlowDrop why) {
-    bump(fl->c.drops[unsigned(why)]);
+    bump(fl->drops[unsigned(why)]);
     drop(m, kFlowDropGlobal[unsigned(why)]);
   };
   if (a->drop) return flow_drop(FlowDrop::disabled);
@@ -169,7 +165,7 @@ void WorkerCtx::relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
   Endpoint learned;
   uint32_t lver;
   fl->learned.read(learned, lver);
-  uint64_t last = peek(fl->c.last_seen_tsc);
+  uint64_t last = peek(fl->last_seen_tsc);
   switch (latch_decide(a->latch, a->signaled_remote, learned, now - last, relatch_cycles, src)) {
     case LatchVerdict::Drop:
       return flow_drop(FlowDrop::src_mismatch);
@@ -223,15 +219,15 @@ void WorkerCtx::relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
     m->l2_len = kEthHdrLen;
     m->l3_len = v4 ? kIpv4HdrLen : kIpv6HdrLen;
   }
-  bump(fl->c.packets);
-  bump(fl->c.bytes, plen);
-  __atomic_store_n(&fl->c.last_seen_tsc, now, __ATOMIC_RELAXED);
+  bump(fl->packets);
+  bump(fl->bytes, plen);
+  __atomic_store_n(&fl->last_seen_tsc, now, __ATOMIC_RELAXED);
   if (plen >= 12 && (payload[1] < 192 || payload[1] > 223)) {  // RTP, not RTCP (RFC 5761 4)
     uint32_t ssrc = uint32_t(payload[8]) << 24 | uint32_t(payload[9]) << 16 |
                     uint32_t(payload[10]) << 8 | payload[11];
-    __atomic_store_n(&fl->c.last_ssrc, ssrc, __ATOMIC_RELAXED);
-    __atomic_store_n(&fl->c.last_seq, uint16_t(payload[2] << 8 | payload[3]), __ATOMIC_RELAXED);
-    __atomic_store_n(&fl->c.last_pt, uint8_t(payload[1] & 0x7f), __ATOMIC_RELAXED);
+    __atomic_store_n(&fl->last_ssrc, ssrc, __ATOMIC_RELAXED);
+    __atomic_store_n(&fl->last_seq, uint16_t(payload[2] << 8 | payload[3]), __ATOMIC_RELAXED);
+    __atomic_store_n(&fl->last_pt, uint8_t(payload[1] & 0x7f), __ATOMIC_RELAXED);
   }
   count(Event::relayed);
   push(nic_tx[a->egress_port], out.nic, m);

@@ -257,6 +257,7 @@ struct Args {
   size_t sequence = 1u << 20;  // packets in the random sequence (64 bytes of header each)
   unsigned mbufs = 1024;       // mbufs cycled through, like a NIC rx ring of 1024 descriptors
   unsigned lcore = 0;          // CPU the benchmark runs on (EAL -l)
+  bool hugepages = false;      // EAL memory on hugepages (reserved beforehand), as in production
   std::string cmdline;
 };
 
@@ -277,13 +278,16 @@ void usage(FILE* to) {
   std::fprintf(
       to,
       "usage: veil-bench [--flows N[,N...]] [--packets N] [--reps N] [--sequence N] [--mbufs N]\n"
-      "                  [--lcore N]\n"
+      "                  [--lcore N] [--hugepages]\n"
       "  --flows     flow counts to measure (even; at most %u); default 1000,100000,1000000\n"
       "  --packets   packets per repetition and loop; default 4M (k and M suffixes work)\n"
       "  --reps      repetitions; the median is reported; default 9\n"
       "  --sequence  distinct packets in the random sequence (64-byte headers); default 1048576\n"
       "  --mbufs     packet buffers cycled through (an rx ring's worth); default 1024\n"
-      "  --lcore     CPU to run on (EAL -l); default 0\n",
+      "  --lcore     CPU to run on (EAL -l); default 0\n"
+      "  --hugepages EAL memory (flow table, flows, mbufs) on hugepages, as on a production\n"
+      "              host (reserve ~2.5 GB first: hugepages-setup/hugepages.sh reserve --mb 2560);\n"
+      "              default --no-huge\n",
       2 * kMaxPairs);
 }
 
@@ -294,6 +298,10 @@ bool parse_args(int argc, char** argv, Args& a) {
     if (opt == "-h" || opt == "--help") {
       usage(stdout);
       std::exit(0);
+    }
+    if (opt == "--hugepages") {
+      a.hugepages = true;
+      continue;
     }
     if (i + 1 >= argc) {
       std::fprintf(stderr, "veil-bench: %s needs a value\n", argv[i]);
@@ -679,7 +687,7 @@ int main(int argc, char** argv) {
   if (!parse_args(argc, argv, args)) return 2;
 
   std::vector<std::string> eal{argv[0],
-                               "--no-huge",
+                               args.hugepages ? "--in-memory" : "--no-huge",
                                "-m",
                                "2048",
                                "--no-pci",
