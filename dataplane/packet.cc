@@ -4,6 +4,10 @@
 
 #include <cstring>
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 namespace veil::dp {
 namespace {
 
@@ -21,9 +25,27 @@ inline void copy_mac(uint8_t* dst, const MacAddr& m) {
 // One's complement sum of `n` bytes in native word order (RFC 1071 1.2(B): the sum is
 // byte-order independent, so storing the folded native value gives the right bytes).
 inline uint64_t sum_bytes(const uint8_t* p, size_t n, uint64_t acc) {
-  // 32-bit words into two 64-bit accumulators: no end-around carry per step (2^32 words
-  // cannot overflow them), and two independent dependency chains.
+  // 32-bit words summed into 64-bit lanes: no end-around carry per step (2^32 words cannot
+  // overflow them); folded once at the end. With AVX2, 32 bytes per step (a 172-byte RTP
+  // payload in 5 steps instead of 22).
   uint64_t a0 = 0, a1 = 0;
+#if defined(__AVX2__)
+  if (n >= 32) {
+    const __m256i zero = _mm256_setzero_si256();
+    __m256i va = zero, vb = zero;
+    while (n >= 32) {
+      __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+      va = _mm256_add_epi64(va, _mm256_unpacklo_epi32(v, zero));
+      vb = _mm256_add_epi64(vb, _mm256_unpackhi_epi32(v, zero));
+      p += 32;
+      n -= 32;
+    }
+    __m256i v = _mm256_add_epi64(va, vb);
+    __m128i h = _mm_add_epi64(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    a0 = uint64_t(_mm_cvtsi128_si64(h));
+    a1 = uint64_t(_mm_extract_epi64(h, 1));
+  }
+#endif
   while (n >= 8) {
     uint32_t x, y;
     std::memcpy(&x, p, 4);
@@ -52,7 +74,7 @@ inline uint64_t sum_bytes(const uint8_t* p, size_t n, uint64_t acc) {
     std::memcpy(&v, p, 1);  // the odd byte is the high-order byte of a zero-padded word
     a0 += v;
   }
-  uint64_t s = a0 + a1;  // < 2^63: no carry
+  uint64_t s = a0 + a1;  // each < 2^45 for any frame: no carry
   acc += s;
   acc += (acc < s);  // end-around carry
   return acc;
