@@ -1,0 +1,801 @@
+#include "sip/b2bua.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sofia-sip/msg_addr.h>
+#include <sofia-sip/nua.h>
+#include <sofia-sip/nua_tag.h>
+#include <sofia-sip/sip_header.h>
+#include <sofia-sip/sip_protos.h>
+#include <sofia-sip/sip_status.h>
+#include <sofia-sip/su_alloc.h>
+#include <sofia-sip/su_tag.h>
+#include <sofia-sip/nta_tag.h>
+#include <strings.h>
+
+#include <cstring>
+#include <exception>
+#include <optional>
+#include <random>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "sip/sdp_rewrite.h"
+#include "sip/status.h"
+
+namespace veil::sip {
+
+namespace {
+
+constexpr const char* kSdpType = "application/sdp";
+
+// Headers that describe routing, the dialog or the message itself: sofia-sip generates
+// them per leg, and copying one across would leak the other side or break the leg.
+constexpr const char* kNeverCopied[] = {
+    "via", "route", "record-route", "contact", "path", "from", "to", "call-id", "cseq",
+    "max-forwards", "content-length", "content-type", "content-encoding", "content-disposition",
+    "service-route", "p-asserted-identity", "p-preferred-identity", "reply-to", "refer-to",
+    "referred-by", "replaces", "authorization", "proxy-authorization", "www-authenticate",
+    "proxy-authenticate", "authentication-info", "require", "proxy-require", "supported",
+    "session-expires", "min-se", "rseq", "rack", "allow", "accept", "user-agent", "server",
+    "warning", "call-info", "alert-info", "error-info", "organization", "history-info",
+    "diversion", "p-charging-vector", "p-access-network-info", "p-visited-network-id"};
+
+bool never_copied(std::string_view name) {
+  for (const char* n : kNeverCopied)
+    if (name.size() == std::strlen(n) && strncasecmp(name.data(), n, name.size()) == 0)
+      return true;
+  return false;
+}
+
+std::string uri_host(const IpAddr& a) { return a.is_v6() ? "[" + a.str() + "]" : a.str(); }
+
+std::string uri_hostport(const Endpoint& e) {
+  return uri_host(e.addr) + ":" + std::to_string(e.port);
+}
+
+// RFC 3261 25.1 user = 1*( unreserved / escaped / user-unreserved ), without ';', '?' and
+// '/' (they would start parameters or headers when the URI is printed in another context).
+bool valid_user(const char* u) {
+  if (!u || !*u || std::strlen(u) > 128) return false;
+  for (const char* p = u; *p; ++p) {
+    unsigned char c = static_cast<unsigned char>(*p);
+    if (std::isalnum(c) || std::strchr("-_.!~*'()%&=+$,", c)) continue;
+    return false;
+  }
+  return true;
+}
+
+// A display name as sofia-sip parsed it: a quoted string or tokens. Anything else
+// (control characters, unbalanced quotes) is dropped rather than repaired.
+std::string safe_display(const char* d) {
+  if (!d || !*d || std::strlen(d) > 128) return "";
+  std::string_view v(d);
+  for (unsigned char c : v)
+    if (c < 0x20 || c == 0x7f) return "";
+  if (v.front() == '"') {
+    if (v.size() < 2 || v.back() != '"') return "";
+    for (size_t i = 1; i + 1 < v.size(); ++i) {
+      if (v[i] == '\\') {
+        ++i;
+        continue;
+      }
+      if (v[i] == '"') return "";
+    }
+    return std::string(v);
+  }
+  for (unsigned char c : v)
+    if (!(std::isalnum(c) || std::strchr("-.!%*_+`'~ ", c))) return "";
+  return std::string(v);
+}
+
+std::string name_addr(const std::string& display, const std::string& user, const std::string& host) {
+  std::string s;
+  if (!display.empty()) s = display + " ";
+  s += "<sip:";
+  if (!user.empty()) s += user + "@";
+  s += host + ">";
+  return s;
+}
+
+const char* transport_param(Transport t) { return t == Transport::Tcp ? ";transport=tcp" : ""; }
+
+}  // namespace
+
+std::string validate(const SipConfig& cfg) {
+  if (!cfg.external.addr.valid()) return "sip.external.address: not set";
+  if (!cfg.internal.addr.valid()) return "sip.internal.address: not set";
+  if (cfg.external.port == 0 || cfg.internal.port == 0) return "sip.*.port: must be 1-65535";
+  if (!cfg.external.udp && !cfg.external.tcp) return "sip.external: no transport enabled";
+  if (!cfg.internal.udp && !cfg.internal.tcp) return "sip.internal: no transport enabled";
+  if (cfg.external.addr == cfg.internal.addr)
+    return "sip.external.address and sip.internal.address must differ";
+  if (!cfg.pbx.valid()) return "sip.pbx: address:port not set";
+  if (cfg.pbx.addr.family != cfg.internal.addr.family)
+    return "sip.pbx: family differs from sip.internal.address";
+  if (cfg.untrusted_target && !cfg.untrusted_target->valid())
+    return "sip.untrusted_target: address:port invalid";
+  if (cfg.untrusted_target && cfg.untrusted_target->addr.family != cfg.external.addr.family)
+    return "sip.untrusted_target: family differs from sip.external.address";
+  for (const auto& h : cfg.header_allow_list) {
+    if (h.empty() || h.find_first_of(": \t\r\n") != std::string::npos)
+      return "sip.header_allow_list: invalid header name '" + h + "'";
+    if (never_copied(h))
+      return "sip.header_allow_list: '" + h + "' carries routing, identity or software "
+             "information and is never copied across";
+  }
+  if (cfg.user_agent.find_first_of("\r\n") != std::string::npos)
+    return "sip.user_agent: must be one line";
+  if (cfg.no_response_timeout_ms < 500) return "sip.no_response_timeout_ms: at least 500";
+  if (cfg.t1_ms < 100 || cfg.t1_ms > 5000) return "sip.t1_ms: 100-5000";
+  return "";
+}
+
+// ---------------------------------------------------------------------------------------
+
+namespace {
+
+struct Leg {
+  nua_handle_t* nh = nullptr;
+  int side = kExternal;
+  bool server_pending = false;  // an INVITE received on this leg awaits our final response
+  bool client_pending = false;  // an INVITE we sent on this leg has no final response yet
+  bool ack_pending = false;     // 2xx received here; our ACK waits for the other leg's ACK
+  bool established = false;
+  bool terminated = false;      // sofia reported the leg terminated (or it never existed)
+  bool cancel_sent = false;
+  bool bye_sent = false;
+  SdpOrigin origin;             // o= of what Veil sends on this leg
+};
+
+struct Stream {
+  bool active = false;          // ports allocated
+  bool programmed = false;
+  uint32_t id = 0;
+  Endpoint local[2];            // SBC endpoints, by side
+  Endpoint remote[2];           // peers' endpoints, by side
+  bool offer_mux = false;
+  bool mux = false;
+};
+
+struct Call {
+  B2bua::Impl* owner = nullptr;
+  uint64_t serial = 0;
+  Leg leg[2];                   // [0]: the caller's leg (incoming), [1]: the re-originated leg
+  std::vector<Stream> streams;
+  su_timer_t* timer = nullptr;  // no-response timer of leg[1]'s INVITE
+  bool answered = false;        // initial INVITE answered 2xx: later INVITEs are re-INVITEs
+  bool ending = false;
+  int offer_side = -1;          // side whose offer is outstanding
+};
+
+}  // namespace
+
+struct B2bua::Impl {
+  su_root_t* root;
+  SipConfig cfg;
+  MediaAnchor& media;
+  Logger log;
+  nua_t* agent[2] = {nullptr, nullptr};
+  bool shutdown_done[2] = {false, false};
+  bool shutting_down = false;
+  std::unordered_set<Call*> calls;
+  uint64_t next_serial = 1;
+  uint32_t next_stream_id = 1;
+  B2buaStats stats;
+
+  std::mt19937_64 rng{std::random_device{}()};
+
+  Impl(su_root_t* r, SipConfig c, MediaAnchor& m, Logger l)
+      : root(r), cfg(std::move(c)), media(m), log(std::move(l)) {}
+
+  // RFC 4566 5.2: a numeric session id; kept below 2^62 so it prints as a plain number
+  // everywhere.
+  uint64_t random_session_id() { return (rng() >> 2) | 1; }
+
+  void logf(const std::string& s) {
+    if (log) log(s);
+  }
+
+  int side_of(nua_t* nua) const { return nua == agent[kInternal] ? kInternal : kExternal; }
+
+  // ---- sofia entry points -------------------------------------------------------------
+
+  static void callback(nua_event_t event, int status, char const* phrase, nua_t* nua,
+                       nua_magic_t* magic, nua_handle_t* nh, nua_hmagic_t* hmagic,
+                       sip_t const* sip, tagi_t tags[]) {
+    auto* self = static_cast<Impl*>(static_cast<void*>(magic));
+    // FACTS.md: an exception escaping into sofia-sip leaves the transaction unanswered.
+    try {
+      self->on_event(event, status, phrase, nua, nh, static_cast<Call*>(static_cast<void*>(hmagic)),
+                     sip, tags);
+    } catch (const std::exception& e) {
+      ++self->stats.callback_exceptions;
+      self->logf(std::string("sip: exception in callback: ") + e.what());
+    } catch (...) {
+      ++self->stats.callback_exceptions;
+      self->logf("sip: unknown exception in callback");
+    }
+  }
+
+  static void timer_cb(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg) {
+    auto* call = static_cast<Call*>(static_cast<void*>(arg));
+    Impl* self = call->owner;
+    try {
+      self->on_no_response(call);
+    } catch (...) {
+      ++self->stats.callback_exceptions;
+    }
+  }
+
+  void on_event(nua_event_t event, int status, char const* phrase, nua_t* nua, nua_handle_t* nh,
+                Call* call, sip_t const* sip, tagi_t tags[]) {
+    if (event == nua_r_shutdown) {
+      if (status >= 200) shutdown_done[side_of(nua)] = true;
+      return;
+    }
+    if (event == nua_i_invite && !call) {
+      new_call(side_of(nua), nh, sip);
+      return;
+    }
+    if (!call || !calls.count(call)) {
+      // An event for a handle Veil never took (OPTIONS and other out-of-dialog requests
+      // that sofia answered itself), or for a call already freed: nothing to do.
+      return;
+    }
+    int li = call->leg[0].nh == nh ? 0 : 1;
+    switch (event) {
+      case nua_i_invite: on_reinvite(call, li, sip); break;
+      case nua_r_invite: on_invite_response(call, li, status, phrase, sip); break;
+      case nua_i_ack: on_ack(call, li); break;
+      case nua_i_cancel:
+        // sofia has answered the CANCEL (200) and the INVITE (487).
+        call->leg[li].server_pending = false;
+        end_call(call, "cancelled by caller");
+        break;
+      case nua_i_bye:
+        call->leg[li].established = false;
+        call->leg[li].bye_sent = true;  // the leg is over; sofia answered 200
+        end_call(call, li == 0 ? "BYE from caller" : "BYE from callee");
+        break;
+      case nua_i_state: {
+        int cs = -1;
+        tl_gets(tags, NUTAG_CALLSTATE_REF(cs), TAG_END());
+        if (cs == nua_callstate_ready) call->leg[li].established = true;
+        if (cs == nua_callstate_terminated) {
+          call->leg[li].terminated = true;
+          call->leg[li].server_pending = call->leg[li].client_pending = false;
+          if (!call->ending) end_call(call, "leg terminated");
+          maybe_free(call);
+        }
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  // ---- call set-up ----------------------------------------------------------------------
+
+  Call* make_call(int side, nua_handle_t* nh) {
+    auto* call = new Call;
+    call->owner = this;
+    call->serial = next_serial++;
+    call->leg[0].nh = nh;
+    call->leg[0].side = side;
+    call->leg[0].server_pending = true;
+    // Random o= session ids: a counter would tell each peer how many calls Veil carries.
+    call->leg[0].origin.session_id = random_session_id();
+    call->leg[0].origin.version = 1;
+    call->leg[1].side = 1 - side;
+    call->leg[1].terminated = true;  // until it is created
+    call->leg[1].origin.session_id = random_session_id();
+    call->leg[1].origin.version = 1;
+    calls.insert(call);
+    ++stats.calls_total;
+    nua_handle_bind(nh, reinterpret_cast<nua_hmagic_t*>(call));
+    return call;
+  }
+
+  // Answers the caller with a failure and ends the call.
+  void fail(Call* call, int status, const std::string& why) {
+    Leg& a = call->leg[0];
+    if (a.server_pending) {
+      nua_respond(a.nh, status, standard_phrase(status), TAG_END());
+      a.server_pending = false;
+      ++stats.calls_failed;
+    }
+    logf("sip: call " + std::to_string(call->serial) + ": " + std::to_string(status) + " (" + why + ")");
+    end_call(call, why);
+  }
+
+  bool source_is_pbx(nua_t* nua) {
+    msg_t* msg = nua_current_request(nua);
+    su_addrinfo_t* ai = msg ? msg_addrinfo(msg) : nullptr;
+    if (!ai || !ai->ai_addr) return false;
+    IpAddr src;
+    if (ai->ai_addr->sa_family == AF_INET) {
+      src = IpAddr::v4_raw(&reinterpret_cast<const sockaddr_in*>(ai->ai_addr)->sin_addr);
+    } else if (ai->ai_addr->sa_family == AF_INET6) {
+      src = IpAddr::v6_raw(&reinterpret_cast<const sockaddr_in6*>(ai->ai_addr)->sin6_addr);
+    }
+    return src == cfg.pbx.addr;
+  }
+
+  void new_call(int side, nua_handle_t* nh, sip_t const* sip) {
+    if (shutting_down) {
+      nua_respond(nh, 503, standard_phrase(503), TAG_END());
+      nua_handle_destroy(nh);
+      return;
+    }
+    Call* call = make_call(side, nh);
+    if (!sip || !sip->sip_request || !sip->sip_from || !sip->sip_to) return fail(call, 400, "malformed INVITE");
+
+    std::optional<Endpoint> target;
+    Transport transport = Transport::Udp;
+    if (side == kInternal) {
+      if (!source_is_pbx(agent[kInternal])) {
+        ++stats.refused_source;
+        return fail(call, 403, "INVITE on the trusted side from a source other than the PBX");
+      }
+      target = cfg.untrusted_target;
+      transport = cfg.untrusted_transport;
+      if (!target) return fail(call, 480, "no untrusted target configured");
+    } else {
+      target = cfg.pbx;
+      transport = cfg.pbx_transport;
+    }
+
+    // The offer (late offer, INVITE without SDP, is planned).
+    if (!sip->sip_payload || !sip->sip_content_type || !sip->sip_content_type->c_type ||
+        strcasecmp(sip->sip_content_type->c_type, kSdpType) != 0) {
+      ++stats.sdp_rejected;
+      return fail(call, 488, "INVITE without SDP offer");
+    }
+    std::string offer(sip->sip_payload->pl_data, sip->sip_payload->pl_len);
+    SdpInspectResult info = inspect_sdp(offer);
+    if (info.error != SdpError::None) {
+      ++stats.sdp_rejected;
+      return fail(call, 488, std::string("bad SDP offer: ") + info.detail);
+    }
+    if (int st = apply_offer(call, side, info.info); st != 0)
+      return fail(call, st, "media for offer");
+    std::optional<std::string> out = rewrite_for(call, 1, offer);
+    if (!out) {
+      ++stats.sdp_rejected;
+      return fail(call, 488, "SDP rewrite failed");
+    }
+
+    // The re-originated leg: only user parts and display names cross.
+    const char* ruri_user = sip->sip_request->rq_url->url_user;
+    if (ruri_user && !valid_user(ruri_user)) return fail(call, 400, "request-URI user");
+    const char* from_user = sip->sip_from->a_url->url_user;
+    const char* to_user = sip->sip_to->a_url->url_user;
+    std::string from = name_addr(safe_display(sip->sip_from->a_display),
+                                 valid_user(from_user) ? from_user : "anonymous",
+                                 uri_host(side == kExternal ? cfg.internal.addr : cfg.external.addr));
+    std::string to = name_addr(safe_display(sip->sip_to->a_display),
+                               valid_user(to_user) ? to_user : "", uri_host(target->addr));
+    std::string ruri = std::string("sip:") + (ruri_user ? std::string(ruri_user) + "@" : "") +
+                       uri_hostport(*target) + transport_param(transport);
+    std::string extra = allowed_headers(sip);
+
+    Leg& b = call->leg[1];
+    b.nh = nua_handle(agent[b.side], reinterpret_cast<nua_hmagic_t*>(call), TAG_END());
+    if (!b.nh) return fail(call, 500, "nua_handle failed");
+    b.terminated = false;
+    b.client_pending = true;
+    nua_invite(b.nh, NUTAG_URL(ruri.c_str()), SIPTAG_FROM_STR(from.c_str()),
+               SIPTAG_TO_STR(to.c_str()), SIPTAG_CONTENT_TYPE_STR(kSdpType),
+               SIPTAG_PAYLOAD_STR(out->c_str()),
+               TAG_IF(!extra.empty(), SIPTAG_HEADER_STR(extra.c_str())), TAG_END());
+    start_timer(call);
+    logf("sip: call " + std::to_string(call->serial) + ": " +
+         (side == kExternal ? "external -> internal" : "internal -> external"));
+  }
+
+  // Copies the allow-listed headers of `sip` (extension headers and a few known ones).
+  std::string allowed_headers(sip_t const* sip) {
+    if (cfg.header_allow_list.empty() || !sip) return "";
+    std::string out;
+    auto allowed = [&](std::string_view name) {
+      for (const auto& h : cfg.header_allow_list)
+        if (h.size() == name.size() && strncasecmp(h.data(), name.data(), name.size()) == 0)
+          return true;
+      return false;
+    };
+    for (sip_unknown_t const* u = sip->sip_unknown; u; u = u->un_next) {
+      if (u->un_name && u->un_value && allowed(u->un_name) && !never_copied(u->un_name))
+        out += std::string(u->un_name) + ": " + u->un_value + "\r\n";
+    }
+    if (sip->sip_subject && sip->sip_subject->g_value && allowed("Subject"))
+      out += std::string("Subject: ") + sip->sip_subject->g_value + "\r\n";
+    if (sip->sip_priority && sip->sip_priority->g_value && allowed("Priority"))
+      out += std::string("Priority: ") + sip->sip_priority->g_value + "\r\n";
+    if (!out.empty() && out.size() >= 2) out.resize(out.size() - 2);  // SIPTAG_HEADER_STR adds none
+    return out;
+  }
+
+  void start_timer(Call* call) {
+    call->timer = su_timer_create(su_root_task(root), cfg.no_response_timeout_ms);
+    if (call->timer) {
+      su_timer_set(call->timer, timer_cb, reinterpret_cast<su_timer_arg_t*>(call));
+    }
+  }
+
+  void stop_timer(Call* call) {
+    if (call->timer) {
+      su_timer_destroy(call->timer);
+      call->timer = nullptr;
+    }
+  }
+
+  void on_no_response(Call* call) {
+    if (!calls.count(call)) return;
+    stop_timer(call);
+    if (!call->leg[1].client_pending) return;
+    ++stats.no_response_timeouts;
+    fail(call, 503, "no response from the other side");
+  }
+
+  // ---- media ----------------------------------------------------------------------------
+
+  Family family_toward(int side) const {
+    return side == kInternal ? cfg.internal.addr.family : cfg.external.addr.family;
+  }
+
+  void teardown_stream(Stream& st) {
+    if (st.programmed) media.remove(st.id);
+    if (st.active) {
+      media.release(kExternal, st.local[kExternal]);
+      media.release(kInternal, st.local[kInternal]);
+    }
+    st = Stream{};
+  }
+
+  void release_media(Call* call) {
+    for (Stream& st : call->streams) teardown_stream(st);
+    call->streams.clear();
+  }
+
+  bool program(Stream& st) {
+    MediaStreamPlan plan;
+    plan.id = st.id;
+    plan.ext = MediaLeg{st.local[kExternal], st.remote[kExternal]};
+    plan.in = MediaLeg{st.local[kInternal], st.remote[kInternal]};
+    plan.rtcp_mux = st.mux;
+    if (!media.program(plan)) return false;
+    st.programmed = true;
+    return true;
+  }
+
+  // An offer from `side`: ports for new m-lines, the offerer's endpoints, flows.
+  // 0 on success, else the status to answer.
+  int apply_offer(Call* call, int side, const SdpInfo& info) {
+    if (info.streams.size() < call->streams.size()) return 488;  // RFC 3264 8: m-lines are never removed
+    call->streams.resize(info.streams.size());
+    for (size_t i = 0; i < info.streams.size(); ++i) {
+      const SdpStream& in = info.streams[i];
+      Stream& st = call->streams[i];
+      if (in.disabled) {
+        teardown_stream(st);
+        continue;
+      }
+      if (!st.active) {
+        auto a = media.allocate(side, in.family);
+        auto b = a ? media.allocate(1 - side, family_toward(1 - side)) : std::nullopt;
+        if (!a || !b) {
+          if (a) media.release(side, *a);
+          ++stats.no_media_ports;
+          return 503;
+        }
+        st.active = true;
+        st.id = next_stream_id++;
+        st.local[side] = *a;
+        st.local[1 - side] = *b;
+      }
+      st.remote[side] = in.rtp;
+      st.offer_mux = in.rtcp_mux;
+      st.mux = in.rtcp_mux;
+      if (!program(st)) {
+        ++stats.no_media_ports;
+        return 503;
+      }
+    }
+    call->offer_side = side;
+    return 0;
+  }
+
+  // The answer from `side`: the answerer's endpoints; m-lines it rejected lose their flows.
+  bool apply_answer(Call* call, int side, const SdpInfo& info) {
+    if (info.streams.size() != call->streams.size()) return false;
+    for (size_t i = 0; i < info.streams.size(); ++i) {
+      Stream& st = call->streams[i];
+      if (!st.active) continue;
+      if (info.streams[i].disabled) {
+        teardown_stream(st);
+        continue;
+      }
+      st.remote[side] = info.streams[i].rtp;
+      st.mux = st.offer_mux && info.streams[i].rtcp_mux;
+      if (!program(st)) return false;
+    }
+    return true;
+  }
+
+  // `sdp` rewritten for leg `li` of `call` (the SBC's endpoints on that leg's side).
+  std::optional<std::string> rewrite_for(Call* call, int li, const std::string& sdp) {
+    Leg& leg = call->leg[li];
+    SdpRewriteParams p;
+    p.sbc_addr = leg.side == kInternal ? cfg.internal.addr : cfg.external.addr;
+    bool first = true;
+    for (const Stream& st : call->streams) {
+      p.local.push_back(st.active ? st.local[leg.side] : Endpoint{});
+      if (st.active && first) {
+        p.sbc_addr = st.local[leg.side].addr;
+        first = false;
+      }
+    }
+    SdpRewriteResult r = rewrite_sdp(sdp, p, leg.origin);
+    if (r.error != SdpError::None) {
+      logf("sip: call " + std::to_string(call->serial) + ": SDP rewrite: " + r.detail);
+      return std::nullopt;
+    }
+    return r.sdp;
+  }
+
+  // ---- in-dialog events -----------------------------------------------------------------
+
+  static std::optional<std::string> sdp_of(sip_t const* sip) {
+    if (!sip || !sip->sip_payload || !sip->sip_payload->pl_data || !sip->sip_content_type ||
+        !sip->sip_content_type->c_type || strcasecmp(sip->sip_content_type->c_type, kSdpType) != 0)
+      return std::nullopt;
+    return std::string(sip->sip_payload->pl_data, sip->sip_payload->pl_len);
+  }
+
+  void respond(Call* call, int li, int status, const std::optional<std::string>& sdp) {
+    Leg& leg = call->leg[li];
+    if (!leg.server_pending) return;
+    if (sdp) {
+      nua_respond(leg.nh, status, standard_phrase(status), SIPTAG_CONTENT_TYPE_STR(kSdpType),
+                  SIPTAG_PAYLOAD_STR(sdp->c_str()), TAG_END());
+    } else {
+      nua_respond(leg.nh, status, standard_phrase(status), TAG_END());
+    }
+    if (status >= 200) leg.server_pending = false;
+  }
+
+  void on_invite_response(Call* call, int li, int status, char const* /*phrase*/, sip_t const* sip) {
+    Leg& c = call->leg[li];      // where we sent the INVITE
+    int oi = 1 - li;
+    Leg& s = call->leg[oi];      // where the INVITE we are answering came from
+    bool local = sip == nullptr || status >= 700 || status < 100;
+    if (!local) stop_timer(call);
+    if (status >= 200) c.client_pending = false;
+
+    if (call->ending || !s.server_pending) {
+      // The caller is gone (CANCEL crossed a 2xx, or it timed out): finish this leg.
+      if (status >= 200 && status < 300) {
+        nua_ack(c.nh, TAG_END());
+        nua_bye(c.nh, TAG_END());
+        c.bye_sent = true;
+      }
+      return;
+    }
+    if (status < 101 && !local) return;  // 100 Trying is hop-by-hop
+
+    if (status < 200 && !local) {
+      std::optional<std::string> out;
+      if (auto sdp = sdp_of(sip)) {
+        SdpInspectResult info = inspect_sdp(*sdp);
+        if (info.error == SdpError::None && apply_answer(call, c.side, info.info))
+          out = rewrite_for(call, oi, *sdp);
+      }
+      respond(call, oi, status, out);  // early media with SDP, or plain ringing
+      return;
+    }
+
+    if (status >= 200 && status < 300 && !local) {
+      std::optional<std::string> out;
+      if (auto sdp = sdp_of(sip)) {
+        SdpInspectResult info = inspect_sdp(*sdp);
+        if (info.error == SdpError::None && apply_answer(call, c.side, info.info))
+          out = rewrite_for(call, oi, *sdp);
+      }
+      if (!out) {
+        // Our offer got no usable answer: this leg is confirmed and ended, the caller
+        // gets 488 (initial INVITE) or the re-INVITE fails.
+        ++stats.sdp_rejected;
+        nua_ack(c.nh, TAG_END());
+        if (!call->answered) {
+          nua_bye(c.nh, TAG_END());
+          c.bye_sent = true;
+          return fail(call, 488, "no usable SDP answer");
+        }
+        respond(call, oi, 488, std::nullopt);
+        return;
+      }
+      c.ack_pending = true;
+      respond(call, oi, 200, out);
+      if (!call->answered) ++stats.calls_answered;
+      call->answered = true;
+      call->offer_side = -1;
+      return;
+    }
+
+    // Final failure.
+    int mapped = map_failure_status(status, local);
+    if (call->answered) {
+      respond(call, oi, mapped == 503 && local ? 500 : mapped, std::nullopt);  // failed re-INVITE: the call stays
+      return;
+    }
+    fail(call, mapped, "other leg answered " + std::to_string(status));
+  }
+
+  void on_ack(Call* call, int li) {
+    Leg& o = call->leg[1 - li];
+    if (o.ack_pending) {
+      nua_ack(o.nh, TAG_END());
+      o.ack_pending = false;
+    }
+  }
+
+  void on_reinvite(Call* call, int li, sip_t const* sip) {
+    Leg& s = call->leg[li];
+    int oi = 1 - li;
+    Leg& o = call->leg[oi];
+    s.server_pending = true;
+    if (call->ending || !call->answered || o.terminated || o.client_pending || o.server_pending ||
+        o.ack_pending) {
+      respond(call, li, 491, std::nullopt);  // RFC 3261 14.2: a transaction is in progress
+      return;
+    }
+    auto sdp = sdp_of(sip);
+    if (!sdp) {
+      respond(call, li, 488, std::nullopt);  // re-INVITE without offer: planned
+      return;
+    }
+    SdpInspectResult info = inspect_sdp(*sdp);
+    if (info.error != SdpError::None) {
+      ++stats.sdp_rejected;
+      respond(call, li, 488, std::nullopt);
+      return;
+    }
+    if (int st = apply_offer(call, s.side, info.info); st != 0) {
+      respond(call, li, st, std::nullopt);
+      return;
+    }
+    auto out = rewrite_for(call, oi, *sdp);
+    if (!out) {
+      respond(call, li, 488, std::nullopt);
+      return;
+    }
+    ++stats.reinvites;
+    o.client_pending = true;
+    nua_invite(o.nh, SIPTAG_CONTENT_TYPE_STR(kSdpType), SIPTAG_PAYLOAD_STR(out->c_str()), TAG_END());
+  }
+
+  // ---- tear-down ------------------------------------------------------------------------
+
+  void end_call(Call* call, const std::string& why) {
+    if (!call->ending) logf("sip: call " + std::to_string(call->serial) + " ends: " + why);
+    call->ending = true;
+    stop_timer(call);
+    release_media(call);
+    for (Leg& leg : call->leg) {
+      if (leg.terminated || !leg.nh) continue;
+      if (leg.server_pending) {
+        nua_respond(leg.nh, 487, standard_phrase(487), TAG_END());
+        leg.server_pending = false;
+      } else if (leg.client_pending) {
+        if (!leg.cancel_sent) nua_cancel(leg.nh, TAG_END());
+        leg.cancel_sent = true;
+      } else if (leg.ack_pending) {
+        nua_ack(leg.nh, TAG_END());
+        leg.ack_pending = false;
+        nua_bye(leg.nh, TAG_END());
+        leg.bye_sent = true;
+      } else if (!leg.bye_sent && (leg.established || call->answered)) {
+        nua_bye(leg.nh, TAG_END());
+        leg.bye_sent = true;
+      }
+    }
+    maybe_free(call);
+  }
+
+  void maybe_free(Call* call) {
+    if (!call->leg[0].terminated || !call->leg[1].terminated) return;
+    if (!calls.erase(call)) return;
+    stop_timer(call);
+    release_media(call);
+    for (Leg& leg : call->leg)
+      if (leg.nh) {
+        nua_handle_bind(leg.nh, nullptr);
+        nua_handle_destroy(leg.nh);
+        leg.nh = nullptr;
+      }
+    delete call;
+  }
+
+  void destroy_all() {
+    for (Call* call : std::vector<Call*>(calls.begin(), calls.end())) {
+      stop_timer(call);
+      release_media(call);
+      for (Leg& leg : call->leg)
+        if (leg.nh) nua_handle_destroy(leg.nh);
+      delete call;
+    }
+    calls.clear();
+  }
+};
+
+// ---------------------------------------------------------------------------------------
+
+B2bua::B2bua(su_root_t* root, SipConfig cfg, MediaAnchor& media, Logger log)
+    : impl_(std::make_unique<Impl>(root, std::move(cfg), media, std::move(log))) {}
+
+B2bua::~B2bua() {
+  impl_->destroy_all();
+  for (nua_t*& a : impl_->agent)
+    if (a) {
+      nua_destroy(a);
+      a = nullptr;
+    }
+}
+
+bool B2bua::start(std::string* error) {
+  Impl& d = *impl_;
+  if (std::string e = validate(d.cfg); !e.empty()) {
+    if (error) *error = e;
+    return false;
+  }
+  for (int side : {kExternal, kInternal}) {
+    const SipSideConfig& sc = side == kExternal ? d.cfg.external : d.cfg.internal;
+    std::string url = "sip:" + uri_host(sc.addr) + ":" + std::to_string(sc.port);
+    if (sc.udp != sc.tcp) url += sc.udp ? ";transport=udp" : ";transport=tcp";
+    const char* ua = d.cfg.user_agent.empty() ? nullptr : d.cfg.user_agent.c_str();
+    d.agent[side] = nua_create(
+        d.root, Impl::callback, reinterpret_cast<nua_magic_t*>(&d), NUTAG_URL(url.c_str()),
+        NUTAG_MEDIA_ENABLE(0), NUTAG_AUTOACK(0), NUTAG_AUTOALERT(0), NUTAG_AUTOANSWER(0),
+        NUTAG_ENABLEMESSAGE(0), NUTAG_ENABLEINVITE(1),
+        NTATAG_SIP_T1(d.cfg.t1_ms),
+        SIPTAG_ALLOW_STR("INVITE, ACK, BYE, CANCEL, OPTIONS"),
+        // 100rel/PRACK is not relayed yet: do not offer it.
+        SIPTAG_SUPPORTED_STR("timer"),
+        // The exact text, or no User-Agent at all (sofia-sip's default names itself and its
+        // version). The header form takes NONE; the _STR form would strlen() it.
+        TAG_IF(ua != nullptr, SIPTAG_USER_AGENT_STR(ua)),
+        TAG_IF(ua == nullptr, SIPTAG_USER_AGENT(static_cast<sip_user_agent_t const*>(SIP_NONE))), TAG_END());
+    if (!d.agent[side]) {
+      if (error)
+        *error = std::string("cannot bind SIP on ") + url + " (" +
+                 (side == kExternal ? "sip.external" : "sip.internal") + "): " + std::strerror(errno);
+      for (nua_t*& a : d.agent)
+        if (a) {
+          nua_destroy(a);
+          a = nullptr;
+        }
+      return false;
+    }
+  }
+  return true;
+}
+
+void B2bua::shutdown() {
+  Impl& d = *impl_;
+  d.shutting_down = true;
+  for (Call* call : std::vector<Call*>(d.calls.begin(), d.calls.end()))
+    if (d.calls.count(call)) d.end_call(call, "shutdown");
+  for (int side : {kExternal, kInternal})
+    if (d.agent[side]) nua_shutdown(d.agent[side]);
+    else d.shutdown_done[side] = true;
+}
+
+bool B2bua::stopped() const { return impl_->shutdown_done[0] && impl_->shutdown_done[1]; }
+
+size_t B2bua::active_calls() const { return impl_->calls.size(); }
+
+const B2buaStats& B2bua::stats() const { return impl_->stats; }
+
+}  // namespace veil::sip

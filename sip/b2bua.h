@@ -1,0 +1,65 @@
+// Veil's SIP back-to-back user agent (issue 3) on sofia-sip's nua: two user agents on one
+// su_root, the external one on the SBC's untrusted address, the internal one on its trusted
+// address. Every call is terminated on one agent and re-originated on the other: new
+// Call-ID, tags, Via, Contact and CSeq (sofia generates them); only the user parts and
+// display names of From/To, the SDP (rewritten by sip/sdp_rewrite.h) and the headers of the
+// configured allow-list cross. Media is anchored through a MediaAnchor.
+//
+// Threading: everything runs on the thread that runs `root` (su_root_threading(root, 0)
+// before start()). Nothing here blocks.
+#pragma once
+
+#include <sofia-sip/su_wait.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "sip/media_anchor.h"
+#include "sip/sip_config.h"
+
+namespace veil::sip {
+
+struct B2buaStats {
+  uint64_t calls_total = 0;          // INVITEs that started a call object
+  uint64_t calls_answered = 0;       // 2xx forwarded to the caller
+  uint64_t calls_failed = 0;         // final failure sent to the caller
+  uint64_t refused_source = 0;       // INVITE on the internal side from a non-PBX source (403)
+  uint64_t sdp_rejected = 0;         // bad or missing SDP (488)
+  uint64_t no_media_ports = 0;       // port allocation or flow programming failed (503)
+  uint64_t no_response_timeouts = 0; // other leg silent (CANCEL, 503)
+  uint64_t reinvites = 0;            // re-INVITEs relayed
+  uint64_t callback_exceptions = 0;  // C++ exceptions caught in sofia callbacks
+};
+
+class B2bua {
+ public:
+  using Logger = std::function<void(std::string_view)>;
+
+  B2bua(su_root_t* root, SipConfig cfg, MediaAnchor& media, Logger log = {});
+  ~B2bua();
+  B2bua(const B2bua&) = delete;
+  B2bua& operator=(const B2bua&) = delete;
+
+  // Creates and binds both agents. False with `error` set when the configuration is invalid
+  // or a socket cannot be bound.
+  bool start(std::string* error);
+
+  // Ends every call (CANCEL/BYE on live legs) and shuts both agents down; stopped() turns
+  // true once sofia-sip has finished (keep running the root until then, bounded).
+  void shutdown();
+  bool stopped() const;
+
+  // Call objects alive now: 0 whenever no call is in progress (tests check it returns to 0).
+  size_t active_calls() const;
+  const B2buaStats& stats() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace veil::sip

@@ -1,0 +1,57 @@
+// Configuration of the SIP part of Veil (the B2BUA). veild maps its TOML [sip] section onto
+// this struct; the harness in tests/sip fills it from its command line.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dataplane/addr.h"
+
+namespace veil::sip {
+
+enum class Transport : uint8_t { Udp, Tcp };
+
+// One side of the SBC: where Veil listens for SIP there.
+struct SipSideConfig {
+  IpAddr addr;             // the SBC's own address on that side (also o=/c= unless media says otherwise)
+  uint16_t port = 5060;
+  bool udp = true;
+  bool tcp = true;
+};
+
+struct SipConfig {
+  SipSideConfig external;  // untrusted side
+  SipSideConfig internal;  // trusted side
+
+  // The trusted peer (PBX, trunk). Every call from the untrusted side goes there, and the
+  // internal side accepts INVITEs only from its address (any source port: TCP).
+  Endpoint pbx;
+  Transport pbx_transport = Transport::Udp;
+
+  // Where calls from the PBX go until registrations exist (issue 3, item 4): one static
+  // untrusted peer. Unset: calls from the PBX are refused with 480.
+  std::optional<Endpoint> untrusted_target;
+  Transport untrusted_transport = Transport::Udp;
+
+  // Headers copied from one leg to the other (both directions), by name, case-insensitive.
+  // Nothing else of the other leg's headers crosses (Veil sends only what sofia-sip's
+  // user agent generates). Names that carry routing or addresses are refused by validate().
+  std::vector<std::string> header_allow_list;
+
+  // User-Agent / Server value Veil sends on both sides; empty: the header is left out.
+  std::string user_agent;
+
+  // No response at all (not even 100) to an INVITE sent on the other leg within this time:
+  // the INVITE is cancelled and the caller gets 503 (a PBX that is down is noticed long
+  // before the 32 s of timer B).
+  uint32_t no_response_timeout_ms = 4000;
+  // RFC 3261 T1 (retransmission base) for both agents.
+  uint32_t t1_ms = 500;
+};
+
+// Empty when `cfg` is usable, else what is wrong, naming the field.
+std::string validate(const SipConfig& cfg);
+
+}  // namespace veil::sip

@@ -1,0 +1,475 @@
+"""End-to-end test of Veil's B2BUA (sip/) with real sipp peers in network namespaces.
+
+Three namespaces, created here under a name unique to this run and always removed:
+  <p>-ext: the untrusted peer, 203.0.113.10 (sipp caller or callee)
+  <p>-sbc: b2bua_harness on 203.0.113.1 (ext0) and 198.51.100.1 (int0), plain kernel veths
+  <p>-int: the PBX, 198.51.100.10 (sipp), and a stranger at 198.51.100.11
+Nothing runs in the root namespace and nothing is routed out of the namespaces.
+
+Every SIP packet on both wires is captured (tcpdump) and checked: no address of one side
+on the other, distinct Call-IDs per leg, SDP naming only the SBC's address of that side
+with the ports the (recording) MediaAnchor allocated; the anchor's flows match the peers'
+SDP; the call counter returns to 0. Output: TAP. Needs root, sipp and tcpdump, else SKIP.
+
+Usage: test_b2bua.py SOURCE_DIR BUILD_DIR
+"""
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import traceback
+
+SRC, BUILD = (sys.argv[1], sys.argv[2]) if len(sys.argv) >= 3 else (
+    os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..')), None)
+if BUILD is None:
+    BUILD = os.path.join(SRC, 'build')
+sys.path.insert(0, os.path.join(SRC, 'tests', 'e2e'))
+from lab import read_pcap, udp_of  # noqa: E402  (pcap reading shared with the dataplane e2e)
+
+EXT_PEER, EXT_SBC = '203.0.113.10', '203.0.113.1'
+INT_PEER, INT_SBC, INT_STRANGER = '198.51.100.10', '198.51.100.1', '198.51.100.11'
+UNTRUSTED_PREFIX, TRUSTED_PREFIX = '203.0.113.', '198.51.100.'
+PBX_PORT, TARGET_PORT = 5060, 5070
+EXT_MEDIA_BASE, INT_MEDIA_BASE = 20000, 30000
+SCEN = os.path.join(SRC, 'tests', 'sip', 'scenarios')
+WATCHDOG_S = 150
+
+
+class Failure(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise Failure(msg)
+
+
+def log(msg):
+    for line in str(msg).splitlines() or ['']:
+        print('# ' + line, flush=True)
+
+
+def sh(*argv, check_rc=True):
+    p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if check_rc and p.returncode != 0:
+        raise Failure('%s failed: %s' % (' '.join(argv), p.stderr.decode(errors='replace').strip()))
+    return p.stdout.decode(errors='replace')
+
+
+class Lab:
+    def __init__(self):
+        self.p = 'vsip%d' % (os.getpid() % 100000)
+        self.ns = {k: '%s-%s' % (self.p, k) for k in ('ext', 'sbc', 'int')}
+        self.procs = []
+        self.tmp = None
+
+    def nsx(self, ns, argv):
+        return ['ip', 'netns', 'exec', self.ns[ns]] + argv
+
+    def up(self):
+        import tempfile
+        self.tmp = tempfile.mkdtemp(prefix=self.p + '-')
+        for ns in self.ns.values():
+            sh('ip', 'netns', 'add', ns)
+        e, s, i = self.ns['ext'], self.ns['sbc'], self.ns['int']
+        # Created directly inside the namespaces: nothing appears in the root namespace.
+        sh('ip', '-n', e, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'ext0', 'netns', s)
+        sh('ip', '-n', i, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'int0', 'netns', s)
+        sh('ip', '-n', e, 'addr', 'add', EXT_PEER + '/24', 'dev', 'eth0')
+        sh('ip', '-n', s, 'addr', 'add', EXT_SBC + '/24', 'dev', 'ext0')
+        sh('ip', '-n', s, 'addr', 'add', INT_SBC + '/24', 'dev', 'int0')
+        sh('ip', '-n', i, 'addr', 'add', INT_PEER + '/24', 'dev', 'eth0')
+        sh('ip', '-n', i, 'addr', 'add', INT_STRANGER + '/24', 'dev', 'eth0')
+        for ns in self.ns.values():
+            sh('ip', '-n', ns, 'link', 'set', 'lo', 'up')
+            # No IPv6 on these links: no router solicitations or DAD in the captures.
+            sh('ip', 'netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1')
+        for ns, dev in ((e, 'eth0'), (s, 'ext0'), (s, 'int0'), (i, 'eth0')):
+            sh('ip', '-n', ns, 'link', 'set', dev, 'up')
+
+    def down(self):
+        for p in self.procs:
+            if p.poll() is None:
+                try:
+                    p.kill()
+                except ProcessLookupError:
+                    pass
+            try:
+                p.communicate(timeout=5)
+            except Exception:
+                pass
+        for ns in self.ns.values():
+            subprocess.run(['ip', 'netns', 'del', ns], stderr=subprocess.DEVNULL)
+        if self.tmp and not os.environ.get('VEIL_KEEP_TMP'):
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def popen(self, ns, argv, **kw):
+        p = subprocess.Popen(self.nsx(ns, argv), **kw)
+        self.procs.append(p)
+        return p
+
+
+class Harness:
+    def __init__(self, lab):
+        exe = os.path.join(BUILD, 'tests', 'sip', 'b2bua_harness')
+        check(os.access(exe, os.X_OK), 'harness not built: ' + exe)
+        self.errpath = os.path.join(lab.tmp, 'harness.log')
+        self.err = open(self.errpath, 'wb')
+        self.p = lab.popen('sbc', [exe, '--ext', EXT_SBC, '--int', INT_SBC,
+                                   '--pbx', '%s:%d' % (INT_PEER, PBX_PORT),
+                                   '--target', '%s:%d' % (EXT_PEER, TARGET_PORT),
+                                   '--ext-media', str(EXT_MEDIA_BASE), '--int-media', str(INT_MEDIA_BASE),
+                                   '--no-response-ms', '3000', '--allow-header', 'Subject'],
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err)
+        check(self.readline(10) == 'ready', 'harness did not start: ' + self.log_text())
+
+    def readline(self, timeout):
+        deadline = time.monotonic() + timeout
+        buf = b''
+        while not buf.endswith(b'\n'):
+            left = deadline - time.monotonic()
+            r, _, _ = select.select([self.p.stdout], [], [], max(left, 0))
+            if not r:
+                raise Failure('harness silent for %.0f s' % timeout)
+            c = os.read(self.p.stdout.fileno(), 1)
+            if not c:
+                raise Failure('harness exited: ' + self.log_text())
+            buf += c
+        return buf.decode().strip()
+
+    def log_text(self):
+        self.err.flush()
+        with open(self.errpath, 'rb') as f:
+            return f.read().decode(errors='replace')[-3000:]
+
+    def stats(self):
+        self.p.stdin.write(b'stats\n')
+        self.p.stdin.flush()
+        return json.loads(self.readline(10))
+
+    def wait_idle(self, timeout=8):
+        """Polls until no call object is alive (the leak check); returns the stats."""
+        deadline = time.monotonic() + timeout
+        while True:
+            st = self.stats()
+            if st['active_calls'] == 0 or time.monotonic() > deadline:
+                return st
+            time.sleep(0.1)
+
+    def quit(self):
+        self.p.stdin.write(b'quit\n')
+        self.p.stdin.flush()
+        st = json.loads(self.readline(10))
+        rc = self.p.wait(timeout=10)
+        return st, rc
+
+
+def wait_listening(lab, ns, port, timeout=5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = sh(*lab.nsx(ns, ['ss', '-Hulnp']))
+        if re.search(r':%d\s' % port, out):
+            return
+        time.sleep(0.05)
+    raise Failure('nothing listening on udp port %d in %s' % (port, ns))
+
+
+def sipp(lab, ns, scenario, local_ip, local_port, remote=None, media_port=None, service='bob'):
+    argv = ['sipp', '-sf', os.path.join(SCEN, scenario), '-i', local_ip, '-p', str(local_port),
+            '-m', '1', '-nostdin', '-timeout', '20', '-timeout_error', '-s', service,
+            '-trace_msg', '-message_file', os.path.join(lab.tmp, '%s-%s.msg' % (ns, scenario)),
+            '-trace_err', '-error_file', os.path.join(lab.tmp, '%s-%s.err' % (ns, scenario))]
+    if media_port:
+        argv += ['-mp', str(media_port)]
+    if remote:
+        argv.append(remote)
+    return lab.popen(ns, argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def finish(lab, p, what, timeout=25):
+    try:
+        _, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        _, err = p.communicate()
+        raise Failure('%s did not finish' % what)
+    if p.returncode != 0:
+        errs = ''
+        for f in sorted(os.listdir(lab.tmp)):
+            if f.endswith('.err') and os.path.getmtime(os.path.join(lab.tmp, f)) > time.time() - 30:
+                with open(os.path.join(lab.tmp, f), errors='replace') as fh:
+                    errs += f + ': ' + fh.read()[-1500:]
+        raise Failure('%s exited %d: %s %s' % (what, p.returncode, err.decode(errors='replace')[-500:], errs))
+
+
+class Capture:
+    def __init__(self, lab, ns, dev, name):
+        self.path = os.path.join(lab.tmp, name + '.pcap')
+        self.p = lab.popen(ns, ['tcpdump', '-i', dev, '-n', '-s', '0', '-U', '--immediate-mode', '-Z', 'root', '-w', self.path],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline, buf = time.monotonic() + 10, b''
+        while b'listening on' not in buf:
+            check(time.monotonic() < deadline and self.p.poll() is None, 'tcpdump did not start in ' + ns)
+            r, _, _ = select.select([self.p.stderr], [], [], 0.5)
+            if r:
+                buf += os.read(self.p.stderr.fileno(), 4096)
+
+    def stop(self):
+        time.sleep(0.2)
+        self.p.send_signal(signal.SIGINT)
+        self.p.wait(timeout=5)
+        return read_pcap(self.path)
+
+
+def sip_messages(frames):
+    """(src, dst, text) of every UDP SIP message in a capture."""
+    out = []
+    for f in frames:
+        u = udp_of(f)
+        if not u:
+            continue
+        src, sport, dst, dport, payload = u
+        if payload.startswith(b'SIP/2.0') or re.match(rb'^[A-Z]+ sip:', payload):
+            out.append((src, dst, payload.decode(errors='replace'), payload))
+    return out
+
+
+def headers_of(text):
+    head = text.split('\r\n\r\n', 1)[0]
+    return head.split('\r\n')
+
+
+def call_ids(msgs):
+    ids = set()
+    for _, _, text, _ in msgs:
+        m = re.search(r'^(?:Call-ID|i):\s*(\S+)', text, re.M | re.I)
+        if m:
+            ids.add(m.group(1))
+    return ids
+
+
+def sdp_of(text):
+    parts = text.split('\r\n\r\n', 1)
+    return parts[1] if len(parts) == 2 and 'v=0' in parts[1] else None
+
+
+def audit(msgs, frames, side, st):
+    """The topology-hiding assertions for one wire."""
+    foreign_text = TRUSTED_PREFIX if side == 'ext' else UNTRUSTED_PREFIX
+    foreign_bin = bytes([198, 51, 100]) if side == 'ext' else bytes([203, 0, 113])
+    sbc = EXT_SBC if side == 'ext' else INT_SBC
+    for f in frames:
+        u = udp_of(f)
+        if not u:
+            continue
+        payload = u[4]
+        check(foreign_text.encode() not in payload,
+              '%s wire: a %s address in a packet: %r' % (side, foreign_text, payload[:400]))
+        check(foreign_bin not in payload, '%s wire: a binary %s address in a UDP payload' % (side, foreign_text))
+    allocated = set()
+    for pr in st['programs']:
+        allocated.add(pr['ext_local'] if side == 'ext' else pr['in_local'])
+    for src, dst, text, _ in msgs:
+        if src != sbc:
+            continue
+        for h in headers_of(text)[1:]:
+            name = h.split(':', 1)[0].strip().lower()
+            check(name not in ('server', 'user-agent', 'warning', 'x-internal-route', 'x-caller-secret', 'record-route'),
+                  '%s wire: header from the other leg crossed: %s' % (side, h))
+        check(not re.search(r'InternalPBX|CallerPhone|Busy at pbx|Ringing at the PBX|OK from', text),
+              '%s wire: text of the other leg crossed: %s' % (side, text[:300]))
+        sdp = sdp_of(text)
+        if sdp:
+            for c in re.findall(r'^c=IN IP4 (\S+)', sdp, re.M):
+                check(c == sbc, '%s wire: SDP c=%s is not the SBC' % (side, c))
+            for o in re.findall(r'^o=(\S+) \S+ \S+ IN IP4 (\S+)', sdp, re.M):
+                check(o == ('veil', sbc), '%s wire: SDP o= is %s' % (side, o))
+            for port in re.findall(r'^m=audio (\d+) ', sdp, re.M):
+                check('%s:%s' % (sbc, port) in allocated,
+                      '%s wire: SDP port %s was not allocated by the anchor (%s)' % (side, port, sorted(allocated)))
+
+
+# ------------------------------------------------------------------------------------------
+
+def scenario_pair(lab, h, uas_ns, uas_scen, uas_ip, uas_port, uac_ns, uac_scen, uac_ip, uac_port, remote,
+                  uac_media, uas_media):
+    uas = sipp(lab, uas_ns, uas_scen, uas_ip, uas_port, media_port=uas_media)
+    wait_listening(lab, uas_ns, uas_port)
+    uac = sipp(lab, uac_ns, uac_scen, uac_ip, uac_port, remote=remote, media_port=uac_media)
+    try:
+        finish(lab, uac, 'sipp caller (%s)' % uac_scen)
+        finish(lab, uas, 'sipp callee (%s)' % uas_scen)
+    finally:
+        for p in (uac, uas):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    st = h.wait_idle()
+    check(st['active_calls'] == 0, 'call objects left after %s: %d' % (uac_scen, st['active_calls']))
+    return st
+
+
+def programs_since(st, before):
+    return st['programs'][len(before['programs']):]
+
+
+def t_call_untrusted_to_pbx(lab, h, ctx):
+    before = h.stats()
+    st = scenario_pair(lab, h, 'int', 'uas_call.xml', INT_PEER, PBX_PORT, 'ext', 'uac_call.xml', EXT_PEER, 5061,
+                       '%s:5060' % EXT_SBC, 16000, 17000)
+    progs = programs_since(st, before)
+    check(progs, 'no flows programmed')
+    last = progs[-1]
+    check(last['ext_remote'] == '%s:16000' % EXT_PEER, 'ext remote %s' % last['ext_remote'])
+    check(last['in_remote'] == '%s:17000' % INT_PEER, 'in remote %s' % last['in_remote'])
+    check(last['ext_local'].startswith(EXT_SBC + ':') and last['in_local'].startswith(INT_SBC + ':'),
+          'locals %s %s' % (last['ext_local'], last['in_local']))
+    check(progs[0]['in_remote'] == '', 'the offer already named an internal remote')
+    check(last['id'] in st['removes'], 'flows of the call not removed')
+    check(st['calls_answered'] == before['calls_answered'] + 1, 'answered counter')
+
+
+def t_call_pbx_to_untrusted(lab, h, ctx):
+    before = h.stats()
+    st = scenario_pair(lab, h, 'ext', 'uas_call.xml', EXT_PEER, TARGET_PORT, 'int', 'uac_call.xml', INT_PEER, 5062,
+                       '%s:5060' % INT_SBC, 17002, 16002)
+    last = programs_since(st, before)[-1]
+    check(last['in_remote'] == '%s:17002' % INT_PEER, 'in remote %s' % last['in_remote'])
+    check(last['ext_remote'] == '%s:16002' % EXT_PEER, 'ext remote %s' % last['ext_remote'])
+    check(last['id'] in st['removes'], 'flows not removed')
+
+
+def t_cancel(lab, h, ctx):
+    before = h.stats()
+    st = scenario_pair(lab, h, 'int', 'uas_cancel.xml', INT_PEER, PBX_PORT, 'ext', 'uac_cancel.xml', EXT_PEER, 5063,
+                       '%s:5060' % EXT_SBC, 16004, 17004)
+    for pr in programs_since(st, before):
+        check(pr['id'] in st['removes'], 'flows of the cancelled call not removed')
+
+
+def t_busy(lab, h, ctx):
+    before = h.stats()
+    scenario_pair(lab, h, 'int', 'uas_busy.xml', INT_PEER, PBX_PORT, 'ext', 'uac_busy.xml', EXT_PEER, 5064,
+                  '%s:5060' % EXT_SBC, 16006, 17006)
+    st = h.stats()
+    check(st['calls_failed'] == before['calls_failed'] + 1, 'failed counter')
+    ctx['busy_checked'] = True
+
+
+def t_callee_bye(lab, h, ctx):
+    scenario_pair(lab, h, 'int', 'uas_callee_bye.xml', INT_PEER, PBX_PORT, 'ext', 'uac_callee_bye.xml', EXT_PEER,
+                  5065, '%s:5060' % EXT_SBC, 16008, 17008)
+
+
+def t_hold_reinvite(lab, h, ctx):
+    before = h.stats()
+    st = scenario_pair(lab, h, 'int', 'uas_hold.xml', INT_PEER, PBX_PORT, 'ext', 'uac_hold.xml', EXT_PEER, 5067,
+                       '%s:5060' % EXT_SBC, 16012, 17012)
+    check(st['reinvites'] == before['reinvites'] + 1, 're-INVITE not relayed')
+    progs = programs_since(st, before)
+    check(len({p['id'] for p in progs}) == 1, 'a re-INVITE must keep the stream (same ports)')
+    check(progs[-1]['ext_remote'] == '%s:16012' % EXT_PEER and progs[-1]['in_remote'] == '%s:17012' % INT_PEER,
+          'remotes after the re-INVITE: %s' % progs[-1])
+
+
+def t_refused_source(lab, h, ctx):
+    before = h.stats()
+    uac = sipp(lab, 'int', 'uac_refused.xml', INT_STRANGER, 5066, remote='%s:5060' % INT_SBC, media_port=17010)
+    finish(lab, uac, 'sipp stranger')
+    st = h.wait_idle()
+    check(st['refused_source'] == before['refused_source'] + 1, 'refused counter')
+    check(len(st['programs']) == len(before['programs']), 'a refused call programmed flows')
+
+
+TESTS = [t_call_untrusted_to_pbx, t_call_pbx_to_untrusted, t_cancel, t_busy, t_callee_bye, t_hold_reinvite,
+         t_refused_source]
+
+
+def main():
+    if os.geteuid() != 0 or not shutil.which('sipp') or not shutil.which('tcpdump'):
+        print('1..0 # SKIP needs root, sipp and tcpdump')
+        return 0
+    lab = Lab()
+
+    def on_signal(signum, frame):
+        lab.down()
+        sys.exit(1)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGALRM, on_signal)
+    signal.alarm(WATCHDOG_S)
+    n = len(TESTS) + 2
+    print('1..%d' % n, flush=True)
+    failed = 0
+    try:
+        lab.up()
+        h = Harness(lab)
+        cap_ext = Capture(lab, 'ext', 'eth0', 'ext')
+        cap_int = Capture(lab, 'int', 'eth0', 'int')
+        ctx = {}
+        for i, t in enumerate(TESTS, 1):
+            try:
+                t(lab, h, ctx)
+                print('ok %d - %s' % (i, t.__name__), flush=True)
+            except Exception as e:
+                failed += 1
+                print('not ok %d - %s' % (i, t.__name__), flush=True)
+                log(e if isinstance(e, Failure) else traceback.format_exc())
+                log('harness log:\n' + h.log_text())
+        fx, fi = cap_ext.stop(), cap_int.stop()
+        st, rc = h.quit()
+        # Wire audit over everything the scenarios sent.
+        try:
+            mx, mi = sip_messages(fx), sip_messages(fi)
+            check(mx and mi, 'no SIP captured (ext %d, int %d)' % (len(mx), len(mi)))
+            audit(mx, fx, 'ext', st)
+            audit(mi, fi, 'int', st)
+            ids_x, ids_i = call_ids(mx), call_ids(mi)
+            check(ids_x and ids_i and not (ids_x & ids_i), 'Call-IDs shared between legs: %s' % (ids_x & ids_i))
+            # 486 reached the caller with the standard phrase, not the PBX's.
+            statuses = [t.split('\r\n', 1)[0] for s, d, t, _ in mx if s == EXT_SBC and t.startswith('SIP/2.0 486')]
+            check(statuses and all(s == 'SIP/2.0 486 Busy Here' for s in statuses), '486 lines: %s' % statuses)
+            check(any(s == EXT_SBC and t.startswith('SIP/2.0 487 Request Terminated') for s, d, t, _ in mx),
+                  'no 487 to the cancelling caller')
+            check(any(s == INT_SBC and t.startswith('CANCEL ') for s, d, t, _ in mi), 'no CANCEL toward the PBX')
+            check(any(s == EXT_SBC and t.startswith('BYE ') for s, d, t, _ in mx), 'no BYE toward the caller')
+            check(any(s == INT_SBC and t.startswith('SIP/2.0 403 Forbidden') for s, d, t, _ in mi),
+                  'no 403 to the stranger')
+            # Hold crossed: the PBX saw a=sendonly in a re-INVITE, the caller a=recvonly, and
+            # the o= version of each leg went up by one.
+            check(any(s == INT_SBC and t.startswith('INVITE ') and 'a=sendonly' in t for s, d, t, _ in mi),
+                  'no hold re-INVITE toward the PBX')
+            check(any(s == EXT_SBC and t.startswith('SIP/2.0 200') and 'a=recvonly' in t for s, d, t, _ in mx),
+                  'no hold answer toward the caller')
+            print('ok %d - wire audit (%d + %d SIP messages)' % (n - 1, len(mx), len(mi)), flush=True)
+        except Exception as e:
+            failed += 1
+            print('not ok %d - wire audit' % (n - 1), flush=True)
+            log(e if isinstance(e, Failure) else traceback.format_exc())
+        try:
+            check(rc == 0 and st['active_calls'] == 0, 'harness exit %d, calls %d' % (rc, st['active_calls']))
+            check(st['live_flows'] == 0 and not st['live_ports'] and st['bad_releases'] == 0,
+                  'media left: flows %d ports %s bad releases %d' % (st['live_flows'], st['live_ports'],
+                                                                     st['bad_releases']))
+            check(st['callback_exceptions'] == 0, 'exceptions in callbacks')
+            print('ok %d - no call or media state left (%d calls)' % (n, st['calls_total']), flush=True)
+        except Exception as e:
+            failed += 1
+            print('not ok %d - no call or media state left' % n, flush=True)
+            log(e)
+    except Exception:
+        log(traceback.format_exc())
+        failed += 1
+    finally:
+        signal.alarm(0)
+        lab.down()
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
