@@ -49,7 +49,7 @@ file_is() {
 }
 
 if command -v shellcheck >/dev/null 2>&1; then
-  expect "shellcheck" 0 shellcheck "$HP" "$NIC" "$0"
+  expect "shellcheck" 0 shellcheck -x -P "$(dirname "$HP")/.." "$HP" "$NIC" "$0"
 else
   printf 'skip  shellcheck (not installed)\n'
 fi
