@@ -9,7 +9,7 @@ pkgs=(
   libssl-dev libsofia-sip-ua-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev
   dpkg-dev fakeroot autoconf automake libtool
-  iproute2 iputils-ping sip-tester tshark tcpdump python3
+  iproute2 iputils-ping sip-tester tshark tcpdump python3 shellcheck
 )
 
 missing=()
