@@ -159,6 +159,8 @@ class Checker {
     add(n.source().begin, std::move(what), std::move(fix));
   }
 
+  size_t count() const { return errors_.size(); }
+
   std::vector<Error> take() {
     std::stable_sort(errors_.begin(), errors_.end(), [](const Error& a, const Error& b) {
       return a.line != b.line ? a.line < b.line : a.column < b.column;
@@ -805,18 +807,213 @@ void parse_management(Checker& c, const toml::table& root, Config& cfg) {
   }
 }
 
+// The SBC's SIP address on one side: `key` if given (it must be one of the port's
+// addresses), else the port's first IPv4 address, else its first address.
+void sip_address(Checker& c, const toml::table& t, Role r, const Config& cfg, bool ports_ok,
+                 IpAddr& out) {
+  const PortConfig* port = nullptr;
+  if (ports_ok)
+    for (const auto& p : cfg.ports)
+      if (p.role == r) port = &p;
+  std::string key = std::string(role_name(r)) + "_address";
+  std::string mine;
+  if (port)
+    for (const auto& a : port->addresses) mine += (mine.empty() ? "" : ", ") + a.addr.str();
+  const std::string fix = "expected one of the " + std::string(role_name(r)) +
+                          " port's own addresses" + (mine.empty() ? "" : " (" + mine + ")") +
+                          "; leave it out to use the port's first IPv4 address";
+  if (auto* n = c.string(t, "sip", key, fix)) {
+    auto addr = IpAddr::parse(n->get());
+    if (!addr) {
+      c.add(*n, "sip." + key + ": " + quote(n->get()) + " is not an IP address", fix);
+      return;
+    }
+    if (port && std::none_of(port->addresses.begin(), port->addresses.end(),
+                             [&](const IpPrefix& p) { return p.addr == *addr; })) {
+      c.add(*n, "sip." + key + ": " + quote(n->get()) + " is not an address of the " +
+                    role_name(r) + " port",
+            fix);
+      return;
+    }
+    out = *addr;
+    return;
+  }
+  if (!port || port->addresses.empty()) return;
+  out = port->addresses.front().addr;
+  for (const auto& a : port->addresses)
+    if (a.addr.is_v4()) {
+      out = a.addr;
+      break;
+    }
+}
+
+std::optional<sip::Transport> sip_transport(Checker& c, const toml::table& t, std::string_view key) {
+  const std::string fix = std::string("expected ") + std::string(key) + " = \"udp\" or \"tcp\"";
+  auto* n = c.string(t, "sip", key, fix);
+  if (!n) return std::nullopt;
+  if (n->get() == "udp") return sip::Transport::Udp;
+  if (n->get() == "tcp") return sip::Transport::Tcp;
+  c.add(*n, "sip." + std::string(key) + ": " + quote(n->get()) + " is not a transport", fix);
+  return std::nullopt;
+}
+
+// "ADDRESS:PORT" ("[IPv6]:PORT") of a peer on side `r`, family checked against the SBC's
+// SIP address there.
+std::optional<Endpoint> sip_peer(Checker& c, const toml::table& t, std::string_view key,
+                                 const IpAddr& sbc, std::string_view example) {
+  const std::string fix = "expected \"ADDRESS:PORT\" (IPv6 as \"[ADDRESS]:PORT\"), e.g. " +
+                          std::string(key) + " = \"" + std::string(example) + "\"";
+  auto* n = c.string(t, "sip", key, fix);
+  if (!n) return std::nullopt;
+  std::string full = "sip." + std::string(key);
+  auto ep = Endpoint::parse(n->get());
+  if (!ep || !ep->valid()) {
+    c.add(*n, full + ": " + quote(n->get()) + " is not an address and port", fix);
+    return std::nullopt;
+  }
+  if (is_unspecified_or_multicast(ep->addr)) {
+    c.add(*n, full + ": " + quote(n->get()) + " is not a unicast address", fix);
+    return std::nullopt;
+  }
+  if (sbc.valid() && sbc.family != ep->addr.family) {
+    c.add(*n,
+          full + ": " + quote(n->get()) + " is an " + (ep->addr.is_v4() ? "IPv4" : "IPv6") +
+              " address but Veil's SIP address on that side is " + sbc.str(),
+          "use a peer of the same address family as Veil's SIP address on that side "
+          "(sip.external_address / sip.internal_address)");
+    return std::nullopt;
+  }
+  if (sbc.valid() && sbc == ep->addr) {
+    c.add(*n, full + ": " + quote(n->get()) + " is Veil's own address", fix);
+    return std::nullopt;
+  }
+  return ep;
+}
+
+void parse_sip(Checker& c, const toml::table& root, Config& cfg, bool ports_ok) {
+  const toml::table* t = c.table(root, "", "sip");
+  if (!t) return;
+  auto& s = cfg.sip;
+  auto& b = s.b2bua;
+  c.keys(*t, "sip", "keys in [sip]",
+         {"enabled", "port", "udp", "tcp", "external_address", "internal_address", "pbx",
+          "pbx_transport", "untrusted_target", "untrusted_transport", "header_allow_list",
+          "user_agent", "no_response_timeout_ms", "t1_ms"});
+  if (auto v = c.boolean(*t, "sip", "enabled")) s.enabled = *v;
+  if (auto v = c.integer(*t, "sip", "port", 1, 65535)) {
+    bool clash = false;
+    for (Role r : {Role::External, Role::Internal}) {
+      if (!cfg.media(r).contains(uint16_t(*v)) || clash) continue;
+      clash = true;
+      c.add(*t->get("port"),
+            "sip.port: " + std::to_string(*v) + " lies in media." + role_name(r) + ".ports (" +
+                std::to_string(cfg.media(r).first) + "-" + std::to_string(cfg.media(r).last) + ")",
+            "the dataplane keeps the media ranges to itself; choose a SIP port outside both, "
+            "e.g. 5060");
+    }
+    if (!clash) b.external.port = b.internal.port = uint16_t(*v);
+  }
+  if (auto v = c.boolean(*t, "sip", "udp")) b.external.udp = b.internal.udp = *v;
+  if (auto v = c.boolean(*t, "sip", "tcp")) b.external.tcp = b.internal.tcp = *v;
+  if (!b.external.udp && !b.external.tcp)
+    c.add(*t->get("udp"), "sip.udp and sip.tcp: both are false",
+          "enable at least one SIP transport (udp = true or tcp = true)");
+
+  sip_address(c, *t, Role::External, cfg, ports_ok, b.external.addr);
+  sip_address(c, *t, Role::Internal, cfg, ports_ok, b.internal.addr);
+
+  auto pbx_tr = sip_transport(c, *t, "pbx_transport");
+  auto target_tr = sip_transport(c, *t, "untrusted_transport");
+  for (auto [tr, key] : {std::pair{pbx_tr, "pbx_transport"}, std::pair{target_tr, "untrusted_transport"}}) {
+    if (!tr) continue;
+    if (*tr == sip::Transport::Tcp && !b.external.tcp) {
+      c.add(*t->get(key), std::string("sip.") + key + ": \"tcp\" but sip.tcp = false",
+            "set tcp = true, or use \"udp\"");
+      continue;
+    }
+    if (*tr == sip::Transport::Udp && !b.external.udp) {
+      c.add(*t->get(key), std::string("sip.") + key + ": \"udp\" but sip.udp = false",
+            "set udp = true, or use \"tcp\"");
+      continue;
+    }
+    (std::strcmp(key, "pbx_transport") == 0 ? b.pbx_transport : b.untrusted_transport) = *tr;
+  }
+  // Without an explicit transport the peer is reached over UDP; if UDP is off, over TCP.
+  if (!t->contains("pbx_transport") && !b.external.udp) b.pbx_transport = sip::Transport::Tcp;
+  if (!t->contains("untrusted_transport") && !b.external.udp)
+    b.untrusted_transport = sip::Transport::Tcp;
+
+  if (auto ep = sip_peer(c, *t, "pbx", b.internal.addr, "198.51.100.10:5060"))
+    b.pbx = *ep;
+  else if (s.enabled && !t->contains("pbx"))
+    c.missing(*t, "sip.pbx",
+              "with enabled = true, name the trusted peer (PBX, trunk), e.g. pbx = "
+              "\"198.51.100.10:5060\"");
+  if (auto ep = sip_peer(c, *t, "untrusted_target", b.external.addr, "203.0.113.10:5060"))
+    b.untrusted_target = *ep;
+
+  const std::string list_fix =
+      "expected an array of header names, e.g. header_allow_list = [\"Subject\"]; routing, "
+      "identity and software headers are never copied";
+  if (auto* n = c.get(*t, "sip", "header_allow_list", toml::node_type::array, list_fix)) {
+    const auto& arr = *n->as_array();
+    for (size_t i = 0; i < arr.size(); ++i) {
+      std::string full = index("sip.header_allow_list", i);
+      auto* e = c.typed(arr[i], full, toml::node_type::string, list_fix);
+      if (!e) continue;
+      const std::string& h = e->as_string()->get();
+      bool token = !h.empty() && h.size() <= 64 && std::all_of(h.begin(), h.end(), [](char ch) {
+        return std::isalnum(static_cast<unsigned char>(ch)) || std::strchr("-.!%*_+`'~", ch);
+      });
+      if (!token)
+        c.add(*e, full + ": " + quote(h) + " is not a header name", list_fix);
+      else if (sip::header_never_copied(h))
+        c.add(*e, full + ": " + quote(h) + " is never copied across",
+              "it carries routing, dialog, identity or software information, which Veil "
+              "generates per leg (docs/topology-hiding.md); remove it from the list");
+      else
+        b.header_allow_list.push_back(h);
+    }
+  }
+  const std::string ua_fix =
+      "expected one line of printable text (at most 128 bytes), or \"\" for no User-Agent/Server header";
+  if (auto* n = c.string(*t, "sip", "user_agent", ua_fix)) {
+    const auto& v = n->get();
+    bool good = v.size() <= 128 && std::all_of(v.begin(), v.end(), [](char ch) {
+      auto u = static_cast<unsigned char>(ch);
+      return u >= 0x20 && u != 0x7f;
+    });
+    if (good)
+      b.user_agent = v;
+    else
+      c.add(*n, "sip.user_agent: " + quote(v) + " is not one line of printable text", ua_fix);
+  }
+  if (auto v = c.integer(*t, "sip", "no_response_timeout_ms", 500, 60000,
+                         "expected milliseconds from 500 to 60000"))
+    b.no_response_timeout_ms = uint32_t(*v);
+  if (auto v = c.integer(*t, "sip", "t1_ms", 100, 5000, "expected milliseconds from 100 to 5000"))
+    b.t1_ms = uint32_t(*v);
+}
+
 ParseResult validate(const toml::table& root, const std::string& name) {
   Checker c(name);
   Config cfg;
   cfg.source = name;
   c.keys(root, "", "top-level keys and tables",
-         {"port", "cores", "media", "limits", "dataplane", "management"});
+         {"port", "cores", "media", "limits", "dataplane", "management", "sip"});
   parse_ports(c, root, cfg);
+  const bool ports_ok = c.count() == 0 && cfg.ports.size() == 2;
   parse_cores(c, root, cfg);
   parse_media(c, root, cfg);
   parse_limits(c, root, cfg);
   parse_dataplane(c, root, cfg);
   parse_management(c, root, cfg);
+  parse_sip(c, root, cfg, ports_ok);
+  // The B2BUA's own check, as a backstop for anything the per-key checks above let through.
+  if (cfg.sip.enabled && c.count() == 0) {
+    if (std::string e = sip::validate(cfg.sip.b2bua); !e.empty())
+      c.add(*root.get("sip"), e, "see [sip] in docs/configuration.md");
+  }
   ParseResult r;
   r.errors = c.take();
   if (r.errors.empty()) r.config = std::move(cfg);

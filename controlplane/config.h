@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "dataplane/addr.h"
+#include "sip/sip_config.h"
 
 namespace veil::config {
 
@@ -67,6 +68,16 @@ struct Management {
   std::string socket = "/run/veil/veil.sock";  // Unix socket of the management API
 };
 
+// [sip]: the B2BUA (sip/b2bua.h). Off by default, so a file without [sip] runs the
+// dataplane alone as before.
+struct SipSettings {
+  bool enabled = false;
+  // Ready for sip::B2bua. external.addr / internal.addr are the configured
+  // external_address / internal_address, else the port's first IPv4 address (its first
+  // address if it has no IPv4); port/udp/tcp are the same on both sides.
+  sip::SipConfig b2bua;
+};
+
 struct Config {
   std::string source;                // file it was read from
   std::vector<PortConfig> ports;     // after a successful parse: ports[0] external, ports[1] internal
@@ -76,6 +87,7 @@ struct Config {
   Limits limits;
   DataplaneConfig dataplane;
   Management management;
+  SipSettings sip;
 
   const MediaRange& media(Role r) const { return r == Role::External ? media_external : media_internal; }
 };

@@ -1,25 +1,31 @@
 // veild: the Veil daemon. Reads and validates the configuration (exit 2 on any error,
 // before EAL starts or a port is touched), brings up EAL and the dataplane, launches the
 // workers, then runs the control loop on the main lcore: management API, neighbour
-// learning and resolution, RCU reclamation, idle-flow reports.
+// learning and resolution, RCU reclamation, idle-flow reports, and (with [sip] enabled) the
+// B2BUA's su_root, stepped without blocking in the same loop.
 #include <getopt.h>
 #include <rte_cycles.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <signal.h>
+#include <sofia-sip/su.h>
+#include <sofia-sip/su_wait.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <ctime>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "controlplane/config.h"
+#include "controlplane/media_anchor_dp.h"
 #include "controlplane/mgmt.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/srtp_lib.h"
+#include "sip/b2bua.h"
 
 namespace {
 
@@ -40,6 +46,83 @@ void usage(FILE* to) {
                "      --check        validate the configuration and exit (0 valid, 2 invalid)\n"
                "  -V, --version      print the version\n"
                "exit codes: 0 clean shutdown, 1 start-up failure, 2 bad configuration or usage\n");
+}
+
+// The SIP side of veild: one su_root on the control thread (no threads of sofia-sip's own),
+// the B2BUA on it, media through the dataplane's flow table.
+struct Sip {
+  su_root_t* root = nullptr;
+  std::unique_ptr<veil::ctl::DpMediaAnchor> anchor;
+  std::unique_ptr<veil::sip::B2bua> b2bua;
+
+  bool start(veil::dp::Dataplane& dp, const veil::config::Config& cfg, std::string& err) {
+    if (su_init() != 0) {
+      err = "SIP: su_init failed";
+      return false;
+    }
+    root = su_root_create(nullptr);
+    if (!root) {
+      err = "SIP: su_root_create failed";
+      return false;
+    }
+    su_root_threading(root, 0);
+    anchor = std::make_unique<veil::ctl::DpMediaAnchor>(
+        dp, cfg, [](std::string_view s) { log("warning", std::string(s)); });
+    b2bua = std::make_unique<veil::sip::B2bua>(
+        root, cfg.sip.b2bua, *anchor, [](std::string_view s) { log("info", std::string(s)); });
+    if (!b2bua->start(&err)) {
+      err = "SIP: " + err;
+      return false;
+    }
+    return true;
+  }
+
+  // Never blocks: runs what is due and what is readable.
+  void step() {
+    if (root) su_root_step(root, 0);
+  }
+
+  // Ends every call (BYE/CANCEL on both legs) and waits, bounded, for sofia-sip to finish;
+  // the dataplane keeps running meanwhile so the BYEs leave.
+  void stop(veil::dp::Dataplane& dp) {
+    if (b2bua) {
+      b2bua->shutdown();
+      timespec t0, now;
+      clock_gettime(CLOCK_MONOTONIC, &t0);
+      for (;;) {
+        su_root_step(root, 10);
+        dp.poll_control();
+        if (b2bua->stopped()) break;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - t0.tv_sec >= 5) {
+          log("warning", "SIP: shutdown did not finish within 5 s; " +
+                             std::to_string(b2bua->active_calls()) + " call(s) dropped");
+          break;
+        }
+      }
+      b2bua.reset();
+    }
+    anchor.reset();
+    if (root) {
+      su_root_destroy(root);
+      root = nullptr;
+      su_deinit();
+    }
+  }
+};
+
+veil::doc::Object sip_counters(const veil::sip::B2bua& b) {
+  const auto& s = b.stats();
+  return {{"active_calls", uint64_t(b.active_calls())},
+          {"calls_total", s.calls_total},
+          {"calls_answered", s.calls_answered},
+          {"calls_failed", s.calls_failed},
+          {"refused_source", s.refused_source},
+          {"sdp_rejected", s.sdp_rejected},
+          {"no_media_ports", s.no_media_ports},
+          {"no_response_timeouts", s.no_response_timeouts},
+          {"reinvites", s.reinvites},
+          {"callback_exceptions", s.callback_exceptions}};
 }
 
 }  // namespace
@@ -141,6 +224,34 @@ int main(int argc, char** argv) {
     }
     dp->resolve_gateways();
 
+    // SIP after the dataplane: the exception interfaces hold the SBC's addresses, so
+    // sofia-sip binds ordinary sockets to them.
+    Sip sip;
+    if (cfg.sip.enabled) {
+      if (!sip.start(*dp, cfg, err)) {
+        log("error", err);
+        sip.stop(*dp);
+        dp->stop();
+        dp.reset();
+        rte_eal_cleanup();
+        return 1;
+      }
+      const auto& b = cfg.sip.b2bua;
+      std::string transports = std::string(b.external.udp ? "udp" : "") +
+                               (b.external.udp && b.external.tcp ? "+" : "") +
+                               (b.external.tcp ? "tcp" : "");
+      log("info", "SIP B2BUA on " + veil::Endpoint{b.external.addr, b.external.port}.str() +
+                      " (external) and " + veil::Endpoint{b.internal.addr, b.internal.port}.str() +
+                      " (internal), " + transports + "; PBX " + b.pbx.str() +
+                      (b.untrusted_target ? ", calls from the PBX to " + b.untrusted_target->str()
+                                          : ", calls from the PBX refused (no untrusted_target)"));
+      api.set_sip_stats([&sip] {
+        return veil::ctl::Api::SipStats{sip.b2bua->active_calls(), sip_counters(*sip.b2bua)};
+      });
+    } else {
+      log("info", "SIP disabled ([sip] enabled = false)");
+    }
+
     int epfd = epoll_create1(EPOLL_CLOEXEC);
     int sfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
     epoll_event ev{};
@@ -178,6 +289,7 @@ int main(int argc, char** argv) {
         }
       }
       dp->poll_control();
+      sip.step();
       uint64_t now = rte_rdtsc();
       if (now >= next_scan) {
         next_scan = now + hz;
@@ -200,6 +312,11 @@ int main(int argc, char** argv) {
     }
     close(sfd);
     close(epfd);
+    if (cfg.sip.enabled) {
+      sip.stop(*dp);
+      log("info", "SIP stopped");
+    }
+    api.set_sip_stats({});
     dp->stop();
     log("info", "stopped");
   }

@@ -252,12 +252,17 @@ Response Api::stats() {
     if (d[i]) dr.push_back({dp::kDropNames[i], d[i]});
   }
   Response resp;
-  resp.body = Object{{"flows", uint64_t(dp_.flows().size())},
-                     {"flow_capacity", dp_.flows().capacity()},
-                     {"workers", dp_.workers()},
-                     {"dropped", total},
-                     {"events", std::move(ev)},
-                     {"drops", std::move(dr)}};
+  SipStats sip;
+  if (sip_stats_) sip = sip_stats_();
+  Object body{{"flows", uint64_t(dp_.flows().size())},
+              {"flow_capacity", dp_.flows().capacity()},
+              {"workers", dp_.workers()},
+              {"calls", sip.active_calls},
+              {"dropped", total},
+              {"events", std::move(ev)},
+              {"drops", std::move(dr)}};
+  if (sip_stats_) body.push_back({"sip", std::move(sip.counters)});
+  resp.body = std::move(body);
   return resp;
 }
 

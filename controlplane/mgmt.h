@@ -8,6 +8,7 @@
 // docs/operations.md for every command. Reads (`show`-like commands) never change state.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
 
@@ -40,6 +41,12 @@ class Api {
   Response handle(const Request& req);
   // Flow ids reported idle (the daemon's scan fills it; `flows` shows it).
   std::map<uint32_t, uint64_t>& idle_flows() { return idle_; }
+  // The SIP layer, when [sip] is enabled: active calls and its counters for `stats`.
+  struct SipStats {
+    uint64_t active_calls = 0;
+    doc::Value counters;  // an Object of the B2BUA's counters
+  };
+  void set_sip_stats(std::function<SipStats()> fn) { sip_stats_ = std::move(fn); }
 
  private:
   Response flows(const Request& r);
@@ -55,6 +62,7 @@ class Api {
   dp::Dataplane& dp_;
   const config::Config& cfg_;
   std::map<uint32_t, uint64_t> idle_;  // id -> seconds idle when reported
+  std::function<SipStats()> sip_stats_;
 };
 
 // The socket side: listens, accepts, reads one line, answers, closes. Registered in the

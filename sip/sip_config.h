@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "dataplane/addr.h"
@@ -53,5 +54,9 @@ struct SipConfig {
 
 // Empty when `cfg` is usable, else what is wrong, naming the field.
 std::string validate(const SipConfig& cfg);
+
+// True for headers that carry routing, dialog, identity or software information: sofia-sip
+// generates them per leg and they are never copied across, allow-list or not.
+bool header_never_copied(std::string_view name);
 
 }  // namespace veil::sip

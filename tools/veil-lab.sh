@@ -11,7 +11,9 @@
 #   tools/veil-lab.sh exec ext|int|sbc CMD...   run a command in one of the hosts
 #
 # Environment: VEIL_LAB (name prefix, default "veil"), VEIL_BUILD (build dir, default
-# ./build), VEIL_CORES ("control,worker" lcores, default "0,1").
+# ./build), VEIL_CORES ("control,worker" lcores, default "0,1"), VEIL_LAB_SIP=1 (enable the
+# B2BUA: [sip] with the trusted host 198.51.100.10:5060 as PBX and the untrusted host
+# 203.0.113.10:5060 as the target of calls from the PBX).
 #
 #   untrusted host (ns LAB-ext)         SBC (ns LAB-sbc)                 trusted host (ns LAB-int)
 #   eth0 203.0.113.10/24  <-veth->  dp-ext [veild] dp-int  <-veth->  eth0 198.51.100.10/24
@@ -80,6 +82,17 @@ idle_sleep_us = 200
 [management]
 socket = "$SOCK"
 TOML
+  if [ "${VEIL_LAB_SIP:-0}" = 1 ]; then
+    cat >>"$STATE/veil.toml" <<TOML
+
+[sip]
+enabled = true
+port = 5060
+pbx = "198.51.100.10:5060"
+untrusted_target = "203.0.113.10:5060"
+no_response_timeout_ms = 3000
+TOML
+  fi
 }
 
 # A host on a real wire sends complete UDP/TCP checksums. On a veth the kernel leaves them
@@ -197,5 +210,5 @@ case "${1:-}" in
     exec ip netns exec "$ns" "$@"
     ;;
   build) build ;;
-  *) sed -n '2,12p' "$0"; exit 2 ;;
+  *) sed -n '2,17p' "$0"; exit 2 ;;
 esac

@@ -784,5 +784,139 @@ TEST(Config, ValidEdgeValuesAreAccepted) {
   EXPECT_EQ(r.config->dataplane.mbufs, 1023u);
 }
 
+// ---------------------------------------------------------------------------
+// [sip]
+
+const char* const kSip = R"(
+[sip]
+enabled = true
+port = 5070
+udp = true
+tcp = true
+external_address = "2001:db8:1::1"
+pbx = "198.51.100.10:5060"
+pbx_transport = "tcp"
+untrusted_target = "[2001:db8:1::10]:5062"
+untrusted_transport = "udp"
+header_allow_list = ["Subject", "X-Case-Id"]
+user_agent = "Veil"
+no_response_timeout_ms = 2500
+t1_ms = 250
+)";
+
+TEST(ConfigSip, DisabledByDefault) {
+  ParseResult r = parse_string(kMinimal, "min.toml");
+  ASSERT_TRUE(r.ok()) << dump(r);
+  const SipSettings& s = r.config->sip;
+  EXPECT_FALSE(s.enabled);
+  EXPECT_EQ(s.b2bua.external.port, 5060);
+  EXPECT_TRUE(s.b2bua.external.udp);
+  EXPECT_TRUE(s.b2bua.external.tcp);
+  EXPECT_FALSE(s.b2bua.untrusted_target.has_value());
+}
+
+TEST(ConfigSip, EveryKeyMapsOntoSipConfig) {
+  ParseResult r = parse_string(std::string(kFull) + kSip, "t.toml");
+  ASSERT_TRUE(r.ok()) << dump(r);
+  const SipSettings& s = r.config->sip;
+  const sip::SipConfig& b = s.b2bua;
+  EXPECT_TRUE(s.enabled);
+  EXPECT_EQ(b.external.addr.str(), "2001:db8:1::1");  // configured
+  EXPECT_EQ(b.internal.addr.str(), "198.51.100.1");   // the port's first IPv4 address
+  EXPECT_EQ(b.external.port, 5070);
+  EXPECT_EQ(b.internal.port, 5070);
+  EXPECT_TRUE(b.internal.udp && b.internal.tcp);
+  EXPECT_EQ(b.pbx.str(), "198.51.100.10:5060");
+  EXPECT_EQ(b.pbx_transport, sip::Transport::Tcp);
+  ASSERT_TRUE(b.untrusted_target.has_value());
+  EXPECT_EQ(b.untrusted_target->str(), "[2001:db8:1::10]:5062");
+  EXPECT_EQ(b.untrusted_transport, sip::Transport::Udp);
+  EXPECT_EQ(b.header_allow_list, (std::vector<std::string>{"Subject", "X-Case-Id"}));
+  EXPECT_EQ(b.user_agent, "Veil");
+  EXPECT_EQ(b.no_response_timeout_ms, 2500u);
+  EXPECT_EQ(b.t1_ms, 250u);
+  EXPECT_EQ(sip::validate(b), "");
+}
+
+TEST(ConfigSip, AddressesDefaultToEachPortsFirstIpv4) {
+  // The external port lists its IPv6 address first: the SIP address is still the IPv4 one.
+  std::string text = replace_first(kFull, R"(["203.0.113.1/24", "2001:db8:1::1/64"])",
+                                   R"(["2001:db8:1::1/64", "203.0.113.1/24"])");
+  text += "[sip]\nenabled = true\npbx = \"198.51.100.10:5060\"\n";
+  ParseResult r = parse_string(text, "t.toml");
+  ASSERT_TRUE(r.ok()) << dump(r);
+  EXPECT_EQ(r.config->sip.b2bua.external.addr.str(), "203.0.113.1");
+  EXPECT_EQ(r.config->sip.b2bua.internal.addr.str(), "198.51.100.1");
+  EXPECT_EQ(r.config->sip.b2bua.pbx_transport, sip::Transport::Udp);
+}
+
+TEST(ConfigSip, EnabledNeedsThePbx) {
+  std::string text = std::string(kMinimal) + "[sip]\nenabled = true\n";
+  expect_error(text, "|[sip]", "sip.pbx: missing (required)", "pbx = \"198.51.100.10:5060\"");
+  // Disabled, the table may be incomplete.
+  ParseResult r = parse_string(std::string(kMinimal) + "[sip]\nenabled = false\n", "t.toml");
+  EXPECT_TRUE(r.ok()) << dump(r);
+}
+
+TEST(ConfigSip, ErrorsAreReportedAtTheValue) {
+  const std::string base = std::string(kFull) + kSip;
+  struct Case {
+    const char* from;
+    const char* to;
+    const char* where;
+    const char* what;
+    const char* fix;
+  } cases[] = {
+      {"enabled = true", "enabled = 1", "enabled = |1", "sip.enabled: 1 is an integer, not a boolean",
+       "true or false"},
+      {"port = 5070", "port = 25000", "port = |25000", "sip.port: 25000 lies in media.external.ports",
+       "outside both"},
+      {"port = 5070", "port = 0", "port = |0", "sip.port: 0 is out of range", "from 1 to 65535"},
+      {"external_address = \"2001:db8:1::1\"", "external_address = \"198.51.100.1\"",
+       "external_address = |\"198.51.100.1\"", "is not an address of the external port", "203.0.113.1"},
+      {"external_address = \"2001:db8:1::1\"", "external_address = \"sbc\"", "external_address = |\"sbc\"",
+       "\"sbc\" is not an IP address", "port's own addresses"},
+      {"pbx = \"198.51.100.10:5060\"", "pbx = \"pbx.example:5060\"", "pbx = |\"pbx.example:5060\"",
+       "is not an address and port", "ADDRESS:PORT"},
+      {"pbx = \"198.51.100.10:5060\"", "pbx = \"198.51.100.10\"", "pbx = |\"198.51.100.10\"",
+       "is not an address and port", "ADDRESS:PORT"},
+      {"pbx = \"198.51.100.10:5060\"", "pbx = \"[2001:db8:2::10]:5060\"", "pbx = |\"[2001:db8:2::10]:5060\"",
+       "is an IPv6 address but Veil's SIP address on that side is 198.51.100.1", "same address family"},
+      {"pbx = \"198.51.100.10:5060\"", "pbx = \"198.51.100.1:5060\"", "pbx = |\"198.51.100.1:5060\"",
+       "is Veil's own address", "ADDRESS:PORT"},
+      {"pbx_transport = \"tcp\"", "pbx_transport = \"tls\"", "pbx_transport = |\"tls\"",
+       "sip.pbx_transport: \"tls\" is not a transport", "\"udp\" or \"tcp\""},
+      {"untrusted_target = \"[2001:db8:1::10]:5062\"", "untrusted_target = \"203.0.113.10:5062\"",
+       "untrusted_target = |\"203.0.113.10:5062\"", "is an IPv4 address", "same address family"},
+      {"\"X-Case-Id\"]", "\"Via\"]", "|\"Via\"]", "sip.header_allow_list[1]: \"Via\" is never copied across",
+       "remove it from the list"},
+      {"\"X-Case-Id\"]", "\"X Case\"]", "|\"X Case\"]", "\"X Case\" is not a header name", "header names"},
+      {"\"X-Case-Id\"]", "3]", "|3]", "sip.header_allow_list[1]: 3 is an integer, not a string", "header names"},
+      {"user_agent = \"Veil\"", "user_agent = \"Veil\\r\\nX: y\"", "user_agent = |\"Veil",
+       "is not one line of printable text", "one line"},
+      {"no_response_timeout_ms = 2500", "no_response_timeout_ms = 100", "no_response_timeout_ms = |100",
+       "sip.no_response_timeout_ms: 100 is out of range", "500 to 60000"},
+      {"t1_ms = 250", "t1_ms = 9000", "t1_ms = |9000", "sip.t1_ms: 9000 is out of range", "100 to 5000"},
+      {"t1_ms = 250", "t1_msec = 250", "|t1_msec = 250", "sip.t1_msec: unknown key \"t1_msec\"",
+       "did you mean \"t1_ms\"?"},
+      {"tcp = true", "tcp = false", "pbx_transport = |\"tcp\"", "sip.pbx_transport: \"tcp\" but sip.tcp = false",
+       "tcp = true"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.to);
+    expect_error(replace_first(base, c.from, c.to), c.where, c.what, c.fix);
+  }
+}
+
+TEST(ConfigSip, BothTransportsOffIsAnError) {
+  std::string text = std::string(kMinimal) + "[sip]\nudp = false\ntcp = false\n";
+  expect_error(text, "udp = |false", "sip.udp and sip.tcp: both are false", "enable at least one");
+}
+
+TEST(ConfigSip, NotATable) {
+  std::string text = "sip = true\n" + std::string(kMinimal);
+  expect_error(text, "sip = |true", "sip: true is a boolean, not a table", "[sip]");
+}
+
 }  // namespace
 }  // namespace veil::config
