@@ -122,7 +122,8 @@ veil::doc::Object sip_counters(const veil::sip::B2bua& b) {
           {"no_media_ports", s.no_media_ports},
           {"no_response_timeouts", s.no_response_timeouts},
           {"reinvites", s.reinvites},
-          {"callback_exceptions", s.callback_exceptions}};
+          {"callback_exceptions", s.callback_exceptions},
+          {"media_timeouts", s.media_timeouts}};
 }
 
 }  // namespace
@@ -294,10 +295,21 @@ int main(int argc, char** argv) {
       if (now >= next_scan) {
         next_scan = now + hz;
         auto& reported = api.idle_flows();
-        for (uint32_t id : dp->flows().idle(now, idle_cycles)) {
+        std::vector<uint32_t> idle = dp->flows().idle(now, idle_cycles);
+        for (uint32_t id : idle) {
           if (reported.emplace(id, cfg.limits.flow_idle_timeout_s).second)
             log("info", "flow " + std::to_string(id) + " idle for " +
                             std::to_string(cfg.limits.flow_idle_timeout_s) + " s");
+        }
+        // Media timeout: a call whose RTP went silent in both directions ends on both legs
+        // (its flows go with it, through the anchor).
+        if (sip.b2bua && !idle.empty()) {
+          for (uint32_t plan : sip.anchor->idle_streams(idle))
+            if (sip.b2bua->end_call_for_media(
+                    plan, "no RTP for " + std::to_string(cfg.limits.flow_idle_timeout_s) + " s",
+                    std::chrono::seconds(cfg.limits.flow_idle_timeout_s)))
+              log("info", "SIP: media of stream " + std::to_string(plan) + " idle for " +
+                              std::to_string(cfg.limits.flow_idle_timeout_s) + " s: call ended");
         }
         // A flow that saw traffic again is no longer idle.
         std::erase_if(reported, [&](const auto& kv) {

@@ -1,5 +1,7 @@
 #include "controlplane/media_anchor_dp.h"
 
+#include <unordered_set>
+
 #include "dataplane/dataplane.h"
 
 namespace veil::ctl {
@@ -142,8 +144,38 @@ bool DpMediaAnchor::put(uint32_t& slot_ext, uint32_t& slot_int, const sip::Media
 }
 
 void DpMediaAnchor::drop_flow(uint32_t& id) {
-  if (id) dp_.flows().remove(id);
+  if (id) {
+    dp_.flows().remove(id);
+    flow_plan_.erase(id);
+  }
   id = 0;
+}
+
+void DpMediaAnchor::note(uint32_t plan_id, const Stream& st) {
+  for (uint32_t f : st.flow)
+    if (f) flow_plan_[f] = plan_id;
+}
+
+std::optional<uint32_t> DpMediaAnchor::plan_of(uint32_t flow_id) const {
+  auto it = flow_plan_.find(flow_id);
+  if (it == flow_plan_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::vector<uint32_t> DpMediaAnchor::idle_streams(const std::vector<uint32_t>& idle_flows) const {
+  std::unordered_set<uint32_t> idle(idle_flows.begin(), idle_flows.end());
+  std::unordered_set<uint32_t> plans;
+  for (uint32_t f : idle_flows)
+    if (auto p = plan_of(f)) plans.insert(*p);
+  std::vector<uint32_t> out;
+  for (uint32_t p : plans) {
+    auto it = streams_.find(p);
+    if (it == streams_.end()) continue;
+    const Stream& st = it->second;
+    if (st.flow[0] && st.flow[1] && idle.count(st.flow[0]) && idle.count(st.flow[1]))
+      out.push_back(p);
+  }
+  return out;
 }
 
 bool DpMediaAnchor::program(const sip::MediaStreamPlan& plan) {
@@ -164,7 +196,9 @@ bool DpMediaAnchor::program(const sip::MediaStreamPlan& plan) {
   if (!ok && fresh) {
     for (uint32_t& f : st.flow) drop_flow(f);
     streams_.erase(it);
+    return ok;
   }
+  note(plan.id, st);
   return ok;
 }
 

@@ -88,6 +88,15 @@ class DpMediaAnchor : public sip::MediaAnchor {
   void remove(uint32_t id) override;
 
   size_t streams() const { return streams_.size(); }
+
+  // The MediaStreamPlan id a flow belongs to (nullopt for flows the anchor did not install,
+  // e.g. ones added by hand with veilctl flow-add).
+  std::optional<uint32_t> plan_of(uint32_t flow_id) const;
+
+  // Plan ids whose media is idle: both RTP directions installed and both in `idle_flows`
+  // (RTCP is ignored: a peer may send RTCP only, or none at all). One-way media, e.g. a
+  // call on hold, keeps its stream alive.
+  std::vector<uint32_t> idle_streams(const std::vector<uint32_t>& idle_flows) const;
   size_t ports_in_use(int side) const { return ports_[side].in_use(); }
 
  private:
@@ -100,6 +109,7 @@ class DpMediaAnchor : public sip::MediaAnchor {
              dp::FlowSpec& from_ext, dp::FlowSpec& from_int) const;
   bool put(uint32_t& slot_ext, uint32_t& slot_int, const sip::MediaStreamPlan& plan, bool rtcp);
   void drop_flow(uint32_t& id);
+  void note(uint32_t plan_id, const Stream& st);
   uint32_t next_flow_id();
   void logf(const std::string& s) const {
     if (log_) log_(s);
@@ -111,6 +121,7 @@ class DpMediaAnchor : public sip::MediaAnchor {
   uint8_t port_index_[2] = {0, 1};  // logical dataplane port of each side
   PortAllocator ports_[2];
   std::unordered_map<uint32_t, Stream> streams_;  // MediaStreamPlan::id -> flows
+  std::unordered_map<uint32_t, uint32_t> flow_plan_;  // flow id -> MediaStreamPlan::id
   uint32_t next_id_ = 0x40000000;  // above ids an operator picks by hand with veilctl flow-add
 };
 

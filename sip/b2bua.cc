@@ -9,10 +9,15 @@
 #include <sofia-sip/sip_protos.h>
 #include <sofia-sip/sip_status.h>
 #include <sofia-sip/su_alloc.h>
+#include <sofia-sip/su_log.h>
 #include <sofia-sip/su_tag.h>
 #include <sofia-sip/nta_tag.h>
+#include <sofia-sip/tport_tag.h>
 #include <strings.h>
 
+#include <algorithm>
+#include <cstdarg>
+#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <optional>
@@ -23,6 +28,15 @@
 
 #include "sip/sdp_rewrite.h"
 #include "sip/status.h"
+
+// sofia-sip's log objects of nta (transactions) and tport (transports): exported by
+// libsofia-sip-ua but not declared in its public headers. Veil redirects them so that what
+// sofia drops without an answer (garbage, a broken request line) is logged by Veil and
+// counted.
+extern "C" {
+extern su_log_t nta_log[];
+extern su_log_t tport_log[];
+}
 
 namespace veil::sip {
 
@@ -118,6 +132,7 @@ struct Call {
   std::vector<Stream> streams;
   su_timer_t* timer = nullptr;  // no-response timer of leg[1]'s INVITE
   bool answered = false;        // initial INVITE answered 2xx: later INVITEs are re-INVITEs
+  std::chrono::steady_clock::time_point answered_at;
   bool ending = false;
   int offer_side = -1;          // side whose offer is outstanding
 };
@@ -148,6 +163,23 @@ struct B2bua::Impl {
 
   void logf(const std::string& s) {
     if (log) log(s);
+  }
+
+  // su_logger_f for nta_log and tport_log.
+  static void sofia_log(void* stream, char const* fmt, va_list ap) {
+    auto* self = static_cast<Impl*>(stream);
+    char buf[512];
+    va_list aq;
+    va_copy(aq, ap);
+    int n = std::vsnprintf(buf, sizeof buf, fmt, aq);
+    va_end(aq);
+    if (n <= 0) return;
+    std::string_view line(buf, std::min<size_t>(size_t(n), sizeof buf - 1));
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+    if (line.find("received garbage") != std::string_view::npos ||
+        line.find("Bad message") != std::string_view::npos)
+      ++self->stats.malformed_dropped;
+    self->logf("sofia: " + std::string(line));
   }
 
   int side_of(nua_t* nua) const { return nua == agent[kInternal] ? kInternal : kExternal; }
@@ -191,9 +223,16 @@ struct B2bua::Impl {
       new_call(side_of(nua), nh, sip);
       return;
     }
+    if (event == nua_i_options && !call) {
+      // nua has answered it (200 with Veil's Allow/Supported/Accept) on the leg it arrived
+      // on; nothing crosses. The handle nua created for it is ours to destroy.
+      ++stats.options_answered;
+      nua_handle_destroy(nh);
+      return;
+    }
     if (!call || !calls.count(call)) {
-      // An event for a handle Veil never took (OPTIONS and other out-of-dialog requests
-      // that sofia answered itself), or for a call already freed: nothing to do.
+      // An event for a handle Veil never took (out-of-dialog requests that sofia answered
+      // itself), or for a call already freed: nothing to do.
       return;
     }
     int li = call->leg[0].nh == nh ? 0 : 1;
@@ -523,6 +562,12 @@ struct B2bua::Impl {
     int oi = 1 - li;
     Leg& s = call->leg[oi];      // where the INVITE we are answering came from
     bool local = sip == nullptr || status >= 700 || status < 100;
+    if (!c.client_pending && call->answered && !call->ending) {
+      // Not an INVITE Veil sent: sofia-sip's own session refresh (RFC 4028, when a peer
+      // made Veil the refresher). Confirm a 2xx; nothing crosses to the other leg.
+      if (status >= 200 && status < 300 && !local) nua_ack(c.nh, TAG_END());
+      return;
+    }
     if (!local) stop_timer(call);
     if (status >= 200) c.client_pending = false;
 
@@ -570,7 +615,10 @@ struct B2bua::Impl {
       }
       c.ack_pending = true;
       respond(call, oi, 200, out);
-      if (!call->answered) ++stats.calls_answered;
+      if (!call->answered) {
+        ++stats.calls_answered;
+        call->answered_at = std::chrono::steady_clock::now();
+      }
       call->answered = true;
       call->offer_side = -1;
       return;
@@ -694,6 +742,8 @@ B2bua::~B2bua() {
       nua_destroy(a);
       a = nullptr;
     }
+  su_log_redirect(nta_log, nullptr, nullptr);
+  su_log_redirect(tport_log, nullptr, nullptr);
 }
 
 bool B2bua::start(std::string* error) {
@@ -702,6 +752,8 @@ bool B2bua::start(std::string* error) {
     if (error) *error = e;
     return false;
   }
+  su_log_redirect(nta_log, &Impl::sofia_log, &d);
+  su_log_redirect(tport_log, &Impl::sofia_log, &d);
   for (int side : {kExternal, kInternal}) {
     const SipSideConfig& sc = side == kExternal ? d.cfg.external : d.cfg.internal;
     std::string url = "sip:" + uri_host(sc.addr) + ":" + std::to_string(sc.port);
@@ -711,7 +763,18 @@ bool B2bua::start(std::string* error) {
         d.root, Impl::callback, reinterpret_cast<nua_magic_t*>(&d), NUTAG_URL(url.c_str()),
         NUTAG_MEDIA_ENABLE(0), NUTAG_AUTOACK(0), NUTAG_AUTOALERT(0), NUTAG_AUTOANSWER(0),
         NUTAG_ENABLEMESSAGE(0), NUTAG_ENABLEINVITE(1),
-        NTATAG_SIP_T1(d.cfg.t1_ms),
+        NTATAG_SIP_T1(d.cfg.t1_ms), NTATAG_MAXSIZE(d.cfg.max_message_size),
+        // sofia-sip's transports answer STUN binding requests on the SIP port by default
+        // (anything starting with 0x00/0x01 is taken for STUN): Veil is no STUN server.
+        TPTAG_STUN_SERVER(0),
+        // RFC 4028: no timer asked for on the legs Veil originates (it does not send
+        // refreshes yet); a peer's request is honoured on its leg, the peer refreshing
+        // (also when it names no refresher), and an expired session ends with BYE.
+        NUTAG_SESSION_TIMER(0), NUTAG_MIN_SE(d.cfg.min_se_s),
+        NUTAG_SESSION_REFRESHER(nua_remote_refresher),
+        // Where a peer makes Veil the refresher: UPDATE if the peer allows it, else a
+        // re-INVITE (see on_invite_response).
+        NUTAG_UPDATE_REFRESH(1),
         SIPTAG_ALLOW_STR("INVITE, ACK, BYE, CANCEL, OPTIONS"),
         // 100rel/PRACK is not relayed yet: do not offer it.
         SIPTAG_SUPPORTED_STR("timer"),
@@ -742,6 +805,24 @@ void B2bua::shutdown() {
   for (int side : {kExternal, kInternal})
     if (d.agent[side]) nua_shutdown(d.agent[side]);
     else d.shutdown_done[side] = true;
+}
+
+bool B2bua::end_call_for_media(uint32_t plan_id, std::string_view reason,
+                               std::chrono::milliseconds idle_for) {
+  Impl& d = *impl_;
+  for (Call* call : d.calls) {
+    bool mine = false;
+    for (const Stream& st : call->streams)
+      if (st.programmed && st.id == plan_id) mine = true;
+    if (!mine) continue;
+    if (call->ending || !call->answered ||
+        std::chrono::steady_clock::now() - call->answered_at < idle_for)
+      return false;
+    ++d.stats.media_timeouts;
+    d.end_call(call, "media timeout: " + std::string(reason));
+    return true;
+  }
+  return false;
 }
 
 bool B2bua::stopped() const { return impl_->shutdown_done[0] && impl_->shutdown_done[1]; }

@@ -11,6 +11,7 @@
 
 #include <sofia-sip/su_wait.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -32,6 +33,10 @@ struct B2buaStats {
   uint64_t no_response_timeouts = 0; // other leg silent (CANCEL, 503)
   uint64_t reinvites = 0;            // re-INVITEs relayed
   uint64_t callback_exceptions = 0;  // C++ exceptions caught in sofia callbacks
+  uint64_t media_timeouts = 0;       // calls ended (BYE on both legs) because their media went idle
+  uint64_t options_answered = 0;     // OPTIONS answered 200 by Veil itself (never relayed)
+  uint64_t malformed_dropped = 0;    // messages sofia-sip could not parse well enough to answer
+                                     // (garbage, broken request line): dropped, counted here
 };
 
 class B2bua {
@@ -51,6 +56,14 @@ class B2bua {
   // true once sofia-sip has finished (keep running the root until then, bounded).
   void shutdown();
   bool stopped() const;
+
+  // Media of stream `plan_id` (MediaStreamPlan::id) has been idle for `idle_for`: ends its
+  // call with BYE on both legs (flows removed, ports released, call freed), counted in
+  // media_timeouts. Only an answered call that has been up for at least `idle_for` is ended
+  // (flows are installed at the offer, so a long ringing phase looks idle). False when no
+  // such call exists or it is not eligible.
+  bool end_call_for_media(uint32_t plan_id, std::string_view reason,
+                          std::chrono::milliseconds idle_for);
 
   // Call objects alive now: 0 whenever no call is in progress (tests check it returns to 0).
   size_t active_calls() const;

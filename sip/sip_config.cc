@@ -57,6 +57,9 @@ std::string validate(const SipConfig& cfg) {
     return "sip.user_agent: must be one line";
   if (cfg.no_response_timeout_ms < 500) return "sip.no_response_timeout_ms: at least 500";
   if (cfg.t1_ms < 100 || cfg.t1_ms > 5000) return "sip.t1_ms: 100-5000";
+  if (cfg.min_se_s < 1 || cfg.min_se_s > 86400) return "sip.min_se_s: 1-86400";
+  if (cfg.max_message_size < 1024 || cfg.max_message_size > 1048576)
+    return "sip.max_message_size: 1024-1048576";
   return "";
 }
 

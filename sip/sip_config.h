@@ -50,6 +50,17 @@ struct SipConfig {
   uint32_t no_response_timeout_ms = 4000;
   // RFC 3261 T1 (retransmission base) for both agents.
   uint32_t t1_ms = 500;
+  // Largest SIP message accepted (bytes, headers and body); larger ones are refused by
+  // sofia-sip (413 where it can answer, else dropped).
+  uint32_t max_message_size = 65536;
+  // RFC 4028 session timers. A peer that asks for one (Session-Expires in its INVITE) gets
+  // it on its own leg: Veil answers with Session-Expires and, when the peer is the
+  // refresher, ends the call (BYE on both legs) when no refresh arrives in time.
+  // min_se_s: the smallest interval Veil accepts (422 with Min-SE below it; RFC 4028
+  // recommends at least 90). Veil itself asks for no timer on the legs it originates
+  // (it would then have to send refreshes toward peers without timer support, which it
+  // does not do yet).
+  uint32_t min_se_s = 90;
 };
 
 // Empty when `cfg` is usable, else what is wrong, naming the field.

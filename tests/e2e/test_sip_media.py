@@ -10,7 +10,8 @@ each sipp received from its message trace (the SBC's address and port on that si
 tools/rtp-peer.py on both hosts sending there, and checks that every packet arrives, only
 from Veil's address on that side; that `veilctl flows` shows the call's flows with their
 packet counters going up; and, after the BYE, that the flows are gone and `veilctl stats`
-shows 0 active calls. Both wires are captured: no frame on one host's wire names the
+shows 0 active calls. A call with no RTP at all is ended by Veil's media timeout (BYE to
+both sipp peers, which answer 200). Both wires are captured: no frame on one host's wire names the
 other host (address, raw or text, or MAC)."""
 import os
 import re
@@ -193,6 +194,43 @@ def test_call_pbx_to_untrusted(lab):
     call_with_media(lab, 'int', 'ext', EXT_HOST4, 5060, INT_HOST4, INT_VEIL4, 'pbx->ext')
 
 
+def test_media_timeout(lab):
+    """A call whose media never flows: after [limits] flow_idle_timeout (5 s in the lab) Veil
+    ends it with BYE on both legs (each sipp answers 200), its flows are removed and
+    `veilctl stats` counts a media timeout and shows 0 calls."""
+    stats0 = lab.ctl('stats')
+    flows0 = {row['id'] for row in lab.ctl('flows')}
+    State.calls += 1
+    n = State.calls
+    uas, uas_msg = sipp(lab, 'int', 'uas_media.xml', INT_HOST4, 5060, 4002 + 10 * n, 'timeout-uas')
+    wait_listening(lab, 'int', 5060)
+    uac, uac_msg = sipp(lab, 'ext', 'uac_media_timeout.xml', EXT_HOST4, 5070 + n, 4000 + 10 * n,
+                        'timeout-uac', remote=ep(EXT_VEIL4, 5060))
+    wait_for('media timeout: no 200 OK in the caller\'s trace %s' % uac_msg,
+             lambda: sdp_endpoint(uac_msg, r'SIP/2\.0 200 '), 15)
+    t_answer = time.monotonic()
+    wait_for('media timeout: the call is not up', lambda: lab.ctl('stats')['sip']['active_calls'] == 1, 5)
+    call_flows = {row['id'] for row in lab.ctl('flows')} - flows0
+    check(len(call_flows) == 4, 'media timeout: expected 4 flows for the call, got %s' % sorted(call_flows))
+    # Both sipp peers receive a BYE and answer it; they exit 0 only then.
+    sipp_finish(uac, 'timeout caller', uac_msg, timeout=30)
+    t_bye = time.monotonic() - t_answer
+    sipp_finish(uas, 'timeout callee', uas_msg, timeout=10)
+    log('  media timeout: both legs got BYE %.1f s after the answer' % t_bye)
+    check(t_bye >= 4.0, 'media timeout: BYE after only %.1f s (flow_idle_timeout is 5 s)' % t_bye)
+
+    def gone():
+        st = lab.ctl('stats')
+        return not (call_flows & {row['id'] for row in lab.ctl('flows')}) and st['calls'] == 0 and \
+            st['sip']['active_calls'] == 0
+    wait_for('media timeout: flows or call left (stats %s)' % lab.ctl('stats').get('sip'), gone, 5)
+    st = lab.ctl('stats')['sip']
+    check(st['media_timeouts'] == stats0['sip'].get('media_timeouts', 0) + 1,
+          'media timeout: media_timeouts %s (before %s)' % (st.get('media_timeouts'),
+                                                          stats0['sip'].get('media_timeouts')))
+    check(st['callback_exceptions'] == 0, 'media timeout: exceptions in SIP callbacks: %s' % st)
+
+
 def test_no_leaks_on_the_wire(lab):
     """Neither host's wire carries the other host's address (raw or text) or MAC: SIP and RTP."""
     frames = {h: c.stop() for h, c in State.captures.items()}
@@ -217,4 +255,4 @@ if __name__ == '__main__':
         sys.exit(0)
     os.environ['VEIL_LAB_SIP'] = '1'
     sys.exit(run_tests('sip', [test_sip_enabled, test_call_untrusted_to_pbx, test_call_pbx_to_untrusted,
-                               test_no_leaks_on_the_wire]))
+                               test_media_timeout, test_no_leaks_on_the_wire]))

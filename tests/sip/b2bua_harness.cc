@@ -4,6 +4,7 @@
 //   b2bua_harness --ext 203.0.113.1 --int 198.51.100.1 --pbx 198.51.100.10:5060
 //                 [--target 203.0.113.10:5060] [--port 5060] [--ext-media 20000]
 //                 [--int-media 30000] [--no-response-ms 4000] [--allow-header NAME]...
+//                 [--min-se SECONDS]
 //
 // Prints "ready" when both agents are bound. Commands on stdin, one per line:
 //   stats  -> one JSON line: calls, counters, live ports, every program/remove call
@@ -106,12 +107,15 @@ struct Harness {
     std::printf(
         "{\"active_calls\":%zu,\"calls_total\":%lu,\"calls_answered\":%lu,\"calls_failed\":%lu,"
         "\"refused_source\":%lu,\"sdp_rejected\":%lu,\"no_media_ports\":%lu,"
-        "\"no_response_timeouts\":%lu,\"reinvites\":%lu,\"callback_exceptions\":%lu,%s}\n",
+        "\"no_response_timeouts\":%lu,\"reinvites\":%lu,\"callback_exceptions\":%lu,"
+        "\"media_timeouts\":%lu,\"options_answered\":%lu,\"malformed_dropped\":%lu,%s}\n",
         b2bua->active_calls(), (unsigned long)st.calls_total, (unsigned long)st.calls_answered,
         (unsigned long)st.calls_failed, (unsigned long)st.refused_source,
         (unsigned long)st.sdp_rejected, (unsigned long)st.no_media_ports,
         (unsigned long)st.no_response_timeouts, (unsigned long)st.reinvites,
-        (unsigned long)st.callback_exceptions, anchor->json().c_str());
+        (unsigned long)st.callback_exceptions, (unsigned long)st.media_timeouts,
+        (unsigned long)st.options_answered, (unsigned long)st.malformed_dropped,
+        anchor->json().c_str());
     std::fflush(stdout);
   }
 };
@@ -173,6 +177,7 @@ int main(int argc, char** argv) {
     else if (a == "--ext-media") ext_media = uint16_t(std::stoi(next()));
     else if (a == "--int-media") in_media = uint16_t(std::stoi(next()));
     else if (a == "--no-response-ms") cfg.no_response_timeout_ms = uint32_t(std::stoul(next()));
+    else if (a == "--min-se") cfg.min_se_s = uint32_t(std::stoul(next()));
     else if (a == "--allow-header") cfg.header_allow_list.push_back(next());
     else usage(("unknown argument " + a).c_str());
   }

@@ -124,7 +124,8 @@ class Harness:
                                    '--pbx', '%s:%d' % (INT_PEER, PBX_PORT),
                                    '--target', '%s:%d' % (EXT_PEER, TARGET_PORT),
                                    '--ext-media', str(EXT_MEDIA_BASE), '--int-media', str(INT_MEDIA_BASE),
-                                   '--no-response-ms', '3000', '--allow-header', 'Subject'],
+                                   '--no-response-ms', '3000', '--allow-header', 'Subject',
+                                   '--min-se', '10'],
                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err)
         check(self.readline(10) == 'ready', 'harness did not start: ' + self.log_text())
 
@@ -179,9 +180,9 @@ def wait_listening(lab, ns, port, timeout=5):
     raise Failure('nothing listening on udp port %d in %s' % (port, ns))
 
 
-def sipp(lab, ns, scenario, local_ip, local_port, remote=None, media_port=None, service='bob'):
+def sipp(lab, ns, scenario, local_ip, local_port, remote=None, media_port=None, service='bob', timeout=20):
     argv = ['sipp', '-sf', os.path.join(SCEN, scenario), '-i', local_ip, '-p', str(local_port),
-            '-m', '1', '-nostdin', '-timeout', '20', '-timeout_error', '-s', service,
+            '-m', '1', '-nostdin', '-timeout', str(timeout), '-timeout_error', '-s', service,
             '-trace_msg', '-message_file', os.path.join(lab.tmp, '%s-%s.msg' % (ns, scenario)),
             '-trace_err', '-error_file', os.path.join(lab.tmp, '%s-%s.err' % (ns, scenario))]
     if media_port:
@@ -386,8 +387,78 @@ def t_refused_source(lab, h, ctx):
     check(len(st['programs']) == len(before['programs']), 'a refused call programmed flows')
 
 
+EXPECTED_ANSWERS = {
+    'options': 'SIP/2.0 200 OK',                    # keepalive, answered by Veil, not relayed
+    'unknown_method': 'SIP/2.0 501 Not Implemented',
+    'refer': 'SIP/2.0 405 Method Not Allowed',      # refused deliberately (docs/topology-hiding.md)
+    'message': 'SIP/2.0 405 Method Not Allowed',
+    'subscribe': 'SIP/2.0 405 Method Not Allowed',
+    'no_call_id': 'SIP/2.0 400 Bad Request',
+    'bad_cseq': 'SIP/2.0 400 Bad CSeq Header',
+    'cseq_method_mismatch': 'SIP/2.0 400 Bad Request',
+    'invite_no_call_id': 'SIP/2.0 400 Bad Request',
+    'session_interval_too_small': 'SIP/2.0 422 Session Interval Too Small',  # Min-SE 10 in this harness
+    'garbage': None,                                # cannot be answered: dropped and counted
+    'bad_request_line': None,
+    'oversized_tcp': 'SIP/2.0 413 Request Entity Too Large',
+    'options_after': 'SIP/2.0 200 OK',              # still alive
+}
+
+
+def t_robustness(lab, h, ctx):
+    """OPTIONS, unsupported and unknown methods, malformed and oversized requests, on both
+    sides: each answer's status asserted, nothing relayed, no call object, harness alive."""
+    before = h.stats()
+    probe = os.path.join(SRC, 'tests', 'sip', 'sip_probe.py')
+    for ns, local, sbc in (('ext', EXT_PEER, EXT_SBC), ('int', INT_PEER, INT_SBC)):
+        p = lab.popen(ns, ['python3', probe, local, sbc, '5060'], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = p.communicate(timeout=60)
+        check(p.returncode == 0, 'probe in %s exited %d: %s' % (ns, p.returncode, err.decode(errors='replace')[-800:]))
+        got = json.loads(out)
+        check(got.get('stun_like') is None or not got['stun_like'].startswith('SIP/'),
+              '%s side: a STUN-like datagram got a SIP answer: %r' % (ns, got.get('stun_like')))
+        for case, want in EXPECTED_ANSWERS.items():
+            check(got.get(case) == want, '%s side, %s: answered %r, expected %r' % (ns, case, got.get(case), want))
+    st = h.wait_idle()
+    check(h.p.poll() is None, 'harness died')
+    check(st['active_calls'] == 0, 'call objects after the probes: %d' % st['active_calls'])
+    check(st['calls_total'] == before['calls_total'], 'a malformed INVITE started a call')
+    check(st['options_answered'] == before['options_answered'] + 4, 'options_answered %d -> %d'
+          % (before['options_answered'], st['options_answered']))
+    check(st['malformed_dropped'] >= before['malformed_dropped'] + 4, 'malformed_dropped %d -> %d'
+          % (before['malformed_dropped'], st['malformed_dropped']))
+    check(len(st['programs']) == len(before['programs']), 'the probes programmed flows')
+    ctx['probed'] = True
+
+
+def t_session_timer(lab, h, ctx):
+    """RFC 4028: a caller asks for a 10 s session timer and refreshes nothing. Veil's 200
+    carries Session-Expires: 10;refresher=uac and Require: timer (asserted by the sipp
+    scenario); when the session expires Veil sends BYE to the caller and to the PBX."""
+    before = h.stats()
+    uas = sipp(lab, 'int', 'uas_call.xml', INT_PEER, PBX_PORT, media_port=17014, timeout=90)
+    wait_listening(lab, 'int', PBX_PORT)
+    t0 = time.monotonic()
+    uac = sipp(lab, 'ext', 'uac_session_timer.xml', EXT_PEER, 5068, remote='%s:5060' % EXT_SBC,
+               media_port=16014, timeout=90)
+    try:
+        finish(lab, uac, 'sipp caller (uac_session_timer.xml)', timeout=90)
+        took = time.monotonic() - t0
+        finish(lab, uas, 'sipp callee (uas_call.xml)', timeout=10)
+    finally:
+        for p in (uac, uas):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    log('session timer: BYE %.1f s after the INVITE' % took)
+    check(took >= 5, 'BYE after only %.1f s' % took)
+    st = h.wait_idle()
+    check(st['active_calls'] == 0, 'call objects left: %d' % st['active_calls'])
+    check(st['calls_answered'] == before['calls_answered'] + 1, 'answered counter')
+
+
 TESTS = [t_call_untrusted_to_pbx, t_call_pbx_to_untrusted, t_cancel, t_busy, t_callee_bye, t_hold_reinvite,
-         t_refused_source]
+         t_refused_source, t_robustness, t_session_timer]
 
 
 def main():
@@ -446,6 +517,9 @@ def main():
                   'no hold re-INVITE toward the PBX')
             check(any(s == EXT_SBC and t.startswith('SIP/2.0 200') and 'a=recvonly' in t for s, d, t, _ in mx),
                   'no hold answer toward the caller')
+            # OPTIONS and the other probes stay on the leg they arrived on.
+            check(not any(s in (EXT_SBC, INT_SBC) and re.match(r'(OPTIONS|FOO|REFER|MESSAGE|SUBSCRIBE) ', t)
+                          for s, d, t, _ in mx + mi), 'Veil relayed a probe request')
             print('ok %d - wire audit (%d + %d SIP messages)' % (n - 1, len(mx), len(mi)), flush=True)
         except Exception as e:
             failed += 1
