@@ -77,10 +77,23 @@ struct Sip {
     return true;
   }
 
-  // Never blocks: runs what is due and what is readable.
-  void step() {
-    if (root) su_root_step(root, 0);
+  // The control loop's own descriptors (signals, management API) are behind one epoll fd;
+  // registering it with the su_root lets one wait cover sofia-sip's sockets and ours, so SIP
+  // is read as soon as it arrives rather than once per tick.
+  bool watch(int epfd) {
+    if (!root || su_wait_create(&epwait, epfd, SU_WAIT_IN) != 0) return false;
+    return su_root_register(root, &epwait, &Sip::on_ours, nullptr, 0) >= 0;
   }
+  void unwatch() {
+    if (root) su_root_unregister(root, &epwait, &Sip::on_ours, nullptr);
+  }
+  static int on_ours(su_root_magic_t*, su_wait_t*, su_wakeup_arg_t*) { return 0; }
+
+  // Waits up to `ms` for SIP or one of the loop's own descriptors, running what is due.
+  void step(int ms) {
+    if (root) su_root_step(root, ms);
+  }
+  su_wait_t epwait{};
 
   // Ends every call (BYE/CANCEL on both legs) and waits, bounded, for sofia-sip to finish;
   // the dataplane keeps running meanwhile so the BYEs leave.
@@ -267,10 +280,21 @@ int main(int argc, char** argv) {
     const uint64_t hz = dp->tsc_hz();
     const uint64_t idle_cycles = hz * cfg.limits.flow_idle_timeout_s;
     uint64_t next_scan = rte_rdtsc() + hz, next_gw = rte_rdtsc() + 30 * hz;
+    // With SIP, the su_root waits for everything (its sockets and `epfd`); without it, epfd.
+    // Either wait ends after 1 ms at the latest: that bounds neighbour-learning latency.
+    const bool sip_waits = sip.b2bua && sip.watch(epfd);
+    if (sip.b2bua && !sip_waits) log("warning", "SIP: cannot watch the control loop's fds; SIP is polled every 1 ms");
     bool running = true;
     while (running) {
       epoll_event evs[16];
-      int n = epoll_wait(epfd, evs, 16, 1);  // 1 ms: bounds neighbour-learning latency
+      int n;
+      if (sip_waits) {
+        sip.step(1);
+        n = epoll_wait(epfd, evs, 16, 0);
+      } else {
+        n = epoll_wait(epfd, evs, 16, 1);
+        sip.step(0);
+      }
       for (int i = 0; i < n; ++i) {
         int fd = evs[i].data.fd;
         if (fd == sfd) {
@@ -290,7 +314,6 @@ int main(int argc, char** argv) {
         }
       }
       dp->poll_control();
-      sip.step();
       uint64_t now = rte_rdtsc();
       if (now >= next_scan) {
         next_scan = now + hz;
@@ -322,6 +345,7 @@ int main(int argc, char** argv) {
         dp->resolve_gateways();
       }
     }
+    if (sip_waits) sip.unwatch();
     close(sfd);
     close(epfd);
     if (cfg.sip.enabled) {
