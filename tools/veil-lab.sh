@@ -70,7 +70,7 @@ ports = "20000-29999"
 ports = "30000-39999"
 
 [limits]
-max_flows = 4096
+max_flows = 65536
 flow_idle_timeout = 5
 
 [dataplane]
