@@ -7,6 +7,7 @@
 #include <rte_cycles.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
+#include <rte_pdump.h>
 #include <signal.h>
 #include <sofia-sip/su.h>
 #include <sofia-sip/su_wait.h>
@@ -204,6 +205,10 @@ int main(int argc, char** argv) {
     log("error", std::string("EAL init failed: ") + rte_strerror(rte_errno));
     return 1;
   }
+  // DPDK's packet-capture framework: dpdk-dumpcap (a secondary process with the same
+  // --file-prefix) can then capture on Veil's ports. Costs nothing until a capture starts.
+  if (rte_pdump_init() != 0)
+    log("warning", std::string("packet capture (rte_pdump) unavailable: ") + rte_strerror(rte_errno));
 
   int rc = 0;
   {
@@ -356,6 +361,7 @@ int main(int argc, char** argv) {
     dp->stop();
     log("info", "stopped");
   }
+  rte_pdump_uninit();
   rte_eal_cleanup();
   return rc;
 }

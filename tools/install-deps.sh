@@ -5,7 +5,7 @@ set -euo pipefail
 
 pkgs=(
   build-essential meson ninja-build pkg-config
-  libdpdk-dev dpdk libnuma-dev libpcap-dev
+  libdpdk-dev dpdk dpdk-dev libnuma-dev libpcap-dev
   libssl-dev libsofia-sip-ua-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev
   dpkg-dev fakeroot autoconf automake libtool
