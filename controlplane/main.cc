@@ -279,6 +279,18 @@ int main(int argc, char** argv) {
     epoll_ctl(epfd, EPOLL_CTL_ADD, sfd, &ev);
     ev.data.fd = server.listen_fd();
     epoll_ctl(epfd, EPOLL_CTL_ADD, server.listen_fd(), &ev);
+    // Prometheus /metrics on $VEIL_METRICS (ADDR:PORT), served from this loop's epoll through
+    // the management server's dispatch; flows show the media stream (call) they belong to.
+    veil::ctl::MetricsServer metrics(api);
+    if (const char* maddr = std::getenv("VEIL_METRICS"); maddr && *maddr) {
+      if (metrics.listen(maddr, epfd, err)) {
+        server.attach(&metrics);
+        log("info", std::string("Prometheus metrics on http://") + maddr + "/metrics");
+      } else {
+        log("warning", err + "; running without /metrics");
+      }
+    }
+    if (sip.anchor) api.set_flow_stream([&sip](uint32_t id) { return sip.anchor->plan_of(id); });
     log("info", "running; management API on " + cfg.management.socket + ", " +
                     std::to_string(dp->workers()) + " worker(s)");
 

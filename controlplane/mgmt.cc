@@ -12,7 +12,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cstring>
+#include <set>
+
+#include "controlplane/metrics.h"
 
 namespace veil::ctl {
 
@@ -106,7 +110,10 @@ Value Api::flow_doc(uint32_t id, bool detail) {
       {"bytes", s->counters.bytes},
       {"drops", drops},
       {"idle_s", last ? double(now - last) / double(hz) : -1.0},
+      {"age_s", double(now - s->created_tsc) / double(hz)},
   };
+  if (flow_stream_)
+    if (auto st = flow_stream_(id)) o.push_back({"stream", *st});
   if (detail) {
     o.push_back({"signaled_remote", sp.signaled_remote.valid() ? sp.signaled_remote.str() : "-"});
     o.push_back({"learned_remote", s->learned.valid() ? s->learned.str() : "-"});
@@ -114,7 +121,6 @@ Value Api::flow_doc(uint32_t id, bool detail) {
     o.push_back({"peer", sp.peer_id});
     o.push_back({"rtp_check", sp.rtp_check});
     o.push_back({"disabled", sp.drop});
-    o.push_back({"age_s", double(now - s->created_tsc) / double(hz)});
     char ssrc[16];
     std::snprintf(ssrc, sizeof ssrc, "0x%08x", s->counters.last_ssrc);
     o.push_back({"last_ssrc", std::string(ssrc)});
@@ -129,20 +135,190 @@ Value Api::flow_doc(uint32_t id, bool detail) {
   return o;
 }
 
+namespace {
+
+uint64_t drops_of(const dp::FlowSnapshot& s) {
+  uint64_t d = 0;
+  for (unsigned i = 0; i < dp::kFlowDropCount; ++i) d += s.counters.drops[i];
+  return d;
+}
+
+}  // namespace
+
+// One function filters for veilctl and for scripts: every argument is a condition, all must
+// hold. address= and port= match any endpoint of the flow (local, signaled or learned
+// remote, egress local, egress destination); port= with a name matches the ingress port.
 Response Api::flows(const Request& r) {
   uint32_t limit = 1000;
-  if (auto it = r.args.find("limit"); it != r.args.end() && !to_u32(it->second, limit))
-    return error(EINVAL, "limit must be a number");
+  std::optional<IpAddr> addr;
+  std::optional<uint32_t> udp_port;
+  std::string port_name, side, state, sort;
+  std::optional<std::set<uint32_t>> of_call;  // streams of the call= filter
+  for (const auto& [k, v] : r.args) {
+    if (k == "limit") {
+      if (!to_u32(v, limit)) return error(EINVAL, "limit must be a number");
+    } else if (k == "address") {
+      addr = IpAddr::parse(v);
+      if (!addr) return error(EINVAL, "address must be an IPv4 or IPv6 address: " + v);
+    } else if (k == "port") {
+      uint32_t p;
+      if (to_u32(v, p) && p <= 65535) udp_port = p;
+      else port_name = v;
+    } else if (k == "side") {
+      if (v != "external" && v != "internal") return error(EINVAL, "side must be external or internal");
+      side = v;
+    } else if (k == "state") {
+      if (v != "latched" && v != "waiting" && v != "strict" && v != "idle")
+        return error(EINVAL, "state must be latched, waiting, strict or idle");
+      state = v;
+    } else if (k == "sort") {
+      if (v != "packets" && v != "bytes" && v != "drops" && v != "age" && v != "id")
+        return error(EINVAL, "sort must be packets, bytes, drops, age or id");
+      sort = v;
+    } else if (k == "call") {
+      uint32_t cid;
+      if (!to_u32(v, cid)) return error(EINVAL, "call must be a call id (veilctl calls)");
+      if (!calls_ || !flow_stream_) return error(ENOSYS, "call listing is not available (SIP disabled)");
+      for (const auto& c : calls_())
+        if (c.id == cid) of_call.emplace(c.streams.begin(), c.streams.end());
+      if (!of_call) return error(ENOENT, "no call " + v);
+    } else {
+      return error(EINVAL, "unknown argument " + k +
+                               " (allowed: call address port side state sort limit)");
+    }
+  }
+  const auto& ports = dp_.ports();
+  uint64_t now = rte_rdtsc();
+  struct Row {
+    uint32_t id;
+    uint64_t key;
+  };
+  std::vector<Row> rows;
+  for (uint32_t id : dp_.flows().ids()) {
+    auto s = dp_.flows().get(id);
+    if (!s) continue;
+    const auto& sp = s->spec;
+    if (addr || udp_port) {
+      bool hit = false;
+      for (const Endpoint* e : std::initializer_list<const Endpoint*>{&sp.local, &sp.signaled_remote, &s->learned, &sp.egress_local, &s->egress_dst})
+        if (e->addr.valid() && (!addr || e->addr == *addr) && (!udp_port || e->port == *udp_port)) hit = true;
+      if (!hit) continue;
+    }
+    if (!port_name.empty() && (sp.ingress_port >= ports.size() || ports[sp.ingress_port].name != port_name))
+      continue;
+    if (!side.empty() && (sp.ingress_port >= ports.size() || config::role_name(ports[sp.ingress_port].role) != side))
+      continue;
+    if (!state.empty()) {
+      std::string st = sp.latch == dp::LatchMode::Strict ? "strict" : s->learned.valid() ? "latched" : "waiting";
+      if (state == "idle" ? idle_.count(id) == 0 : st != state) continue;
+    }
+    if (of_call) {
+      auto stream = flow_stream_(id);
+      if (!stream || !of_call->count(*stream)) continue;
+    }
+    uint64_t key = sort == "packets" ? s->counters.packets
+                   : sort == "bytes" ? s->counters.bytes
+                   : sort == "drops" ? drops_of(*s)
+                   : sort == "age"   ? now - s->created_tsc
+                                     : 0;
+    rows.push_back({id, key});
+  }
+  // Descending by the key; ties (and sort=id or none) by ascending id.
+  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
+    return a.key != b.key ? a.key > b.key : a.id < b.id;
+  });
+  Array out;
+  for (const auto& row : rows) {
+    if (out.size() >= limit) break;
+    Value v = flow_doc(row.id, false);
+    if (v.is_object()) out.push_back(std::move(v));
+  }
+  Response resp;
+  resp.body = std::move(out);
+  return resp;
+}
+
+Value Api::call_doc(const CallInfo& c, bool detail) {
+  Object o{{"id", c.id},
+           {"state", c.state},
+           {"age_s", c.age_s},
+           {"from", c.legs[0].from},
+           {"to", c.legs[0].to},
+           {"a_leg", c.legs[0].call_id},
+           {"b_leg", c.legs[1].call_id},
+           {"streams", uint64_t(c.streams.size())}};
+  if (!detail) return o;
+  Array legs;
+  for (const auto& l : c.legs)
+    legs.push_back(Object{{"side", l.side}, {"call_id", l.call_id}, {"from", l.from}, {"to", l.to},
+                          {"established", l.established}});
+  o.push_back({"legs", std::move(legs)});
+  Array media;
+  std::set<uint32_t> mine(c.streams.begin(), c.streams.end());
   auto ids = dp_.flows().ids();
   std::sort(ids.begin(), ids.end());
-  Array rows;
   for (uint32_t id : ids) {
-    if (rows.size() >= limit) break;
-    rows.push_back(flow_doc(id, false));
+    auto st = flow_stream_ ? flow_stream_(id) : std::nullopt;
+    if (!st || !mine.count(*st)) continue;
+    Value v = flow_doc(id, false);
+    if (v.is_object()) media.push_back(std::move(v));
   }
+  o.push_back({"flows", std::move(media)});
+  return o;
+}
+
+Response Api::calls(const Request& r) {
+  if (!r.args.empty()) return error(EINVAL, "calls takes no arguments");
+  if (!calls_) return error(ENOSYS, "call listing is not available (SIP disabled, or this veild cannot list calls)");
+  auto list = calls_();
+  std::sort(list.begin(), list.end(), [](const CallInfo& a, const CallInfo& b) { return a.id < b.id; });
+  Array rows;
+  for (const auto& c : list) rows.push_back(call_doc(c, false));
   Response resp;
   resp.body = std::move(rows);
   return resp;
+}
+
+Response Api::call(const Request& r) {
+  uint32_t id;
+  auto it = r.args.find("id");
+  if (it == r.args.end() || !to_u32(it->second, id)) return error(EINVAL, "call needs id=N");
+  if (!calls_) return error(ENOSYS, "call listing is not available (SIP disabled, or this veild cannot list calls)");
+  for (const auto& c : calls_())
+    if (c.id == id) {
+      Response resp;
+      resp.body = call_doc(c, true);
+      return resp;
+    }
+  return error(ENOENT, "no call " + it->second);
+}
+
+Response Api::call_end(const Request& r) {
+  uint32_t id;
+  auto it = r.args.find("id");
+  if (it == r.args.end() || !to_u32(it->second, id)) return error(EINVAL, "call-end needs id=N");
+  if (!calls_ || !call_end_) return error(ENOSYS, "ending calls is not available (SIP disabled, or this veild cannot end calls)");
+  Value last;
+  for (const auto& c : calls_())
+    if (c.id == id) last = call_doc(c, true);
+  if (!last.is_object() || !call_end_(id, "ended by the operator (veilctl call-end)"))
+    return error(ENOENT, "no call " + it->second);
+  Response resp;
+  resp.body = std::move(last);
+  return resp;
+}
+
+void Api::record(const std::string& command, double seconds) {
+  // Only known commands get their own label: a client cannot grow the map without bound.
+  static const std::set<std::string> known{"version", "flows", "flow", "flow-add", "flow-update",
+                                           "flow-del", "drops", "stats", "ports", "neighbours",
+                                           "calls", "call", "call-end"};
+  ++req_count_[known.count(command) ? command : "other"];
+  size_t b = 0;
+  while (b < kLatencyBuckets.size() && seconds > kLatencyBuckets[b]) ++b;
+  ++lat_buckets_[b];
+  lat_sum_ += seconds;
+  ++lat_count_;
 }
 
 Response Api::flow(const Request& r) {
@@ -321,9 +497,12 @@ Response Api::handle(const Request& req) {
   if (c == "stats") return stats();
   if (c == "ports") return ports();
   if (c == "neighbours") return neighbours();
+  if (c == "calls") return calls(req);
+  if (c == "call") return call(req);
+  if (c == "call-end") return call_end(req);
   return error(EOPNOTSUPP, "unknown command " + c +
                                " (commands: version flows flow flow-add flow-update flow-del "
-                               "drops stats ports neighbours)");
+                               "drops stats ports neighbours calls call call-end)");
 }
 
 Server::~Server() {
@@ -380,6 +559,10 @@ void Server::on_listen_ready(int epfd) {
 }
 
 void Server::on_client_ready(int epfd, int fd) {
+  if (metrics_ && metrics_->owns(fd)) {
+    metrics_->on_ready(epfd, fd);
+    return;
+  }
   auto it = clients_.find(fd);
   if (it == clients_.end()) return;
   char buf[4096];
@@ -391,8 +574,11 @@ void Server::on_client_ready(int epfd, int fd) {
   if (nl != std::string::npos) {
     Request req;
     std::string err;
-    Response resp = parse_request(it->second.substr(0, nl), req, err) ? api_.handle(req)
-                                                                       : error(EINVAL, err);
+    auto t0 = std::chrono::steady_clock::now();
+    bool parsed = parse_request(it->second.substr(0, nl), req, err);
+    Response resp = parsed ? api_.handle(req) : error(EINVAL, err);
+    api_.record(parsed ? req.command : "other",
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     std::string out = std::string(kApiVersion) + " " + std::to_string(resp.status) + " " +
                       resp.message + "\n";
     if (resp.status == 0) out += req.json ? doc::to_json(resp.body) + "\n" : doc::to_text(resp.body);

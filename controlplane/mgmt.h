@@ -8,12 +8,17 @@
 // docs/operations.md for every command. Reads (`show`-like commands) never change state.
 #pragma once
 
+#include <array>
+#include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "controlplane/config.h"
 #include "controlplane/doc.h"
+#include "controlplane/metrics.h"
 #include "dataplane/dataplane.h"
 
 namespace veil::ctl {
@@ -32,6 +37,26 @@ struct Response {
   doc::Value body;
 };
 
+// One call of the B2BUA as the API shows it (`calls`, `call id=N`). The B2BUA fills it
+// through the callback main.cc installs with Api::set_calls().
+struct CallInfo {
+  uint64_t id = 0;            // the B2BUA's call serial
+  std::string state;          // "ringing", "answered", "ending"
+  double age_s = 0;           // since the INVITE arrived
+  struct Leg {
+    std::string side;         // "external" or "internal"
+    std::string call_id;      // the Call-ID of this leg's dialog
+    std::string from, to;     // user parts
+    bool established = false;
+  };
+  std::array<Leg, 2> legs;    // [0] the caller's leg, [1] the re-originated leg
+  std::vector<uint32_t> streams;  // MediaStreamPlan ids of its m-lines
+};
+
+// Bounds of the management-request latency histogram (seconds); +Inf is implied.
+inline constexpr std::array<double, 8> kLatencyBuckets{0.00005, 0.0001, 0.00025, 0.0005,
+                                                       0.001,   0.0025, 0.01,    0.05};
+
 // Parses a request line; false with `err` if it is not "VEIL/1 command k=v...".
 bool parse_request(const std::string& line, Request& out, std::string& err);
 
@@ -47,6 +72,21 @@ class Api {
     doc::Value counters;  // an Object of the B2BUA's counters
   };
   void set_sip_stats(std::function<SipStats()> fn) { sip_stats_ = std::move(fn); }
+  SipStats sip_stats() const { return sip_stats_ ? sip_stats_() : SipStats{}; }
+  bool has_sip() const { return bool(sip_stats_); }
+  // Calls of the B2BUA (`calls`, `call`, flows call=N) and ending one (`call-end`); unset,
+  // those commands answer ENOSYS. `flow_stream` maps a flow id to its MediaStreamPlan id.
+  void set_calls(std::function<std::vector<CallInfo>()> fn) { calls_ = std::move(fn); }
+  void set_call_end(std::function<bool(uint64_t, const std::string&)> fn) { call_end_ = std::move(fn); }
+  void set_flow_stream(std::function<std::optional<uint32_t>(uint32_t)> fn) { flow_stream_ = std::move(fn); }
+
+  // Request accounting for /metrics: count and latency histogram of handle().
+  void record(const std::string& command, double seconds);
+  const std::map<std::string, uint64_t>& request_counts() const { return req_count_; }
+  const std::array<uint64_t, kLatencyBuckets.size() + 1>& latency_buckets() const { return lat_buckets_; }
+  double latency_sum() const { return lat_sum_; }
+  uint64_t latency_count() const { return lat_count_; }
+  dp::Dataplane& dataplane() { return dp_; }
 
  private:
   Response flows(const Request& r);
@@ -57,13 +97,25 @@ class Api {
   Response stats();
   Response ports();
   Response neighbours();
+  Response calls(const Request& r);
+  Response call(const Request& r);
+  Response call_end(const Request& r);
   doc::Value flow_doc(uint32_t id, bool detail);
+  doc::Value call_doc(const CallInfo& c, bool detail);
 
   dp::Dataplane& dp_;
   const config::Config& cfg_;
   std::map<uint32_t, uint64_t> idle_;  // id -> seconds idle when reported
   std::function<SipStats()> sip_stats_;
+  std::function<std::vector<CallInfo>()> calls_;
+  std::function<bool(uint64_t, const std::string&)> call_end_;
+  std::function<std::optional<uint32_t>(uint32_t)> flow_stream_;
+  std::map<std::string, uint64_t> req_count_;
+  std::array<uint64_t, kLatencyBuckets.size() + 1> lat_buckets_{};
+  double lat_sum_ = 0;
+  uint64_t lat_count_ = 0;
 };
+
 
 // The socket side: listens, accepts, reads one line, answers, closes. Registered in the
 // daemon's epoll loop; never blocks the control thread for more than a write timeout.
@@ -77,12 +129,16 @@ class Server {
   void on_listen_ready(int epfd);
   void on_client_ready(int epfd, int fd);
   bool is_client(int fd) const { return clients_.count(fd) != 0; }
+  // Descriptors of the /metrics server ride on this server's dispatch: on_client_ready()
+  // hands them over, so the control loop needs no branch of its own.
+  void attach(MetricsServer* m) { metrics_ = m; }
 
  private:
   Api& api_;
   int lfd_ = -1;
   std::string path_;
   std::map<int, std::string> clients_;  // fd -> bytes read so far
+  MetricsServer* metrics_ = nullptr;
 };
 
 }  // namespace veil::ctl

@@ -2,16 +2,29 @@
 // Every command is one API request; the daemon renders the answer (text or --json), so the
 // CLI and scripts see the same data.
 //
-// Exit codes: 0 ok; 1 the daemon refused the request (unknown flow, bad argument);
-// 2 usage error; 3 veild not running (no socket); 4 permission denied on the socket.
+// Exit codes: 0 ok; 1 the daemon refused the request (unknown flow, bad argument) or the
+// operator declined a confirmation; 2 usage error (also: an action without --yes and no
+// terminal to confirm on); 3 veild not running (no socket); 4 permission denied on the socket.
+//
+// `top` is the one command that is more than one request: it samples `ports` and `flows`
+// every second and shows rates (packets/s) computed here.
+#include <poll.h>
+#include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
+#include <ctime>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -21,38 +34,403 @@ constexpr const char* kDefaultSocket = "/run/veil/veil.sock";
 
 void usage(FILE* to) {
   std::fprintf(to,
-      "usage: veilctl [-s SOCKET] [--json] COMMAND [key=value ...]\n"
+      "usage: veilctl [-s SOCKET] [--json] [--yes] COMMAND [key=value ...]\n"
       "\n"
       "read-only:\n"
       "  version                     daemon and API version\n"
-      "  stats                       totals: flows, events, drops\n"
+      "  stats                       totals: flows, calls, events, drops, SIP counters\n"
       "  drops                       every named drop counter with its description\n"
       "  ports                       ports, link, addresses, NIC counters\n"
       "  neighbours                  learned next hops (ARP/ND)\n"
-      "  flows [limit=N]             media flows with endpoints and counters\n"
-      "  flow id=N                   one flow in detail (latching, SSRC, drops by reason)\n"
-      "actions:\n"
+      "  flows [call=N] [address=IP] [port=NUM|NAME] [side=external|internal]\n"
+      "        [state=latched|waiting|strict|idle] [sort=packets|bytes|drops|age] [limit=N]\n"
+      "                              media flows with endpoints and counters (filters AND;\n"
+      "                              sort is descending)\n"
+      "  flow ID                     one flow in detail (latching, SSRC, drops by reason)\n"
+      "  calls                       calls of the B2BUA: both legs' Call-IDs, users, state\n"
+      "  call ID                     one call: both legs and its media flows with counters\n"
+      "  top [--once]                live view: busiest flows by packets/s, port rates\n"
+      "                              (q or Ctrl-C quits; --once prints one frame)\n"
+      "actions (ask for confirmation on a terminal unless --yes):\n"
       "  flow-add id=N port=P local=A:P [remote=A:P] [latch=latch|strict]\n"
       "           egress-port=P egress-local=A:P [egress-remote=A:P] [peer=N]\n"
       "           [rtp-check=yes|no] [disabled=yes|no]\n"
       "  flow-update (same arguments; id and local must match an installed flow)\n"
-      "  flow-del id=N\n"
+      "  flow-del ID                 remove a flow\n"
+      "  call-end ID                 end a call (BYE/CANCEL on both legs, flows removed)\n"
       "\n"
-      "options: -s, --socket PATH (default %s, or $VEIL_SOCKET); --json\n"
-      "exit codes: 0 ok, 1 request refused, 2 usage, 3 veild not running, 4 permission denied\n",
+      "options: -s, --socket PATH (default %s, or $VEIL_SOCKET); --json;\n"
+      "         -y, --yes (no confirmation); --once (top)\n"
+      "exit codes: 0 ok, 1 request refused or declined, 2 usage (or an action without --yes\n"
+      "            and no terminal), 3 veild not running, 4 permission denied\n",
       kDefaultSocket);
+}
+
+struct Answer {
+  int status = -1;
+  std::string message, body;
+};
+
+// One request. Returns 0, or the exit code for a connection problem (message printed).
+int request(const std::string& sock, const std::vector<std::string>& words, bool json, Answer& a) {
+  std::string req = "VEIL/1";
+  for (const auto& w : words) req += " " + w;
+  req += json ? " format=json\n" : " format=text\n";
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  if (sock.size() >= sizeof sa.sun_path) {
+    std::fprintf(stderr, "veilctl: socket path too long\n");
+    return 2;
+  }
+  std::memcpy(sa.sun_path, sock.c_str(), sock.size());
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) {
+    int e = errno;
+    close(fd);
+    if (e == EACCES || e == EPERM) {
+      std::fprintf(stderr, "veilctl: permission denied on %s (run as root or as a member of the socket's group)\n",
+                   sock.c_str());
+      return 4;
+    }
+    std::fprintf(stderr, "veilctl: veild is not running (cannot connect to %s: %s)\n", sock.c_str(),
+                 std::strerror(e));
+    return 3;
+  }
+  timeval tv{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (write(fd, req.data(), req.size()) != ssize_t(req.size())) {
+    std::fprintf(stderr, "veilctl: cannot send request: %s\n", std::strerror(errno));
+    close(fd);
+    return 3;
+  }
+  std::string resp;
+  char buf[65536];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) > 0) resp.append(buf, size_t(n));
+  close(fd);
+  auto nl = resp.find('\n');
+  if (nl == std::string::npos) {
+    std::fprintf(stderr, "veilctl: no answer from veild\n");
+    return 3;
+  }
+  // "VEIL/1 <status> <message>"
+  std::string head = resp.substr(0, nl);
+  char msg[1024] = "";
+  if (std::sscanf(head.c_str(), "VEIL/1 %d %1023[^\n]", &a.status, msg) < 1) {
+    std::fprintf(stderr, "veilctl: unexpected answer: %s\n", head.c_str());
+    return 3;
+  }
+  a.message = msg;
+  a.body = resp.substr(nl + 1);
+  return 0;
+}
+
+// Just enough JSON for the API's answers: values become strings (numbers as written, true
+// and false as "true"/"false"); nested arrays and objects inside a row are skipped.
+using Row = std::map<std::string, std::string>;
+
+struct Json {
+  const std::string& s;
+  size_t i = 0;
+  void ws() {
+    while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+  }
+  std::string str() {
+    std::string o;
+    ++i;  // opening quote
+    while (i < s.size() && s[i] != '"') {
+      if (s[i] == '\\' && i + 1 < s.size()) {
+        ++i;
+        char c = s[i];
+        o += c == 'n' ? '\n' : c == 't' ? '\t' : c;
+        if (c == 'u') i += 4;
+      } else {
+        o += s[i];
+      }
+      ++i;
+    }
+    ++i;
+    return o;
+  }
+  // A scalar as a string; a nested array/object is skipped (returns "").
+  std::string value() {
+    ws();
+    if (i >= s.size()) return "";
+    if (s[i] == '"') return str();
+    if (s[i] == '{' || s[i] == '[') {
+      int depth = 0;
+      bool in_str = false;
+      for (; i < s.size(); ++i) {
+        char c = s[i];
+        if (in_str) {
+          if (c == '\\') ++i;
+          else if (c == '"') in_str = false;
+        } else if (c == '"') {
+          in_str = true;
+        } else if (c == '{' || c == '[') {
+          ++depth;
+        } else if ((c == '}' || c == ']') && --depth == 0) {
+          ++i;
+          break;
+        }
+      }
+      return "";
+    }
+    size_t j = i;
+    while (j < s.size() && s[j] != ',' && s[j] != '}' && s[j] != ']' && !std::isspace(static_cast<unsigned char>(s[j]))) ++j;
+    std::string o = s.substr(i, j - i);
+    i = j;
+    return o;
+  }
+  Row object() {
+    Row r;
+    ws();
+    if (i >= s.size() || s[i] != '{') return r;
+    ++i;
+    for (;;) {
+      ws();
+      if (i >= s.size() || s[i] == '}') {
+        ++i;
+        return r;
+      }
+      if (s[i] == ',') {
+        ++i;
+        continue;
+      }
+      std::string k = str();
+      ws();
+      ++i;  // ':'
+      r[k] = value();
+    }
+  }
+  std::vector<Row> array() {
+    std::vector<Row> out;
+    ws();
+    if (i >= s.size() || s[i] != '[') return out;
+    ++i;
+    for (;;) {
+      ws();
+      if (i >= s.size() || s[i] == ']') return out;
+      if (s[i] == ',') {
+        ++i;
+        continue;
+      }
+      out.push_back(object());
+    }
+  }
+};
+
+std::vector<Row> parse_rows(const std::string& body) { return Json{body}.array(); }
+Row parse_row(const std::string& body) { return Json{body}.object(); }
+
+double num(const Row& r, const char* k) {
+  auto it = r.find(k);
+  return it == r.end() ? 0 : std::strtod(it->second.c_str(), nullptr);
+}
+std::string field(const Row& r, const char* k) {
+  auto it = r.find(k);
+  return it == r.end() ? "-" : it->second;
+}
+
+// Confirmation of an action on the terminal. Returns -1 to go ahead, else the exit code.
+int confirm(const std::string& sock, const std::string& cmd, const std::string& id, bool yes) {
+  if (yes) return -1;
+  const bool is_flow = cmd == "flow-del";
+  if (!isatty(STDIN_FILENO)) {
+    std::fprintf(stderr,
+                 "veilctl: %s %s %s: refusing without confirmation (no terminal to ask on); "
+                 "add --yes to do it\n",
+                 cmd.c_str(), id.c_str(), is_flow ? "removes a flow" : "ends a call");
+    return 2;
+  }
+  Answer a;
+  if (int rc = request(sock, {is_flow ? "flow" : "call", "id=" + id}, true, a)) return rc;
+  if (a.status != 0) {
+    std::fprintf(stderr, "veilctl: %s\n", a.message.c_str());
+    return 1;
+  }
+  Row r = parse_row(a.body);
+  std::string what;
+  if (is_flow)
+    what = "remove flow " + id + " (" + field(r, "port") + " " + field(r, "remote") + " -> " +
+           field(r, "local") + " => " + field(r, "egress_local") + " -> " + field(r, "egress_dst") + ", " +
+           field(r, "packets") + " packets)";
+  else
+    what = "end call " + id + " (" + field(r, "from") + " -> " + field(r, "to") + ", " + field(r, "state") +
+           ", Call-ID " + field(r, "a_leg") + ")";
+  std::fprintf(stderr, "%s? [y/N] ", what.c_str());
+  std::fflush(stderr);
+  char line[64] = "";
+  if (!std::fgets(line, sizeof line, stdin) || (line[0] != 'y' && line[0] != 'Y')) {
+    std::fprintf(stderr, "veilctl: nothing done\n");
+    return 1;
+  }
+  return -1;
+}
+
+// --- top --------------------------------------------------------------------------------
+
+volatile sig_atomic_t g_stop = 0;
+void on_sigint(int) { g_stop = 1; }
+
+struct Sample {
+  timespec at{};
+  std::vector<Row> ports, flows;
+};
+
+int take(const std::string& sock, Sample& s) {
+  Answer a;
+  clock_gettime(CLOCK_MONOTONIC, &s.at);
+  if (int rc = request(sock, {"ports"}, true, a)) return rc;
+  if (a.status != 0) {
+    std::fprintf(stderr, "veilctl: %s\n", a.message.c_str());
+    return 1;
+  }
+  s.ports = parse_rows(a.body);
+  if (int rc = request(sock, {"flows", "limit=4294967295"}, true, a)) return rc;
+  if (a.status != 0) {
+    std::fprintf(stderr, "veilctl: %s\n", a.message.c_str());
+    return 1;
+  }
+  s.flows = parse_rows(a.body);
+  return 0;
+}
+
+std::string table(const std::vector<std::vector<std::string>>& rows, const char* eol) {
+  std::vector<size_t> w;
+  for (const auto& r : rows)
+    for (size_t c = 0; c < r.size(); ++c) {
+      if (w.size() <= c) w.push_back(0);
+      w[c] = std::max(w[c], r[c].size());
+    }
+  std::string o;
+  for (const auto& r : rows) {
+    for (size_t c = 0; c < r.size(); ++c) {
+      o += r[c];
+      if (c + 1 < r.size()) o += std::string(w[c] - r[c].size() + 2, ' ');
+    }
+    o += eol;  // live: "\x1b[K\n" erases what a longer previous frame left on the line
+  }
+  return o;
+}
+
+std::string fmt(const char* f, double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, f, v);
+  return b;
+}
+
+std::string frame(const Sample& prev, const Sample& cur, size_t max_flows, bool live) {
+  const std::string eol = live ? "\x1b[K\n" : "\n";
+  double dt = double(cur.at.tv_sec - prev.at.tv_sec) + double(cur.at.tv_nsec - prev.at.tv_nsec) / 1e9;
+  if (dt <= 0) dt = 1;
+  std::map<std::string, const Row*> before;
+  for (const auto& r : prev.ports) before["p" + field(r, "name")] = &r;
+  for (const auto& r : prev.flows) before["f" + field(r, "id")] = &r;
+  auto rate = [&](const std::string& key, const Row& r, const char* k) {
+    auto it = before.find(key);
+    double d = num(r, k) - (it == before.end() ? 0 : num(*it->second, k));
+    return it == before.end() || d < 0 ? 0.0 : d / dt;
+  };
+  time_t now = time(nullptr);
+  tm tm;
+  gmtime_r(&now, &tm);
+  char ts[32];
+  std::strftime(ts, sizeof ts, "%Y-%m-%d %H:%M:%SZ", &tm);
+  std::string o = std::string("veil top  ") + ts + "  " + std::to_string(cur.flows.size()) +
+                  " flow(s)  interval " + fmt("%.1f", dt) + " s" + (live ? "  (q quits)" : "") + eol + eol;
+  std::vector<std::vector<std::string>> pt{{"PORT", "ROLE", "LINK", "RX PPS", "TX PPS", "RX MISSED/S", "RX TOTAL", "TX TOTAL"}};
+  for (const auto& r : cur.ports) {
+    std::string key = "p" + field(r, "name");
+    pt.push_back({field(r, "name"), field(r, "role"), field(r, "link"), fmt("%.0f", rate(key, r, "rx_packets")),
+                  fmt("%.0f", rate(key, r, "tx_packets")), fmt("%.0f", rate(key, r, "rx_missed")),
+                  field(r, "rx_packets"), field(r, "tx_packets")});
+  }
+  o += table(pt, eol.c_str()) + eol;
+  struct F {
+    const Row* r;
+    double pps, bps, dps;
+  };
+  std::vector<F> fl;
+  for (const auto& r : cur.flows) {
+    std::string key = "f" + field(r, "id");
+    fl.push_back({&r, rate(key, r, "packets"), rate(key, r, "bytes") * 8, rate(key, r, "drops")});
+  }
+  std::stable_sort(fl.begin(), fl.end(), [](const F& a, const F& b) { return a.pps > b.pps; });
+  std::vector<std::vector<std::string>> ft{{"FLOW", "PORT", "REMOTE", "LOCAL", "EGRESS DST", "LATCH", "PPS", "KBIT/S", "DROPS/S", "PACKETS"}};
+  for (size_t k = 0; k < fl.size() && k < max_flows; ++k) {
+    const Row& r = *fl[k].r;
+    ft.push_back({field(r, "id"), field(r, "port"), field(r, "remote"), field(r, "local"), field(r, "egress_dst"),
+                  field(r, "latch"), fmt("%.0f", fl[k].pps), fmt("%.1f", fl[k].bps / 1000), fmt("%.0f", fl[k].dps),
+                  field(r, "packets")});
+  }
+  o += table(ft, eol.c_str());
+  if (fl.size() > max_flows) o += "(" + std::to_string(fl.size() - max_flows) + " more)" + eol;
+  return o;
+}
+
+int top(const std::string& sock, bool once) {
+  Sample prev, cur;
+  if (int rc = take(sock, prev)) return rc;
+  if (once) {
+    timespec d{1, 0};
+    nanosleep(&d, nullptr);
+    if (int rc = take(sock, cur)) return rc;
+    std::fputs(frame(prev, cur, 1000, false).c_str(), stdout);
+    return 0;
+  }
+  struct sigaction sa{};
+  sa.sa_handler = on_sigint;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  termios saved{};
+  const bool tty_in = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &saved) == 0;
+  if (tty_in) {
+    termios raw = saved;
+    raw.c_lflag &= tcflag_t(~(ICANON | ECHO));  // keys one at a time; ISIG stays: Ctrl-C works
+    raw.c_cc[VMIN] = 0;
+    raw.c_cc[VTIME] = 0;
+    tcsetattr(STDIN_FILENO, TCSANOW, &raw);
+  }
+  std::fputs("\x1b[?25l\x1b[2J", stdout);  // hide the cursor, clear once
+  int rc = 0;
+  while (!g_stop) {
+    pollfd p{STDIN_FILENO, POLLIN, 0};
+    int n = poll(&p, tty_in ? 1 : 0, 1000);
+    if (n > 0) {
+      char c = 0;
+      if (read(STDIN_FILENO, &c, 1) == 1 && (c == 'q' || c == 'Q')) break;
+      continue;  // another key: keep the 1 s cadence roughly
+    }
+    if (g_stop) break;
+    if ((rc = take(sock, cur))) break;
+    winsize ws{};
+    size_t rows = ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 12 ? ws.ws_row : 24;
+    std::string o = "\x1b[H" + frame(prev, cur, rows > 9 + cur.ports.size() ? rows - 6 - cur.ports.size() : 3, true) + "\x1b[J";
+    std::fputs(o.c_str(), stdout);
+    std::fflush(stdout);
+    prev = std::move(cur);
+    cur = Sample{};
+  }
+  std::fputs("\x1b[?25h\n", stdout);
+  if (tty_in) tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+  return rc;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string sock = std::getenv("VEIL_SOCKET") ? std::getenv("VEIL_SOCKET") : kDefaultSocket;
-  bool json = false;
+  bool json = false, yes = false, once = false;
   std::vector<std::string> words;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--json") {
       json = true;
+    } else if (a == "-y" || a == "--yes") {
+      yes = true;
+    } else if (a == "--once") {
+      once = true;
     } else if (a == "-s" || a == "--socket") {
       if (++i >= argc) {
         usage(stderr);
@@ -78,62 +456,33 @@ int main(int argc, char** argv) {
     usage(stderr);
     return 2;
   }
+  const std::string& cmd = words[0];
   // "veilctl flow 7" is "flow id=7".
-  if ((words[0] == "flow" || words[0] == "flow-del") && words.size() == 2 &&
+  if ((cmd == "flow" || cmd == "flow-del" || cmd == "call" || cmd == "call-end") && words.size() == 2 &&
       words[1].find('=') == std::string::npos)
     words[1] = "id=" + words[1];
 
-  std::string req = "VEIL/1";
-  for (const auto& w : words) req += " " + w;
-  req += json ? " format=json\n" : " format=text\n";
-
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un sa{};
-  sa.sun_family = AF_UNIX;
-  if (sock.size() >= sizeof sa.sun_path) {
-    std::fprintf(stderr, "veilctl: socket path too long\n");
-    return 2;
-  }
-  std::memcpy(sa.sun_path, sock.c_str(), sock.size());
-  if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) {
-    int e = errno;
-    if (e == EACCES || e == EPERM) {
-      std::fprintf(stderr, "veilctl: permission denied on %s (run as root or as a member of the socket's group)\n",
-                   sock.c_str());
-      return 4;
+  if (cmd == "top") {
+    if (words.size() != 1 || json) {
+      std::fprintf(stderr, "veilctl: top takes no arguments and has no --json (use flows sort=packets --json)\n");
+      return 2;
     }
-    std::fprintf(stderr, "veilctl: veild is not running (cannot connect to %s: %s)\n", sock.c_str(),
-                 std::strerror(e));
-    return 3;
+    return top(sock, once);
   }
-  timeval tv{10, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  if (write(fd, req.data(), req.size()) != ssize_t(req.size())) {
-    std::fprintf(stderr, "veilctl: cannot send request: %s\n", std::strerror(errno));
-    return 3;
+  if (cmd == "flow-del" || cmd == "call-end") {
+    if (words.size() != 2 || words[1].rfind("id=", 0) != 0) {
+      std::fprintf(stderr, "veilctl: usage: %s ID [--yes]\n", cmd.c_str());
+      return 2;
+    }
+    if (int rc = confirm(sock, cmd, words[1].substr(3), yes); rc >= 0) return rc;
   }
-  std::string resp;
-  char buf[65536];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof buf)) > 0) resp.append(buf, size_t(n));
-  close(fd);
-  auto nl = resp.find('\n');
-  if (nl == std::string::npos) {
-    std::fprintf(stderr, "veilctl: no answer from veild\n");
-    return 3;
+
+  Answer a;
+  if (int rc = request(sock, words, json, a)) return rc;
+  if (a.status != 0) {
+    std::fprintf(stderr, "veilctl: %s\n", a.message.c_str());
+    return a.status == EOPNOTSUPP ? 2 : 1;  // unknown command: a usage error
   }
-  // "VEIL/1 <status> <message>"
-  std::string head = resp.substr(0, nl);
-  int status = -1;
-  char msg[1024] = "";
-  if (std::sscanf(head.c_str(), "VEIL/1 %d %1023[^\n]", &status, msg) < 1) {
-    std::fprintf(stderr, "veilctl: unexpected answer: %s\n", head.c_str());
-    return 3;
-  }
-  if (status != 0) {
-    std::fprintf(stderr, "veilctl: %s\n", msg);
-    return status == EOPNOTSUPP ? 2 : 1;  // unknown command: a usage error
-  }
-  std::fwrite(resp.data() + nl + 1, 1, resp.size() - nl - 1, stdout);
+  std::fwrite(a.body.data(), 1, a.body.size(), stdout);
   return 0;
 }

@@ -140,7 +140,7 @@ def test_veilctl(lab):
                  egress_port='internal', egress_local='198.51.100.1:30070', egress_remote='198.51.100.10:4070')
     cases = [
         (('flow', '999'), {}, 1, 'unknown flow'),
-        (('flow-del', '999'), {}, 1, 'deleting an unknown flow'),
+        (('--yes', 'flow-del', '999'), {}, 1, 'deleting an unknown flow'),
         (('flow-add', 'id=8', 'port=external', 'local=198.51.100.1:20080', 'egress-port=internal',
           'egress-local=198.51.100.1:30080'), {}, 1, 'a flow on an address that is not the port\'s'),
         (('frobnicate',), {}, 2, 'unknown command'),
@@ -165,7 +165,7 @@ def test_veilctl(lab):
     check(any(x['id'] == 7 for x in lab.ctl('flows')), 'flow 7 missing from veilctl --json flows')
     check({'rx', 'tx', 'punted'} <= set(lab.ctl('stats')['events']), 'stats lacks event counters')
     check(len(lab.ctl('ports')) == 2, 'ports does not list two ports')
-    r = lab.ctl_raw('flow-del', '7')
+    r = lab.ctl_raw('--yes', 'flow-del', '7')
     check(r.returncode == 0, 'flow-del 7 exited %d: %s' % (r.returncode, r.stderr))
     check(lab.ctl_raw('flow', '7').returncode == 1, 'flow 7 still answers after flow-del')
 

@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""Veil end-to-end: veilctl's inspection commands against a live lab with RTP flowing:
+`flows` filters and sorting (done by the daemon's API), `top --once` showing the busy flows
+with non-zero rates, Prometheus /metrics (VEIL_METRICS) parsing and agreeing with the API,
+and flow-del refusing without --yes when there is no terminal, removing with it."""
+import os
+import re
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lab import (EXT_HOST4, EXT_VEIL4, INT_HOST4, INT_VEIL4, check, log, run_tests, wait_for)  # noqa: E402
+
+METRICS = '127.0.0.1:9464'  # inside the lab's SBC namespace (each lab has its own)
+os.environ['VEIL_METRICS'] = METRICS  # inherited by veild through tools/veil-lab.sh
+IDLE_TIMEOUT = 5  # flow_idle_timeout in tools/veil-lab.sh's configuration
+
+# Three pairs of flows: A (10/11) busy, B (20/21, strict) quieter, C (30/31) never used.
+
+
+def ep(addr, port):
+    return '%s:%d' % (addr, port)
+
+
+def install_pair(lab, fid, n, latch='latch'):
+    ext_veil, ext_host = ep(EXT_VEIL4, 20000 + 2 * n), ep(EXT_HOST4, 4000 + 2 * n)
+    int_veil, int_host = ep(INT_VEIL4, 30000 + 2 * n), ep(INT_HOST4, 4000 + 2 * n)
+    lab.flow_add(id=fid, port='external', local=ext_veil, remote=ext_host, latch=latch,
+                 egress_port='internal', egress_local=int_veil, egress_remote=int_host, peer=fid + 1)
+    lab.flow_add(id=fid + 1, port='internal', local=int_veil, remote=int_host, latch=latch,
+                 egress_port='external', egress_local=ext_veil, egress_remote=ext_host, peer=fid)
+    return ext_veil, ext_host, int_veil, int_host
+
+
+def stream(lab, n, count, interval=0.005):
+    """Both hosts of pair n send `count` packets; returns the two peer processes."""
+    ext_veil, ext_host = ep(EXT_VEIL4, 20000 + 2 * n), ep(EXT_HOST4, 4000 + 2 * n)
+    int_veil, int_host = ep(INT_VEIL4, 30000 + 2 * n), ep(INT_HOST4, 4000 + 2 * n)
+    pi = lab.peer('int', int_host, send_to=int_veil, count=count, interval=interval, delay=0.3)
+    pe = lab.peer('ext', ext_host, send_to=ext_veil, count=count, interval=interval, delay=0.3)
+    return pe, pi
+
+
+def ids(rows):
+    return [r['id'] for r in rows]
+
+
+def test_flows_filters(lab):
+    """flows with call/address/port/side/state filters and sort=packets|bytes|drops|age,
+    limit=: the daemon returns exactly the right subsets, in order."""
+    install_pair(lab, 10, 5)
+    install_pair(lab, 20, 10, latch='strict')
+    install_pair(lab, 30, 15)
+    pa, pb = stream(lab, 5, 200), stream(lab, 10, 50)
+    for p in pa + pb:
+        p.json(30)
+    allf = lab.ctl('flows')
+    log('  flows: %s' % [(r['id'], r['packets'], r['latch']) for r in allf])
+    check(ids(allf) == [10, 11, 20, 21, 30, 31], 'flows (no filter): %s' % ids(allf))
+    cases = [
+        (('side=internal',), [11, 21, 31]),
+        (('side=external',), [10, 20, 30]),
+        (('port=int0',), [11, 21, 31]),
+        (('port=%d' % (30000 + 20),), [20, 21]),  # pair B's internal media port, local or egress
+        (('address=%s' % INT_VEIL4, 'port=%d' % (30000 + 10)), [10, 11]),
+        (('address=%s' % EXT_HOST4, 'side=external'), [10, 20, 30]),
+        (('state=strict',), [20, 21]),
+        (('state=latched',), [10, 11]),
+        (('state=waiting',), [30, 31]),
+        (('sort=packets',), [10, 11, 20, 21, 30, 31]),
+        (('sort=packets', 'limit=2'), [10, 11]),
+        (('sort=bytes', 'side=internal', 'limit=1'), [11]),
+        (('sort=age', 'limit=2'), [10, 11]),
+        (('sort=drops', 'state=waiting'), [30, 31]),
+    ]
+    for args, want in cases:
+        got = ids(lab.ctl('flows', *args))
+        check(got == want, 'flows %s returned %s, expected %s' % (' '.join(args), got, want))
+    rows = lab.ctl('flows', 'sort=packets')
+    pk = [r['packets'] for r in rows]
+    check(pk == sorted(pk, reverse=True), 'sort=packets is not descending: %s' % pk)
+    check(pk[0] == 200 and pk[2] == 50 and pk[-1] == 0, 'packet counts %s, expected 200/200/50/50/0/0' % pk)
+    # Text output filters the same way.
+    r = lab.ctl_raw('flows', 'side=internal', 'sort=packets')
+    check(r.returncode == 0 and [ln.split()[0] for ln in r.stdout.splitlines()[1:]] == ['11', '21', '31'],
+          'text flows side=internal sort=packets:\n%s' % r.stdout)
+    for bad in (('state=bogus',), ('sort=name',), ('address=nope',), ('colour=red',), ('side=left',)):
+        r = lab.ctl_raw('flows', *bad)
+        check(r.returncode == 1 and r.stderr.startswith('veilctl: '),
+              'flows %s: exit %d (%s), expected 1 with a message' % (bad, r.returncode, r.stderr.strip()))
+    # call= needs the B2BUA: the lab runs without SIP.
+    r = lab.ctl_raw('flows', 'call=1')
+    check(r.returncode == 1 and 'not available' in r.stderr, 'flows call=1 without SIP: %d %s'
+          % (r.returncode, r.stderr.strip()))
+    # The never-used pair becomes idle after flow_idle_timeout.
+    wait_for('flows 30/31 reported idle (state=idle)',
+             lambda: {30, 31} <= set(ids(lab.ctl('flows', 'state=idle'))), IDLE_TIMEOUT + 4, interval=0.5)
+
+
+def test_top_once(lab):
+    """top --once while pair A streams at 200 packets/s each way: both flows of A lead with a
+    non-zero PPS, the quiet pair shows 0, both ports show non-zero rx/tx rates."""
+    pe, pi = stream(lab, 5, 700, interval=0.005)  # 3.5 s of traffic
+    time.sleep(1.2)
+    r = lab.ctl_raw('top', '--once')
+    for p in (pe, pi):
+        p.json(30)
+    check(r.returncode == 0, 'top --once exited %d: %s' % (r.returncode, r.stderr))
+    log(r.stdout)
+    check('\x1b' not in r.stdout, 'top --once printed terminal escapes')
+    lines = r.stdout.splitlines()
+    head = [i for i, ln in enumerate(lines) if ln.startswith('FLOW ')]
+    check(head, 'no FLOW table in top --once:\n%s' % r.stdout)
+    flows = [ln.split() for ln in lines[head[0] + 1:] if ln.strip()]
+    cols = lines[head[0]].split()
+    pps_col = cols.index('PPS') - 1  # "EGRESS DST" is two words in the header
+    pps = {int(f[0]): float(f[pps_col]) for f in flows}
+    check(sorted(pps, key=lambda k: -pps[k])[:2] in ([10, 11], [11, 10]),
+          'the busiest flows are not 10 and 11: %s' % pps)
+    check(pps[10] > 50 and pps[11] > 50, 'flows 10/11 at %s/%s packets/s, expected about 200'
+          % (pps[10], pps[11]))
+    check(pps.get(30, -1) == 0, 'idle flow 30 shows %s packets/s' % pps.get(30))
+    ports = [ln.split() for ln in lines if ln.startswith(('ext0', 'int0'))]
+    check(len(ports) == 2 and all(float(p[3]) > 50 and float(p[4]) > 50 for p in ports),
+          'port rates in top --once: %s' % ports)
+
+
+def scrape(lab):
+    code = ('import urllib.request,sys\n'
+            'r=urllib.request.urlopen("http://%s/metrics",timeout=5)\n'
+            'sys.stdout.write(r.headers.get("Content-Type")+"\\n"+r.read().decode())\n' % METRICS)
+    r = lab.sh('sbc', [sys.executable, '-c', code])
+    check(r.returncode == 0, 'GET /metrics failed: %s' % r.stderr.strip())
+    ctype, _, body = r.stdout.partition('\n')
+    return ctype, body
+
+
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*"'
+                    r'(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*")*)\})? (-?[0-9.eE+-]+|\+Inf|NaN)$')
+
+
+def parse_metrics(body):
+    out = {}
+    for ln in body.splitlines():
+        if not ln or ln.startswith('# HELP ') or ln.startswith('# TYPE '):
+            continue
+        m = SAMPLE.match(ln)
+        check(m, '/metrics line does not parse as name{labels} value: %r' % ln)
+        out[m.group(1) + (m.group(2) or '')] = float(m.group(4))
+    return out
+
+
+def test_metrics(lab):
+    """/metrics: text format 0.0.4, every line parses, every drop reason present, and
+    veil_drops_total{reason="media_no_flow"} equals the API's count after 7 packets to an
+    unprogrammed media port; flows and port counters agree with the API."""
+    lab.send_udp('ext', ep(EXT_HOST4, 5999), ep(EXT_VEIL4, 27000), b'\x80' + b'\x00' * 40, count=7)
+    time.sleep(0.3)
+    ctype, body = scrape(lab)
+    check('version=0.0.4' in ctype and ctype.startswith('text/plain'), 'Content-Type %r' % ctype)
+    m = parse_metrics(body)
+    drops = lab.drops()
+    for reason, n in drops.items():
+        key = 'veil_drops_total{reason="%s"}' % reason
+        check(key in m, '%s missing from /metrics' % key)
+    check(drops['media_no_flow'] >= 7, 'API media_no_flow %d after 7 packets' % drops['media_no_flow'])
+    check(m['veil_drops_total{reason="media_no_flow"}'] == drops['media_no_flow'],
+          'media_no_flow: /metrics %s, API %d' % (m['veil_drops_total{reason="media_no_flow"}'],
+                                                  drops['media_no_flow']))
+    stats = lab.ctl('stats')
+    check(m['veil_flows'] == stats['flows'], 'veil_flows %s, API %d' % (m['veil_flows'], stats['flows']))
+    check(m['veil_calls_active'] == 0, 'veil_calls_active %s' % m['veil_calls_active'])
+    for ev, n in stats['events'].items():
+        check('veil_events_total{event="%s"}' % ev in m, 'event %s missing from /metrics' % ev)
+    for p in lab.ctl('ports'):
+        key = '{port="%s",role="%s"}' % (p['name'], p['role'])
+        for name in ('rx_packets', 'tx_packets', 'rx_missed'):
+            check('veil_port_%s_total%s' % (name, key) in m, 'veil_port_%s_total%s missing' % (name, key))
+        check(m['veil_port_rx_packets_total' + key] >= p['rx_packets'] > 0,
+              'rx_packets of %s: /metrics %s, API %d' % (p['name'], m['veil_port_rx_packets_total' + key],
+                                                         p['rx_packets']))
+    check(m.get('veil_mgmt_requests_total{command="flows"}', 0) > 0, 'no management request counts')
+    check(m['veil_mgmt_request_duration_seconds_bucket{le="+Inf"}'] == m['veil_mgmt_request_duration_seconds_count'],
+          'histogram +Inf bucket differs from its count')
+    # Anything but GET /metrics is refused, and the server keeps answering.
+    code = ('import urllib.request,urllib.error\n'
+            'try: urllib.request.urlopen("http://%s/other",timeout=5)\n'
+            'except urllib.error.HTTPError as e: print(e.code)\n' % METRICS)
+    r = lab.sh('sbc', [sys.executable, '-c', code])
+    check(r.stdout.strip() == '404', 'GET /other: %r %r' % (r.stdout, r.stderr))
+    scrape(lab)
+
+
+def test_flow_del_confirmation(lab):
+    """flow-del and call-end without --yes and without a terminal exit 2 and change nothing;
+    flow-del --yes removes the flow (exit 0), and then the flow is unknown (exit 1)."""
+    r = lab.ctl_raw('flow-del', '30')  # subprocess: stdin is not a terminal
+    check(r.returncode == 2 and '--yes' in r.stderr, 'flow-del without --yes: exit %d, %r'
+          % (r.returncode, r.stderr))
+    check(30 in ids(lab.ctl('flows')), 'flow 30 was removed without confirmation')
+    r = lab.ctl_raw('call-end', '1')
+    check(r.returncode == 2 and '--yes' in r.stderr, 'call-end without --yes: exit %d, %r'
+          % (r.returncode, r.stderr))
+    r = lab.ctl_raw('--yes', 'flow-del', '30', json_out=True)
+    check(r.returncode == 0, 'flow-del --yes exited %d: %s' % (r.returncode, r.stderr))
+    check(30 not in ids(lab.ctl('flows')), 'flow 30 still installed after flow-del --yes')
+    r = lab.ctl_raw('flow', '30')
+    check(r.returncode == 1 and 'no flow 30' in r.stderr, 'flow 30 after removal: %d %r' % (r.returncode, r.stderr))
+    r = lab.ctl_raw('--yes', 'flow-del', '30')
+    check(r.returncode == 1, 'flow-del of an unknown flow: exit %d' % r.returncode)
+    r = lab.ctl_raw('calls')
+    check(r.returncode == 1 and 'not available' in r.stderr, 'calls without SIP: %d %r' % (r.returncode, r.stderr))
+
+
+if __name__ == '__main__':
+    sys.exit(run_tests('veilctl', [test_flows_filters, test_top_once, test_metrics, test_flow_del_confirmation]))
