@@ -898,7 +898,8 @@ void parse_sip(Checker& c, const toml::table& root, Config& cfg, bool ports_ok) 
   c.keys(*t, "sip", "keys in [sip]",
          {"enabled", "port", "udp", "tcp", "external_address", "internal_address", "pbx",
           "pbx_transport", "untrusted_target", "untrusted_transport", "header_allow_list",
-          "user_agent", "no_response_timeout_ms", "t1_ms"});
+          "user_agent", "no_response_timeout_ms", "t1_ms", "register_domain",
+          "register_min_expires_s", "register_max_expires_s", "register_min_interval_s"});
   if (auto v = c.boolean(*t, "sip", "enabled")) s.enabled = *v;
   if (auto v = c.integer(*t, "sip", "port", 1, 65535)) {
     bool clash = false;
@@ -993,6 +994,33 @@ void parse_sip(Checker& c, const toml::table& root, Config& cfg, bool ports_ok) 
     b.no_response_timeout_ms = uint32_t(*v);
   if (auto v = c.integer(*t, "sip", "t1_ms", 100, 5000, "expected milliseconds from 100 to 5000"))
     b.t1_ms = uint32_t(*v);
+
+  // Registrations (issue 3, item 4).
+  const std::string domain_fix =
+      "expected the PBX's SIP domain as a host name, e.g. register_domain = \"voice.example.com\", "
+      "or \"\" for the PBX's address";
+  if (auto* n = c.string(*t, "sip", "register_domain", domain_fix)) {
+    const auto& v = n->get();
+    bool good = v.size() <= 253 && std::all_of(v.begin(), v.end(), [](char ch) {
+      return std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '-';
+    });
+    if (good)
+      b.register_domain = v;
+    else
+      c.add(*n, "sip.register_domain: " + quote(v) + " is not a host name", domain_fix);
+  }
+  if (auto v = c.integer(*t, "sip", "register_min_expires_s", 1, 86400, "expected seconds from 1 to 86400"))
+    b.register_min_expires_s = uint32_t(*v);
+  if (auto v = c.integer(*t, "sip", "register_max_expires_s", 1, 86400, "expected seconds from 1 to 86400"))
+    b.register_max_expires_s = uint32_t(*v);
+  if (b.register_min_expires_s > b.register_max_expires_s)
+    c.add(*t->get(t->contains("register_max_expires_s") ? "register_max_expires_s" : "register_min_expires_s"),
+          "sip.register_min_expires_s (" + std::to_string(b.register_min_expires_s) +
+              ") is above sip.register_max_expires_s (" + std::to_string(b.register_max_expires_s) + ")",
+          "the Expires Veil sends to the PBX is clamped to [min, max]: make min <= max");
+  if (auto v = c.integer(*t, "sip", "register_min_interval_s", 0, 86400,
+                         "expected seconds from 0 (relay every refresh) to 86400"))
+    b.register_min_interval_s = uint32_t(*v);
 }
 
 ParseResult validate(const toml::table& root, const std::string& name) {

@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <map>
 #include <optional>
 #include <random>
 #include <string>
@@ -137,6 +138,43 @@ struct Call {
   int offer_side = -1;          // side whose offer is outstanding
 };
 
+// The flow a request arrived on: the source address and port and the transport (what a
+// NAT in front of the client maps back to it), not what its Contact header claims.
+struct Flow {
+  Endpoint ep;
+  Transport tr = Transport::Udp;
+  bool operator==(const Flow& o) const { return ep == o.ep && tr == o.tr; }
+};
+
+// One registered address of record (the To user of the client's REGISTER; the host is
+// always the PBX's domain). Toward the PBX it is Veil's own Contact
+// sip:<token>@<internal address>; the PBX's INVITEs to that user are sent to `flow`.
+struct Binding {
+  std::string aor;              // user part
+  std::string token;            // user part of Veil's Contact toward the PBX
+  // Toward the PBX: one Call-ID and From tag for the binding's life, CSeq counting up
+  // (RFC 3261 10.2.4). Each REGISTER goes out on a fresh nua handle (nua holds a
+  // challenged request for nua_authenticate(), which Veil never calls: the client answers
+  // the challenge), released when the PBX's final answer arrives.
+  nua_handle_t* nh = nullptr;
+  std::string call_id, from_tag;
+  uint32_t cseq = 1;
+  bool active = false;          // a 2xx from the PBX confirmed it
+  Flow flow;                    // where the client registered from
+  std::string client_contact;   // the client's Contact URI (answered back to it only)
+  std::string client_user;      // its user part: the Request-URI user of calls to it
+  std::string client_call_id;
+  std::chrono::steady_clock::time_point expires_at;    // of the client's binding
+  std::chrono::steady_clock::time_point last_relayed;  // last REGISTER sent to the PBX
+  bool relay_pending = false;   // a REGISTER is at the PBX now
+  // The client's REGISTER that the PBX's answer goes to.
+  nua_handle_t* client_nh = nullptr;
+  msg_t* client_req = nullptr;
+  Flow pending_flow;
+  std::string pending_contact, pending_call_id, pending_user;
+  uint32_t pending_expires = 0;
+};
+
 }  // namespace
 
 struct B2bua::Impl {
@@ -151,6 +189,8 @@ struct B2bua::Impl {
   uint64_t next_serial = 1;
   uint32_t next_stream_id = 1;
   B2buaStats stats;
+  std::map<std::string, Binding> bindings;  // by AOR user
+  su_timer_t* reg_timer = nullptr;          // expiry sweep of `bindings`
 
   std::mt19937_64 rng{std::random_device{}()};
 
@@ -223,6 +263,17 @@ struct B2bua::Impl {
       new_call(side_of(nua), nh, sip);
       return;
     }
+    if (event == nua_i_register && !call) {
+      on_register(nua, nh, sip);
+      return;
+    }
+    if (event == nua_r_method || (event == nua_r_register)) {
+      if (Binding* b = binding_of_handle(nh)) {
+        on_register_response(*b, status, sip);
+        return;
+      }
+    }
+    if (!call && binding_of_handle(nh)) return;  // nua_i_state etc. of a REGISTER handle
     if (event == nua_i_options && !call) {
       // nua has answered it (200 with Veil's Allow/Supported/Accept) on the leg it arrived
       // on; nothing crosses. The handle nua created for it is ours to destroy.
@@ -325,14 +376,27 @@ struct B2bua::Impl {
 
     std::optional<Endpoint> target;
     Transport transport = Transport::Udp;
+    std::string client_user;  // Request-URI user toward a registered client
+    std::string client_aor;   // its To user
     if (side == kInternal) {
       if (!source_is_pbx(agent[kInternal])) {
         ++stats.refused_source;
         return fail(call, 403, "INVITE on the trusted side from a source other than the PBX");
       }
-      target = cfg.untrusted_target;
-      transport = cfg.untrusted_transport;
-      if (!target) return fail(call, 480, "no untrusted target configured");
+      const char* user = sip->sip_request->rq_url->url_user;
+      if (Binding* b = binding_for_invite(user)) {
+        target = b->flow.ep;
+        transport = b->flow.tr;
+        client_user = b->client_user;
+        client_aor = b->aor;
+      } else if (user && is_token(user)) {
+        // Veil's Contact of a binding that is gone (un-REGISTERed or expired).
+        return fail(call, 480, "no registration for this contact");
+      } else {
+        target = cfg.untrusted_target;
+        transport = cfg.untrusted_transport;
+        if (!target) return fail(call, 480, "no registration and no untrusted target");
+      }
     } else {
       target = cfg.pbx;
       transport = cfg.pbx_transport;
@@ -359,10 +423,12 @@ struct B2bua::Impl {
     }
 
     // The re-originated leg: only user parts and display names cross.
-    const char* ruri_user = sip->sip_request->rq_url->url_user;
+    // Toward a registered client: the user of the Contact it registered (Veil's own
+    // veil-<hex> user stays on the trusted side).
+    const char* ruri_user = client_user.empty() ? sip->sip_request->rq_url->url_user : client_user.c_str();
     if (ruri_user && !valid_user(ruri_user)) return fail(call, 400, "request-URI user");
     const char* from_user = sip->sip_from->a_url->url_user;
-    const char* to_user = sip->sip_to->a_url->url_user;
+    const char* to_user = client_aor.empty() ? sip->sip_to->a_url->url_user : client_aor.c_str();
     std::string from = name_addr(safe_display(sip->sip_from->a_display),
                                  valid_user(from_user) ? from_user : "anonymous",
                                  uri_host(side == kExternal ? cfg.internal.addr : cfg.external.addr));
@@ -428,6 +494,296 @@ struct B2bua::Impl {
     if (!call->leg[1].client_pending) return;
     ++stats.no_response_timeouts;
     fail(call, 503, "no response from the other side");
+  }
+
+
+  // ---- registrations ----------------------------------------------------------------------
+
+  using Clock = std::chrono::steady_clock;
+
+  std::string random_hex(size_t n) {
+    static const char* hex = "0123456789abcdef";
+    std::string s;
+    while (s.size() < n) {
+      uint64_t r = rng();
+      for (int i = 0; i < 16 && s.size() < n; ++i, r >>= 4) s += hex[r & 15];
+    }
+    return s;
+  }
+
+  static constexpr const char* kTokenPrefix = "veil-";
+  static bool is_token(const char* user) { return std::strncmp(user, kTokenPrefix, 5) == 0; }
+
+  std::string domain() const {
+    return cfg.register_domain.empty() ? uri_hostport(cfg.pbx) : cfg.register_domain;
+  }
+
+  std::optional<Flow> source_of(nua_t* nua) {
+    msg_t* msg = nua_current_request(nua);
+    su_addrinfo_t* ai = msg ? msg_addrinfo(msg) : nullptr;
+    if (!ai || !ai->ai_addr) return std::nullopt;
+    Flow f;
+    if (ai->ai_addr->sa_family == AF_INET) {
+      auto* sin = reinterpret_cast<const sockaddr_in*>(ai->ai_addr);
+      f.ep = Endpoint{IpAddr::v4_raw(&sin->sin_addr), ntohs(sin->sin_port)};
+    } else if (ai->ai_addr->sa_family == AF_INET6) {
+      auto* sin6 = reinterpret_cast<const sockaddr_in6*>(ai->ai_addr);
+      f.ep = Endpoint{IpAddr::v6_raw(&sin6->sin6_addr), ntohs(sin6->sin6_port)};
+    } else {
+      return std::nullopt;
+    }
+    f.tr = ai->ai_protocol == IPPROTO_TCP ? Transport::Tcp : Transport::Udp;
+    return f;
+  }
+
+  Binding* binding_of_handle(nua_handle_t* nh) {
+    if (!nh) return nullptr;
+    for (auto& [aor, b] : bindings)
+      if (b.nh == nh) return &b;
+    return nullptr;
+  }
+
+  // The live binding an INVITE from the PBX to `user` goes to: Veil's Contact token, or the
+  // AOR user itself (a PBX that calls the AOR rather than the registered contact).
+  Binding* binding_for_invite(const char* user) {
+    if (!user) return nullptr;
+    auto now = Clock::now();
+    for (auto& [aor, b] : bindings)
+      if (b.active && b.expires_at > now && (b.token == user || b.aor == user)) return &b;
+    return nullptr;
+  }
+
+  static uint32_t seconds_left(const Binding& b) {
+    auto left = std::chrono::duration_cast<std::chrono::seconds>(b.expires_at - Clock::now()).count();
+    return left > 0 ? uint32_t(left) : 0;
+  }
+
+  // The client's Contact and Expires, as answered back to it in a 200.
+  static std::string contact_for_client(const std::string& uri, uint32_t expires) {
+    return "<" + uri + ">;expires=" + std::to_string(expires);
+  }
+
+  // Answers a client's REGISTER (nua needs the request, NUTAG_WITH, for anything but
+  // INVITE) and releases its handle and the reference Veil held on the request.
+  void answer_register(nua_handle_t* nh, msg_t* req, int status, const std::string& contact, int expires,
+                       sip_t const* pbx = nullptr) {
+    std::string exp = expires >= 0 ? std::to_string(expires) : "";
+    nua_respond(nh, status, standard_phrase(status), NUTAG_WITH(req),
+                TAG_IF(!contact.empty(), SIPTAG_CONTACT_STR(contact.c_str())),
+                TAG_IF(!exp.empty(), SIPTAG_EXPIRES_STR(exp.c_str())),
+                // Digest challenges cross end to end (realm and nonce are the PBX's).
+                TAG_IF(pbx && pbx->sip_www_authenticate, SIPTAG_WWW_AUTHENTICATE(pbx ? pbx->sip_www_authenticate : nullptr)),
+                TAG_IF(pbx && pbx->sip_proxy_authenticate,
+                       SIPTAG_PROXY_AUTHENTICATE(pbx ? pbx->sip_proxy_authenticate : nullptr)),
+                TAG_IF(pbx && pbx->sip_min_expires, SIPTAG_MIN_EXPIRES(pbx ? pbx->sip_min_expires : nullptr)),
+                TAG_END());
+    nua_handle_destroy(nh);
+    msg_destroy(req);
+  }
+
+  void on_register(nua_t* nua, nua_handle_t* nh, sip_t const* sip) {
+    if (side_of(nua) != kExternal) {  // not offered there (Allow), but never relayed
+      nua_respond(nh, 405, standard_phrase(405), TAG_END());
+      nua_handle_destroy(nh);
+      return;
+    }
+    ++stats.registers_received;
+    msg_t* req = msg_ref_create(nua_current_request(nua));
+    if (shutting_down) return answer_register(nh, req, 503, "", -1);
+    if (!sip || !sip->sip_to || !sip->sip_from || !sip->sip_call_id || !sip->sip_request ||
+        !valid_user(sip->sip_to->a_url->url_user))
+      return answer_register(nh, req, 400, "", -1);
+    auto flow = source_of(nua);
+    if (!flow) return answer_register(nh, req, 500, "", -1);
+    std::string aor = sip->sip_to->a_url->url_user;
+    std::string call_id = sip->sip_call_id->i_id ? sip->sip_call_id->i_id : "";
+    auto now = Clock::now();
+    auto it = bindings.find(aor);
+
+    if (!sip->sip_contact) {  // a query: the client's own binding
+      if (it != bindings.end() && it->second.active && it->second.expires_at > now)
+        return answer_register(nh, req, 200, contact_for_client(it->second.client_contact, seconds_left(it->second)), -1);
+      return answer_register(nh, req, 200, "", -1);
+    }
+    // Expires: the Contact's parameter, else the header, else 3600 (RFC 3261 10.2.1.1).
+    bool wildcard = sip->sip_contact->m_url->url_type == url_any;
+    uint32_t expires = 3600;
+    if (sip->sip_contact->m_expires)
+      expires = uint32_t(std::strtoul(sip->sip_contact->m_expires, nullptr, 10));
+    else if (sip->sip_expires)
+      expires = uint32_t(sip->sip_expires->ex_delta);
+    if (wildcard && expires != 0) return answer_register(nh, req, 400, "", -1);
+    bool unregister = expires == 0;
+    char* curi = wildcard ? nullptr : url_as_string(msg_home(nua_current_request(nua)), sip->sip_contact->m_url);
+    std::string client_contact = curi ? curi : "";
+    if (!wildcard && client_contact.empty()) return answer_register(nh, req, 400, "", -1);
+
+    if (unregister && (it == bindings.end() || !it->second.active)) {
+      if (it != bindings.end() && !it->second.relay_pending) remove_binding(it);
+      return answer_register(nh, req, 200, "", -1);  // nothing registered at the PBX
+    }
+    if (it != bindings.end()) {
+      Binding& b = it->second;
+      // Registration throttling: the same client refreshing on the same flow, too soon
+      // after the last relayed REGISTER, is answered here.
+      if (!unregister && b.active && b.flow == *flow && b.client_call_id == call_id &&
+          cfg.register_min_interval_s > 0 &&
+          now - b.last_relayed < std::chrono::seconds(cfg.register_min_interval_s) &&
+          seconds_left(b) >= 1) {
+        ++stats.registers_throttled;
+        b.client_contact = client_contact;
+        return answer_register(nh, req, 200, contact_for_client(b.client_contact, seconds_left(b)), -1);
+      }
+      if (b.relay_pending) return answer_register(nh, req, 500, "", -1);  // RFC 3261 10.3 ordering
+    }
+    if (it == bindings.end()) {
+      Binding nb;
+      nb.aor = aor;
+      nb.token = kTokenPrefix + random_hex(16);
+      nb.call_id = random_hex(24);
+      nb.from_tag = random_hex(12);
+      nb.cseq = uint32_t(rng() % 100000) + 1;
+      nb.expires_at = now + std::chrono::seconds(32);  // swept unless a 2xx confirms it
+      it = bindings.emplace(aor, std::move(nb)).first;
+    }
+    Binding& b = it->second;
+    release_reg_handle(b);
+    {
+      b.nh = nua_handle(agent[kInternal], nullptr, TAG_END());
+      if (!b.nh) {
+        remove_binding(it);
+        return answer_register(nh, req, 500, "", -1);
+      }
+    }
+    uint32_t sent = unregister ? 0 : std::clamp(expires, cfg.register_min_expires_s, cfg.register_max_expires_s);
+    // Request-URI: the client's when it names the PBX's domain (its digest response was
+    // computed over it, RFC 2617 3.2.2 digest-uri), else sip:<domain>.
+    std::string ruri = "sip:" + domain();
+    const url_t* ru = sip->sip_request->rq_url;
+    if (ru->url_host && strcasecmp(ru->url_host, domain().c_str()) == 0 && !ru->url_user) {
+      char* s = url_as_string(msg_home(nua_current_request(nua)), ru);
+      if (s && std::strpbrk(s, "<>\"\r\n ") == nullptr) ruri = s;
+    }
+    std::string from = name_addr(safe_display(sip->sip_from->a_display),
+                                 valid_user(sip->sip_from->a_url->url_user) ? sip->sip_from->a_url->url_user : aor,
+                                 domain());
+    std::string to = name_addr(safe_display(sip->sip_to->a_display), aor, domain());
+    std::string contact = "<sip:" + b.token + "@" + uri_hostport(Endpoint{cfg.internal.addr, cfg.internal.port}) +
+                          transport_param(cfg.pbx_transport) + ">";
+    std::string exp = std::to_string(sent);
+    // Where the REGISTER goes when the Request-URI names a domain: a loose route to the
+    // PBX (only the PBX's own address, on the trusted side).
+    std::string route = "<sip:" + uri_hostport(cfg.pbx) + transport_param(cfg.pbx_transport) + ";lr>";
+    bool need_route = ruri != "sip:" + uri_hostport(cfg.pbx);
+    b.relay_pending = true;
+    b.client_nh = nh;
+    b.client_req = req;
+    b.pending_flow = *flow;
+    b.pending_contact = client_contact;
+    b.pending_user = !wildcard && valid_user(sip->sip_contact->m_url->url_user) ? sip->sip_contact->m_url->url_user : aor;
+    b.pending_call_id = call_id;
+    b.pending_expires = sent;
+    b.last_relayed = now;
+    ++stats.registers_relayed;
+    from += ";tag=" + b.from_tag;
+    std::string cseq = std::to_string(++b.cseq) + " REGISTER";
+    nua_method(b.nh, NUTAG_METHOD("REGISTER"), NUTAG_URL(ruri.c_str()), SIPTAG_FROM_STR(from.c_str()),
+               SIPTAG_CALL_ID_STR(b.call_id.c_str()), SIPTAG_CSEQ_STR(cseq.c_str()),
+               SIPTAG_TO_STR(to.c_str()), SIPTAG_CONTACT_STR(contact.c_str()),
+               SIPTAG_EXPIRES_STR(exp.c_str()),
+               TAG_IF(need_route, SIPTAG_ROUTE_STR(route.c_str())),
+               TAG_IF(sip->sip_authorization, SIPTAG_AUTHORIZATION(sip->sip_authorization)),
+               TAG_IF(sip->sip_proxy_authorization, SIPTAG_PROXY_AUTHORIZATION(sip->sip_proxy_authorization)),
+               TAG_END());
+    logf("sip: REGISTER " + aor + (unregister ? " (remove)" : "") + " relayed to the PBX");
+  }
+
+  // The PBX's answer to a REGISTER Veil relayed for `b`.
+  void on_register_response(Binding& b, int status, sip_t const* sip) {
+    if (status < 200 || !b.relay_pending) return;
+    b.relay_pending = false;
+    nua_handle_t* client = b.client_nh;
+    msg_t* creq = b.client_req;
+    b.client_nh = nullptr;
+    b.client_req = nullptr;
+    std::string aor = b.aor;
+    if (status >= 300) {
+      bool local = sip == nullptr || status >= 700;
+      int mapped = status == 401 || status == 407 || status == 423 ? status : map_failure_status(status, local);
+      logf("sip: REGISTER " + aor + ": PBX answered " + std::to_string(status));
+      if (client) answer_register(client, creq, mapped, "", -1, (status == 401 || status == 407 || status == 423) ? sip : nullptr);
+      // nua keeps a challenged request for nua_authenticate() (which Veil never calls: the
+      // client answers the challenge) and would queue the next REGISTER behind it: the
+      // next REGISTER goes out on a fresh handle (a new Call-ID toward the PBX).
+      release_reg_handle(b);
+      return;
+    }
+    release_reg_handle(b);
+    if (b.pending_expires == 0) {
+      ++stats.registers_removed;
+      if (client) answer_register(client, creq, 200, "", 0);
+      auto it = bindings.find(aor);
+      if (it != bindings.end()) remove_binding(it);
+      logf("sip: binding " + aor + " removed (un-REGISTER)");
+      return;
+    }
+    // What the PBX granted: our Contact's expires, else Expires, else what we asked.
+    uint32_t granted = b.pending_expires;
+    if (sip) {
+      bool found = false;
+      for (sip_contact_t const* m = sip->sip_contact; m; m = m->m_next)
+        if (m->m_url->url_user && b.token == m->m_url->url_user && m->m_expires) {
+          granted = uint32_t(std::strtoul(m->m_expires, nullptr, 10));
+          found = true;
+        }
+      if (!found && sip->sip_expires) granted = uint32_t(sip->sip_expires->ex_delta);
+    }
+    b.active = true;
+    b.flow = b.pending_flow;
+    b.client_contact = b.pending_contact;
+    b.client_user = b.pending_user;
+    b.client_call_id = b.pending_call_id;
+    b.expires_at = Clock::now() + std::chrono::seconds(granted);
+    logf("sip: binding " + aor + " -> " + b.flow.ep.str() + (b.flow.tr == Transport::Tcp ? "/tcp" : "/udp") +
+         " for " + std::to_string(granted) + " s");
+    if (client) answer_register(client, creq, 200, contact_for_client(b.client_contact, granted), -1);
+  }
+
+  void release_reg_handle(Binding& b) {
+    if (b.nh) {
+      nua_handle_bind(b.nh, nullptr);
+      nua_handle_destroy(b.nh);
+      b.nh = nullptr;
+    }
+  }
+
+  void remove_binding(std::map<std::string, Binding>::iterator it) {
+    Binding& b = it->second;
+    if (b.client_nh) answer_register(b.client_nh, b.client_req, 503, "", -1);
+    if (b.nh) nua_handle_destroy(b.nh);
+    bindings.erase(it);
+  }
+
+  static void reg_sweep_cb(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg) {
+    auto* self = static_cast<Impl*>(static_cast<void*>(arg));
+    try {
+      self->sweep_bindings();
+    } catch (...) {
+      ++self->stats.callback_exceptions;
+    }
+  }
+
+  void sweep_bindings() {
+    auto now = Clock::now();
+    for (auto it = bindings.begin(); it != bindings.end();) {
+      auto next = std::next(it);
+      if (it->second.expires_at <= now && !it->second.relay_pending) {
+        if (it->second.active) ++stats.registers_expired;
+        logf("sip: binding " + it->first + " expired");
+        remove_binding(it);
+      }
+      it = next;
+    }
   }
 
   // ---- media ----------------------------------------------------------------------------
@@ -737,6 +1093,13 @@ B2bua::B2bua(su_root_t* root, SipConfig cfg, MediaAnchor& media, Logger log)
 
 B2bua::~B2bua() {
   impl_->destroy_all();
+  if (impl_->reg_timer) su_timer_destroy(impl_->reg_timer);
+  for (auto& [aor, b] : impl_->bindings) {
+    if (b.nh) nua_handle_destroy(b.nh);
+    if (b.client_nh) nua_handle_destroy(b.client_nh);
+    if (b.client_req) msg_destroy(b.client_req);
+  }
+  impl_->bindings.clear();
   for (nua_t*& a : impl_->agent)
     if (a) {
       nua_destroy(a);
@@ -775,7 +1138,10 @@ bool B2bua::start(std::string* error) {
         // Where a peer makes Veil the refresher: UPDATE if the peer allows it, else a
         // re-INVITE (see on_invite_response).
         NUTAG_UPDATE_REFRESH(1),
-        SIPTAG_ALLOW_STR("INVITE, ACK, BYE, CANCEL, OPTIONS"),
+        SIPTAG_ALLOW_STR(side == kExternal ? "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER"
+                                           : "INVITE, ACK, BYE, CANCEL, OPTIONS"),
+        // REGISTER from clients reaches Veil (on_register), which relays it.
+        TAG_IF(side == kExternal, NUTAG_APPL_METHOD("REGISTER")),
         // 100rel/PRACK is not relayed yet: do not offer it.
         SIPTAG_SUPPORTED_STR("timer"),
         // The exact text, or no User-Agent at all (sofia-sip's default names itself and its
@@ -794,12 +1160,20 @@ bool B2bua::start(std::string* error) {
       return false;
     }
   }
+  d.reg_timer = su_timer_create(su_root_task(d.root), 1000);
+  // Periodic (the interval given at creation), unlike su_timer_set_interval (one shot).
+  if (d.reg_timer) su_timer_set_for_ever(d.reg_timer, &Impl::reg_sweep_cb, reinterpret_cast<su_timer_arg_t*>(&d));
   return true;
 }
 
 void B2bua::shutdown() {
   Impl& d = *impl_;
   d.shutting_down = true;
+  if (d.reg_timer) {
+    su_timer_destroy(d.reg_timer);
+    d.reg_timer = nullptr;
+  }
+  while (!d.bindings.empty()) d.remove_binding(d.bindings.begin());
   for (Call* call : std::vector<Call*>(d.calls.begin(), d.calls.end()))
     if (d.calls.count(call)) d.end_call(call, "shutdown");
   for (int side : {kExternal, kInternal})
@@ -828,6 +1202,13 @@ bool B2bua::end_call_for_media(uint32_t plan_id, std::string_view reason,
 bool B2bua::stopped() const { return impl_->shutdown_done[0] && impl_->shutdown_done[1]; }
 
 size_t B2bua::active_calls() const { return impl_->calls.size(); }
+
+size_t B2bua::bindings() const {
+  size_t n = 0;
+  for (const auto& [aor, b] : impl_->bindings)
+    if (b.active) ++n;
+  return n;
+}
 
 const B2buaStats& B2bua::stats() const { return impl_->stats; }
 

@@ -37,6 +37,11 @@ struct B2buaStats {
   uint64_t options_answered = 0;     // OPTIONS answered 200 by Veil itself (never relayed)
   uint64_t malformed_dropped = 0;    // messages sofia-sip could not parse well enough to answer
                                      // (garbage, broken request line): dropped, counted here
+  uint64_t registers_received = 0;   // REGISTERs from the untrusted side
+  uint64_t registers_relayed = 0;    // REGISTERs Veil sent to the PBX
+  uint64_t registers_throttled = 0;  // refreshes answered 200 by Veil (register_min_interval_s)
+  uint64_t registers_removed = 0;    // bindings removed by an un-REGISTER the PBX accepted
+  uint64_t registers_expired = 0;    // bindings removed because they expired
 };
 
 class B2bua {
@@ -67,6 +72,9 @@ class B2bua {
 
   // Call objects alive now: 0 whenever no call is in progress (tests check it returns to 0).
   size_t active_calls() const;
+  // Registered clients (bindings the PBX confirmed and that have not expired or been
+  // removed; expired ones are swept once a second).
+  size_t bindings() const;
   const B2buaStats& stats() const;
 
   struct Impl;

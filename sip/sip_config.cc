@@ -4,6 +4,7 @@
 
 #include <strings.h>
 
+#include <cctype>
 #include <cstring>
 
 namespace veil::sip {
@@ -58,6 +59,14 @@ std::string validate(const SipConfig& cfg) {
   if (cfg.no_response_timeout_ms < 500) return "sip.no_response_timeout_ms: at least 500";
   if (cfg.t1_ms < 100 || cfg.t1_ms > 5000) return "sip.t1_ms: 100-5000";
   if (cfg.min_se_s < 1 || cfg.min_se_s > 86400) return "sip.min_se_s: 1-86400";
+  for (char ch : cfg.register_domain)
+    if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '-'))
+      return "sip.register_domain: a host name (letters, digits, '.', '-')";
+  if (cfg.register_domain.size() > 253) return "sip.register_domain: at most 253 characters";
+  if (cfg.register_min_expires_s < 1 || cfg.register_max_expires_s > 86400 ||
+      cfg.register_min_expires_s > cfg.register_max_expires_s)
+    return "sip.register_min_expires_s/register_max_expires_s: 1 <= min <= max <= 86400";
+  if (cfg.register_min_interval_s > 86400) return "sip.register_min_interval_s: 0-86400";
   if (cfg.max_message_size < 1024 || cfg.max_message_size > 1048576)
     return "sip.max_message_size: 1024-1048576";
   return "";

@@ -61,6 +61,20 @@ struct SipConfig {
   // (it would then have to send refreshes toward peers without timer support, which it
   // does not do yet).
   uint32_t min_se_s = 90;
+
+  // Registrations (issue 3, item 4). REGISTERs from the untrusted side are re-originated
+  // toward the PBX with Veil's own Contact; the client's flow is kept in a binding table.
+  // register_domain: host of the re-originated REGISTER's Request-URI, From and To (the
+  // PBX's SIP domain); empty: the PBX's address. Clients that register to this domain keep
+  // a digest that validates at the PBX (docs/topology-hiding.md, "Registrations").
+  std::string register_domain;
+  // Expires sent to the PBX is the client's, clamped to [min, max] (0 stays 0: un-REGISTER).
+  uint32_t register_min_expires_s = 60;
+  uint32_t register_max_expires_s = 3600;
+  // Registration throttling: a refresh from a client (same flow, same Call-ID) less than this
+  // long after the last REGISTER Veil relayed for its binding is answered 200 by Veil (with
+  // the binding's remaining time) without contacting the PBX. 0: every refresh is relayed.
+  uint32_t register_min_interval_s = 0;
 };
 
 // Empty when `cfg` is usable, else what is wrong, naming the field.

@@ -4,7 +4,8 @@
 //   b2bua_harness --ext 203.0.113.1 --int 198.51.100.1 --pbx 198.51.100.10:5060
 //                 [--target 203.0.113.10:5060] [--port 5060] [--ext-media 20000]
 //                 [--int-media 30000] [--no-response-ms 4000] [--allow-header NAME]...
-//                 [--min-se SECONDS]
+//                 [--min-se SECONDS] [--register-domain HOST] [--register-min-interval S]
+//                 [--register-min-expires S] [--register-max-expires S]
 //
 // Prints "ready" when both agents are bound. Commands on stdin, one per line:
 //   stats  -> one JSON line: calls, counters, live ports, every program/remove call
@@ -108,14 +109,18 @@ struct Harness {
         "{\"active_calls\":%zu,\"calls_total\":%lu,\"calls_answered\":%lu,\"calls_failed\":%lu,"
         "\"refused_source\":%lu,\"sdp_rejected\":%lu,\"no_media_ports\":%lu,"
         "\"no_response_timeouts\":%lu,\"reinvites\":%lu,\"callback_exceptions\":%lu,"
-        "\"media_timeouts\":%lu,\"options_answered\":%lu,\"malformed_dropped\":%lu,%s}\n",
+        "\"media_timeouts\":%lu,\"options_answered\":%lu,\"malformed_dropped\":%lu,"
+        "\"bindings\":%zu,\"registers_received\":%lu,\"registers_relayed\":%lu,"
+        "\"registers_throttled\":%lu,\"registers_removed\":%lu,\"registers_expired\":%lu,%s}\n",
         b2bua->active_calls(), (unsigned long)st.calls_total, (unsigned long)st.calls_answered,
         (unsigned long)st.calls_failed, (unsigned long)st.refused_source,
         (unsigned long)st.sdp_rejected, (unsigned long)st.no_media_ports,
         (unsigned long)st.no_response_timeouts, (unsigned long)st.reinvites,
         (unsigned long)st.callback_exceptions, (unsigned long)st.media_timeouts,
         (unsigned long)st.options_answered, (unsigned long)st.malformed_dropped,
-        anchor->json().c_str());
+        b2bua->bindings(), (unsigned long)st.registers_received, (unsigned long)st.registers_relayed,
+        (unsigned long)st.registers_throttled, (unsigned long)st.registers_removed,
+        (unsigned long)st.registers_expired, anchor->json().c_str());
     std::fflush(stdout);
   }
 };
@@ -179,6 +184,10 @@ int main(int argc, char** argv) {
     else if (a == "--no-response-ms") cfg.no_response_timeout_ms = uint32_t(std::stoul(next()));
     else if (a == "--min-se") cfg.min_se_s = uint32_t(std::stoul(next()));
     else if (a == "--allow-header") cfg.header_allow_list.push_back(next());
+    else if (a == "--register-domain") cfg.register_domain = next();
+    else if (a == "--register-min-interval") cfg.register_min_interval_s = uint32_t(std::stoul(next()));
+    else if (a == "--register-min-expires") cfg.register_min_expires_s = uint32_t(std::stoul(next()));
+    else if (a == "--register-max-expires") cfg.register_max_expires_s = uint32_t(std::stoul(next()));
     else usage(("unknown argument " + a).c_str());
   }
 

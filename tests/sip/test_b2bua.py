@@ -11,7 +11,8 @@ on the other, distinct Call-IDs per leg, SDP naming only the SBC's address of th
 with the ports the (recording) MediaAnchor allocated; the anchor's flows match the peers'
 SDP; the call counter returns to 0. Output: TAP. Needs root, sipp and tcpdump, else SKIP.
 
-Usage: test_b2bua.py SOURCE_DIR BUILD_DIR
+Usage: test_b2bua.py SOURCE_DIR BUILD_DIR   (VEIL_SIP_ONLY=t_a,t_b runs only those tests;
+VEIL_KEEP_TMP=1 keeps the captures and sipp traces)
 """
 import json
 import os
@@ -37,7 +38,8 @@ UNTRUSTED_PREFIX, TRUSTED_PREFIX = '203.0.113.', '198.51.100.'
 PBX_PORT, TARGET_PORT = 5060, 5070
 EXT_MEDIA_BASE, INT_MEDIA_BASE = 20000, 30000
 SCEN = os.path.join(SRC, 'tests', 'sip', 'scenarios')
-WATCHDOG_S = 150
+WATCHDOG_S = 180
+REG_DOMAIN, REG_PORT = 'voice.example.com', 5071
 
 
 class Failure(Exception):
@@ -125,7 +127,8 @@ class Harness:
                                    '--target', '%s:%d' % (EXT_PEER, TARGET_PORT),
                                    '--ext-media', str(EXT_MEDIA_BASE), '--int-media', str(INT_MEDIA_BASE),
                                    '--no-response-ms', '3000', '--allow-header', 'Subject',
-                                   '--min-se', '10'],
+                                   '--min-se', '10', '--register-domain', REG_DOMAIN,
+                                   '--register-min-interval', '30'],
                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err)
         check(self.readline(10) == 'ready', 'harness did not start: ' + self.log_text())
 
@@ -180,13 +183,15 @@ def wait_listening(lab, ns, port, timeout=5):
     raise Failure('nothing listening on udp port %d in %s' % (port, ns))
 
 
-def sipp(lab, ns, scenario, local_ip, local_port, remote=None, media_port=None, service='bob', timeout=20):
+def sipp(lab, ns, scenario, local_ip, local_port, remote=None, media_port=None, service='bob', timeout=20,
+         extra=()):
     argv = ['sipp', '-sf', os.path.join(SCEN, scenario), '-i', local_ip, '-p', str(local_port),
             '-m', '1', '-nostdin', '-timeout', str(timeout), '-timeout_error', '-s', service,
             '-trace_msg', '-message_file', os.path.join(lab.tmp, '%s-%s.msg' % (ns, scenario)),
             '-trace_err', '-error_file', os.path.join(lab.tmp, '%s-%s.err' % (ns, scenario))]
     if media_port:
         argv += ['-mp', str(media_port)]
+    argv += list(extra)
     if remote:
         argv.append(remote)
     return lab.popen(ns, argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -298,10 +303,10 @@ def audit(msgs, frames, side, st):
 # ------------------------------------------------------------------------------------------
 
 def scenario_pair(lab, h, uas_ns, uas_scen, uas_ip, uas_port, uac_ns, uac_scen, uac_ip, uac_port, remote,
-                  uac_media, uas_media):
+                  uac_media, uas_media, service='bob'):
     uas = sipp(lab, uas_ns, uas_scen, uas_ip, uas_port, media_port=uas_media)
     wait_listening(lab, uas_ns, uas_port)
-    uac = sipp(lab, uac_ns, uac_scen, uac_ip, uac_port, remote=remote, media_port=uac_media)
+    uac = sipp(lab, uac_ns, uac_scen, uac_ip, uac_port, remote=remote, media_port=uac_media, service=service)
     try:
         finish(lab, uac, 'sipp caller (%s)' % uac_scen)
         finish(lab, uas, 'sipp callee (%s)' % uas_scen)
@@ -457,8 +462,101 @@ def t_session_timer(lab, h, ctx):
     check(st['calls_answered'] == before['calls_answered'] + 1, 'answered counter')
 
 
+def run_pair(lab, uas_ns, uas_scen, uas_ip, uas_port, uac_ns, uac_scen, uac_ip, uac_port, remote, service):
+    uas = sipp(lab, uas_ns, uas_scen, uas_ip, uas_port)
+    wait_listening(lab, uas_ns, uas_port)
+    # The digest uri is the Request-URI (sip:<domain>), as a real phone computes it (sipp's
+    # default would be the address it sends to).
+    uac = sipp(lab, uac_ns, uac_scen, uac_ip, uac_port, remote=remote, service=service,
+               extra=('-auth_uri', service))
+    try:
+        finish(lab, uac, 'sipp %s' % uac_scen)
+        finish(lab, uas, 'sipp %s' % uas_scen)
+    finally:
+        for p in (uac, uas):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def t_register_and_call(lab, h, ctx):
+    """Issue 3 item 4. A client registers through Veil: the PBX challenges (401, digest),
+    the client's credentials cross and the PBX verifies them (sipp verifyauth), 200 grants
+    120 s to Veil's own Contact. A refresh 0.3 s later is answered by Veil (throttling: the
+    PBX sees no third REGISTER). The PBX then calls Veil's Contact and the call reaches the
+    client at the address and port it registered from (its Contact names another address).
+    Un-REGISTER is relayed and removes the binding; the PBX's next INVITE to that Contact
+    gets 480."""
+    before = h.stats()
+    check(before['bindings'] == 0, 'bindings before: %d' % before['bindings'])
+    run_pair(lab, 'int', 'uas_registrar.xml', INT_PEER, PBX_PORT, 'ext', 'uac_register.xml', EXT_PEER, REG_PORT,
+             '%s:5060' % EXT_SBC, REG_DOMAIN)
+    st = h.stats()
+    check(st['bindings'] == 1, 'bindings after REGISTER: %d' % st['bindings'])
+    check(st['registers_received'] == before['registers_received'] + 3, 'registers_received %d -> %d'
+          % (before['registers_received'], st['registers_received']))
+    check(st['registers_relayed'] == before['registers_relayed'] + 2, 'registers_relayed %d -> %d'
+          % (before['registers_relayed'], st['registers_relayed']))
+    check(st['registers_throttled'] == before['registers_throttled'] + 1, 'refresh not answered locally')
+    with open(os.path.join(lab.tmp, 'int-uas_registrar.xml.msg'), errors='replace') as f:
+        m = re.search(r'Contact:\s*<sip:(veil-[0-9a-f]{16})@' + re.escape(INT_SBC), f.read(), re.I)
+    check(m, 'no Veil Contact in the REGISTER the PBX received')
+    token = m.group(1)
+    ctx['reg_token'] = token
+
+    # The PBX calls Veil's Contact: the call reaches the client's flow (203.0.113.10:5071).
+    before = h.stats()
+    st = scenario_pair(lab, h, 'ext', 'uas_call.xml', EXT_PEER, REG_PORT, 'int', 'uac_call.xml', INT_PEER, 5062,
+                       '%s:5060' % INT_SBC, 17020, 16020, service=token)
+    last = programs_since(st, before)[-1]
+    check(last['ext_remote'] == '%s:16020' % EXT_PEER, 'ext remote %s' % last['ext_remote'])
+    check(st['calls_answered'] == before['calls_answered'] + 1, 'call to the registered client not answered')
+
+    # Un-REGISTER: relayed, binding removed.
+    before = h.stats()
+    run_pair(lab, 'int', 'uas_unregister.xml', INT_PEER, PBX_PORT, 'ext', 'uac_unregister.xml', EXT_PEER, REG_PORT,
+             '%s:5060' % EXT_SBC, REG_DOMAIN)
+    st = h.stats()
+    check(st['bindings'] == 0, 'bindings after un-REGISTER: %d' % st['bindings'])
+    check(st['registers_removed'] == before['registers_removed'] + 1, 'registers_removed')
+
+    # The PBX calls the removed contact: 480, nothing reaches the untrusted side.
+    before = h.stats()
+    uac = sipp(lab, 'int', 'uac_unregistered.xml', INT_PEER, 5062, remote='%s:5060' % INT_SBC, service=token)
+    finish(lab, uac, 'sipp PBX calling an unregistered contact')
+    st = h.wait_idle()
+    check(st['calls_failed'] == before['calls_failed'] + 1, 'failed counter')
+    check(len(st['programs']) == len(before['programs']), 'a call to an unregistered contact programmed flows')
+    ctx['registered'] = True
+
+
+def t_register_expiry(lab, h, ctx):
+    """A client asks for 2 s: Veil raises the Expires it sends to its minimum (60, asserted
+    by the PBX scenario), the PBX grants 2 s, the client is told 2 s. Without a refresh the
+    binding is swept and the PBX's INVITE to Veil's Contact gets 480."""
+    before = h.stats()
+    run_pair(lab, 'int', 'uas_register_short.xml', INT_PEER, PBX_PORT, 'ext', 'uac_register_short.xml', EXT_PEER,
+             REG_PORT + 1, '%s:5060' % EXT_SBC, REG_DOMAIN)
+    st = h.stats()
+    check(st['bindings'] == before['bindings'] + 1, 'bindings after REGISTER: %d' % st['bindings'])
+    with open(os.path.join(lab.tmp, 'int-uas_register_short.xml.msg'), errors='replace') as f:
+        m = re.search(r'Contact:\s*<sip:(veil-[0-9a-f]{16})@', f.read(), re.I)
+    check(m, 'no Veil Contact in the REGISTER the PBX received')
+    deadline = time.monotonic() + 6
+    while h.stats()['bindings'] != before['bindings'] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    st = h.stats()
+    check(st['bindings'] == before['bindings'], 'binding not swept after its expiry')
+    check(st['registers_expired'] == before['registers_expired'] + 1, 'registers_expired')
+    uac = sipp(lab, 'int', 'uac_unregistered.xml', INT_PEER, 5062, remote='%s:5060' % INT_SBC, service=m.group(1))
+    finish(lab, uac, 'sipp PBX calling an expired contact')
+    st = h.wait_idle()
+    check(st['calls_failed'] == before['calls_failed'] + 1, 'failed counter')
+
+
 TESTS = [t_call_untrusted_to_pbx, t_call_pbx_to_untrusted, t_cancel, t_busy, t_callee_bye, t_hold_reinvite,
-         t_refused_source, t_robustness, t_session_timer]
+         t_refused_source, t_robustness, t_session_timer, t_register_and_call,
+         t_register_expiry]
 
 
 def main():
@@ -474,7 +572,9 @@ def main():
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGALRM, on_signal)
     signal.alarm(WATCHDOG_S)
-    n = len(TESTS) + 2
+    only = os.environ.get('VEIL_SIP_ONLY')  # e.g. t_register_and_call, while developing
+    tests = [t for t in TESTS if not only or t.__name__ in only.split(',')]
+    n = len(tests) + 2
     print('1..%d' % n, flush=True)
     failed = 0
     try:
@@ -483,7 +583,7 @@ def main():
         cap_ext = Capture(lab, 'ext', 'eth0', 'ext')
         cap_int = Capture(lab, 'int', 'eth0', 'int')
         ctx = {}
-        for i, t in enumerate(TESTS, 1):
+        for i, t in enumerate(tests, 1):
             try:
                 t(lab, h, ctx)
                 print('ok %d - %s' % (i, t.__name__), flush=True)
@@ -502,24 +602,44 @@ def main():
             audit(mi, fi, 'int', st)
             ids_x, ids_i = call_ids(mx), call_ids(mi)
             check(ids_x and ids_i and not (ids_x & ids_i), 'Call-IDs shared between legs: %s' % (ids_x & ids_i))
-            # 486 reached the caller with the standard phrase, not the PBX's.
-            statuses = [t.split('\r\n', 1)[0] for s, d, t, _ in mx if s == EXT_SBC and t.startswith('SIP/2.0 486')]
-            check(statuses and all(s == 'SIP/2.0 486 Busy Here' for s in statuses), '486 lines: %s' % statuses)
-            check(any(s == EXT_SBC and t.startswith('SIP/2.0 487 Request Terminated') for s, d, t, _ in mx),
-                  'no 487 to the cancelling caller')
-            check(any(s == INT_SBC and t.startswith('CANCEL ') for s, d, t, _ in mi), 'no CANCEL toward the PBX')
-            check(any(s == EXT_SBC and t.startswith('BYE ') for s, d, t, _ in mx), 'no BYE toward the caller')
-            check(any(s == INT_SBC and t.startswith('SIP/2.0 403 Forbidden') for s, d, t, _ in mi),
-                  'no 403 to the stranger')
-            # Hold crossed: the PBX saw a=sendonly in a re-INVITE, the caller a=recvonly, and
-            # the o= version of each leg went up by one.
-            check(any(s == INT_SBC and t.startswith('INVITE ') and 'a=sendonly' in t for s, d, t, _ in mi),
-                  'no hold re-INVITE toward the PBX')
-            check(any(s == EXT_SBC and t.startswith('SIP/2.0 200') and 'a=recvonly' in t for s, d, t, _ in mx),
-                  'no hold answer toward the caller')
-            # OPTIONS and the other probes stay on the leg they arrived on.
-            check(not any(s in (EXT_SBC, INT_SBC) and re.match(r'(OPTIONS|FOO|REFER|MESSAGE|SUBSCRIBE) ', t)
-                          for s, d, t, _ in mx + mi), 'Veil relayed a probe request')
+            if not only:  # checks of the call scenarios (all run)
+                # 486 reached the caller with the standard phrase, not the PBX's.
+                statuses = [t.split('\r\n', 1)[0] for s, d, t, _ in mx if s == EXT_SBC and t.startswith('SIP/2.0 486')]
+                check(statuses and all(s == 'SIP/2.0 486 Busy Here' for s in statuses), '486 lines: %s' % statuses)
+                check(any(s == EXT_SBC and t.startswith('SIP/2.0 487 Request Terminated') for s, d, t, _ in mx),
+                      'no 487 to the cancelling caller')
+                check(any(s == INT_SBC and t.startswith('CANCEL ') for s, d, t, _ in mi), 'no CANCEL toward the PBX')
+                check(any(s == EXT_SBC and t.startswith('BYE ') for s, d, t, _ in mx), 'no BYE toward the caller')
+                check(any(s == INT_SBC and t.startswith('SIP/2.0 403 Forbidden') for s, d, t, _ in mi),
+                      'no 403 to the stranger')
+                # Hold crossed: the PBX saw a=sendonly in a re-INVITE, the caller a=recvonly, and
+                # the o= version of each leg went up by one.
+                check(any(s == INT_SBC and t.startswith('INVITE ') and 'a=sendonly' in t for s, d, t, _ in mi),
+                      'no hold re-INVITE toward the PBX')
+                check(any(s == EXT_SBC and t.startswith('SIP/2.0 200') and 'a=recvonly' in t for s, d, t, _ in mx),
+                      'no hold answer toward the caller')
+                # OPTIONS and the other probes stay on the leg they arrived on.
+                check(not any(s in (EXT_SBC, INT_SBC) and re.match(r'(OPTIONS|FOO|REFER|MESSAGE|SUBSCRIBE) ', t)
+                              for s, d, t, _ in mx + mi), 'Veil relayed a probe request')
+            if ctx.get('registered'):
+                # The PBX saw the initial REGISTER, the authenticated one and the un-REGISTER:
+                # the throttled refresh never crossed.
+                regs = {(re.search(r'^Call-ID:\s*(\S+)', t, re.M | re.I).group(1),
+                         re.search(r'^CSeq:\s*(\d+)', t, re.M | re.I).group(1))
+                        for s, d, t, _ in mi if s == INT_SBC and t.startswith('REGISTER ') and
+                        re.search(r'^To:[^\r\n]*sip:alice@', t, re.M | re.I)}
+                check(len(regs) == 3, 'REGISTER transactions toward the PBX: %s' % sorted(regs))
+                check(all('Authorization: Digest' in t for s, d, t, _ in mi
+                          if s == INT_SBC and t.startswith('REGISTER ') and re.search(r'^CSeq:\s*2 ', t, re.M)),
+                      'the client\'s Authorization did not reach the PBX')
+                check(any(s == EXT_SBC and t.startswith('SIP/2.0 401 Unauthorized') and
+                          'nonce="6f1c0a7d2b3e4f5061728394a5b6c7d8"' in t for s, d, t, _ in mx),
+                      'the PBX\'s challenge did not reach the client')
+                # The call reached the client's flow (not the 203.0.113.99 of its Contact), to
+                # the user of its Contact; Veil's veil-<hex> Contact user stays on the trusted side.
+                check(any(s == EXT_SBC and d == EXT_PEER and t.startswith('INVITE sip:alice@%s:%d ' % (EXT_PEER, REG_PORT))
+                          for s, d, t, _ in mx), 'no INVITE toward the registered client\'s flow')
+                check(not any(ctx['reg_token'] in t for s, d, t, _ in mx), 'Veil\'s Contact user on the untrusted side')
             print('ok %d - wire audit (%d + %d SIP messages)' % (n - 1, len(mx), len(mi)), flush=True)
         except Exception as e:
             failed += 1

@@ -802,6 +802,10 @@ header_allow_list = ["Subject", "X-Case-Id"]
 user_agent = "Veil"
 no_response_timeout_ms = 2500
 t1_ms = 250
+register_domain = "voice.example.com"
+register_min_expires_s = 120
+register_max_expires_s = 1800
+register_min_interval_s = 60
 )";
 
 TEST(ConfigSip, DisabledByDefault) {
@@ -835,6 +839,10 @@ TEST(ConfigSip, EveryKeyMapsOntoSipConfig) {
   EXPECT_EQ(b.user_agent, "Veil");
   EXPECT_EQ(b.no_response_timeout_ms, 2500u);
   EXPECT_EQ(b.t1_ms, 250u);
+  EXPECT_EQ(b.register_domain, "voice.example.com");
+  EXPECT_EQ(b.register_min_expires_s, 120u);
+  EXPECT_EQ(b.register_max_expires_s, 1800u);
+  EXPECT_EQ(b.register_min_interval_s, 60u);
   EXPECT_EQ(sip::validate(b), "");
 }
 
@@ -901,6 +909,12 @@ TEST(ConfigSip, ErrorsAreReportedAtTheValue) {
        "did you mean \"t1_ms\"?"},
       {"tcp = true", "tcp = false", "pbx_transport = |\"tcp\"", "sip.pbx_transport: \"tcp\" but sip.tcp = false",
        "tcp = true"},
+      {"register_domain = \"voice.example.com\"", "register_domain = \"sip:voice\"",
+       "register_domain = |\"sip:voice\"", "sip.register_domain: \"sip:voice\" is not a host name", "host name"},
+      {"register_max_expires_s = 1800", "register_max_expires_s = 100", "register_max_expires_s = |100",
+       "sip.register_min_expires_s (120) is above sip.register_max_expires_s (100)", "min <= max"},
+      {"register_min_interval_s = 60", "register_min_interval_s = -1", "register_min_interval_s = |-1",
+       "sip.register_min_interval_s: -1 is out of range", "0 (relay every refresh) to 86400"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.to);
