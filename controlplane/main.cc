@@ -267,6 +267,30 @@ int main(int argc, char** argv) {
       api.set_sip_stats([&sip] {
         return veil::ctl::Api::SipStats{sip.b2bua->active_calls(), sip_counters(*sip.b2bua)};
       });
+      api.set_calls([&sip] {
+        std::vector<veil::ctl::CallInfo> out;
+        for (const auto& c : sip.b2bua->calls()) {
+          veil::ctl::CallInfo i;
+          i.id = c.serial;
+          i.state = c.state == veil::sip::CallView::State::Ringing    ? "ringing"
+                    : c.state == veil::sip::CallView::State::Answered ? "answered"
+                                                                      : "ending";
+          i.age_s = double(c.age.count()) / 1000.0;
+          for (int k = 0; k < 2; ++k) {
+            i.legs[k].side = c.leg[k].side == veil::sip::kExternal ? "external" : "internal";
+            i.legs[k].call_id = c.leg[k].call_id;
+            i.legs[k].from = c.from_user;
+            i.legs[k].to = c.to_user;
+            i.legs[k].established = c.leg[k].established;
+          }
+          i.streams = c.streams;
+          out.push_back(std::move(i));
+        }
+        return out;
+      });
+      api.set_call_end([&sip](uint64_t id, const std::string& reason) {
+        return sip.b2bua->end_call(id, reason);
+      });
     } else {
       log("info", "SIP disabled ([sip] enabled = false)");
     }
@@ -370,6 +394,8 @@ int main(int argc, char** argv) {
       log("info", "SIP stopped");
     }
     api.set_sip_stats({});
+    api.set_calls({});
+    api.set_call_end({});
     dp->stop();
     log("info", "stopped");
   }

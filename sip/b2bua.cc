@@ -136,6 +136,10 @@ struct Call {
   std::chrono::steady_clock::time_point answered_at;
   bool ending = false;
   int offer_side = -1;          // side whose offer is outstanding
+  // For `veilctl calls`: when it began, each leg's Call-ID, and the users (as sent).
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  std::string call_id[2];
+  std::string from_user, to_user;
 };
 
 // The flow a request arrived on: the source address and port and the transport (what a
@@ -429,6 +433,9 @@ struct B2bua::Impl {
     if (ruri_user && !valid_user(ruri_user)) return fail(call, 400, "request-URI user");
     const char* from_user = sip->sip_from->a_url->url_user;
     const char* to_user = client_aor.empty() ? sip->sip_to->a_url->url_user : client_aor.c_str();
+    if (sip->sip_call_id && sip->sip_call_id->i_id) call->call_id[0] = sip->sip_call_id->i_id;
+    call->from_user = valid_user(from_user) ? from_user : "anonymous";
+    call->to_user = valid_user(to_user) ? to_user : "";
     std::string from = name_addr(safe_display(sip->sip_from->a_display),
                                  valid_user(from_user) ? from_user : "anonymous",
                                  uri_host(side == kExternal ? cfg.internal.addr : cfg.external.addr));
@@ -915,6 +922,8 @@ struct B2bua::Impl {
 
   void on_invite_response(Call* call, int li, int status, char const* /*phrase*/, sip_t const* sip) {
     Leg& c = call->leg[li];      // where we sent the INVITE
+    if (call->call_id[li].empty() && sip && sip->sip_call_id && sip->sip_call_id->i_id)
+      call->call_id[li] = sip->sip_call_id->i_id;
     int oi = 1 - li;
     Leg& s = call->leg[oi];      // where the INVITE we are answering came from
     bool local = sip == nullptr || status >= 700 || status < 100;
@@ -1194,6 +1203,42 @@ bool B2bua::end_call_for_media(uint32_t plan_id, std::string_view reason,
       return false;
     ++d.stats.media_timeouts;
     d.end_call(call, "media timeout: " + std::string(reason));
+    return true;
+  }
+  return false;
+}
+
+std::vector<CallView> B2bua::calls() const {
+  std::vector<CallView> out;
+  auto now = std::chrono::steady_clock::now();
+  for (const Call* call : impl_->calls) {
+    CallView v;
+    v.serial = call->serial;
+    v.state = call->ending ? CallView::State::Ending
+              : call->answered ? CallView::State::Answered
+                               : CallView::State::Ringing;
+    v.age = std::chrono::duration_cast<std::chrono::milliseconds>(now - call->started);
+    for (int i = 0; i < 2; ++i) {
+      v.leg[i].side = call->leg[i].side;
+      v.leg[i].call_id = call->call_id[i];
+      v.leg[i].established = call->leg[i].established;
+    }
+    v.from_user = call->from_user;
+    v.to_user = call->to_user;
+    for (const Stream& st : call->streams)
+      if (st.programmed) v.streams.push_back(st.id);
+    out.push_back(std::move(v));
+  }
+  std::sort(out.begin(), out.end(), [](const CallView& a, const CallView& b) { return a.serial < b.serial; });
+  return out;
+}
+
+bool B2bua::end_call(uint64_t serial, std::string_view reason) {
+  Impl& d = *impl_;
+  for (Call* call : d.calls) {
+    if (call->serial != serial) continue;
+    if (call->ending) return true;
+    d.end_call(call, std::string(reason));
     return true;
   }
   return false;

@@ -17,6 +17,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "sip/media_anchor.h"
 #include "sip/sip_config.h"
@@ -42,6 +43,20 @@ struct B2buaStats {
   uint64_t registers_throttled = 0;  // refreshes answered 200 by Veil (register_min_interval_s)
   uint64_t registers_removed = 0;    // bindings removed by an un-REGISTER the PBX accepted
   uint64_t registers_expired = 0;    // bindings removed because they expired
+};
+
+// One call as `veilctl calls` shows it.
+struct CallView {
+  uint64_t serial = 0;
+  enum class State { Ringing, Answered, Ending } state = State::Ringing;
+  std::chrono::milliseconds age{0};  // since the INVITE arrived
+  struct Leg {
+    int side = 0;            // kExternal or kInternal
+    std::string call_id;     // this leg's Call-ID (empty until known)
+    bool established = false;
+  } leg[2];                  // [0] the caller's leg, [1] the re-originated leg
+  std::string from_user, to_user;
+  std::vector<uint32_t> streams;  // MediaStreamPlan ids
 };
 
 class B2bua {
@@ -76,6 +91,11 @@ class B2bua {
   // removed; expired ones are swept once a second).
   size_t bindings() const;
   const B2buaStats& stats() const;
+  // Read-only snapshot of the calls, by serial (`veilctl calls`).
+  std::vector<CallView> calls() const;
+  // Ends call `serial` on both legs (BYE, or CANCEL while ringing); flows removed. False if
+  // there is no such call.
+  bool end_call(uint64_t serial, std::string_view reason);
 
   struct Impl;
 

@@ -138,6 +138,17 @@ def call_with_media(lab, caller, callee, callee_ip, callee_sip_port, caller_ip, 
     st = lab.ctl('stats')
     check(st['calls'] == 1 and st['sip']['active_calls'] == 1, '%s: stats during the call: calls %s, sip %s'
           % (label, st['calls'], st['sip']))
+    # veilctl calls / call ID: one answered call, two legs with different Call-IDs, and the
+    # flows above are that call's (flows call=ID).
+    calls = lab.ctl('calls')
+    check(len(calls) == 1 and calls[0]['state'] == 'answered', '%s: veilctl calls: %s' % (label, calls))
+    call = lab.ctl('call', 'id=%d' % calls[0]['id'])
+    legs = call['legs']
+    check(len(legs) == 2 and all(leg['established'] and leg['call_id'] for leg in legs)
+          and legs[0]['call_id'] != legs[1]['call_id'], '%s: veilctl call legs: %s' % (label, legs))
+    call_flows = {row['id'] for row in lab.ctl('flows', 'call=%d' % calls[0]['id'])}
+    check(set(ids) <= call_flows, '%s: flows call=%d gives %s, expected %s'
+          % (label, calls[0]['id'], sorted(call_flows), sorted(ids)))
 
     pc = lab.peer(caller, caller_host, send_to=caller_veil, count=COUNT, interval=INTERVAL, ssrc=0x1A1A0000 + n)
     pe = lab.peer(callee, callee_host, send_to=callee_veil, count=COUNT, interval=INTERVAL, ssrc=0x2B2B0000 + n)
