@@ -713,11 +713,13 @@ void parse_limits(Checker& c, const toml::table& root, Config& cfg) {
   const toml::table* t = c.table(root, "", "limits");
   if (!t) return;
   c.keys(*t, "limits", "keys in [limits]",
-         {"max_flows", "punt_pps", "flow_idle_timeout", "relatch_after_ms"});
+         {"max_flows", "punt_pps", "punt_pps_per_source", "flow_idle_timeout", "relatch_after_ms"});
   if (auto v = c.integer(*t, "limits", "max_flows", 1, 16777216))
     cfg.limits.max_flows = uint32_t(*v);
   if (auto v = c.integer(*t, "limits", "punt_pps", 1, 100000000))
     cfg.limits.punt_pps = uint32_t(*v);
+  if (auto v = c.integer(*t, "limits", "punt_pps_per_source", 0, 100000000))
+    cfg.limits.punt_pps_per_source = uint32_t(*v);
   if (auto v = c.integer(*t, "limits", "flow_idle_timeout", 1, 86400,
                          "expected a number of seconds from 1 to 86400"))
     cfg.limits.flow_idle_timeout_s = uint32_t(*v);

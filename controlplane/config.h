@@ -47,6 +47,7 @@ struct Cores {
 struct Limits {
   uint32_t max_flows = 65536;        // media flow table capacity (rte_hash entries)
   uint32_t punt_pps = 20000;         // exception-path packets per second per worker
+  uint32_t punt_pps_per_source = 2000;  // ... per source address per worker (0: no per-source limit)
   uint32_t flow_idle_timeout_s = 60; // a flow with no packet for this long is reported idle
   uint32_t relatch_after_ms = 2000;  // a latched source silent this long may be replaced
 };

@@ -250,6 +250,11 @@ std::unique_ptr<Dataplane> Dataplane::create(const config::Config& cfg, const Op
     w->cycles_per_token = std::max<uint64_t>(1, hz / rate);
     w->punt_max = std::max<uint64_t>(64, rate / 10);
     w->punt_tokens = w->punt_max;
+    if (cfg.limits.punt_pps_per_source) {
+      uint64_t src_rate = std::max<uint64_t>(1, cfg.limits.punt_pps_per_source / nworkers);
+      w->src_cycles_per_token = std::max<uint64_t>(1, hz / src_rate);
+      w->src_max = uint32_t(std::max<uint64_t>(16, src_rate / 5));  // 200 ms of burst
+    }
     w->relatch_cycles = hz / 1000 * cfg.limits.relatch_after_ms;
     w->resolve_cycles = hz / 10;
     w->idle_sleep_us = cfg.dataplane.idle_sleep_us;

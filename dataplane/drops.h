@@ -23,6 +23,7 @@ namespace veil::dp {
   X(no_neighbour, "next hop's MAC address not resolved yet (resolution requested)")   \
   X(flow_disabled, "flow installed with action drop")                                 \
   X(punt_policed, "exception-path packet over the per-worker punt rate")             \
+  X(punt_source_policed, "exception-path packet over its source's punt rate")       \
   X(punt_full, "exception path (kernel interface) refused the packet")               \
   X(ctl_ring_full, "ring to the control plane full")                                  \
   X(arp_invalid, "ARP that is not Ethernet/IPv4 or not for us")                       \

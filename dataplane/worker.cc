@@ -1,6 +1,7 @@
 #include "dataplane/worker.h"
 
 #include <rte_cycles.h>
+#include <rte_hash_crc.h>
 #include <rte_prefetch.h>
 
 #include <ctime>
@@ -23,9 +24,32 @@ void WorkerCtx::push(TxBuf& b, uint16_t port_id, rte_mbuf* m) {
   b.m[b.n++] = m;
 }
 
-void WorkerCtx::punt(uint8_t pi, rte_mbuf* m, uint64_t now) {
+bool WorkerCtx::source_allows(const uint8_t* src, Family fam, uint64_t now) {
+  uint32_t key[2] = {0, 0};
+  std::memcpy(key, src, fam == Family::V4 ? 4 : 8);  // IPv4 address, or the IPv6 /64
+  uint32_t h = rte_hash_crc_8byte(uint64_t(key[0]) | uint64_t(key[1]) << 32, 0x5eed);
+  SrcBucket& b = src_buckets[h & (kSrcBuckets - 1)];
+  uint32_t now_hi = uint32_t(now >> 16);
+  if (b.last_tsc_hi == 0) {  // first use
+    b.tokens = src_max;
+    b.last_tsc_hi = now_hi;
+  } else if (b.tokens == 0) {
+    uint64_t add = (uint64_t(uint32_t(now_hi - b.last_tsc_hi)) << 16) / src_cycles_per_token;
+    if (add) {
+      b.tokens = uint32_t(add > src_max ? src_max : add);
+      b.last_tsc_hi = now_hi;
+    }
+  }
+  if (b.tokens == 0) return false;
+  --b.tokens;
+  return true;
+}
+
+void WorkerCtx::punt(uint8_t pi, rte_mbuf* m, uint64_t now, const uint8_t* src_ip, Family fam) {
   const PortInfo& port = dp->ports_[pi];
   if (!port.has_exc) return drop(m, Drop::punt_full);
+  if (src_max && src_ip && !source_allows(src_ip, fam, now))
+    return drop(m, Drop::punt_source_policed);
   if (punt_tokens == 0) {
     if (punt_last_tsc == 0) punt_last_tsc = now;  // first refill counts from the first punt
     uint64_t add = (now - punt_last_tsc) / cycles_per_token;
@@ -119,14 +143,14 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
         push(nic_tx[pi], port.nic, m);
       } else if (r.answer == Answer::Punt) {
         if (r.has_hint) count(Event::neigh_learned);
-        punt(pi, m, now);
+        punt(pi, m, now, p.src_ip(f), p.family);
       } else {
         drop(m, r.drop);
       }
       continue;
     }
     if (p.proto == kProtoUdp || p.proto == kProtoTcp || p.fragment) {
-      punt(pi, m, now);  // signaling, management, fragments for the kernel to reassemble
+      punt(pi, m, now, p.src_ip(f), p.family);  // signaling, management, fragments
       continue;
     }
     drop(m, Drop::l4_unsupported);

@@ -33,6 +33,18 @@ struct alignas(64) WorkerCtx {
   uint64_t punt_last_tsc = 0;
   uint64_t cycles_per_token = 1;
 
+  // Per-source exception-path policer: 4096 token buckets per worker, indexed by a hash of
+  // the source (IPv4 address or IPv6 /64); colliding sources share a bucket, which can only
+  // make the limit stricter for them. Worker-private: no sharing, no atomics.
+  static constexpr unsigned kSrcBuckets = 4096;
+  struct SrcBucket {
+    uint32_t tokens;
+    uint32_t last_tsc_hi;  // TSC >> 16 at the last refill
+  };
+  SrcBucket src_buckets[kSrcBuckets] = {};
+  uint32_t src_max = 0;            // bucket depth (0: per-source policing off)
+  uint64_t src_cycles_per_token = 1;
+
   uint64_t relatch_cycles = 0;
   uint64_t resolve_cycles = 0;
   uint32_t idle_sleep_us = 0;
@@ -58,7 +70,9 @@ struct alignas(64) WorkerCtx {
 
  private:
   void relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now);
-  void punt(uint8_t pi, rte_mbuf* m, uint64_t now);
+  void punt(uint8_t pi, rte_mbuf* m, uint64_t now, const uint8_t* src_ip = nullptr,
+            Family fam = Family::None);
+  bool source_allows(const uint8_t* src_ip, Family fam, uint64_t now);
   void to_ctl(const CtlMsg& msg);
   void push(TxBuf& b, uint16_t port_id, rte_mbuf* m);
 };

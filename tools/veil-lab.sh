@@ -11,7 +11,8 @@
 #   tools/veil-lab.sh exec ext|int|sbc CMD...   run a command in one of the hosts
 #
 # Environment: VEIL_LAB (name prefix, default "veil"), VEIL_BUILD (build dir, default
-# ./build), VEIL_CORES ("control,worker" lcores, default "0,1"), VEIL_LAB_SIP=1 (enable the
+# ./build), VEIL_LAB_PUNT_PER_SOURCE ([limits] punt_pps_per_source, default 2000; 0 = off),
+# VEIL_CORES ("control,worker" lcores, default "0,1"), VEIL_LAB_SIP=1 (enable the
 # B2BUA: [sip] with the trusted host 198.51.100.10:5060 as PBX and the untrusted host
 # 203.0.113.10:5060 as the target of calls from the PBX).
 #
@@ -72,6 +73,7 @@ ports = "30000-39999"
 [limits]
 max_flows = 65536
 flow_idle_timeout = 5
+punt_pps_per_source = ${VEIL_LAB_PUNT_PER_SOURCE:-2000}
 
 [dataplane]
 memory_mb = 256

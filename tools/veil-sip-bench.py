@@ -62,7 +62,9 @@ class Bench:
     def __init__(self, args):
         self.args = args
         self.lab = args.lab or 'sb%d' % (os.getpid() % 100000)
-        self.env = dict(os.environ, VEIL_LAB=self.lab, VEIL_LAB_SIP='1')
+        # One sipp host sends every call: lift the per-source signaling limit (a carrier
+        # trunk would be configured the same way), keep the global punt_pps.
+        self.env = dict(os.environ, VEIL_LAB=self.lab, VEIL_LAB_SIP='1', VEIL_LAB_PUNT_PER_SOURCE='0')
         self.build = os.environ.get('VEIL_BUILD', os.path.join(ROOT, 'build'))
         self.sock = '/run/veil-lab-%s/veil.sock' % self.lab
         self.tmp = tempfile.mkdtemp(prefix='veil-sip-bench-')

@@ -81,7 +81,8 @@ struct Lab {
   std::unique_ptr<Dataplane> dp;
   MacAddr ext_mac, int_mac;
 
-  explicit Lab(uint32_t punt_pps = 20000, std::vector<unsigned> workers = {}) {
+  explicit Lab(uint32_t punt_pps = 20000, std::vector<unsigned> workers = {},
+               uint32_t punt_pps_per_source = 0) {
     unsigned q = workers.size() > 1 ? unsigned(workers.size()) : 1;
     ext = make_ring_port("e", q);
     intp = make_ring_port("i", q);
@@ -104,6 +105,7 @@ struct Lab {
     cfg.cores.workers = workers;
     cfg.limits.max_flows = 1024;
     cfg.limits.punt_pps = punt_pps;
+    cfg.limits.punt_pps_per_source = punt_pps_per_source;
     cfg.limits.relatch_after_ms = 100;
     cfg.dataplane.mbufs = 4095;
     Options opt;
@@ -560,6 +562,40 @@ TEST(ExceptionPath, PuntRateIsPolicedPerWorker) {
                                 ep("203.0.113.1:5060"), std::vector<uint8_t>(20, 'x')));
   lab.pass(lab.dp->tsc_hz());
   EXPECT_EQ(lab.take(lab.ext_exc).size(), 1u);
+}
+
+// One host flooding signaling cannot use up the exception path for everyone: its own
+// bucket (punt_pps_per_source, depth rate/5 = 40 here) runs dry first, another host still
+// gets through, and the flooder gets through again once time has passed.
+TEST(ExceptionPath, PuntRateIsPolicedPerSource) {
+  Lab lab(/*punt_pps=*/20000, {}, /*punt_pps_per_source=*/200);
+  auto sip_from = [&](const char* src) {
+    return udp_frame(lab.ext_mac, kExtHostMac, ep(src), ep("203.0.113.1:5060"),
+                     std::vector<uint8_t>(40, 'x'));
+  };
+  for (int i = 0; i < 100; ++i) lab.inject(lab.ext, sip_from("203.0.113.66:5060"));
+  for (int i = 0; i < 4; ++i) lab.pass(10);
+  EXPECT_EQ(lab.take(lab.ext_exc).size(), 40u);
+  EXPECT_EQ(lab.dp->drop_count(Drop::punt_source_policed), 60u);
+  EXPECT_EQ(lab.dp->drop_count(Drop::punt_policed), 0u);
+  // Another source is unaffected.
+  for (int i = 0; i < 10; ++i) lab.inject(lab.ext, sip_from("203.0.113.10:5060"));
+  lab.pass(10);
+  EXPECT_EQ(lab.take(lab.ext_exc).size(), 10u);
+  // A second later the flooder's bucket has refilled.
+  lab.inject(lab.ext, sip_from("203.0.113.66:5060"));
+  lab.pass(lab.dp->tsc_hz());
+  EXPECT_EQ(lab.take(lab.ext_exc).size(), 1u);
+  // IPv6 sources are bucketed by /64: two addresses of one /64 share a bucket.
+  for (int i = 0; i < 30; ++i) {
+    lab.inject(lab.ext, udp_frame(lab.ext_mac, kExtHostMac, ep("[2001:db8:1::66]:5060"),
+                                  ep("[2001:db8:1::1]:5060"), std::vector<uint8_t>(40, 'x')));
+    lab.inject(lab.ext, udp_frame(lab.ext_mac, kExtHostMac, ep("[2001:db8:1::67]:5060"),
+                                  ep("[2001:db8:1::1]:5060"), std::vector<uint8_t>(40, 'x')));
+  }
+  lab.pass(10);
+  lab.pass(10);
+  EXPECT_EQ(lab.take(lab.ext_exc).size(), 40u);
 }
 
 TEST(Answers, ArpEchoAndNeighbourSolicitation) {

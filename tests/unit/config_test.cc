@@ -530,7 +530,7 @@ const Case kCases[] = {
     {"UnknownMediaKey", "ports = \"20000-29999\"", "port = \"20000-29999\"", "|port = \"20000",
      "media.external.port: unknown key", "did you mean \"ports\"?"},
     {"UnknownLimitsKey", "punt_pps", "punt_ppps", "|punt_ppps", "limits.punt_ppps: unknown key",
-     "max_flows, punt_pps, flow_idle_timeout, relatch_after_ms"},
+     "max_flows, punt_pps, punt_pps_per_source, flow_idle_timeout, relatch_after_ms"},
     {"UnknownDataplaneKey", "hugepages = true", "hugepage = true", "|hugepage",
      "dataplane.hugepage: unknown key", "did you mean \"hugepages\"?"},
     {"UnknownManagementKey", "socket = ", "sock = ", "|sock =", "management.sock: unknown key",
