@@ -790,7 +790,16 @@ void parse_dataplane(Checker& c, const toml::table& root, Config& cfg) {
 void parse_management(Checker& c, const toml::table& root, Config& cfg) {
   const toml::table* t = c.table(root, "", "management");
   if (!t) return;
-  c.keys(*t, "management", "keys in [management]", {"socket"});
+  c.keys(*t, "management", "keys in [management]", {"socket", "metrics"});
+  const std::string mfix =
+      "expected \"ADDRESS:PORT\" (IPv6 in brackets), e.g. metrics = \"127.0.0.1:9464\"";
+  if (auto* n = c.string(*t, "management", "metrics", mfix)) {
+    auto ep = Endpoint::parse(n->get());
+    if (!ep)
+      c.add(*n, "management.metrics: " + quote(n->get()) + " is not an address and port", mfix);
+    else
+      cfg.management.metrics = *ep;
+  }
   const std::string fix =
       "expected an absolute path of at most 107 bytes, e.g. socket = \"/run/veil/veil.sock\"";
   if (auto* n = c.string(*t, "management", "socket", fix)) {

@@ -67,6 +67,7 @@ struct DataplaneConfig {
 
 struct Management {
   std::string socket = "/run/veil/veil.sock";  // Unix socket of the management API
+  std::optional<Endpoint> metrics;             // Prometheus /metrics (HTTP) address; off if unset
 };
 
 // [sip]: the B2BUA (sip/b2bua.h). Off by default, so a file without [sip] runs the

@@ -303,10 +303,13 @@ int main(int argc, char** argv) {
     epoll_ctl(epfd, EPOLL_CTL_ADD, sfd, &ev);
     ev.data.fd = server.listen_fd();
     epoll_ctl(epfd, EPOLL_CTL_ADD, server.listen_fd(), &ev);
-    // Prometheus /metrics on $VEIL_METRICS (ADDR:PORT), served from this loop's epoll through
+    // Prometheus /metrics on [management] metrics (ADDR:PORT), served from this loop's epoll through
     // the management server's dispatch; flows show the media stream (call) they belong to.
     veil::ctl::MetricsServer metrics(api);
-    if (const char* maddr = std::getenv("VEIL_METRICS"); maddr && *maddr) {
+    // [management] metrics, or (overriding it, for the lab and tests) $VEIL_METRICS.
+    std::string metrics_addr = cfg.management.metrics ? cfg.management.metrics->str() : "";
+    if (const char* env = std::getenv("VEIL_METRICS"); env && *env) metrics_addr = env;
+    if (const char* maddr = metrics_addr.c_str(); *maddr) {
       if (metrics.listen(maddr, epfd, err)) {
         server.attach(&metrics);
         log("info", std::string("Prometheus metrics on http://") + maddr + "/metrics");

@@ -64,6 +64,7 @@ idle_sleep_us = 50
 
 [management]
 socket = "/tmp/veil-test.sock"
+metrics = "[::1]:9464"
 )";
 
 // Only what is required.
@@ -204,6 +205,21 @@ TEST(Config, FullConfigParsesEveryValue) {
   EXPECT_EQ(c.dataplane.default_latch, LatchMode::Strict);
   EXPECT_EQ(c.dataplane.idle_sleep_us, 50u);
   EXPECT_EQ(c.management.socket, "/tmp/veil-test.sock");
+  ASSERT_TRUE(c.management.metrics.has_value());
+  EXPECT_EQ(c.management.metrics->str(), "[::1]:9464");
+}
+
+TEST(Config, MetricsAddressMustBeAddressAndPort) {
+  std::string text = kFull;
+  auto at = text.find("metrics = \"[::1]:9464\"");
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, std::string("metrics = \"[::1]:9464\"").size(), "metrics = \"localhost:9464\"");
+  ParseResult r = parse_string(text, "m.toml");
+  ASSERT_FALSE(r.ok());
+  bool found = false;
+  for (const auto& e : r.errors)
+    if (e.what.find("management.metrics") != std::string::npos && e.line > 0) found = true;
+  EXPECT_TRUE(found) << r.errors.front().str();
 }
 
 TEST(Config, DefaultsWhenKeysAreAbsent) {
@@ -534,7 +550,7 @@ const Case kCases[] = {
     {"UnknownDataplaneKey", "hugepages = true", "hugepage = true", "|hugepage",
      "dataplane.hugepage: unknown key", "did you mean \"hugepages\"?"},
     {"UnknownManagementKey", "socket = ", "sock = ", "|sock =", "management.sock: unknown key",
-     "allowed keys in [management]: socket"},
+     "allowed keys in [management]: socket, metrics"},
 
     // Wrong types.
     {"MtuString", "mtu = 1400", "mtu = \"1400\"", "mtu = |\"1400\"",
