@@ -377,6 +377,8 @@ struct B2bua::Impl {
     }
     Call* call = make_call(side, nh);
     if (!sip || !sip->sip_request || !sip->sip_from || !sip->sip_to) return fail(call, 400, "malformed INVITE");
+    if (side == kExternal)
+      if (auto f = source_of(agent[kExternal])) pin_to_flow(nh, *f);
 
     std::optional<Endpoint> target;
     Transport transport = Transport::Udp;
@@ -448,6 +450,7 @@ struct B2bua::Impl {
     Leg& b = call->leg[1];
     b.nh = nua_handle(agent[b.side], reinterpret_cast<nua_hmagic_t*>(call), TAG_END());
     if (!b.nh) return fail(call, 500, "nua_handle failed");
+    if (b.side == kExternal) pin_to_flow(b.nh, Flow{*target, transport});
     b.terminated = false;
     b.client_pending = true;
     nua_invite(b.nh, NUTAG_URL(ruri.c_str()), SIPTAG_FROM_STR(from.c_str()),
@@ -541,6 +544,15 @@ struct B2bua::Impl {
     }
     f.tr = ai->ai_protocol == IPPROTO_TCP ? Transport::Tcp : Transport::Udp;
     return f;
+  }
+
+  // Every request of this untrusted-side dialog (ACK, BYE, re-INVITE, ...) goes to the flow
+  // the client is reachable on, whatever its Contact says: a private address behind a NAT,
+  // or a browser's "<random>.invalid;transport=ws" (RFC 7118), which the WebSocket gateway
+  // reaches over the TCP connection it opened for that browser.
+  void pin_to_flow(nua_handle_t* nh, const Flow& f) {
+    std::string url = "sip:" + uri_hostport(f.ep) + transport_param(f.tr);
+    nua_set_hparams(nh, NUTAG_PROXY(url.c_str()), TAG_END());
   }
 
   Binding* binding_of_handle(nua_handle_t* nh) {

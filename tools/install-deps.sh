@@ -6,10 +6,10 @@ set -euo pipefail
 pkgs=(
   build-essential meson ninja-build pkg-config
   libdpdk-dev dpdk dpdk-dev libnuma-dev libpcap-dev
-  libssl-dev libsofia-sip-ua-dev libtomlplusplus-dev
+  libssl-dev libsofia-sip-ua-dev libtomlplusplus-dev libboost-dev openssl
   libgtest-dev libgmock-dev
   dpkg-dev fakeroot autoconf automake libtool
-  iproute2 iputils-ping sip-tester tshark tcpdump python3 shellcheck
+  iproute2 iputils-ping sip-tester tshark tcpdump python3 python3-websockets shellcheck
 )
 
 missing=()
