@@ -32,6 +32,7 @@ PER_SOURCE = 3
 # The client needs python3-websockets, a Debian package: Debian's interpreter, whatever
 # python3 runs this file.
 DEBIAN_PYTHON = '/usr/bin/python3'
+BROWSER = os.path.join(HERE, '..', 'browser', 'veil-browser.mjs')
 
 
 class State:
@@ -204,6 +205,33 @@ def test_per_source_limit(lab):
     check(r.get('subprotocol') == 'sip', 'after the others closed, a new connection was refused: %s' % r)
 
 
+def test_browser_registers(lab):
+    """Headless chromium with SIP.js (the untrusted namespace, page origin
+    https://phone.example.test) registers over wss with digest authentication, stays
+    registered, and un-registers; the PBX sees REGISTER and un-REGISTER from Veil's Contact."""
+    for path, what in (('/usr/bin/chromium', 'chromium'), (os.path.join(HERE, '..', 'browser', 'node_modules',
+                                                                        'sip.js', 'lib', 'index.js'), 'sip.js')):
+        check(os.path.exists(path), '%s is not installed (tools/install-deps.sh installs it): %s' % (what, path))
+    check(shutil.which('node'), 'node is not installed (tools/install-deps.sh installs it)')
+    reg, reg_msg = sipp(lab, 'uas_registrar.xml', 'browser-registrar', 5060)
+    wait_listening(lab, 5060)
+    opts = {'scenario': 'register', 'server': WSS, 'user': 'alice', 'domain': 'voice.example.com',
+            'password': 's3cret', 'hold_ms': 4000, 'unregister': True}
+    browser = Proc(lab, lab.ns_argv('ext', ['node', BROWSER, json.dumps(opts)]), 'chromium (SIP.js)')
+    sipp_done(reg, 'registrar', reg_msg)
+    unreg, unreg_msg = sipp(lab, 'uas_unregister.xml', 'browser-unregister', 5060)
+    r = browser.json(60)
+    State.received += r.get('received', [])
+    sipp_done(unreg, 'un-REGISTER', unreg_msg)
+    log('  browser: states %s, contact %s' % (r.get('states'), r.get('contact')))
+    check(r.get('registered') is True and r.get('unregistered') is True,
+          'the browser did not register and un-register: %s' % {k: r.get(k) for k in ('registered', 'unregistered',
+                                                                                        'states', 'error')})
+    check(re.search(r'@[a-z0-9]+\.invalid', r.get('contact', '')), 'SIP.js contact: %s' % r.get('contact'))
+    ok = [m for m in r.get('received', []) if m.startswith('SIP/2.0 200') and 'REGISTER' in m]
+    check(ok and 'transport=ws' in ok[0], 'the REGISTER 200 does not return the browser\'s Contact: %s' % ok[:1])
+
+
 def test_no_leaks(lab):
     """No SIP message the browser received names the trusted side; the trusted wire never
     names the untrusted host or a browser's .invalid host."""
@@ -241,4 +269,4 @@ if __name__ == '__main__':
     os.environ['VEIL_LAB_WS_PER_SOURCE'] = str(PER_SOURCE)
     sys.exit(run_tests('websocket', [test_listening, test_upgrade_and_refusals, test_options_without_content_length,
                                      test_register_then_call_from_pbx, test_call_to_pbx, test_bad_messages,
-                                     test_per_source_limit, test_no_leaks]))
+                                     test_per_source_limit, test_browser_registers, test_no_leaks]))
