@@ -81,6 +81,10 @@ struct alignas(64) SrtpSession {
   uint32_t ssrcs[kSrtpMaxSsrc] = {};  // SSRCs libsrtp holds a stream for
 };
 
+// Before the first session: keep libsrtp2's own HMAC-SHA1 (two allocations per packet on
+// OpenSSL 3) instead of dataplane/srtp_hmac.h's. For comparisons (veil-srtp-bench).
+void srtp_use_stock_hmac(bool stock);
+
 // Control plane. nullptr and `why` on failure (bad profile or key length, libsrtp error).
 // `k.enabled()` must hold. libsrtp is initialised on first use.
 SrtpSession* srtp_session_create(const SrtpKeying& k, bool outbound, std::string* why);

@@ -19,12 +19,26 @@
 #include <srtp2/cipher.h>
 #include <srtp2/srtp.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <string>
 #include <vector>
 
+#include "dataplane/srtp_hmac.h"
 #include "dataplane/srtp_session.h"
+
+// Counts allocations in a window (glibc: a program may define malloc; this one forwards to
+// glibc's own). Used to show that a packet costs no allocation.
+extern "C" void* __libc_malloc(size_t);
+namespace {
+std::atomic<bool> g_count_allocs{false};
+std::atomic<unsigned long> g_allocs{0};
+}  // namespace
+extern "C" void* malloc(size_t n) {
+  if (g_count_allocs.load(std::memory_order_relaxed)) g_allocs.fetch_add(1, std::memory_order_relaxed);
+  return __libc_malloc(n);
+}
 
 // libsrtp2's cipher types (crypto/cipher/aes_icm_ossl.c, aes_gcm_ossl.c); exported by the
 // library, declared only in its uninstalled crypto_kernel headers.
@@ -211,10 +225,16 @@ Bytes lib_protect(srtp_t s, Bytes pkt) {
 
 // libsrtp2's srtp_protect from the B.3 master key equals the packet built from the B.3 session
 // keys: its KDF, AES-CM and HMAC-SHA1-80/32 are the RFC's. Several packets, including a
-// sequence-number wrap (ROC 1).
+// sequence-number wrap (ROC 1). First with libsrtp2's own HMAC-SHA1 (this test runs before any
+// Veil session installs its replacement), then with dataplane/srtp_hmac.h's.
 TEST(Rfc3711, LibsrtpProtectMatchesDerivedKeys) {
   const Bytes mk = hex("E1F97A0D3E018BE0D64FA32C06DE4139"), ms = hex("0EC675AD498AFEEBB6960B3AABE6");
   const Bytes key = kdf(mk, ms, 0, 16), salt = kdf(mk, ms, 2, 14), auth = kdf(mk, ms, 1, 20);
+  for (int pass = 0; pass < 2; ++pass) {
+  SCOPED_TRACE(pass ? "Veil's HMAC-SHA1" : "libsrtp2's HMAC-SHA1");
+  if (pass == 1) {
+    ASSERT_TRUE(srtp_fast_hmac_install());  // runs its RFC 2202 self-test
+  }
   for (auto [profile, tag] : {std::pair{srtp_profile_aes128_cm_sha1_80, size_t(10)},
                               std::pair{srtp_profile_aes128_cm_sha1_32, size_t(4)}}) {
     srtp_t s = lib_session(profile, cat(mk, ms), true);
@@ -226,6 +246,7 @@ TEST(Rfc3711, LibsrtpProtectMatchesDerivedKeys) {
       EXPECT_EQ(lib_protect(s, plain), cm_protect(key, salt, auth, plain, roc, tag));
     }
     srtp_dealloc(s);
+  }
   }
 }
 
@@ -491,6 +512,27 @@ TEST_P(SessionTest, RefusesWithoutKeysRoomOrBeyondSsrcCap) {
     EXPECT_EQ(srtp_session_unprotect(*s.rx, b.data(), l), want);
   }
   EXPECT_EQ(s.rx->n_ssrc, kSrtpMaxSsrc);
+}
+
+TEST_P(SessionTest, NoAllocationPerPacket) {
+  Sessions s(keying(GetParam(), 0x42));
+  Bytes buf(256);
+  std::vector<Bytes> pkts;
+  for (uint16_t seq = 0; seq < 2002; ++seq) pkts.push_back(rtp_packet(seq, 0x55667788));
+  auto one = [&](uint16_t seq) {
+    const Bytes& p = pkts[seq];
+    std::copy(p.begin(), p.end(), buf.begin());
+    uint32_t len = uint32_t(p.size());
+    ASSERT_EQ(srtp_session_protect(*s.tx, buf.data(), len, 64), SrtpResult::Ok);
+    ASSERT_EQ(srtp_session_unprotect(*s.rx, buf.data(), len), SrtpResult::Ok);
+    ASSERT_EQ(len, p.size());
+  };
+  one(1);  // libsrtp2 allocates the SSRC's streams on its first packet
+  g_allocs = 0;
+  g_count_allocs = true;
+  for (uint16_t seq = 2; seq < 2002; ++seq) one(seq);
+  g_count_allocs = false;
+  EXPECT_EQ(g_allocs.load(), 0u) << "allocations in 2000 protect+unprotect";
 }
 
 INSTANTIATE_TEST_SUITE_P(Profiles, SessionTest,
