@@ -1,6 +1,7 @@
 #include "dataplane/srtp_session.h"
 
 #include "dataplane/srtp_hmac.h"
+#include "dataplane/srtp_icm.h"
 
 #include <srtp2/srtp.h>
 
@@ -11,7 +12,7 @@
 namespace veil::dp {
 
 namespace {
-std::atomic<bool> g_stock_hmac{false};
+std::atomic<bool> g_stock_crypto{false};
 
 struct ProfileInfo {
   SrtpProfile p;
@@ -70,7 +71,7 @@ struct Busy {
 };
 }  // namespace
 
-void srtp_use_stock_hmac(bool stock) { g_stock_hmac.store(stock); }
+void srtp_use_stock_crypto(bool stock) { g_stock_crypto.store(stock); }
 
 const char* srtp_profile_name(SrtpProfile p) {
   const ProfileInfo* i = info(p);
@@ -104,7 +105,8 @@ SrtpSession* srtp_session_create(const SrtpKeying& k, bool outbound, std::string
   std::call_once(once, [] {
     init_status = srtp_set_debug_module("aes icm ossl", 0) == srtp_err_status_ok ? srtp_err_status_ok
                                                                                 : srtp_init();
-    if (init_status == srtp_err_status_ok && !g_stock_hmac.load() && !srtp_fast_hmac_install())
+    if (init_status == srtp_err_status_ok && !g_stock_crypto.load() &&
+        (!srtp_fast_hmac_install() || !srtp_fast_icm_install()))
       init_status = srtp_err_status_init_fail;
   });
   if (init_status != srtp_err_status_ok) return set_why(why, "libsrtp2 initialisation failed"), nullptr;

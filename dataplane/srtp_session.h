@@ -39,7 +39,7 @@ unsigned srtp_master_len(SrtpProfile p);
 
 inline constexpr unsigned kSrtpMaxMaster = 30;
 inline constexpr unsigned kSrtpMaxSsrc = 8;       // SSRCs per session (BUNDLE: audio+video+rtx)
-inline constexpr unsigned kSrtpReplayWindow = 1024;  // packets (libsrtp default is 128)
+inline constexpr unsigned kSrtpReplayWindow = 128;  // packets (libsrtp2's default; RFC 3711 asks >= 64)
 
 // One side's keying, as the control plane gets it from SDES (RFC 4568) or DTLS-SRTP key
 // export (RFC 5764 4.2). Part of FlowSpec.
@@ -81,9 +81,12 @@ struct alignas(64) SrtpSession {
   uint32_t ssrcs[kSrtpMaxSsrc] = {};  // SSRCs libsrtp holds a stream for
 };
 
-// Before the first session: keep libsrtp2's own HMAC-SHA1 (two allocations per packet on
-// OpenSSL 3) instead of dataplane/srtp_hmac.h's. For comparisons (veil-srtp-bench).
-void srtp_use_stock_hmac(bool stock);
+// Sessions use libsrtp2 with two of its primitives replaced through its own extension points
+// on first use: HMAC-SHA1 (dataplane/srtp_hmac.h: libsrtp2's allocates twice per packet on
+// OpenSSL 3) and AES-ICM-128 (dataplane/srtp_icm.h: libsrtp2's re-initialises OpenSSL per
+// packet). Called before the first session, `true` keeps libsrtp2's own (veil-srtp-bench
+// compares the two).
+void srtp_use_stock_crypto(bool stock);
 
 // Control plane. nullptr and `why` on failure (bad profile or key length, libsrtp error).
 // `k.enabled()` must hold. libsrtp is initialised on first use.

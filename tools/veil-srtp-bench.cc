@@ -2,7 +2,7 @@
 // against a same-run baseline of libsrtp2 doing the same protect/unprotect work alone.
 //
 //   veil-srtp-bench [--flows 1000] [--packets 1M] [--reps 7] [--mbufs 1024] [--lcore 0]
-//                   [--profiles AES_CM_128_HMAC_SHA1_80,AEAD_AES_128_GCM]
+//                   [--profiles AES_CM_128_HMAC_SHA1_80,AEAD_AES_128_GCM] [--stock-crypto]
 //
 // Like veil-bench (docs/performance.md), no NIC: WorkerCtx::process_burst() is called on
 // pre-built mbufs and the relayed packets are taken back from its tx buffers. The flows come
@@ -196,6 +196,7 @@ struct Args {
   unsigned mbufs = 1024;
   unsigned lcore = 0;
   std::vector<SrtpProfile> profiles{SrtpProfile::AesCm128HmacSha1_80, SrtpProfile::AeadAes128Gcm};
+  bool stock_crypto = false;  // libsrtp2's own HMAC-SHA1 and AES-ICM (srtp_use_stock_crypto)
   std::string cmdline;
 };
 
@@ -222,7 +223,9 @@ void usage(FILE* to) {
                "  --mbufs     packet buffers cycled through, default 1024\n"
                "  --lcore     CPU to run on, default 0\n"
                "  --profiles  AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32, AEAD_AES_128_GCM;\n"
-               "              default AES_CM_128_HMAC_SHA1_80,AEAD_AES_128_GCM\n");
+               "              default AES_CM_128_HMAC_SHA1_80,AEAD_AES_128_GCM\n"
+               "  --stock-crypto  libsrtp2's own HMAC-SHA1 and AES-ICM instead of Veil's replacements\n"
+               "              (dataplane/srtp_hmac.h, srtp_icm.h), in both the pipeline and the baseline\n");
 }
 
 bool parse_args(int argc, char** argv, Args& a) {
@@ -232,6 +235,10 @@ bool parse_args(int argc, char** argv, Args& a) {
     if (opt == "-h" || opt == "--help") {
       usage(stdout);
       std::exit(0);
+    }
+    if (opt == "--stock-crypto") {
+      a.stock_crypto = true;
+      continue;
     }
     if (i + 1 >= argc) return usage(stderr), false;
     std::string_view val = argv[++i];
@@ -661,6 +668,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   SrtpInfo si = srtp_start();
+  srtp_use_stock_crypto(args.stock_crypto);
   if (!si.ok || !si.openssl) {
     std::fprintf(stderr, "veil-srtp-bench: libsrtp2 not usable or not on OpenSSL (%s)\n", si.backend.c_str());
     return 1;
@@ -683,6 +691,8 @@ int main(int argc, char** argv) {
               "assertions on"
 #endif
   );
+  std::printf("crypto:   %s\n", args.stock_crypto ? "libsrtp2's own HMAC-SHA1 and AES-ICM (--stock-crypto)"
+                                                 : "libsrtp2 with Veil's HMAC-SHA1 and AES-ICM (dataplane/srtp_hmac.h, srtp_icm.h)");
   std::printf("load:     %s (load average)\n", loadavg().c_str());
   std::printf("per run:  %u flows (%u SRTP->RTP, %u RTP->SRTP), %llu packets x %u repetitions, %u mbufs\n\n",
               args.flows, args.flows / 2, args.flows / 2, (unsigned long long)args.packets, args.reps, args.mbufs);

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "dataplane/srtp_hmac.h"
+#include "dataplane/srtp_icm.h"
 #include "dataplane/srtp_session.h"
 
 // Counts allocations in a window (glibc: a program may define malloc; this one forwards to
@@ -225,15 +226,18 @@ Bytes lib_protect(srtp_t s, Bytes pkt) {
 
 // libsrtp2's srtp_protect from the B.3 master key equals the packet built from the B.3 session
 // keys: its KDF, AES-CM and HMAC-SHA1-80/32 are the RFC's. Several packets, including a
-// sequence-number wrap (ROC 1). First with libsrtp2's own HMAC-SHA1 (this test runs before any
-// Veil session installs its replacement), then with dataplane/srtp_hmac.h's.
+// sequence-number wrap (ROC 1). First with libsrtp2's own HMAC-SHA1 and AES-ICM (this test runs
+// before any Veil session installs the replacements), then with dataplane/srtp_hmac.h's and
+// srtp_icm.h's (the KDF runs on the AES-ICM type too). The RFC 7714 tests below run after it,
+// so their KDF check goes through the replacement as well.
 TEST(Rfc3711, LibsrtpProtectMatchesDerivedKeys) {
   const Bytes mk = hex("E1F97A0D3E018BE0D64FA32C06DE4139"), ms = hex("0EC675AD498AFEEBB6960B3AABE6");
   const Bytes key = kdf(mk, ms, 0, 16), salt = kdf(mk, ms, 2, 14), auth = kdf(mk, ms, 1, 20);
   for (int pass = 0; pass < 2; ++pass) {
-  SCOPED_TRACE(pass ? "Veil's HMAC-SHA1" : "libsrtp2's HMAC-SHA1");
+  SCOPED_TRACE(pass ? "Veil's HMAC-SHA1 and AES-ICM" : "libsrtp2's HMAC-SHA1 and AES-ICM");
   if (pass == 1) {
     ASSERT_TRUE(srtp_fast_hmac_install());  // runs its RFC 2202 self-test
+    ASSERT_TRUE(srtp_fast_icm_install());   // runs its RFC 3711 B.2 self-test
   }
   for (auto [profile, tag] : {std::pair{srtp_profile_aes128_cm_sha1_80, size_t(10)},
                               std::pair{srtp_profile_aes128_cm_sha1_32, size_t(4)}}) {
