@@ -64,6 +64,19 @@ void WorkerCtx::punt(uint8_t pi, rte_mbuf* m, uint64_t now, const uint8_t* src_i
   push(exc_tx[pi], port.exc, m);
 }
 
+namespace {
+inline void srtp_prefetch(const Flow* f, bool ctx) {
+  if (!f) return;
+  for (SrtpSession* s : {__atomic_load_n(&f->srtp_in, __ATOMIC_RELAXED), __atomic_load_n(&f->srtp_out, __ATOMIC_RELAXED)}) {
+    if (!s) continue;
+    if (ctx)
+      rte_prefetch0(s->ctx);
+    else
+      rte_prefetch0(s);
+  }
+}
+}  // namespace
+
 void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t now) {
   const PortInfo& port = dp->ports_[pi];
   FlowKey keys[kMaxBurst];
@@ -169,7 +182,13 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
     __builtin_prefetch(fp + 64, 1);
     rte_prefetch0(fp + 128);  // slot 0: the active one unless the flow was updated
   }
-  for (unsigned j = 0; j < nm; ++j) relay(media[j], media_p[j], flows[j], now);
+  for (unsigned j = 0; j < nm; ++j) {
+    // SRTP flows: libsrtp2's state is a chain of dependent lines per session; fetch the
+    // session two packets ahead and its libsrtp2 context one packet ahead.
+    if (j + 2 < nm) srtp_prefetch(flows[j + 2], false);
+    if (j + 1 < nm) srtp_prefetch(flows[j + 1], true);
+    relay(media[j], media_p[j], flows[j], now);
+  }
 }
 
 void WorkerCtx::relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
