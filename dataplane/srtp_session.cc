@@ -97,6 +97,45 @@ unsigned srtp_master_len(SrtpProfile p) {
   return i ? i->master_len : 0;
 }
 
+bool srtp_keying_parse(std::string_view text, SrtpKeying& out, std::string* why) {
+  out = SrtpKeying{};
+  if (text == "none") return true;
+  size_t colon = text.find(':');
+  if (colon == std::string_view::npos || !srtp_profile_parse(text.substr(0, colon), out.profile) ||
+      out.profile == SrtpProfile::None)
+    return set_why(why, "SRTP keying is none, PROFILE:pending or PROFILE:HEXKEY (profiles: "
+                        "AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32, AEAD_AES_128_GCM)"),
+           false;
+  std::string_view key = text.substr(colon + 1);
+  if (key == "pending") return true;
+  unsigned n = srtp_master_len(out.profile);
+  if (key.size() != 2 * n)
+    return set_why(why, std::string(srtp_profile_name(out.profile)) + " needs " + std::to_string(2 * n) +
+                            " hex digits (master key || master salt)"),
+           false;
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  for (unsigned i = 0; i < n; ++i) {
+    int hi = nibble(key[2 * i]), lo = nibble(key[2 * i + 1]);
+    if (hi < 0 || lo < 0) {
+      out = SrtpKeying{};
+      return set_why(why, "SRTP key is not hexadecimal"), false;
+    }
+    out.master[i] = uint8_t(hi << 4 | lo);
+  }
+  out.keyed = true;
+  return true;
+}
+
+std::string srtp_keying_describe(const SrtpKeying& k) {
+  if (!k.enabled()) return "none";
+  return std::string(srtp_profile_name(k.profile)) + (k.keyed ? " (keyed)" : " (keys pending)");
+}
+
 SrtpSession* srtp_session_create(const SrtpKeying& k, bool outbound, std::string* why) {
   static std::once_flag once;
   static srtp_err_status_t init_status = srtp_err_status_fail;

@@ -54,6 +54,12 @@ struct SrtpKeying {
   friend bool operator==(const SrtpKeying&, const SrtpKeying&) = default;
 };
 
+// Text form for the management API: "none", "PROFILE:pending" (keys to come) or
+// "PROFILE:HEX" (master key || master salt, 60 or 56 hex digits). false and `why` if malformed.
+bool srtp_keying_parse(std::string_view text, SrtpKeying& out, std::string* why);
+// "none", "PROFILE (keyed)" or "PROFILE (keys pending)": never the key.
+std::string srtp_keying_describe(const SrtpKeying& k);
+
 // Why a packet was refused, mapped to a drop reason by srtp_drop().
 enum class SrtpResult : uint8_t { Ok, AuthFail, Replay, NoKey, Error };
 inline Drop srtp_drop(SrtpResult r) {

@@ -558,3 +558,28 @@ TEST(SrtpProfileNames, ParseAndLengths) {
 }
 
 }  // namespace
+
+namespace {
+TEST(SrtpKeyingText, ParseAndDescribeWithoutTheKey) {
+  SrtpKeying k;
+  std::string why;
+  ASSERT_TRUE(srtp_keying_parse("AES_CM_128_HMAC_SHA1_80:E1F97A0D3E018BE0D64FA32C06DE41390EC675AD498AFEEBB6960B3AABE6", k, &why)) << why;
+  EXPECT_EQ(k.profile, SrtpProfile::AesCm128HmacSha1_80);
+  EXPECT_TRUE(k.keyed);
+  EXPECT_EQ(Bytes(k.master, k.master + 30), hex("E1F97A0D3E018BE0D64FA32C06DE41390EC675AD498AFEEBB6960B3AABE6"));
+  EXPECT_EQ(srtp_keying_describe(k), "AES_CM_128_HMAC_SHA1_80 (keyed)");
+  ASSERT_TRUE(srtp_keying_parse("AEAD_AES_128_GCM:pending", k, &why));
+  EXPECT_EQ(k.profile, SrtpProfile::AeadAes128Gcm);
+  EXPECT_FALSE(k.keyed);
+  EXPECT_EQ(srtp_keying_describe(k), "AEAD_AES_128_GCM (keys pending)");
+  ASSERT_TRUE(srtp_keying_parse("none", k, &why));
+  EXPECT_FALSE(k.enabled());
+  EXPECT_EQ(srtp_keying_describe(k), "none");
+  // GCM takes 28 bytes, not 30; bad digits; unknown profile.
+  EXPECT_FALSE(srtp_keying_parse("AEAD_AES_128_GCM:E1F97A0D3E018BE0D64FA32C06DE41390EC675AD498AFEEBB6960B3AABE6", k, &why));
+  EXPECT_NE(why.find("56 hex digits"), std::string::npos) << why;
+  EXPECT_FALSE(srtp_keying_parse("AES_CM_128_HMAC_SHA1_80:X1F97A0D3E018BE0D64FA32C06DE41390EC675AD498AFEEBB6960B3AABE6", k, &why));
+  EXPECT_FALSE(k.enabled());
+  EXPECT_FALSE(srtp_keying_parse("F8_128_HMAC_SHA1_80:00", k, &why));
+}
+}  // namespace
