@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "controlplane/doc.h"
+#include "controlplane/mgmt.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/packet.h"
 #include "dataplane/srtp_lib.h"
@@ -173,6 +175,7 @@ const Endpoint kPbx = ep("198.51.100.10:5000");
 
 struct Lab {
   RingPort ext, intp;
+  config::Config cfg;
   std::unique_ptr<Dataplane> dp;
   MacAddr ext_mac, int_mac;
   uint64_t tsc = 1'000'000'000;
@@ -180,7 +183,6 @@ struct Lab {
   Lab() {
     ext = make_ring_port("e");
     intp = make_ring_port("i");
-    config::Config cfg;
     config::PortConfig e, i;
     e.name = "ext0";
     e.role = config::Role::External;
@@ -513,6 +515,56 @@ TEST_P(SrtpRelay, NoTailroomForTagDroppedAndCounted) {
   lab.from_pbx(rtp(2, 0x01020304));
   lab.pass();
   EXPECT_EQ(lab.take(lab.ext).size(), 1u);
+}
+
+std::string hex_of(const SrtpKeying& k) {
+  std::string out;
+  char b[3];
+  for (unsigned i = 0; i < srtp_master_len(k.profile); ++i) {
+    std::snprintf(b, sizeof b, "%02x", k.master[i]);
+    out += b;
+  }
+  return out;
+}
+
+// The management API (veilctl flow-add / flow-update): keys in, SRTP relayed, keys never shown.
+TEST(SrtpFlows, ManagementApiInstallsKeysAndNeverShowsThem) {
+  Lab lab;
+  ctl::Api api(*lab.dp, lab.cfg);
+  const SrtpKeying k = keying(SrtpProfile::AesCm128HmacSha1_80, 12);
+  auto call = [&](const std::string& line) {
+    ctl::Request req;
+    std::string err;
+    EXPECT_TRUE(ctl::parse_request(line, req, err)) << err;
+    return api.handle(req);
+  };
+  const std::string a = "VEIL/1 flow-add id=1 port=external local=203.0.113.1:20000 remote=203.0.113.10:4000 "
+                        "egress-port=internal egress-local=198.51.100.1:30000 egress-remote=198.51.100.10:5000 "
+                        "peer=2 srtp-in=AES_CM_128_HMAC_SHA1_80:";
+  ctl::Response r = call(a + "pending");
+  ASSERT_EQ(r.status, 0) << r.message;
+  EXPECT_NE(doc::to_json(r.body).find("AES_CM_128_HMAC_SHA1_80 (keys pending)"), std::string::npos)
+      << doc::to_json(r.body);
+  Peer browser(k, true);
+  lab.from_browser(browser.protect(rtp(1)));
+  lab.pass();
+  EXPECT_TRUE(lab.take(lab.intp).empty());
+  EXPECT_EQ(lab.flow_drop(1, FlowDrop::srtp_no_key), 1u);
+
+  r = call("VEIL/1 flow-update" + a.substr(std::string("VEIL/1 flow-add").size()) + hex_of(k));
+  ASSERT_EQ(r.status, 0) << r.message;
+  std::string shown = doc::to_json(r.body) + doc::to_text(r.body);
+  EXPECT_NE(shown.find("AES_CM_128_HMAC_SHA1_80 (keyed)"), std::string::npos) << shown;
+  EXPECT_EQ(shown.find(hex_of(k).substr(0, 8)), std::string::npos) << "key material shown: " << shown;
+  lab.from_browser(browser.protect(rtp(2)));
+  lab.pass();
+  auto out = lab.take(lab.intp);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(udp_payload(out[0]), rtp(2));
+
+  r = call(a + "0011");  // too short: refused, flow unchanged
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.message.find("60 hex digits"), std::string::npos) << r.message;
 }
 
 TEST(SrtpFlows, InvalidSrtpSpecRejected) {
