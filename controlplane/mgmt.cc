@@ -121,6 +121,8 @@ Value Api::flow_doc(uint32_t id, bool detail) {
     o.push_back({"peer", sp.peer_id});
     o.push_back({"rtp_check", sp.rtp_check});
     o.push_back({"disabled", sp.drop});
+    o.push_back({"srtp_in", dp::srtp_keying_describe(sp.srtp_in)});
+    o.push_back({"srtp_out", dp::srtp_keying_describe(sp.srtp_out)});
     char ssrc[16];
     std::snprintf(ssrc, sizeof ssrc, "0x%08x", s->counters.last_ssrc);
     o.push_back({"last_ssrc", std::string(ssrc)});
@@ -364,10 +366,14 @@ Response Api::flow_add(const Request& r, bool update) {
     } else if (k == "rtp-check" || k == "disabled") {
       ok = v == "yes" || v == "no";
       (k == "rtp-check" ? s.rtp_check : s.drop) = v == "yes";
+    } else if (k == "srtp-in" || k == "srtp-out") {  // dataplane/srtp_session.h
+      std::string why;
+      if (!dp::srtp_keying_parse(v, k == "srtp-in" ? s.srtp_in : s.srtp_out, &why))
+        return error(EINVAL, k + ": " + why);
     } else {
       return error(EINVAL, "unknown argument " + k +
                                " (allowed: id port local remote latch egress-port egress-local "
-                               "egress-remote peer rtp-check disabled)");
+                               "egress-remote peer rtp-check disabled srtp-in srtp-out)");
     }
     if (!ok) return error(EINVAL, "bad value for " + k + ": " + v);
   }

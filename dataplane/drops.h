@@ -31,7 +31,11 @@ namespace veil::dp {
   X(icmp_unhandled, "ICMP type the SBC does not answer or punt")                      \
   X(tx_full, "transmit queue full")                                                   \
   X(kernel_filtered, "kernel-originated MLD/IGMP/DAD/router solicitation kept off the wire") \
-  X(l4_unsupported, "IP protocol other than UDP, TCP, ICMP, ICMPv6 addressed to us")
+  X(l4_unsupported, "IP protocol other than UDP, TCP, ICMP, ICMPv6 addressed to us")     \
+  X(srtp_auth_fail, "SRTP/SRTCP packet whose authentication tag does not verify")         \
+  X(srtp_replay, "SRTP/SRTCP packet replayed or older than the replay window")           \
+  X(srtp_no_key, "SRTP flow whose keys are not installed yet")                           \
+  X(srtp_error, "SRTP/SRTCP packet too short, no room for the tag, SSRC limit or other libsrtp error")
 
 enum class Drop : uint8_t {
 #define VEIL_X(name, desc) name,

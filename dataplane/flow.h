@@ -10,6 +10,7 @@
 #include "dataplane/addr.h"
 #include "dataplane/packet.h"
 #include "dataplane/seq_endpoint.h"
+#include "dataplane/srtp_session.h"
 
 namespace veil::dp {
 
@@ -39,14 +40,31 @@ struct FlowSpec {
   uint32_t peer_id = 0;        // the reverse flow: its latched source becomes our destination
   bool rtp_check = true;       // drop payloads that are not RTP/RTCP v2
   bool drop = false;           // keep the flow but drop its packets (counted)
+  // SRTP (dataplane/srtp_session.h): unprotect what arrives / protect what leaves. Neither:
+  // RTP relay; both: SRTP<->SRTP re-keyed. Chosen per flow; a change of keys re-keys it.
+  SrtpKeying srtp_in;
+  SrtpKeying srtp_out;
 };
 
 // Per-flow drop reasons (a subset of Drop, kept per flow for `veilctl flow`).
-enum class FlowDrop : uint8_t { src_mismatch, not_rtp, no_destination, no_neighbour, disabled, tx_full, count_ };
+enum class FlowDrop : uint8_t {
+  src_mismatch, not_rtp, no_destination, no_neighbour, disabled, tx_full,
+  srtp_auth_fail, srtp_replay, srtp_no_key, srtp_error, count_
+};
 inline constexpr unsigned kFlowDropCount = unsigned(FlowDrop::count_);
 inline constexpr Drop kFlowDropGlobal[kFlowDropCount] = {
     Drop::src_mismatch, Drop::not_rtp, Drop::no_destination,
-    Drop::no_neighbour, Drop::flow_disabled, Drop::tx_full};
+    Drop::no_neighbour, Drop::flow_disabled, Drop::tx_full,
+    Drop::srtp_auth_fail, Drop::srtp_replay, Drop::srtp_no_key, Drop::srtp_error};
+// The per-flow reason for an SRTP drop.
+inline FlowDrop srtp_flow_drop(SrtpResult r) {
+  switch (r) {
+    case SrtpResult::AuthFail: return FlowDrop::srtp_auth_fail;
+    case SrtpResult::Replay: return FlowDrop::srtp_replay;
+    case SrtpResult::NoKey: return FlowDrop::srtp_no_key;
+    default: return FlowDrop::srtp_error;
+  }
+}
 
 struct Flow;
 
@@ -105,6 +123,10 @@ struct alignas(64) Flow {
   uint32_t last_ssrc = 0;
   uint16_t last_seq = 0;
   uint8_t last_pt = 0;
+  // SRTP sessions (nullptr: plain on that side). ctl: wo (install, re-key; the old one freed
+  // after a grace period), dp: ro pointer, the session itself used by one worker at a time.
+  SrtpSession* srtp_in = nullptr;
+  SrtpSession* srtp_out = nullptr;
   // Lines 2-3: the two action slots.
   FlowAction slots[2];
   // Cold: drop counters (dp: wo on drops only) and the control plane's bookkeeping.

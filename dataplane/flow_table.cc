@@ -6,6 +6,7 @@
 #include <rte_malloc.h>
 
 #include <new>
+#include <tuple>
 
 #include <cerrno>
 
@@ -22,12 +23,24 @@ Flow* alloc_flow(int socket) {
 }
 void free_flow(Flow* f) {
   if (!f) return;
+  srtp_session_free(f->srtp_in);
+  srtp_session_free(f->srtp_out);
   f->~Flow();
   rte_free(f);
 }
 
 void set_why(std::string* why, std::string text) {
   if (why) *why = std::move(text);
+}
+
+// The SRTP session for one side of a flow (nullptr for plain RTP); false and `why` on failure.
+bool make_srtp(const SrtpKeying& k, bool outbound, SrtpSession*& out, std::string* why) {
+  out = nullptr;
+  if (!k.enabled()) return true;
+  std::string err;
+  out = srtp_session_create(k, outbound, &err);
+  if (!out) set_why(why, std::string(outbound ? "egress" : "ingress") + " SRTP: " + err);
+  return out != nullptr;
 }
 }  // namespace
 
@@ -73,6 +86,9 @@ int FlowTable::validate(const FlowSpec& s, std::string* why) const {
   if (s.signaled_remote.valid() && s.signaled_remote.addr.family != s.local.addr.family)
     return set_why(why, "signaled remote and local endpoint differ in address family"), -EINVAL;
   if (s.peer_id == s.id) return set_why(why, "a flow cannot be its own peer"), -EINVAL;
+  for (const SrtpKeying* k : {&s.srtp_in, &s.srtp_out})
+    if (k->enabled() && srtp_master_len(k->profile) == 0)
+      return set_why(why, "unknown SRTP profile"), -EINVAL;
   return 0;
 }
 
@@ -129,6 +145,10 @@ int FlowTable::install(const FlowSpec& s, std::string* why) {
 
   Flow* f = alloc_flow(socket_);
   if (!f) return set_why(why, "out of memory for flows (raise [dataplane] memory_mb)"), -ENOSPC;
+  if (!make_srtp(s.srtp_in, false, f->srtp_in, why) || !make_srtp(s.srtp_out, true, f->srtp_out, why)) {
+    free_flow(f);
+    return -EINVAL;
+  }
   f->key = key;
   f->id = s.id;
   f->created_tsc = rte_rdtsc();
@@ -157,6 +177,15 @@ int FlowTable::update(const FlowSpec& s, std::string* why) {
   Entry& e = it->second;
   if (!(e.spec.local == s.local))
     return set_why(why, "the local endpoint of a flow cannot change; remove and install"), -EINVAL;
+  // New keys, new SRTP session (fresh rollover counter and replay window, as RFC 3711 wants
+  // for a new master key); unchanged keys keep the running one whatever else changes.
+  bool rekey_in = !(e.spec.srtp_in == s.srtp_in), rekey_out = !(e.spec.srtp_out == s.srtp_out);
+  SrtpSession *new_in = nullptr, *new_out = nullptr;
+  if ((rekey_in && !make_srtp(s.srtp_in, false, new_in, why)) ||
+      (rekey_out && !make_srtp(s.srtp_out, true, new_out, why))) {
+    srtp_session_free(new_in);
+    return -EINVAL;
+  }
   FlowSpec old = e.spec;
   e.spec = s;
   if (old.peer_id != s.peer_id) {
@@ -168,6 +197,13 @@ int FlowTable::update(const FlowSpec& s, std::string* why) {
     e.flow->learned.write(Endpoint{});
   if (!(old.egress_remote == s.egress_remote)) e.flow->egress_dst.write(s.egress_remote);
   republish(s.id);
+  // A worker may still hold the old session: it is freed after a grace period.
+  for (auto [slot, fresh, rekey] : {std::tuple{&e.flow->srtp_in, new_in, rekey_in},
+                                    std::tuple{&e.flow->srtp_out, new_out, rekey_out}}) {
+    if (!rekey) continue;
+    SrtpSession* prev = __atomic_exchange_n(slot, fresh, __ATOMIC_RELEASE);
+    if (prev) rcu_.defer([prev] { srtp_session_free(prev); });
+  }
   return 0;
 }
 

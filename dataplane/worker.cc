@@ -64,6 +64,19 @@ void WorkerCtx::punt(uint8_t pi, rte_mbuf* m, uint64_t now, const uint8_t* src_i
   push(exc_tx[pi], port.exc, m);
 }
 
+namespace {
+inline void srtp_prefetch(const Flow* f, bool ctx) {
+  if (!f) return;
+  for (SrtpSession* s : {__atomic_load_n(&f->srtp_in, __ATOMIC_RELAXED), __atomic_load_n(&f->srtp_out, __ATOMIC_RELAXED)}) {
+    if (!s) continue;
+    if (ctx)
+      rte_prefetch0(s->ctx);
+    else
+      rte_prefetch0(s);
+  }
+}
+}  // namespace
+
 void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t now) {
   const PortInfo& port = dp->ports_[pi];
   FlowKey keys[kMaxBurst];
@@ -169,7 +182,13 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
     __builtin_prefetch(fp + 64, 1);
     rte_prefetch0(fp + 128);  // slot 0: the active one unless the flow was updated
   }
-  for (unsigned j = 0; j < nm; ++j) relay(media[j], media_p[j], flows[j], now);
+  for (unsigned j = 0; j < nm; ++j) {
+    // SRTP flows: libsrtp2's state is a chain of dependent lines per session; fetch the
+    // session two packets ahead and its libsrtp2 context one packet ahead.
+    if (j + 2 < nm) srtp_prefetch(flows[j + 2], false);
+    if (j + 1 < nm) srtp_prefetch(flows[j + 1], true);
+    relay(media[j], media_p[j], flows[j], now);
+  }
 }
 
 void WorkerCtx::relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
@@ -181,7 +200,7 @@ void WorkerCtx::relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
   };
   if (a->drop) return flow_drop(FlowDrop::disabled);
   uint8_t* f = rte_pktmbuf_mtod(m, uint8_t*);
-  const uint8_t* payload = f + p.l4 + kUdpHdrLen;
+  uint8_t* payload = f + p.l4 + kUdpHdrLen;
   uint32_t plen = p.l4_len - kUdpHdrLen;
   if (a->rtp_check && !looks_like_rtp(payload, plen)) return flow_drop(FlowDrop::not_rtp);
 
@@ -190,7 +209,16 @@ void WorkerCtx::relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
   uint32_t lver;
   fl->learned.read(learned, lver);
   uint64_t last = peek(fl->last_seen_tsc);
-  switch (latch_decide(a->latch, a->signaled_remote, learned, now - last, relatch_cycles, src)) {
+  LatchVerdict verdict =
+      latch_decide(a->latch, a->signaled_remote, learned, now - last, relatch_cycles, src);
+  if (verdict == LatchVerdict::Drop) return flow_drop(FlowDrop::src_mismatch);
+  // SRTP in: the tag (and replay window) verified before the packet may latch or go anywhere.
+  SrtpSession* srtp_in = __atomic_load_n(&fl->srtp_in, __ATOMIC_ACQUIRE);
+  if (srtp_in) {
+    SrtpResult r = srtp_session_unprotect(*srtp_in, payload, plen);
+    if (r != SrtpResult::Ok) return flow_drop(srtp_flow_drop(r));
+  }
+  switch (verdict) {
     case LatchVerdict::Drop:
       return flow_drop(FlowDrop::src_mismatch);
     case LatchVerdict::Learn:
@@ -229,9 +257,19 @@ void WorkerCtx::relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
     fl->nh_ver = dver;
   }
 
+  // SRTP out: the trailer goes after the payload, inside the mbuf's own buffer.
+  SrtpSession* srtp_out = __atomic_load_n(&fl->srtp_out, __ATOMIC_ACQUIRE);
+  if (srtp_out) {
+    const uint8_t* buf_end = static_cast<const uint8_t*>(m->buf_addr) + m->buf_len;
+    SrtpResult r = srtp_session_protect(*srtp_out, payload, plen, uint32_t(buf_end - (payload + plen)));
+    if (r != SrtpResult::Ok) return flow_drop(srtp_flow_drop(r));
+  }
+  Parsed q = p;  // the payload may have shrunk (unprotect) or grown (protect)
+  q.l4_len = uint16_t(plen + kUdpHdrLen);
+
   EgressHeaders e{out.mac, dmac, a->egress_local, dst, 64};
   uint32_t new_len = 0;
-  uint8_t* nf = rewrite_udp(f, rte_pktmbuf_headroom(m), p, e,
+  uint8_t* nf = rewrite_udp(f, rte_pktmbuf_headroom(m), q, e,
                             out.tx_csum_offload ? CsumMode::Offload : CsumMode::Software, new_len);
   if (!nf) return drop(m, Drop::bad_ip);
   m->data_off = uint16_t(nf - static_cast<uint8_t*>(m->buf_addr));
