@@ -364,4 +364,64 @@ void DtlsSession::close() {
   state_ = State::Closed;
 }
 
+bool DtlsHub::add(uint32_t flow_id, DtlsRole role, const std::string& remote_fingerprint,
+                  uint8_t port, const Endpoint& local) {
+  if (sessions_.count(flow_id)) return false;
+  Entry& e = sessions_[flow_id];
+  e.port = port;
+  e.local = local;
+  // The session sends through the entry, which knows where the peer is by then.
+  e.s = std::make_unique<DtlsSession>(id_, role, remote_fingerprint,
+                                      [this, flow_id](const uint8_t* d, size_t n) {
+                                        auto it = sessions_.find(flow_id);
+                                        if (it == sessions_.end() || !it->second.remote) return;
+                                        send_(it->second.port, it->second.local, *it->second.remote, d, n);
+                                      });
+  after(flow_id, e);
+  return true;
+}
+
+void DtlsHub::remove(uint32_t flow_id) { sessions_.erase(flow_id); }
+
+void DtlsHub::on_datagram(uint32_t flow_id, const Endpoint& remote, const uint8_t* data, size_t len) {
+  auto it = sessions_.find(flow_id);
+  if (it == sessions_.end()) {
+    ++unknown_;
+    return;
+  }
+  Entry& e = it->second;
+  // Answers go where the records come from: on an ICE flow the dataplane only hands up
+  // records from the source that passed an authenticated check.
+  e.remote = remote;
+  e.s->on_datagram(data, len);
+  after(flow_id, e);
+}
+
+void DtlsHub::tick() {
+  for (auto& [id, e] : sessions_) {
+    DtlsSession& s = *e.s;
+    if (s.state() == DtlsSession::State::Idle && s.role() == DtlsRole::Client && !e.remote && remote_)
+      e.remote = remote_(id);
+    if (s.state() == DtlsSession::State::Idle && s.role() == DtlsRole::Client && e.remote) s.start();
+    if (auto t = s.next_timeout(); t && t->count() == 0) s.handle_timeout();
+    after(id, e);
+  }
+}
+
+void DtlsHub::after(uint32_t flow_id, Entry& e) {
+  if (e.reported) return;
+  if (e.s->state() == DtlsSession::State::Connected) {
+    e.reported = true;
+    if (keys_) keys_(flow_id, e.s->keys());
+  } else if (e.s->state() == DtlsSession::State::Failed) {
+    e.reported = true;
+    if (fail_) fail_(flow_id, e.s->error());
+  }
+}
+
+const DtlsSession* DtlsHub::session(uint32_t flow_id) const {
+  auto it = sessions_.find(flow_id);
+  return it == sessions_.end() ? nullptr : it->second.s.get();
+}
+
 }  // namespace veil::ctl

@@ -19,7 +19,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
+
+#include "dataplane/addr.h"
 
 namespace veil::ctl {
 
@@ -145,6 +148,62 @@ class DtlsSession {
   std::string error_;
   uint64_t sent_ = 0, received_ = 0;
   bool fp_checked_ = false;
+};
+
+// The DTLS-SRTP sessions of veild's media flows, keyed by the id of the flow that receives
+// the peer's records (the browser-side ICE flow, FlowSpec::dtls). Fed by the control loop
+// with what Dataplane::poll_dtls hands up, ticked every loop pass for retransmissions; sends
+// through a function (Dataplane::send_udp_from_control in veild) and reports keys once.
+class DtlsHub {
+ public:
+  // Sends one datagram from `local` to `remote` out of logical port `port`; false if it
+  // could not be sent now (no neighbour yet: DTLS retransmits).
+  using SendFn = std::function<bool(uint8_t port, const Endpoint& local, const Endpoint& remote,
+                                    const uint8_t* data, size_t len)>;
+  // Handshake done: the keys for the flow pair's SRTP contexts (wip/srtp's FlowSpec fields).
+  using KeysFn = std::function<void(uint32_t flow_id, const SrtpKeys& keys)>;
+  // Handshake failed (bad fingerprint, timeout, alert).
+  using FailFn = std::function<void(uint32_t flow_id, const std::string& why)>;
+  // Where a session's peer is, for a client that must speak first: in veild, the source the
+  // ICE flow selected with an authenticated check (FlowSnapshot::learned). nullopt: not yet.
+  using RemoteFn = std::function<std::optional<Endpoint>(uint32_t flow_id)>;
+
+  DtlsHub(const DtlsIdentity& id, SendFn send, KeysFn keys, FailFn fail = {}, RemoteFn remote = {})
+      : id_(id), send_(std::move(send)), keys_(std::move(keys)), fail_(std::move(fail)),
+        remote_(std::move(remote)) {}
+
+  // Expects DTLS on flow `flow_id`, received on `port` at `local` (the flow's SBC address
+  // and media port). A client starts as soon as the peer's address is known (first record
+  // or RemoteFn). False if the flow already has a session.
+  bool add(uint32_t flow_id, DtlsRole role, const std::string& remote_fingerprint, uint8_t port,
+           const Endpoint& local);
+  void remove(uint32_t flow_id);
+  // A record the dataplane handed up.
+  void on_datagram(uint32_t flow_id, const Endpoint& remote, const uint8_t* data, size_t len);
+  // Retransmission timers and clients waiting for their peer's address; every loop pass.
+  void tick();
+
+  const DtlsSession* session(uint32_t flow_id) const;
+  size_t size() const { return sessions_.size(); }
+  uint64_t unknown_flow_records() const { return unknown_; }
+
+ private:
+  struct Entry {
+    std::unique_ptr<DtlsSession> s;
+    uint8_t port = 0;
+    Endpoint local;
+    std::optional<Endpoint> remote;
+    bool reported = false;
+  };
+  void after(uint32_t flow_id, Entry& e);
+
+  const DtlsIdentity& id_;
+  SendFn send_;
+  KeysFn keys_;
+  FailFn fail_;
+  RemoteFn remote_;
+  std::unordered_map<uint32_t, Entry> sessions_;
+  uint64_t unknown_ = 0;
 };
 
 }  // namespace veil::ctl

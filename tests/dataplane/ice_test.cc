@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "controlplane/dtls_srtp.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/packet.h"
 #include "dataplane/stun.h"
@@ -604,4 +605,83 @@ TEST(IceDataplane, CredentialChangeRestartsValidation) {
   bad.ice_pwd = "pw";
   bad.ice_ufrag = "";
   EXPECT_EQ(lab.dp->flows().install(bad, &why), -EINVAL);
+}
+
+// The whole DTLS-SRTP path through the dataplane: a browser's DTLS session (in the test)
+// talks to veild's DtlsHub only through frames on the external port; Veil as DTLS server
+// (browser a=setup:active), then as client (browser passive). Keys come out mirrored.
+namespace {
+
+void handshake_through_dataplane(ctl::DtlsRole veil_role) {
+  Lab lab;
+  lab.install();
+  std::string err;
+  auto veil_id = ctl::DtlsIdentity::generate(err);
+  ASSERT_TRUE(veil_id) << err;
+  auto browser_id = ctl::DtlsIdentity::generate(err);
+  ASSERT_TRUE(browser_id) << err;
+  std::vector<std::pair<uint32_t, ctl::SrtpKeys>> keys;
+  unsigned sent = 0;
+  ctl::DtlsHub hub(
+      *veil_id,
+      [&](uint8_t port, const Endpoint& local, const Endpoint& remote, const uint8_t* d, size_t n) {
+        ++sent;
+        return lab.dp->send_udp_from_control(port, local, remote, d, uint32_t(n));
+      },
+      [&](uint32_t flow, const ctl::SrtpKeys& k) { keys.emplace_back(flow, k); },
+      [&](uint32_t flow, const std::string& why) { ADD_FAILURE() << "flow " << flow << ": " << why; },
+      [&](uint32_t flow) -> std::optional<Endpoint> {
+        Endpoint l = lab.dp->flows().get(flow)->learned;
+        return l.valid() ? std::optional<Endpoint>(l) : std::nullopt;
+      });
+  ASSERT_TRUE(hub.add(1, veil_role, browser_id->fingerprint(), 0, ep("203.0.113.1:20000")));
+  ctl::DtlsRole browser_role =
+      veil_role == ctl::DtlsRole::Server ? ctl::DtlsRole::Client : ctl::DtlsRole::Server;
+  std::vector<std::vector<uint8_t>> to_veil;
+  ctl::DtlsSession browser(*browser_id, browser_role, veil_id->fingerprint(),
+                           [&](const uint8_t* d, size_t n) { to_veil.emplace_back(d, d + n); });
+  // The client side waits for ICE: nothing is sent before a check selected the browser.
+  hub.tick();
+  EXPECT_EQ(sent, 0u);
+  lab.from_browser(kBrowser, check(true));
+  lab.pass();
+  ASSERT_EQ(lab.take(lab.ext).size(), 1u);  // the check's answer
+  browser.start();
+  for (int round = 0; round < 20; ++round) {
+    for (auto& d : to_veil) lab.from_browser(kBrowser, d);
+    to_veil.clear();
+    lab.pass();
+    lab.dp->poll_dtls([&](const DtlsDatagram& d) { hub.on_datagram(d.flow_id, d.remote, d.data, d.len); });
+    hub.tick();
+    lab.pass();  // worker 0 sends what the control plane queued
+    for (auto& f : lab.take(lab.ext)) {
+      Parsed p = parse(f);
+      EXPECT_EQ(udp_source(f.data(), p), ep("203.0.113.1:20000"));
+      EXPECT_EQ(udp_destination(f.data(), p), kBrowser);
+      EXPECT_TRUE(l4_checksum_ok(f.data(), p));
+      browser.on_datagram(f.data() + p.l4 + 8, p.l4_len - 8u);
+    }
+    if (browser.state() == ctl::DtlsSession::State::Connected && !keys.empty()) break;
+  }
+  ASSERT_EQ(browser.state(), ctl::DtlsSession::State::Connected) << browser.error();
+  ASSERT_EQ(keys.size(), 1u);
+  EXPECT_EQ(keys[0].first, 1u);
+  const ctl::SrtpKeys& k = keys[0].second;
+  EXPECT_EQ(k.profile, ctl::SrtpProfile::AeadAes128Gcm);
+  EXPECT_EQ(k.local_master(), browser.keys().remote_master());
+  EXPECT_EQ(k.remote_master(), browser.keys().local_master());
+  EXPECT_EQ(hub.session(1)->role(), veil_role);
+  EXPECT_GT(lab.dp->event_count(Event::dtls_to_control), 0u);
+  EXPECT_EQ(hub.unknown_flow_records(), 0u);
+  EXPECT_EQ(lab.dp->drop_count(Drop::dtls_ring_full), 0u);
+}
+
+}  // namespace
+
+TEST(IceDataplane, DtlsSrtpHandshakeThroughDataplaneVeilPassive) {
+  handshake_through_dataplane(ctl::DtlsRole::Server);
+}
+
+TEST(IceDataplane, DtlsSrtpHandshakeThroughDataplaneVeilActive) {
+  handshake_through_dataplane(ctl::DtlsRole::Client);
 }
