@@ -392,7 +392,9 @@ void DtlsHub::on_datagram(uint32_t flow_id, const Endpoint& remote, const uint8_
   Entry& e = it->second;
   // Answers go where the records come from: on an ICE flow the dataplane only hands up
   // records from the source that passed an authenticated check.
-  e.remote = remote;
+  // Once connected, the peer's address stays (a stray record from elsewhere cannot redirect
+  // alerts).
+  if (!e.remote || e.s->state() != DtlsSession::State::Connected) e.remote = remote;
   e.s->on_datagram(data, len);
   after(flow_id, e);
 }

@@ -338,12 +338,16 @@ CheckVerdict answer_binding(uint8_t* msg, uint32_t len, uint32_t cap, const Endp
   // an ICE check, and anything but a Binding request is not answered (indications are
   // keepalives; a lite agent sends no requests, so responses are strays).
   if (!m.fp_off || m.type != kBindingRequest) return CheckVerdict::Ignore;
+  // Unauthenticated answers go to a source nobody vouched for (it may be spoofed): never
+  // larger than the request, so Veil cannot be used to amplify a reflection attack.
   if (!m.username_off || !m.mi_off) {
     out_len = error_response(msg, cap, 400, "Bad Request", m, nullptr);
+    if (out_len > len) out_len = 0;
     return out_len ? CheckVerdict::BadRequest : CheckVerdict::Invalid;
   }
   if (!username_ok(m.username(msg), creds) || !integrity_ok(msg, m, creds.key)) {
     out_len = error_response(msg, cap, 401, "Unauthenticated", m, nullptr);
+    if (out_len > len) out_len = 0;  // cannot happen: USERNAME + MI + FP outweigh ERROR-CODE
     return out_len ? CheckVerdict::Unauthorized : CheckVerdict::Invalid;
   }
   if (m.n_unknown) {

@@ -173,7 +173,8 @@ enum class CheckVerdict : uint8_t {
   BadRequest,    // answered with 400 (no USERNAME or no MESSAGE-INTEGRITY, or no PRIORITY)
   Unauthorized,  // answered with 401 (USERNAME not ours, or MESSAGE-INTEGRITY wrong)
   Ignore,        // not answered: not a Binding request (indications, responses), no FINGERPRINT
-  Invalid,       // not answered: malformed, bad FINGERPRINT
+  Invalid,       // not answered: malformed, bad FINGERPRINT, or an unauthenticated error
+                 // answer would be larger than the request (no reflection amplification)
 };
 
 // Handles a STUN message that arrived as a UDP payload at `msg` (`len` bytes) from `src`,

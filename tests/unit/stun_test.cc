@@ -330,6 +330,14 @@ TEST(IceLite, ErrorsAndIgnoredMessages) {
   a = answer(build_check(c), src);
   EXPECT_EQ(a.v, CheckVerdict::BadRequest);
   EXPECT_EQ(code_of(a), std::make_pair(uint16_t(400), false));
+  EXPECT_LE(a.msg.size(), build_check(c).size());
+  // A bare request (no USERNAME, no MI): a 400 would be larger than it; not answered.
+  c = Check{};
+  c.username.clear();
+  c.integrity = false;
+  c.priority = c.controlling = false;
+  EXPECT_EQ(build_check(c).size(), 28u);
+  EXPECT_EQ(answer(build_check(c), src).v, CheckVerdict::Invalid);
 
   c = Check{};
   c.controlling = false;
