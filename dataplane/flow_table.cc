@@ -215,8 +215,9 @@ int FlowTable::update(const FlowSpec& s, std::string* why) {
     if (old.peer_id) referrers_[old.peer_id].erase(s.id);
     if (s.peer_id) referrers_[s.peer_id].insert(s.id);
   }
-  // A new signaled remote (re-INVITE: the far end moved) restarts latching.
-  if (!(old.signaled_remote == s.signaled_remote) || old.latch != s.latch)
+  // A new signaled remote (re-INVITE: the far end moved) restarts latching. Not on an ICE
+  // flow: there the checks select the source (a new credential set restarts them, above).
+  if ((!(old.signaled_remote == s.signaled_remote) || old.latch != s.latch) && s.ice_ufrag.empty())
     e.flow->learned.write(Endpoint{});
   if (!(old.egress_remote == s.egress_remote)) e.flow->egress_dst.write(s.egress_remote);
   republish(s.id);

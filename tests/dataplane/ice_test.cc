@@ -580,6 +580,14 @@ TEST(IceDataplane, CredentialChangeRestartsValidation) {
   lab.take(lab.ext);
   ASSERT_TRUE(lab.dp->flows().get(1)->learned.valid());
   FlowSpec s = lab.dp->flows().get(1)->spec;
+  // An update that keeps the credentials (say a re-INVITE with new candidates) keeps the
+  // selected pair: on an ICE flow the checks select, not the signaled address.
+  s.signaled_remote = ep("203.0.113.50:6000");
+  ASSERT_EQ(lab.dp->flows().update(s), 0);
+  EXPECT_EQ(lab.dp->flows().get(1)->learned, kBrowser);
+  lab.from_browser(kBrowser, rtp(9));
+  lab.pass();
+  EXPECT_EQ(lab.take(lab.intp).size(), 1u);
   s.ice_pwd = "a-new-password-for-ice-restart";
   ASSERT_EQ(lab.dp->flows().update(s), 0);
   EXPECT_FALSE(lab.dp->flows().get(1)->learned.valid());
