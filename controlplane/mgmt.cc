@@ -130,6 +130,15 @@ Value Api::flow_doc(uint32_t id, bool detail) {
     for (unsigned i = 0; i < dp::kFlowDropCount; ++i)
       d.push_back({flow_drop_name(i), s->counters.drops[i]});
     o.push_back({"drops_by_reason", std::move(d)});
+    if (!sp.ice_ufrag.empty()) {  // ICE-lite state (never the password)
+      uint64_t c = s->counters.ice_consent_tsc;
+      o.push_back({"ice_ufrag", sp.ice_ufrag});
+      o.push_back({"ice_remote_ufrag", sp.ice_remote_ufrag.empty() ? "-" : sp.ice_remote_ufrag});
+      o.push_back({"ice_checks", s->counters.ice_checks});
+      o.push_back({"ice_consent_age_s", c ? double(now - c) / double(hz) : -1.0});
+    }
+    if (sp.ice_consent_from_peer) o.push_back({"ice_consent_from_peer", true});
+    if (sp.dtls) o.push_back({"dtls", true});
   }
   o.push_back({"reported_idle", idle_.count(id) != 0});
   return o;

@@ -15,7 +15,9 @@
 #include <string>
 #include <vector>
 
+#include "controlplane/doc.h"
 #include "controlplane/dtls_srtp.h"
+#include "controlplane/mgmt.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/packet.h"
 #include "dataplane/stun.h"
@@ -692,4 +694,32 @@ TEST(IceDataplane, DtlsSrtpHandshakeThroughDataplaneVeilPassive) {
 
 TEST(IceDataplane, DtlsSrtpHandshakeThroughDataplaneVeilActive) {
   handshake_through_dataplane(ctl::DtlsRole::Client);
+}
+
+// `veilctl flow ID` shows the ICE state (and never the password).
+TEST(IceDataplane, FlowDetailShowsIceState) {
+  Lab lab;
+  lab.install();
+  lab.from_browser(kBrowser, check(true));
+  lab.pass();
+  config::Config cfg;
+  ctl::Api api(*lab.dp, cfg);
+  auto show = [&](const char* id) {
+    ctl::Request r;
+    r.command = "flow";
+    r.args["id"] = id;
+    ctl::Response resp = api.handle(r);
+    EXPECT_EQ(resp.status, 0) << resp.message;
+    return doc::to_json(resp.body);
+  };
+  std::string j = show("1");
+  EXPECT_NE(j.find("\"ice_ufrag\":\"veil\""), std::string::npos) << j;
+  EXPECT_NE(j.find("\"ice_remote_ufrag\":\"brow\""), std::string::npos) << j;
+  EXPECT_NE(j.find("\"ice_checks\":1"), std::string::npos) << j;
+  EXPECT_NE(j.find("\"ice_consent_age_s\":"), std::string::npos) << j;
+  EXPECT_NE(j.find("\"dtls\":true"), std::string::npos) << j;
+  EXPECT_NE(j.find("\"ice_unvalidated\":0"), std::string::npos) << j;
+  EXPECT_EQ(j.find(kPwd), std::string::npos) << j;
+  std::string j2 = show("2");
+  EXPECT_NE(j2.find("\"ice_consent_from_peer\":true"), std::string::npos) << j2;
 }
