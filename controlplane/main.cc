@@ -251,9 +251,14 @@ int main(int argc, char** argv) {
         [](uint32_t flow, const std::string& why) {
           log("warning", "flow " + std::to_string(flow) + ": DTLS-SRTP failed: " + why);
         },
+        // Where a DTLS client sends its ClientHello: the ICE-selected pair on an ICE flow
+        // (never an unchecked candidate), else the latched or the signaled address.
         [&dp](uint32_t flow) -> std::optional<veil::Endpoint> {
           auto s = dp->flows().get(flow);
-          return s && s->learned.valid() ? std::optional<veil::Endpoint>(s->learned) : std::nullopt;
+          if (!s) return std::nullopt;
+          if (s->learned.valid()) return s->learned;
+          if (s->spec.ice_ufrag.empty() && s->spec.signaled_remote.valid()) return s->spec.signaled_remote;
+          return std::nullopt;
         });
     log("info", "DTLS certificate " + dtls_id->fingerprint());
     if (!dp->start(err)) {
