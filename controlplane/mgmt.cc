@@ -373,10 +373,20 @@ Response Api::flow_add(const Request& r, bool update) {
     } else if (k == "rtp-check" || k == "disabled") {
       ok = v == "yes" || v == "no";
       (k == "rtp-check" ? s.rtp_check : s.drop) = v == "yes";
+    } else if (k == "ice-ufrag") {
+      s.ice_ufrag = v;
+    } else if (k == "ice-pwd") {
+      s.ice_pwd = v;
+    } else if (k == "ice-remote-ufrag") {
+      s.ice_remote_ufrag = v;
+    } else if (k == "ice-consent-from-peer" || k == "dtls") {
+      ok = v == "yes" || v == "no";
+      (k == "dtls" ? s.dtls : s.ice_consent_from_peer) = v == "yes";
     } else {
       return error(EINVAL, "unknown argument " + k +
                                " (allowed: id port local remote latch egress-port egress-local "
-                               "egress-remote peer rtp-check disabled)");
+                               "egress-remote peer rtp-check disabled ice-ufrag ice-pwd "
+                               "ice-remote-ufrag ice-consent-from-peer dtls)");
     }
     if (!ok) return error(EINVAL, "bad value for " + k + ": " + v);
   }

@@ -55,6 +55,8 @@ void usage(FILE* to) {
       "  flow-add id=N port=P local=A:P [remote=A:P] [latch=latch|strict]\n"
       "           egress-port=P egress-local=A:P [egress-remote=A:P] [peer=N]\n"
       "           [rtp-check=yes|no] [disabled=yes|no]\n"
+      "           [ice-ufrag=U ice-pwd=P [ice-remote-ufrag=R]] [ice-consent-from-peer=yes|no]\n"
+      "           [dtls=yes|no]   (ICE-lite and DTLS: docs/architecture.md)\n"
       "  flow-update (same arguments; id and local must match an installed flow)\n"
       "  flow-del ID                 remove a flow\n"
       "  call-end ID                 end a call (BYE/CANCEL on both legs, flows removed)\n"
