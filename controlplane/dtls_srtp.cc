@@ -6,6 +6,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstring>
 
@@ -419,6 +420,13 @@ void DtlsHub::after(uint32_t flow_id, Entry& e) {
     e.reported = true;
     if (fail_) fail_(flow_id, e.s->error());
   }
+}
+
+std::vector<uint32_t> DtlsHub::flows() const {
+  std::vector<uint32_t> v;
+  for (const auto& [id, e] : sessions_) v.push_back(id);
+  std::sort(v.begin(), v.end());
+  return v;
 }
 
 const DtlsSession* DtlsHub::session(uint32_t flow_id) const {

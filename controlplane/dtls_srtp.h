@@ -184,6 +184,7 @@ class DtlsHub {
   void tick();
 
   const DtlsSession* session(uint32_t flow_id) const;
+  std::vector<uint32_t> flows() const;  // sorted
   size_t size() const { return sessions_.size(); }
   uint64_t unknown_flow_records() const { return unknown_; }
 

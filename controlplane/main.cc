@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "controlplane/config.h"
+#include "controlplane/dtls_api.h"
 #include "controlplane/dtls_srtp.h"
 #include "controlplane/media_anchor_dp.h"
 #include "controlplane/mgmt.h"
@@ -261,6 +262,7 @@ int main(int argc, char** argv) {
           return std::nullopt;
         });
     log("info", "DTLS certificate " + dtls_id->fingerprint());
+    api.set_dtls([&](const veil::ctl::Request& r) { return veil::ctl::dtls_command(dtls, *dtls_id, *dp, r); });
     if (!dp->start(err)) {
       log("error", err);
       dp.reset();

@@ -321,7 +321,8 @@ void Api::record(const std::string& command, double seconds) {
   // Only known commands get their own label: a client cannot grow the map without bound.
   static const std::set<std::string> known{"version", "flows", "flow", "flow-add", "flow-update",
                                            "flow-del", "drops", "stats", "ports", "neighbours",
-                                           "calls", "call", "call-end"};
+                                           "calls", "call", "call-end", "dtls", "dtls-add",
+                                           "dtls-del"};
   ++req_count_[known.count(command) ? command : "other"];
   size_t b = 0;
   while (b < kLatencyBuckets.size() && seconds > kLatencyBuckets[b]) ++b;
@@ -519,9 +520,12 @@ Response Api::handle(const Request& req) {
   if (c == "calls") return calls(req);
   if (c == "call") return call(req);
   if (c == "call-end") return call_end(req);
+  if (c == "dtls" || c == "dtls-add" || c == "dtls-del")
+    return dtls_ ? dtls_(req) : error(ENOSYS, "DTLS-SRTP is not running");
   return error(EOPNOTSUPP, "unknown command " + c +
                                " (commands: version flows flow flow-add flow-update flow-del "
-                               "drops stats ports neighbours calls call call-end)");
+                               "drops stats ports neighbours calls call call-end dtls dtls-add "
+                               "dtls-del)");
 }
 
 Server::~Server() {

@@ -6,10 +6,11 @@ selected), then a valid check with USE-CANDIDATE (answered with a success respon
 MESSAGE-INTEGRITY, FINGERPRINT and XOR-MAPPED-ADDRESS it verifies); after that RTP flows both
 ways between it and the trusted host, and the counters say so."""
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lab import check, log, rtp_ok, run_tests  # noqa: E402
+from lab import check, log, rtp_ok, run_tests, wait_for  # noqa: E402
 
 PWD = 'e2eIcePasswordOf22chars'
 N = 50
@@ -146,5 +147,81 @@ def test_ice_lite_check_then_media(lab):
     check(f['packets'] == N and f['egress_dst'] == '203.0.113.10:4600', 'flow 61 after the call: %s' % f)
 
 
+def fingerprint_of(lab, pem_text):
+    """SHA-256 fingerprint (AB:CD:...) of a PEM certificate, by openssl x509."""
+    path = os.path.join(lab.tmp, 'fp.pem')
+    with open(path, 'w') as f:
+        f.write(pem_text)
+    r = lab.sh('ext', ['openssl', 'x509', '-in', path, '-noout', '-fingerprint', '-sha256'])
+    check(r.returncode == 0, 'openssl x509 failed: %s' % r.stderr)
+    return r.stdout.strip().split('=', 1)[1].upper()
+
+
+def s_client(lab, port, bind):
+    """OpenSSL's own DTLS 1.2 client in the untrusted namespace: our certificate, use_srtp
+    AES-CM only, keying material exported; stdin closes after 2 s (close_notify)."""
+    argv = ['sh', '-c', 'sleep 2 | exec openssl s_client -dtls1_2 -connect 203.0.113.1:%d -bind %s '
+            '-use_srtp SRTP_AES128_CM_SHA1_80 -cert %s -key %s -keymatexport EXTRACTOR-dtls_srtp '
+            '-keymatexportlen 60 -showcerts -mtu 1200 2>&1'
+            % (port, bind, os.path.join(lab.tmp, 'peer.pem'), os.path.join(lab.tmp, 'peer.key'))]
+    return lab.sh('ext', argv, timeout=20).stdout
+
+
+def test_dtls_srtp_with_openssl_client(lab):
+    """DTLS-SRTP through the dataplane with an independent client (openssl s_client): Veil
+    answers as DTLS server from its media address, presents the certificate whose fingerprint
+    `veilctl dtls` shows, negotiates use_srtp, and a peer whose certificate does not match
+    the signaled fingerprint is refused."""
+    r = lab.sh('ext', ['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
+                       '-nodes', '-keyout', os.path.join(lab.tmp, 'peer.key'), '-out',
+                       os.path.join(lab.tmp, 'peer.pem'), '-days', '2', '-subj', '/CN=e2e-peer'])
+    check(r.returncode == 0, 'openssl req failed: %s' % r.stderr)
+    with open(os.path.join(lab.tmp, 'peer.pem')) as f:
+        peer_fp = fingerprint_of(lab, f.read())
+    for fid, port in ((70, 20700), (72, 20702)):  # a SIP phone's DTLS-SRTP: no ICE
+        lab.flow_add(id=fid, port='external', local='203.0.113.1:%d' % port, egress_port='internal',
+                     egress_local='198.51.100.1:%d' % (port + 10000), egress_remote='198.51.100.10:5700',
+                     dtls='yes')
+    add = lab.ctl('dtls-add', 'flow=70', 'setup=active', 'hash=sha-256', 'fingerprint=' + peer_fp)
+    check(add['role'] == 'server' and add['setup'] == 'passive', 'dtls-add answered %s' % add)
+    veil_fp = add['fingerprint']
+    check(veil_fp.startswith('sha-256 '), 'Veil fingerprint %r' % veil_fp)
+    events0 = lab.events()
+
+    out = s_client(lab, 20700, '203.0.113.10:4700')
+    check('SRTP Extension negotiated, profile=SRTP_AES128_CM_SHA1_80' in out,
+          's_client did not negotiate use_srtp with Veil:\n%s' % out[-3000:])
+    km = re.search(r'Keying material: ([0-9A-F]{120})', out)
+    check(km is not None, 's_client exported no 60-byte keying material:\n%s' % out[-3000:])
+    certs = re.findall(r'-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----', out, re.S)
+    check(certs, 's_client showed no server certificate:\n%s' % out[-3000:])
+    check(fingerprint_of(lab, certs[0] + '\n') == veil_fp.split(' ', 1)[1],
+          'the certificate Veil presented does not match its a=fingerprint %s' % veil_fp)
+
+    def session(fid):
+        for row in lab.ctl('dtls')['sessions']:
+            if row['flow'] == fid:
+                return row
+        return None
+    st = wait_for('DTLS session on flow 70 did not complete',
+                  lambda: (session(70) or {}).get('profile') == 'SRTP_AES128_CM_SHA1_80' and session(70), 3)
+    log('  flow 70 DTLS: %s' % st)
+    check(st['state'] in ('connected', 'closed') and st['role'] == 'server' and st['error'] == '-',
+          'flow 70 DTLS session: %s' % st)
+    events = lab.events()
+    check(events['dtls_to_control'] > events0['dtls_to_control'], 'no DTLS record reached the control plane')
+
+    # A certificate that does not match the signaled fingerprint: the handshake fails.
+    wrong = ':'.join(['00'] * 32)
+    lab.ctl('dtls-add', 'flow=72', 'setup=active', 'fingerprint=' + wrong)
+    out = s_client(lab, 20702, '203.0.113.10:4702')
+    check('SRTP Extension negotiated' not in out or 'alert' in out.lower(),
+          's_client completed a handshake Veil should have refused:\n%s' % out[-2000:])
+    st = wait_for('DTLS session on flow 72 did not fail',
+                  lambda: (session(72) or {}).get('state') == 'failed' and session(72), 3)
+    check('fingerprint' in st['error'], 'flow 72 failed for another reason: %s' % st)
+    check(lab.ctl('dtls')['records_for_unknown_flows'] == 0, 'DTLS records for flows without a session')
+
+
 if __name__ == '__main__':
-    sys.exit(run_tests('ice', [test_ice_lite_check_then_media]))
+    sys.exit(run_tests('ice', [test_ice_lite_check_then_media, test_dtls_srtp_with_openssl_client]))
