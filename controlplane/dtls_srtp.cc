@@ -95,6 +95,17 @@ std::string upper(std::string_view s) {
 
 }  // namespace
 
+IceCredentials generate_ice_credentials() {
+  static const char kChars[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";  // 64: no modulo bias
+  uint8_t r[8 + 24];
+  if (RAND_bytes(r, sizeof r) != 1) return {};
+  IceCredentials c;
+  for (size_t i = 0; i < sizeof r; ++i) (i < 8 ? c.ufrag : c.pwd) += kChars[r[i] & 63];
+  OPENSSL_cleanse(r, sizeof r);
+  return c;
+}
+
 const char* profile_name(SrtpProfile p) {
   switch (p) {
     case SrtpProfile::Aes128CmSha1_80:

@@ -65,6 +65,17 @@ std::optional<DtlsRole> role_from_remote_setup(std::string_view remote_setup);
 // What Veil writes in its own SDP for `role` ("active"/"passive"); an offer carries "actpass".
 const char* setup_attribute(DtlsRole role);
 
+// Veil's ICE credentials for one media session (RFC 8445 5.3, RFC 8839 5.4): ice-chars
+// ([A-Za-z0-9+/]) from OpenSSL's CSPRNG, a 8-character ufrag (48 bits; at least 24 are
+// required) and a 24-character password (144 bits; at least 128). They go into Veil's SDP
+// towards the browser and into the ICE flow's FlowSpec (ice_ufrag, ice_pwd).
+struct IceCredentials {
+  std::string ufrag;
+  std::string pwd;
+};
+// Empty strings if the random generator fails.
+IceCredentials generate_ice_credentials();
+
 // One certificate and SSL_CTX per Veil instance, made at start.
 class DtlsIdentity {
  public:

@@ -9,6 +9,7 @@
 #include <cctype>
 #include <cstring>
 #include <deque>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -235,4 +236,17 @@ TEST(DtlsSrtp, CloseNotifyEndsTheSession) {
   EXPECT_EQ(p.b->state(), DtlsSession::State::Closed);
   p.run();
   EXPECT_EQ(p.a->state(), DtlsSession::State::Closed);
+}
+
+TEST(IceCredentials, LengthCharsetAndUniqueness) {
+  std::set<std::string> seen;
+  for (int i = 0; i < 200; ++i) {
+    IceCredentials c = generate_ice_credentials();
+    ASSERT_EQ(c.ufrag.size(), 8u);
+    ASSERT_EQ(c.pwd.size(), 24u);
+    for (char ch : c.ufrag + c.pwd)
+      EXPECT_TRUE(std::isalnum(static_cast<unsigned char>(ch)) || ch == '+' || ch == '/') << ch;
+    EXPECT_TRUE(seen.insert(c.ufrag).second);
+    EXPECT_TRUE(seen.insert(c.pwd).second);
+  }
 }
