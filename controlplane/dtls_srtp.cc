@@ -135,6 +135,13 @@ std::optional<DtlsRole> role_from_remote_setup(std::string_view s) {
   return std::nullopt;
 }
 
+std::optional<DtlsRole> role_from_local_setup(std::string_view s) {
+  std::string v = lower(s);
+  if (v == "active") return DtlsRole::Client;
+  if (v == "passive") return DtlsRole::Server;
+  return std::nullopt;
+}
+
 const char* setup_attribute(DtlsRole role) { return role == DtlsRole::Client ? "active" : "passive"; }
 
 std::string cert_fingerprint(X509* cert, std::string_view hash) {

@@ -64,6 +64,11 @@ enum class DtlsRole : uint8_t {
 std::optional<DtlsRole> role_from_remote_setup(std::string_view remote_setup);
 // What Veil writes in its own SDP for `role` ("active"/"passive"); an offer carries "actpass".
 const char* setup_attribute(DtlsRole role);
+// The role that goes with what Veil already wrote in its answer ("active" -> Client,
+// "passive" -> Server; e.g. sip/webrtc_sdp.h's WebRtcParams::setup). Whoever writes the SDP
+// decides; the session must follow it. nullopt for anything else (an offer's "actpass" is
+// resolved by the answer: role_from_remote_setup on the browser's answer).
+std::optional<DtlsRole> role_from_local_setup(std::string_view local_setup);
 
 // Veil's ICE credentials for one media session (RFC 8445 5.3, RFC 8839 5.4): ice-chars
 // ([A-Za-z0-9+/]) from OpenSSL's CSPRNG, a 8-character ufrag (48 bits; at least 24 are

@@ -155,6 +155,11 @@ TEST(DtlsSrtp, SetupRoles) {
   EXPECT_EQ(role_from_remote_setup("holdconn"), std::nullopt);
   EXPECT_STREQ(setup_attribute(DtlsRole::Client), "active");
   EXPECT_STREQ(setup_attribute(DtlsRole::Server), "passive");
+  EXPECT_EQ(role_from_local_setup("passive"), DtlsRole::Server);
+  EXPECT_EQ(role_from_local_setup("active"), DtlsRole::Client);
+  EXPECT_EQ(role_from_local_setup("actpass"), std::nullopt);
+  for (DtlsRole r : {DtlsRole::Client, DtlsRole::Server})
+    EXPECT_EQ(role_from_local_setup(setup_attribute(r)), r);
 }
 
 TEST(DtlsSrtp, HandshakeGcmKeysMirroredAndRoundTripThroughLibsrtp) {
