@@ -114,6 +114,11 @@ struct Leg {
   bool cancel_sent = false;
   bool bye_sent = false;
   SdpOrigin origin;             // o= of what Veil sends on this leg
+  // In-dialog requests received on this leg and relayed to the other one, awaiting the
+  // other leg's answer (nua needs the saved request to answer them: NUTAG_WITH).
+  msg_t* update_req = nullptr;  // UPDATE (one at a time, RFC 3311 5.2)
+  std::vector<msg_t*> info_reqs;  // INFOs, answered in order
+  bool update_sent = false;     // an UPDATE Veil relayed onto this leg has no final answer yet
 };
 
 struct Stream {
@@ -124,6 +129,19 @@ struct Stream {
   Endpoint remote[2];           // peers' endpoints, by side
   bool offer_mux = false;
   bool mux = false;
+};
+
+// A call whose INVITE the far side challenged (401/407), relayed to the caller; kept until
+// the caller retries with credentials (RFC 3261 22.2: same Call-ID and From tag, CSeq up),
+// so that the retry goes out on the same B2BUA call: same serial, and toward the far side
+// the same Call-ID, From (tag included) and To, CSeq + 1, as a UA resubmitting would.
+struct Challenge {
+  int side = kExternal;                  // side of the caller
+  std::string caller_call_id, caller_from_tag;
+  uint64_t serial = 0;
+  std::string call_id, from, to;         // of Veil's INVITE on the other leg
+  uint32_t cseq = 0;
+  std::chrono::steady_clock::time_point expires;
 };
 
 struct Call {
@@ -140,6 +158,18 @@ struct Call {
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::string call_id[2];
   std::string from_user, to_user;
+  // The caller's From tag (a challenged call is matched on it and the Call-ID).
+  std::string caller_from_tag;
+  // Set when this call retries a challenged one (the values Veil's INVITE reuses).
+  std::optional<Challenge> retry;
+  std::string out_to;           // To of Veil's INVITE on leg[1] (no tag)
+  // RFC 3262 on the caller's leg: what its INVITE said about 100rel.
+  bool caller_100rel = false;   // Supported or Require: 100rel
+  bool caller_requires_100rel = false;
+  // The answer (rewritten) last sent to the caller in a provisional response: the 2xx
+  // repeats it when the callee's 2xx carries none (its answer came in a reliable 18x).
+  std::optional<std::string> early_answer;
+  bool late_offer = false;      // the caller's INVITE had no SDP: its answer comes in the ACK
 };
 
 // The flow a request arrived on: the source address and port and the transport (what a
@@ -194,6 +224,7 @@ struct B2bua::Impl {
   uint32_t next_stream_id = 1;
   B2buaStats stats;
   std::map<std::string, Binding> bindings;  // by AOR user
+  std::vector<Challenge> challenges;        // challenged calls awaiting the caller's retry
   su_timer_t* reg_timer = nullptr;          // expiry sweep of `bindings`
 
   std::mt19937_64 rng{std::random_device{}()};
@@ -278,6 +309,12 @@ struct B2bua::Impl {
       }
     }
     if (!call && binding_of_handle(nh)) return;  // nua_i_state etc. of a REGISTER handle
+    if ((event == nua_i_update || event == nua_i_info) && (!call || !calls.count(call))) {
+      // Out of dialog, or for a call already gone: nothing to relay it on.
+      nua_respond(nh, 481, standard_phrase(481), NUTAG_WITH_THIS(nua), TAG_END());
+      if (!call) nua_handle_destroy(nh);
+      return;
+    }
     if (event == nua_i_options && !call) {
       // nua has answered it (200 with Veil's Allow/Supported/Accept) on the leg it arrived
       // on; nothing crosses. The handle nua created for it is ours to destroy.
@@ -294,7 +331,11 @@ struct B2bua::Impl {
     switch (event) {
       case nua_i_invite: on_reinvite(call, li, sip); break;
       case nua_r_invite: on_invite_response(call, li, status, phrase, sip); break;
-      case nua_i_ack: on_ack(call, li); break;
+      case nua_i_ack: on_ack(call, li, sip); break;
+      case nua_i_update: on_update(call, li, nua, sip); break;
+      case nua_r_update: on_update_response(call, li, status, sip); break;
+      case nua_i_info: on_info(call, li, nua, sip); break;
+      case nua_r_info: on_info_response(call, li, status); break;
       case nua_i_cancel:
         // sofia has answered the CANCEL (200) and the INVITE (487).
         call->leg[li].server_pending = false;
@@ -377,6 +418,22 @@ struct B2bua::Impl {
     }
     Call* call = make_call(side, nh);
     if (!sip || !sip->sip_request || !sip->sip_from || !sip->sip_to) return fail(call, 400, "malformed INVITE");
+    if (sip->sip_from->a_tag) call->caller_from_tag = sip->sip_from->a_tag;
+    call->caller_requires_100rel = sip_has_feature(sip->sip_require, "100rel");
+    call->caller_100rel = call->caller_requires_100rel || sip_has_feature(sip->sip_supported, "100rel");
+    if (sip->sip_call_id && sip->sip_call_id->i_id) call->call_id[0] = sip->sip_call_id->i_id;
+    // The caller's retry of a challenged INVITE (RFC 3261 22.2): the same B2BUA call again.
+    for (auto it = challenges.begin(); it != challenges.end(); ++it) {
+      if (it->side == side && it->caller_call_id == call->call_id[0] &&
+          it->caller_from_tag == call->caller_from_tag && !call->caller_from_tag.empty() &&
+          it->expires > std::chrono::steady_clock::now()) {
+        call->retry = *it;
+        call->serial = it->serial;
+        --stats.calls_total;  // not a new call
+        challenges.erase(it);
+        break;
+      }
+    }
 
     std::optional<Endpoint> target;
     Transport transport = Transport::Udp;
@@ -406,24 +463,31 @@ struct B2bua::Impl {
       transport = cfg.pbx_transport;
     }
 
-    // The offer (late offer, INVITE without SDP, is planned).
-    if (!sip->sip_payload || !sip->sip_content_type || !sip->sip_content_type->c_type ||
-        strcasecmp(sip->sip_content_type->c_type, kSdpType) != 0) {
-      ++stats.sdp_rejected;
-      return fail(call, 488, "INVITE without SDP offer");
-    }
-    std::string offer(sip->sip_payload->pl_data, sip->sip_payload->pl_len);
-    SdpInspectResult info = inspect_sdp(offer);
-    if (info.error != SdpError::None) {
-      ++stats.sdp_rejected;
-      return fail(call, 488, std::string("bad SDP offer: ") + info.detail);
-    }
-    if (int st = apply_offer(call, side, info.info); st != 0)
-      return fail(call, st, "media for offer");
-    std::optional<std::string> out = rewrite_for(call, 1, offer);
-    if (!out) {
-      ++stats.sdp_rejected;
-      return fail(call, 488, "SDP rewrite failed");
+    // The offer. Without a body (late offer) the INVITE goes out without SDP: the callee
+    // offers in its 2xx, the caller answers in its ACK (on_ack). Another body type: 488.
+    std::optional<std::string> out;
+    if (!sip->sip_payload || sip->sip_payload->pl_len == 0) {
+      call->late_offer = true;
+      ++stats.late_offers;
+    } else {
+      if (!sip->sip_content_type || !sip->sip_content_type->c_type ||
+          strcasecmp(sip->sip_content_type->c_type, kSdpType) != 0) {
+        ++stats.sdp_rejected;
+        return fail(call, 488, "INVITE body is not SDP");
+      }
+      std::string offer(sip->sip_payload->pl_data, sip->sip_payload->pl_len);
+      SdpInspectResult info = inspect_sdp(offer);
+      if (info.error != SdpError::None) {
+        ++stats.sdp_rejected;
+        return fail(call, 488, std::string("bad SDP offer: ") + info.detail);
+      }
+      if (int st = apply_offer(call, side, info.info); st != 0)
+        return fail(call, st, "media for offer");
+      out = rewrite_for(call, 1, offer);
+      if (!out) {
+        ++stats.sdp_rejected;
+        return fail(call, 488, "SDP rewrite failed");
+      }
     }
 
     // The re-originated leg: only user parts and display names cross.
@@ -433,7 +497,6 @@ struct B2bua::Impl {
     if (ruri_user && !valid_user(ruri_user)) return fail(call, 400, "request-URI user");
     const char* from_user = sip->sip_from->a_url->url_user;
     const char* to_user = client_aor.empty() ? sip->sip_to->a_url->url_user : client_aor.c_str();
-    if (sip->sip_call_id && sip->sip_call_id->i_id) call->call_id[0] = sip->sip_call_id->i_id;
     call->from_user = valid_user(from_user) ? from_user : "anonymous";
     call->to_user = valid_user(to_user) ? to_user : "";
     std::string from = name_addr(safe_display(sip->sip_from->a_display),
@@ -444,15 +507,29 @@ struct B2bua::Impl {
     std::string ruri = std::string("sip:") + (ruri_user ? std::string(ruri_user) + "@" : "") +
                        uri_hostport(*target) + transport_param(transport);
     std::string extra = allowed_headers(sip);
+    call->out_to = to;
+    std::string call_id, cseq;
+    if (call->retry) {
+      // Toward the far side the retry continues the challenged INVITE's dialog identity.
+      from = call->retry->from;
+      to = call->out_to = call->retry->to;
+      call_id = call->retry->call_id;
+      cseq = std::to_string(call->retry->cseq + 1) + " INVITE";
+    }
 
     Leg& b = call->leg[1];
     b.nh = nua_handle(agent[b.side], reinterpret_cast<nua_hmagic_t*>(call), TAG_END());
     if (!b.nh) return fail(call, 500, "nua_handle failed");
     b.terminated = false;
     b.client_pending = true;
+    // Digest credentials cross end to end (the far side's challenge reached the caller).
     nua_invite(b.nh, NUTAG_URL(ruri.c_str()), SIPTAG_FROM_STR(from.c_str()),
-               SIPTAG_TO_STR(to.c_str()), SIPTAG_CONTENT_TYPE_STR(kSdpType),
-               SIPTAG_PAYLOAD_STR(out->c_str()),
+               SIPTAG_TO_STR(to.c_str()), TAG_IF(out.has_value(), SIPTAG_CONTENT_TYPE_STR(kSdpType)),
+               TAG_IF(out.has_value(), SIPTAG_PAYLOAD_STR(out ? out->c_str() : "")),
+               TAG_IF(!call_id.empty(), SIPTAG_CALL_ID_STR(call_id.c_str())),
+               TAG_IF(!cseq.empty(), SIPTAG_CSEQ_STR(cseq.c_str())),
+               TAG_IF(sip->sip_authorization, SIPTAG_AUTHORIZATION(sip->sip_authorization)),
+               TAG_IF(sip->sip_proxy_authorization, SIPTAG_PROXY_AUTHORIZATION(sip->sip_proxy_authorization)),
                TAG_IF(!extra.empty(), SIPTAG_HEADER_STR(extra.c_str())), TAG_END());
     start_timer(call);
     logf("sip: call " + std::to_string(call->serial) + ": " +
@@ -500,6 +577,12 @@ struct B2bua::Impl {
     stop_timer(call);
     if (!call->leg[1].client_pending) return;
     ++stats.no_response_timeouts;
+    // Not even a 100: a CANCEL may not be sent yet (RFC 3261 9.1) and nta would keep the
+    // transaction until timer B (32 s). The leg is abandoned now: its handle is destroyed
+    // with the call (nta stops retransmitting), so no call state outlives the 503.
+    call->leg[1].client_pending = false;
+    call->leg[1].cancel_sent = true;
+    call->leg[1].terminated = true;
     fail(call, 503, "no response from the other side");
   }
 
@@ -781,6 +864,7 @@ struct B2bua::Impl {
   }
 
   void sweep_bindings() {
+    sweep_challenges();
     auto now = Clock::now();
     for (auto it = bindings.begin(); it != bindings.end();) {
       auto next = std::next(it);
@@ -908,14 +992,17 @@ struct B2bua::Impl {
     return std::string(sip->sip_payload->pl_data, sip->sip_payload->pl_len);
   }
 
-  void respond(Call* call, int li, int status, const std::optional<std::string>& sdp) {
+  void respond(Call* call, int li, int status, const std::optional<std::string>& sdp,
+               bool reliable = false) {
     Leg& leg = call->leg[li];
     if (!leg.server_pending) return;
     if (sdp) {
       nua_respond(leg.nh, status, standard_phrase(status), SIPTAG_CONTENT_TYPE_STR(kSdpType),
-                  SIPTAG_PAYLOAD_STR(sdp->c_str()), TAG_END());
+                  SIPTAG_PAYLOAD_STR(sdp->c_str()),
+                  TAG_IF(reliable, SIPTAG_REQUIRE_STR("100rel")), TAG_END());
     } else {
-      nua_respond(leg.nh, status, standard_phrase(status), TAG_END());
+      nua_respond(leg.nh, status, standard_phrase(status),
+                  TAG_IF(reliable, SIPTAG_REQUIRE_STR("100rel")), TAG_END());
     }
     if (status >= 200) leg.server_pending = false;
   }
@@ -949,12 +1036,51 @@ struct B2bua::Impl {
 
     if (status < 200 && !local) {
       std::optional<std::string> out;
-      if (auto sdp = sdp_of(sip)) {
+      if (call->late_offer) {
+        // An SDP in a provisional would be the callee's offer: not taken (the 2xx's is).
+      } else if (auto sdp = sdp_of(sip)) {
         SdpInspectResult info = inspect_sdp(*sdp);
         if (info.error == SdpError::None && apply_answer(call, c.side, info.info))
           out = rewrite_for(call, oi, *sdp);
       }
-      respond(call, oi, status, out);  // early media with SDP, or plain ringing
+      if (out && !call->answered) {
+        call->early_answer = out;
+        ++stats.early_media;
+      }
+      // RFC 3262 per leg: the callee's PRACK was sent by sofia-sip on its leg (RSeq/RAck
+      // never cross). Toward the caller the provisional is reliable (Require: 100rel, an
+      // RSeq of Veil's, the caller's PRACK answered by sofia-sip on the caller's leg) when
+      // the caller requires 100rel, or supports it and the callee's was reliable or it
+      // carries the early answer.
+      bool reliable = !call->answered &&
+                      (call->caller_requires_100rel ||
+                       (call->caller_100rel && (sip->sip_rseq != nullptr || out.has_value())));
+      if (reliable) ++stats.reliable_provisionals;
+      respond(call, oi, status, out, reliable);  // early media with SDP, or plain ringing
+      return;
+    }
+
+    if (status >= 200 && status < 300 && !local && call->late_offer && !call->answered) {
+      // Late offer: this 2xx carries the callee's offer; it goes to the caller, whose ACK
+      // will carry the answer (flows get the caller's endpoint then).
+      std::optional<std::string> out;
+      if (auto sdp = sdp_of(sip)) {
+        SdpInspectResult info = inspect_sdp(*sdp);
+        if (info.error == SdpError::None && apply_offer(call, c.side, info.info) == 0)
+          out = rewrite_for(call, oi, *sdp);
+      }
+      if (!out) {
+        ++stats.sdp_rejected;
+        nua_ack(c.nh, TAG_END());
+        nua_bye(c.nh, TAG_END());
+        c.bye_sent = true;
+        return fail(call, 488, "no usable SDP offer in the 2xx to a late-offer INVITE");
+      }
+      c.ack_pending = true;
+      respond(call, oi, 200, out);
+      ++stats.calls_answered;
+      call->answered_at = std::chrono::steady_clock::now();
+      call->answered = true;
       return;
     }
 
@@ -964,6 +1090,9 @@ struct B2bua::Impl {
         SdpInspectResult info = inspect_sdp(*sdp);
         if (info.error == SdpError::None && apply_answer(call, c.side, info.info))
           out = rewrite_for(call, oi, *sdp);
+      } else if (!call->answered && call->early_answer) {
+        // RFC 3262 5: the answer came in a reliable provisional; the caller gets it again.
+        out = call->early_answer;
       }
       if (!out) {
         // Our offer got no usable answer: this leg is confirmed and ended, the caller
@@ -989,6 +1118,11 @@ struct B2bua::Impl {
       return;
     }
 
+    // A digest challenge to the initial INVITE: relayed to the caller, who retries.
+    if ((status == 401 || status == 407) && !local && !call->answered &&
+        (sip->sip_www_authenticate || sip->sip_proxy_authenticate))
+      return challenge_caller(call, li, status, sip);
+
     // Final failure.
     int mapped = map_failure_status(status, local);
     if (call->answered) {
@@ -998,12 +1132,219 @@ struct B2bua::Impl {
     fail(call, mapped, "other leg answered " + std::to_string(status));
   }
 
-  void on_ack(Call* call, int li) {
-    Leg& o = call->leg[1 - li];
-    if (o.ack_pending) {
-      nua_ack(o.nh, TAG_END());
-      o.ack_pending = false;
+  static constexpr size_t kMaxChallenges = 4096;
+
+  // The far side (leg `li`) challenged Veil's INVITE: the caller gets the same code with the
+  // challenge (WWW-/Proxy-Authenticate verbatim: realm, nonce, opaque), the call's media is
+  // released, and what the retry needs is kept for 32 s (64*T1 at the default T1).
+  void challenge_caller(Call* call, int li, int status, sip_t const* sip) {
+    Leg& a = call->leg[1 - li];
+    Leg& b = call->leg[li];
+    ++stats.auth_challenges;
+    if (a.server_pending) {
+      nua_respond(a.nh, status, standard_phrase(status),
+                  TAG_IF(sip->sip_www_authenticate, SIPTAG_WWW_AUTHENTICATE(sip->sip_www_authenticate)),
+                  TAG_IF(sip->sip_proxy_authenticate, SIPTAG_PROXY_AUTHENTICATE(sip->sip_proxy_authenticate)),
+                  TAG_END());
+      a.server_pending = false;
+      ++stats.calls_failed;
     }
+    if (sip->sip_call_id && sip->sip_call_id->i_id && sip->sip_from && sip->sip_from->a_tag &&
+        sip->sip_cseq && !call->call_id[0].empty() && !call->caller_from_tag.empty()) {
+      Challenge ch;
+      ch.side = a.side;
+      ch.caller_call_id = call->call_id[0];
+      ch.caller_from_tag = call->caller_from_tag;
+      ch.serial = call->serial;
+      ch.call_id = sip->sip_call_id->i_id;
+      su_home_t home[1] = {SU_HOME_INIT(home)};
+      if (char* v = sip_header_as_string(home, reinterpret_cast<sip_header_t const*>(sip->sip_from)))
+        ch.from = v;
+      su_home_deinit(home);
+      ch.to = call->out_to;
+      ch.cseq = sip->sip_cseq->cs_seq;
+      ch.expires = std::chrono::steady_clock::now() + std::chrono::milliseconds(64 * cfg.t1_ms);
+      if (!ch.from.empty()) {
+        if (challenges.size() >= kMaxChallenges) challenges.erase(challenges.begin());
+        challenges.push_back(std::move(ch));
+      }
+    }
+    logf("sip: call " + std::to_string(call->serial) + ": " + std::to_string(status) +
+         " (challenge relayed to the caller)");
+    // nua keeps the challenged request for nua_authenticate(), which Veil never calls (the
+    // caller answers the challenge): this leg is over, its handle is destroyed with the call.
+    b.terminated = true;
+    end_call(call, "challenged");
+  }
+
+  void sweep_challenges() {
+    auto now = std::chrono::steady_clock::now();
+    challenges.erase(std::remove_if(challenges.begin(), challenges.end(),
+                                    [&](const Challenge& c) { return c.expires <= now; }),
+                     challenges.end());
+  }
+
+  void on_ack(Call* call, int li, sip_t const* sip) {
+    Leg& o = call->leg[1 - li];
+    if (!o.ack_pending) return;
+    o.ack_pending = false;
+    if (!call->late_offer) {
+      nua_ack(o.nh, TAG_END());
+      return;
+    }
+    // Late offer: the caller's answer to the offer of the callee's 2xx is in this ACK.
+    call->late_offer = false;
+    std::optional<std::string> out;
+    if (auto sdp = sdp_of(sip)) {
+      SdpInspectResult info = inspect_sdp(*sdp);
+      if (info.error == SdpError::None && apply_answer(call, call->leg[li].side, info.info))
+        out = rewrite_for(call, 1 - li, *sdp);
+    }
+    if (!out) {
+      // No usable answer: the callee's dialog is confirmed and both legs are ended.
+      ++stats.sdp_rejected;
+      nua_ack(o.nh, TAG_END());
+      end_call(call, "no usable SDP answer in the caller's ACK");
+      return;
+    }
+    nua_ack(o.nh, SIPTAG_CONTENT_TYPE_STR(kSdpType), SIPTAG_PAYLOAD_STR(out->c_str()), TAG_END());
+    call->offer_side = -1;
+  }
+
+  // ---- UPDATE (RFC 3311) and INFO (RFC 6086), relayed leg to leg ------------------------
+
+  static void answer_saved(nua_handle_t* nh, msg_t*& req, int status,
+                           const std::optional<std::string>& sdp = std::nullopt) {
+    if (!req) return;
+    nua_respond(nh, status, standard_phrase(status), NUTAG_WITH(req),
+                TAG_IF(sdp.has_value(), SIPTAG_CONTENT_TYPE_STR(kSdpType)),
+                TAG_IF(sdp.has_value(), SIPTAG_PAYLOAD_STR(sdp ? sdp->c_str() : "")), TAG_END());
+    msg_destroy(req);
+    req = nullptr;
+  }
+
+  void on_update(Call* call, int li, nua_t* nua, sip_t const* sip) {
+    Leg& s = call->leg[li];
+    int oi = 1 - li;
+    Leg& o = call->leg[oi];
+    msg_t* req = msg_ref_create(nua_current_request(nua));
+    auto sdp = sdp_of(sip);
+    if (!sdp) {
+      // No offer (a session refresh, RFC 4028): per leg, answered here.
+      answer_saved(s.nh, req, 200);
+      return;
+    }
+    if (call->ending || !call->answered || o.terminated || s.update_req || o.update_sent ||
+        o.client_pending || o.server_pending || o.ack_pending || s.server_pending) {
+      answer_saved(s.nh, req, 491);  // an offer/answer exchange is in progress
+      return;
+    }
+    SdpInspectResult info = inspect_sdp(*sdp);
+    if (info.error != SdpError::None) {
+      ++stats.sdp_rejected;
+      answer_saved(s.nh, req, 488);
+      return;
+    }
+    if (int st = apply_offer(call, s.side, info.info); st != 0) {
+      answer_saved(s.nh, req, st);
+      return;
+    }
+    auto out = rewrite_for(call, oi, *sdp);
+    if (!out) {
+      answer_saved(s.nh, req, 488);
+      return;
+    }
+    ++stats.updates;
+    s.update_req = req;
+    o.update_sent = true;
+    nua_update(o.nh, SIPTAG_CONTENT_TYPE_STR(kSdpType), SIPTAG_PAYLOAD_STR(out->c_str()), TAG_END());
+  }
+
+  void on_update_response(Call* call, int li, int status, sip_t const* sip) {
+    Leg& c = call->leg[li];
+    Leg& s = call->leg[1 - li];
+    if (status < 200 || !c.update_sent) return;  // sofia-sip's own refresh, or provisional
+    c.update_sent = false;
+    if (!s.update_req) return;
+    if (status >= 300) {
+      answer_saved(s.nh, s.update_req, map_failure_status(status, sip == nullptr || status >= 700));
+      return;
+    }
+    std::optional<std::string> out;
+    if (auto sdp = sdp_of(sip)) {
+      SdpInspectResult info = inspect_sdp(*sdp);
+      if (info.error == SdpError::None && apply_answer(call, c.side, info.info))
+        out = rewrite_for(call, 1 - li, *sdp);
+    }
+    if (!out) {
+      ++stats.sdp_rejected;
+      answer_saved(s.nh, s.update_req, 488);
+      return;
+    }
+    call->offer_side = -1;
+    answer_saved(s.nh, s.update_req, 200, out);
+  }
+
+  // INFO bodies that cross: DTMF relay only (their text names digits and durations, no
+  // address). Anything else gets 415.
+  static bool info_body_allowed(sip_t const* sip) {
+    if (!sip->sip_payload || sip->sip_payload->pl_len == 0) return true;  // e.g. a keepalive
+    if (!sip->sip_content_type || !sip->sip_content_type->c_type) return false;
+    const char* t = sip->sip_content_type->c_type;
+    if (strcasecmp(t, "application/dtmf-relay") != 0 && strcasecmp(t, "application/dtmf") != 0) return false;
+    if (sip->sip_payload->pl_len > 256) return false;
+    for (size_t i = 0; i < sip->sip_payload->pl_len; ++i) {
+      unsigned char ch = static_cast<unsigned char>(sip->sip_payload->pl_data[i]);
+      if (!(std::isalnum(ch) || ch == '=' || ch == ' ' || ch == '\r' || ch == '\n' || ch == '#' ||
+            ch == '*' || ch == '-' || ch == '_'))
+        return false;
+    }
+    return true;
+  }
+
+  void on_info(Call* call, int li, nua_t* nua, sip_t const* sip) {
+    Leg& s = call->leg[li];
+    Leg& o = call->leg[1 - li];
+    msg_t* req = msg_ref_create(nua_current_request(nua));
+    if (call->ending || !call->answered || o.terminated || !o.nh) {
+      answer_saved(s.nh, req, 481);
+      return;
+    }
+    if (!info_body_allowed(sip)) {
+      answer_saved(s.nh, req, 415);
+      return;
+    }
+    ++stats.infos;
+    s.info_reqs.push_back(req);
+    if (sip->sip_payload && sip->sip_payload->pl_len > 0) {
+      std::string body(sip->sip_payload->pl_data, sip->sip_payload->pl_len);
+      nua_info(o.nh, SIPTAG_CONTENT_TYPE_STR(sip->sip_content_type->c_type),
+               SIPTAG_PAYLOAD_STR(body.c_str()), TAG_END());
+    } else {
+      nua_info(o.nh, TAG_END());
+    }
+  }
+
+  void on_info_response(Call* call, int li, int status) {
+    Leg& s = call->leg[1 - li];
+    if (status < 200 || s.info_reqs.empty()) return;
+    msg_t* req = s.info_reqs.front();
+    s.info_reqs.erase(s.info_reqs.begin());
+    int mapped = status < 300 ? 200 : map_failure_status(status, status >= 700);
+    answer_saved(s.nh, req, mapped);
+  }
+
+  // Answers what is still waiting on `leg` (the call is ending).
+  void drop_pending(Leg& leg) {
+    if (leg.nh) {
+      answer_saved(leg.nh, leg.update_req, 481);
+      for (msg_t*& m : leg.info_reqs) answer_saved(leg.nh, m, 481);
+    } else {
+      if (leg.update_req) msg_destroy(leg.update_req);
+      for (msg_t* m : leg.info_reqs) msg_destroy(m);
+      leg.update_req = nullptr;
+    }
+    leg.info_reqs.clear();
   }
 
   void on_reinvite(Call* call, int li, sip_t const* sip) {
@@ -1049,6 +1390,7 @@ struct B2bua::Impl {
     stop_timer(call);
     release_media(call);
     for (Leg& leg : call->leg) {
+      drop_pending(leg);
       if (leg.terminated || !leg.nh) continue;
       if (leg.server_pending) {
         nua_respond(leg.nh, 487, standard_phrase(487), TAG_END());
@@ -1076,6 +1418,7 @@ struct B2bua::Impl {
     release_media(call);
     for (Leg& leg : call->leg)
       if (leg.nh) {
+        drop_pending(leg);
         nua_handle_bind(leg.nh, nullptr);
         nua_handle_destroy(leg.nh);
         leg.nh = nullptr;
@@ -1087,8 +1430,11 @@ struct B2bua::Impl {
     for (Call* call : std::vector<Call*>(calls.begin(), calls.end())) {
       stop_timer(call);
       release_media(call);
-      for (Leg& leg : call->leg)
+      for (Leg& leg : call->leg) {
+        if (leg.update_req) msg_destroy(leg.update_req);
+        for (msg_t* m : leg.info_reqs) msg_destroy(m);
         if (leg.nh) nua_handle_destroy(leg.nh);
+      }
       delete call;
     }
     calls.clear();
@@ -1147,12 +1493,14 @@ bool B2bua::start(std::string* error) {
         // Where a peer makes Veil the refresher: UPDATE if the peer allows it, else a
         // re-INVITE (see on_invite_response).
         NUTAG_UPDATE_REFRESH(1),
-        SIPTAG_ALLOW_STR(side == kExternal ? "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER"
-                                           : "INVITE, ACK, BYE, CANCEL, OPTIONS"),
-        // REGISTER from clients reaches Veil (on_register), which relays it.
-        TAG_IF(side == kExternal, NUTAG_APPL_METHOD("REGISTER")),
-        // 100rel/PRACK is not relayed yet: do not offer it.
-        SIPTAG_SUPPORTED_STR("timer"),
+        SIPTAG_ALLOW_STR(side == kExternal ? "INVITE, ACK, BYE, CANCEL, OPTIONS, PRACK, UPDATE, INFO, REGISTER"
+                                           : "INVITE, ACK, BYE, CANCEL, OPTIONS, PRACK, UPDATE, INFO"),
+        // REGISTER from clients reaches Veil (on_register), which relays it; UPDATE and INFO
+        // reach Veil, which relays them to the other leg (nua would answer them itself).
+        NUTAG_APPL_METHOD(side == kExternal ? "REGISTER, UPDATE, INFO" : "UPDATE, INFO"),
+        // 100rel (RFC 3262) per leg: sofia-sip sends PRACK for reliable provisionals on the
+        // legs Veil originates and answers PRACKs on the legs it terminates.
+        SIPTAG_SUPPORTED_STR("timer, 100rel"),
         // The exact text, or no User-Agent at all (sofia-sip's default names itself and its
         // version). The header form takes NONE; the _STR form would strlen() it.
         TAG_IF(ua != nullptr, SIPTAG_USER_AGENT_STR(ua)),

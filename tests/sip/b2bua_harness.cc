@@ -103,6 +103,20 @@ struct Harness {
   std::string line;
   bool quit = false;
 
+  // Counters added since the format string above was written.
+  std::string extra() const {
+    const B2buaStats& st = b2bua->stats();
+    std::string s;
+    auto add = [&](const char* k, uint64_t v) { s += std::string("\"") + k + "\":" + std::to_string(v) + ","; };
+    add("auth_challenges", st.auth_challenges);
+    add("early_media", st.early_media);
+    add("reliable_provisionals", st.reliable_provisionals);
+    add("updates", st.updates);
+    add("infos", st.infos);
+    add("late_offers", st.late_offers);
+    return s;
+  }
+
   void print_stats() {
     const B2buaStats& st = b2bua->stats();
     std::printf(
@@ -111,7 +125,7 @@ struct Harness {
         "\"no_response_timeouts\":%lu,\"reinvites\":%lu,\"callback_exceptions\":%lu,"
         "\"media_timeouts\":%lu,\"options_answered\":%lu,\"malformed_dropped\":%lu,"
         "\"bindings\":%zu,\"registers_received\":%lu,\"registers_relayed\":%lu,"
-        "\"registers_throttled\":%lu,\"registers_removed\":%lu,\"registers_expired\":%lu,%s}\n",
+        "\"registers_throttled\":%lu,\"registers_removed\":%lu,\"registers_expired\":%lu,%s%s}\n",
         b2bua->active_calls(), (unsigned long)st.calls_total, (unsigned long)st.calls_answered,
         (unsigned long)st.calls_failed, (unsigned long)st.refused_source,
         (unsigned long)st.sdp_rejected, (unsigned long)st.no_media_ports,
@@ -120,7 +134,7 @@ struct Harness {
         (unsigned long)st.options_answered, (unsigned long)st.malformed_dropped,
         b2bua->bindings(), (unsigned long)st.registers_received, (unsigned long)st.registers_relayed,
         (unsigned long)st.registers_throttled, (unsigned long)st.registers_removed,
-        (unsigned long)st.registers_expired, anchor->json().c_str());
+        (unsigned long)st.registers_expired, extra().c_str(), anchor->json().c_str());
     std::fflush(stdout);
   }
 };

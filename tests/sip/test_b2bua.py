@@ -554,9 +554,108 @@ def t_register_expiry(lab, h, ctx):
     check(st['calls_failed'] == before['calls_failed'] + 1, 'failed counter')
 
 
+BLACKHOLE = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+print('bound', flush=True)
+n = 0
+while True:
+    data, _ = s.recvfrom(65535)
+    n += 1
+    print(data.split(b' ', 1)[0].decode(errors='replace'), flush=True)
+"""
+
+
+def unreachable_call(lab, h, port, media):
+    """One INVITE from the untrusted side toward a PBX that does not answer: (seconds until the
+    caller had its 503, stats after)."""
+    before = h.stats()
+    t0 = time.monotonic()
+    uac = sipp(lab, 'ext', 'uac_pbx_unreachable.xml', EXT_PEER, port, remote='%s:5060' % EXT_SBC,
+               media_port=media)
+    finish(lab, uac, 'sipp caller toward an unreachable PBX', timeout=20)
+    took = time.monotonic() - t0
+    st = h.wait_idle()
+    check(st['active_calls'] == 0, 'call objects left: %d' % st['active_calls'])
+    check(st['calls_failed'] == before['calls_failed'] + 1, 'failed counter %d -> %d'
+          % (before['calls_failed'], st['calls_failed']))
+    progs = programs_since(st, before)
+    check(progs, 'the offer programmed no flows')
+    for pr in progs:
+        check(pr['id'] in st['removes'], 'flows of the failed call not removed: %s' % pr)
+    check(st['live_flows'] == 0 and not st['live_ports'], 'media left: flows %d ports %s'
+          % (st['live_flows'], st['live_ports']))
+    return took, before, st
+
+
+def t_pbx_unreachable(lab, h, ctx):
+    """Issue 3: PBX unreachable. (a) Nothing listens on the PBX's port (ICMP port unreachable):
+    the caller gets 503 quickly. (b) The PBX host swallows every datagram (a listener that
+    never answers): Veil gives up after no_response_timeout_ms (3000 in this harness) and
+    answers 503, well before the 32 s of timer B. Both times: no call object, the offer's
+    flows removed and its ports released."""
+    took, _, _ = unreachable_call(lab, h, 5072, 16030)
+    log('PBX port closed: 503 after %.2f s' % took)
+    check(took < 3.0 + 1.5, '503 after %.1f s with nothing listening' % took)
+
+    bh = lab.popen('int', ['python3', '-c', BLACKHOLE, INT_PEER, str(PBX_PORT)], stdout=subprocess.PIPE,
+                   stderr=subprocess.PIPE)
+    try:
+        check(bh.stdout.readline().strip() == b'bound', 'blackhole did not bind')
+        took, before, st = unreachable_call(lab, h, 5073, 16032)
+        log('PBX silent: 503 after %.2f s' % took)
+        check(2.5 <= took < 3.0 + 1.5, '503 after %.1f s (no_response_timeout_ms is 3000)' % took)
+        check(st['no_response_timeouts'] == before['no_response_timeouts'] + 1, 'no_response_timeouts')
+    finally:
+        bh.kill()
+        out, _ = bh.communicate(timeout=5)
+    got = out.decode(errors='replace').split()
+    log('the silent PBX received: %s' % got)
+    check(got.count('INVITE') >= 2, 'the INVITE did not reach the silent PBX (or was not retransmitted): %s' % got)
+    ctx['unreachable'] = True
+
+
+def auth_call(lab, h, uas_scen, uac_scen, port, media):
+    before = h.stats()
+    uas = sipp(lab, 'int', uas_scen, INT_PEER, PBX_PORT, media_port=media + 1000)
+    wait_listening(lab, 'int', PBX_PORT)
+    uac = sipp(lab, 'ext', uac_scen, EXT_PEER, port, remote='%s:5060' % EXT_SBC, media_port=media,
+               extra=('-auth_uri', REG_DOMAIN))
+    try:
+        finish(lab, uac, 'sipp caller (%s)' % uac_scen)
+        finish(lab, uas, 'sipp PBX (%s)' % uas_scen)
+    finally:
+        for p in (uac, uas):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    st = h.wait_idle()
+    check(st['active_calls'] == 0, 'call objects left: %d' % st['active_calls'])
+    check(st['auth_challenges'] == before['auth_challenges'] + 1, 'auth_challenges')
+    check(st['calls_answered'] == before['calls_answered'] + 1, 'the authenticated call was not answered')
+    check(st['calls_total'] == before['calls_total'] + 1, 'the retry counted as a new call: %d -> %d'
+          % (before['calls_total'], st['calls_total']))
+    for pr in programs_since(st, before):
+        check(pr['id'] in st['removes'], 'flows not removed: %s' % pr)
+
+
+def t_invite_auth(lab, h, ctx):
+    """A PBX that challenges calls, 401 (WWW-Authenticate) then 407 (Proxy-Authenticate), each
+    with its realm, nonce and opaque: the challenge reaches the caller verbatim (asserted by the
+    caller's scenario and the wire audit), the caller's retry (same Call-ID and From tag, CSeq
+    2, credentials) is re-originated on the same B2BUA call: toward the PBX the same Call-ID
+    (sipp's PBX matches the retry to the challenged call by it) and From tag, a higher CSeq
+    (wire audit). The PBX verifies the 401 digest (sipp verifyauth, alice / s3cret; digest
+    uri = the PBX's domain) and checks the 407 credentials' fields, then answers 200."""
+    auth_call(lab, h, 'uas_auth.xml', 'uac_auth.xml', 5074, 16040)
+    auth_call(lab, h, 'uas_auth407.xml', 'uac_auth407.xml', 5075, 16042)
+    ctx['invite_auth'] = True
+
+
 TESTS = [t_call_untrusted_to_pbx, t_call_pbx_to_untrusted, t_cancel, t_busy, t_callee_bye, t_hold_reinvite,
          t_refused_source, t_robustness, t_session_timer, t_register_and_call,
-         t_register_expiry]
+         t_register_expiry, t_pbx_unreachable, t_invite_auth]
 
 
 def main():
@@ -640,6 +739,33 @@ def main():
                 check(any(s == EXT_SBC and d == EXT_PEER and t.startswith('INVITE sip:alice@%s:%d ' % (EXT_PEER, REG_PORT))
                           for s, d, t, _ in mx), 'no INVITE toward the registered client\'s flow')
                 check(not any(ctx['reg_token'] in t for s, d, t, _ in mx), 'Veil\'s Contact user on the untrusted side')
+            if ctx.get('invite_auth'):
+                # Toward the PBX: each challenged INVITE and its retry share Call-ID and From
+                # tag, the retry's CSeq is higher and it carries the caller's credentials.
+                invs = [t for s, d, t, _ in mi if s == INT_SBC and t.startswith('INVITE ')]
+
+                def hv(t, name):
+                    m = re.search(r'^%s:\s*([^\r\n]*)' % name, t, re.M | re.I)
+                    return m.group(1) if m else None
+                tag = lambda t: re.search(r';tag=([^;\s]+)', hv(t, 'From')).group(1)  # noqa: E731
+                for header in ('Authorization', 'Proxy-Authorization'):
+                    authed = [t for t in invs if hv(t, header) and hv(t, header).startswith('Digest ')]
+                    check(authed, 'no INVITE with %s toward the PBX' % header)
+                    a = authed[0]
+                    first = [t for t in invs if hv(t, 'Call-ID') == hv(a, 'Call-ID') and not hv(t, header)]
+                    check(first, '%s: the retry has a Call-ID of its own toward the PBX' % header)
+                    check(tag(first[0]) == tag(a), '%s: From tag changed for the retry' % header)
+                    c1, c2 = (int(hv(t, 'CSeq').split()[0]) for t in (first[0], a))
+                    check(c2 > c1, '%s: CSeq %d then %d' % (header, c1, c2))
+                for code, needle in (('401 Unauthorized', 'WWW-Authenticate: Digest realm="voice.example.com"'),
+                                     ('407 Proxy Authentication Required',
+                                      'Proxy-Authenticate: Digest realm="voice.example.com"')):
+                    check(any(s == EXT_SBC and t.startswith('SIP/2.0 %s\r\n' % code) and needle in t and
+                              'nonce="a1b2c3d4e5f60718293a4b5c6d7e8f90"' in t for s, d, t, _ in mx),
+                          'the PBX\'s %s with its challenge did not reach the caller' % code)
+            if ctx.get('unreachable'):
+                check(any(s == EXT_SBC and t.startswith('SIP/2.0 503 Service Unavailable\r\n')
+                          for s, d, t, _ in mx), 'no 503 to the caller of an unreachable PBX')
             print('ok %d - wire audit (%d + %d SIP messages)' % (n - 1, len(mx), len(mi)), flush=True)
         except Exception as e:
             failed += 1
