@@ -653,9 +653,45 @@ def t_invite_auth(lab, h, ctx):
     ctx['invite_auth'] = True
 
 
+def t_early_media_100rel(lab, h, ctx):
+    """Issue 3: provisional responses, early media and PRACK. The PBX answers with a reliable
+    183 (Require: 100rel, RSeq 7) carrying SDP, then a 200 without SDP. Veil PRACKs it on the
+    PBX's leg itself (RAck: 7 <its CSeq> INVITE), sends the caller its own reliable 183 (Veil's
+    RSeq, rewritten SDP naming the SBC) and answers the caller's PRACK on the caller's leg;
+    RSeq/RAck never cross. The early answer programs the flows with the PBX's media endpoint
+    before the 200, and the caller's 200 repeats the answer."""
+    before = h.stats()
+    uas = sipp(lab, 'int', 'uas_100rel.xml', INT_PEER, PBX_PORT, media_port=17050)
+    wait_listening(lab, 'int', PBX_PORT)
+    uac = sipp(lab, 'ext', 'uac_100rel.xml', EXT_PEER, 5076, remote='%s:5060' % EXT_SBC, media_port=16050)
+    try:
+        finish(lab, uac, 'sipp caller (uac_100rel.xml)')
+        finish(lab, uas, 'sipp PBX (uas_100rel.xml)')
+    finally:
+        for p in (uac, uas):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    st = h.wait_idle()
+    check(st['active_calls'] == 0, 'call objects left: %d' % st['active_calls'])
+    check(st['calls_answered'] == before['calls_answered'] + 1, 'not answered')
+    check(st['early_media'] == before['early_media'] + 1, 'early_media %d -> %d'
+          % (before['early_media'], st['early_media']))
+    check(st['reliable_provisionals'] == before['reliable_provisionals'] + 1, 'reliable_provisionals')
+    progs = programs_since(st, before)
+    check(len(progs) >= 2, 'programs: %s' % progs)
+    check(progs[0]['in_remote'] == '' and progs[1]['in_remote'] == '%s:17050' % INT_PEER,
+          'the early answer did not program the PBX\'s media endpoint: %s' % progs)
+    check(progs[1]['ext_remote'] == '%s:16050' % EXT_PEER, 'ext remote %s' % progs[1]['ext_remote'])
+    for pr in progs:
+        check(pr['id'] in st['removes'], 'flows not removed: %s' % pr)
+    ctx['early_media'] = True
+
+
 TESTS = [t_call_untrusted_to_pbx, t_call_pbx_to_untrusted, t_cancel, t_busy, t_callee_bye, t_hold_reinvite,
          t_refused_source, t_robustness, t_session_timer, t_register_and_call,
-         t_register_expiry, t_pbx_unreachable, t_invite_auth]
+         t_register_expiry, t_pbx_unreachable, t_invite_auth,
+         t_early_media_100rel]
 
 
 def main():
@@ -763,6 +799,18 @@ def main():
                     check(any(s == EXT_SBC and t.startswith('SIP/2.0 %s\r\n' % code) and needle in t and
                               'nonce="a1b2c3d4e5f60718293a4b5c6d7e8f90"' in t for s, d, t, _ in mx),
                           'the PBX\'s %s with its challenge did not reach the caller' % code)
+            if ctx.get('early_media'):
+                # The PBX's leg: Veil's PRACK acknowledges the PBX's RSeq 7; the caller's leg:
+                # Veil's reliable 183 with its own RSeq and the rewritten SDP; the caller's
+                # PRACK stays on the caller's leg.
+                pracks = [t for s, d, t, _ in mi if s == INT_SBC and t.startswith('PRACK ')]
+                check(len(pracks) == 1 and re.search(r'^RAck: 7 \d+ INVITE\r$', pracks[0], re.M),
+                      'PRACKs toward the PBX: %s' % [p[:300] for p in pracks])
+                e183 = [t for s, d, t, _ in mx if s == EXT_SBC and t.startswith('SIP/2.0 183 Session Progress\r\n')]
+                check(e183 and all(re.search(r'^Require: 100rel\r$', t, re.M) and re.search(r'^RSeq: \d+\r$', t, re.M)
+                                   and sdp_of(t) for t in e183), 'the caller\'s 183: %s' % [t[:400] for t in e183])
+                check(not any(s == INT_SBC and t.startswith('SIP/2.0 200') and re.search(r'^CSeq: \d+ PRACK', t, re.M)
+                              for s, d, t, _ in mi), 'Veil answered a PRACK on the PBX side')
             if ctx.get('unreachable'):
                 check(any(s == EXT_SBC and t.startswith('SIP/2.0 503 Service Unavailable\r\n')
                           for s, d, t, _ in mx), 'no 503 to the caller of an unreachable PBX')
