@@ -688,10 +688,30 @@ def t_early_media_100rel(lab, h, ctx):
     ctx['early_media'] = True
 
 
+def t_update_info(lab, h, ctx):
+    """RFC 3311 UPDATE and INFO across legs in an established call. The caller holds with an
+    UPDATE (a=sendonly): the PBX gets an UPDATE naming Veil's trusted address, its a=recvonly
+    answer reaches the caller rewritten. An INFO with a DTMF relay body crosses as it is; an INFO
+    with another body type gets 415 and crosses nothing. The PBX then moves its media with an
+    UPDATE: the caller's UPDATE names Veil's untrusted address, and the stream's flows follow the
+    PBX's new port (same stream, same SBC ports)."""
+    before = h.stats()
+    st = scenario_pair(lab, h, 'int', 'uas_update_info.xml', INT_PEER, PBX_PORT, 'ext', 'uac_update_info.xml',
+                       EXT_PEER, 5077, '%s:5060' % EXT_SBC, 16060, 17060)
+    check(st['updates'] == before['updates'] + 2, 'updates %d -> %d' % (before['updates'], st['updates']))
+    check(st['infos'] == before['infos'] + 1, 'infos %d -> %d' % (before['infos'], st['infos']))
+    progs = programs_since(st, before)
+    check(len({p['id'] for p in progs}) == 1, 'UPDATE must keep the stream: %s' % progs)
+    check(progs[-1]['in_remote'] == '%s:17062' % INT_PEER and progs[-1]['ext_remote'] == '%s:16060' % EXT_PEER,
+          'remotes after the PBX\'s UPDATE: %s' % progs[-1])
+    check(progs[-1]['id'] in st['removes'], 'flows not removed')
+    ctx['update_info'] = True
+
+
 TESTS = [t_call_untrusted_to_pbx, t_call_pbx_to_untrusted, t_cancel, t_busy, t_callee_bye, t_hold_reinvite,
          t_refused_source, t_robustness, t_session_timer, t_register_and_call,
          t_register_expiry, t_pbx_unreachable, t_invite_auth,
-         t_early_media_100rel]
+         t_early_media_100rel, t_update_info]
 
 
 def main():
@@ -811,6 +831,17 @@ def main():
                                    and sdp_of(t) for t in e183), 'the caller\'s 183: %s' % [t[:400] for t in e183])
                 check(not any(s == INT_SBC and t.startswith('SIP/2.0 200') and re.search(r'^CSeq: \d+ PRACK', t, re.M)
                               for s, d, t, _ in mi), 'Veil answered a PRACK on the PBX side')
+            if ctx.get('update_info'):
+                check(any(s == INT_SBC and t.startswith('INFO ') and 'Content-Type: application/dtmf-relay' in t and
+                          t.endswith('Signal=5\r\nDuration=160\r\n') for s, d, t, _ in mi),
+                      'no DTMF INFO toward the PBX')
+                check(not any('x-private-state' in t for s, d, t, _ in mi), 'a refused INFO body crossed')
+                check(any(s == EXT_SBC and t.startswith('SIP/2.0 415 Unsupported Media Type\r\n') for s, d, t, _ in mx),
+                      'no 415 for the refused INFO')
+                check(any(s == EXT_SBC and t.startswith('UPDATE ') and sdp_of(t) for s, d, t, _ in mx),
+                      'no UPDATE toward the caller')
+                check(any(s == INT_SBC and t.startswith('UPDATE ') and 'a=sendonly' in t for s, d, t, _ in mi),
+                      'no hold UPDATE toward the PBX')
             if ctx.get('unreachable'):
                 check(any(s == EXT_SBC and t.startswith('SIP/2.0 503 Service Unavailable\r\n')
                           for s, d, t, _ in mx), 'no 503 to the caller of an unreachable PBX')
