@@ -708,10 +708,30 @@ def t_update_info(lab, h, ctx):
     ctx['update_info'] = True
 
 
+def t_late_offer(lab, h, ctx):
+    """Late offer: the caller's INVITE has no SDP; Veil's INVITE to the PBX has none either.
+    The PBX's 200 carries the offer: it reaches the caller rewritten (Veil's untrusted address,
+    an allocated port) and the flows get the PBX's endpoint; the caller's ACK carries the answer:
+    Veil's ACK to the PBX carries it rewritten and the flows get the caller's endpoint then."""
+    before = h.stats()
+    st = scenario_pair(lab, h, 'int', 'uas_late_offer.xml', INT_PEER, PBX_PORT, 'ext', 'uac_late_offer.xml',
+                       EXT_PEER, 5078, '%s:5060' % EXT_SBC, 16070, 17070)
+    check(st['late_offers'] == before['late_offers'] + 1, 'late_offers')
+    check(st['calls_answered'] == before['calls_answered'] + 1, 'not answered')
+    progs = programs_since(st, before)
+    check(len(progs) == 2, 'programs: %s' % progs)
+    check(progs[0]['in_remote'] == '%s:17070' % INT_PEER and progs[0]['ext_remote'] == '',
+          'flows at the 200\'s offer: %s' % progs[0])
+    check(progs[1]['in_remote'] == '%s:17070' % INT_PEER and progs[1]['ext_remote'] == '%s:16070' % EXT_PEER,
+          'flows at the ACK\'s answer: %s' % progs[1])
+    check(progs[1]['id'] in st['removes'], 'flows not removed')
+    ctx['late_offer'] = True
+
+
 TESTS = [t_call_untrusted_to_pbx, t_call_pbx_to_untrusted, t_cancel, t_busy, t_callee_bye, t_hold_reinvite,
          t_refused_source, t_robustness, t_session_timer, t_register_and_call,
          t_register_expiry, t_pbx_unreachable, t_invite_auth,
-         t_early_media_100rel, t_update_info]
+         t_early_media_100rel, t_update_info, t_late_offer]
 
 
 def main():
@@ -842,6 +862,12 @@ def main():
                       'no UPDATE toward the caller')
                 check(any(s == INT_SBC and t.startswith('UPDATE ') and 'a=sendonly' in t for s, d, t, _ in mi),
                       'no hold UPDATE toward the PBX')
+            if ctx.get('late_offer'):
+                # Veil's ACK to the PBX carries the answer; no other in-dialog request does.
+                check(any(s == INT_SBC and t.startswith('ACK ') and sdp_of(t) for s, d, t, _ in mi),
+                      'no ACK with the answer toward the PBX')
+                check(not any(s == INT_SBC and t.startswith('BYE ') and sdp_of(t) for s, d, t, _ in mi),
+                      'a BYE toward the PBX carries SDP')
             if ctx.get('unreachable'):
                 check(any(s == EXT_SBC and t.startswith('SIP/2.0 503 Service Unavailable\r\n')
                           for s, d, t, _ in mx), 'no 503 to the caller of an unreachable PBX')
