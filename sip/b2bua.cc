@@ -508,7 +508,9 @@ struct B2bua::Impl {
                        uri_hostport(*target) + transport_param(transport);
     std::string extra = allowed_headers(sip);
     call->out_to = to;
-    std::string call_id, cseq;
+    // Veil's own random Call-ID: sofia-sip's default is a UUID version 1, which carries the
+    // MAC address of one of the SBC's interfaces and a timestamp (found by the leak audit).
+    std::string call_id = random_hex(32), cseq;
     if (call->retry) {
       // Toward the far side the retry continues the challenged INVITE's dialog identity.
       from = call->retry->from;

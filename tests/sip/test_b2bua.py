@@ -7,7 +7,7 @@ Three namespaces, created here under a name unique to this run and always remove
 Nothing runs in the root namespace and nothing is routed out of the namespaces.
 
 Every SIP packet on both wires is captured (tcpdump) and checked: no address of one side
-on the other, distinct Call-IDs per leg, SDP naming only the SBC's address of that side
+on the other (also by tools/veil-leak-audit.py, the operators' audit, over both captures), distinct Call-IDs per leg, SDP naming only the SBC's address of that side
 with the ports the (recording) MediaAnchor allocated; the anchor's flows match the peers'
 SDP; the call counter returns to 0. Output: TAP. Needs root, sipp and tcpdump, else SKIP.
 
@@ -109,6 +109,15 @@ class Lab:
             subprocess.run(['ip', 'netns', 'del', ns], stderr=subprocess.DEVNULL)
         if self.tmp and not os.environ.get('VEIL_KEEP_TMP'):
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def macs(self, side):
+        """MACs of the link on `side` ('ext' or 'int'): the peer's eth0 and the SBC's port."""
+        out = []
+        for ns, dev in ((side, 'eth0'), ('sbc', side + '0')):
+            m = re.search(r'link/ether ([0-9a-f:]{17})', sh('ip', '-n', self.ns[ns], 'link', 'show', dev))
+            check(m, 'no MAC for %s in %s' % (dev, ns))
+            out.append(m.group(1))
+        return out
 
     def popen(self, ns, argv, **kw):
         p = subprocess.Popen(self.nsx(ns, argv), **kw)
@@ -871,6 +880,22 @@ def main():
             if ctx.get('unreachable'):
                 check(any(s == EXT_SBC and t.startswith('SIP/2.0 503 Service Unavailable\r\n')
                           for s, d, t, _ in mx), 'no 503 to the caller of an unreachable PBX')
+            # The operators' tool over both captures, every scenario above included: on the
+            # untrusted wire no trusted address (any form: text, binary, hex, reverse DNS...)
+            # or MAC of the trusted link; on the trusted wire no untrusted address or MAC. (The
+            # PBX's bait texts are checked per message above: the untrusted peers run the
+            # same sipp scenarios, so a name rule would flag their own packets.)
+            for cap, forbid, macs in ((cap_ext, ['198.51.100.0/24'], lab.macs('int')),
+                                      (cap_int, ['203.0.113.0/24'], lab.macs('ext'))):
+                argv = [sys.executable, os.path.join(SRC, 'tools', 'veil-leak-audit.py'), cap.path]
+                for f in forbid:
+                    argv += ['--forbid', f]
+                for m in macs:
+                    argv += ['--forbid-mac', m]
+                r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                check(r.returncode == 0, 'veil-leak-audit on %s exited %d: %s %s'
+                      % (os.path.basename(cap.path), r.returncode, r.stdout.decode(errors='replace')[:2000],
+                         r.stderr.decode(errors='replace')[-500:]))
             print('ok %d - wire audit (%d + %d SIP messages)' % (n - 1, len(mx), len(mi)), flush=True)
         except Exception as e:
             failed += 1
