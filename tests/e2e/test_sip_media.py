@@ -16,6 +16,7 @@ other host (address, raw or text, or MAC)."""
 import os
 import re
 import shutil
+import subprocess
 import sys
 import time
 
@@ -24,6 +25,8 @@ from lab import (EXT_HOST4, EXT_HOST6, EXT_VEIL4, INT_HOST4, INT_HOST6, INT_VEIL
                  Failure, Proc, addr_needles, check, find_leaks, log, rtp_ok, run_tests, wait_for)
 
 SCEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'scenarios')
+ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
+SIP_SCEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'sip', 'scenarios')
 COUNT = 150
 INTERVAL = 0.01
 TALK_MS = 6000  # the caller's pause between ACK and BYE: RTP runs inside it
@@ -242,6 +245,67 @@ def test_media_timeout(lab):
     check(st['callback_exceptions'] == 0, 'media timeout: exceptions in SIP callbacks: %s' % st)
 
 
+BLACKHOLE = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+print('bound', flush=True)
+while True:
+    s.recvfrom(65535)
+"""
+
+
+def unreachable_call(lab, label, port):
+    """A call from the untrusted host while the PBX does not answer: the caller's sipp expects
+    503 (tests/sip/scenarios/uac_pbx_unreachable.xml). Returns (seconds to the 503, stats
+    before). Afterwards: `veilctl calls` empty, 0 calls, the offer's flows gone."""
+    stats0 = lab.ctl('stats')
+    flows0 = {row['id'] for row in lab.ctl('flows')}
+    State.calls += 1
+    n = State.calls
+    t0 = time.monotonic()
+    uac_msg = os.path.join(lab.tmp, '%s.msg' % label)
+    uac = Proc(lab, lab.ns_argv('ext', [
+        'sipp', '-sf', os.path.join(SIP_SCEN, 'uac_pbx_unreachable.xml'), '-i', EXT_HOST4, '-p', str(port),
+        '-m', '1', '-nostdin', '-timeout', '20', '-timeout_error', '-s', 'bob', '-mp', str(6000 + 10 * n),
+        '-trace_msg', '-message_file', uac_msg, '-trace_err', '-error_file', uac_msg[:-4] + '.err',
+        ep(EXT_VEIL4, 5060)]), 'sipp %s' % label)
+    sipp_finish(uac, label, uac_msg, timeout=20)
+    took = time.monotonic() - t0
+
+    def clean():
+        st = lab.ctl('stats')
+        return (st['calls'] == 0 and st['sip']['active_calls'] == 0 and not lab.ctl('calls') and
+                {row['id'] for row in lab.ctl('flows')} <= flows0)
+    wait_for('%s: call state or flows left: stats %s, calls %s' % (label, lab.ctl('stats').get('sip'), lab.ctl('calls')),
+             clean, 3)
+    st = lab.ctl('stats')['sip']
+    check(st['calls_failed'] == stats0['sip']['calls_failed'] + 1, '%s: calls_failed %d -> %d'
+          % (label, stats0['sip']['calls_failed'], st['calls_failed']))
+    return took, stats0
+
+
+def test_pbx_unreachable(lab):
+    """Issue 3: PBX unreachable, through veild. Nothing listens on the PBX's port: the caller
+    gets 503 at once (ICMP port unreachable). The PBX host swallows every datagram: 503 after
+    [sip] no_response_timeout_ms (3000 in the lab), long before timer B. Each time `veilctl calls`
+    is empty, `veilctl stats` shows 0 calls and the offer's flows are removed."""
+    took, _ = unreachable_call(lab, 'pbx-closed', 5090)
+    log('  PBX port closed: 503 after %.2f s' % took)
+    check(took < 3.0, 'PBX port closed: 503 after %.1f s' % took)
+    bh = Proc(lab, lab.ns_argv('int', ['python3', '-c', BLACKHOLE, INT_HOST4, '5060']), 'blackhole PBX')
+    wait_for('the blackhole did not bind', lambda: b'bound' in bh.early_output(), 5, 0.05)
+    try:
+        took, stats0 = unreachable_call(lab, 'pbx-silent', 5091)
+    finally:
+        bh.p.kill()
+        bh.wait(5)
+    log('  PBX silent: 503 after %.2f s' % took)
+    check(2.5 <= took < 4.5, 'PBX silent: 503 after %.1f s (no_response_timeout_ms = 3000)' % took)
+    st = lab.ctl('stats')['sip']
+    check(st['no_response_timeouts'] == stats0['sip']['no_response_timeouts'] + 1, 'no_response_timeouts')
+
+
 def test_no_leaks_on_the_wire(lab):
     """Neither host's wire carries the other host's address (raw or text) or MAC: SIP and RTP."""
     frames = {h: c.stop() for h, c in State.captures.items()}
@@ -253,6 +317,18 @@ def test_no_leaks_on_the_wire(lab):
         sip = sum(1 for f in fr if b'SIP/2.0' in f)
         log('  %s host capture: %d frames, %d with SIP' % (host, len(fr), sip))
         check(sip >= 8, 'the %s capture holds only %d SIP frames' % (host, sip))
+        # The operators' audit over the same capture: the other side's prefixes in every form
+        # (text, binary, hex, reverse DNS, IPv4 inside IPv6...) and its host's MAC.
+        other = 'int' if host == 'ext' else 'ext'
+        prefixes = ['198.51.100.0/24', '2001:db8:2::/48'] if host == 'ext' else ['203.0.113.0/24', '2001:db8:1::/48']
+        argv = [sys.executable, os.path.join(ROOT, 'tools', 'veil-leak-audit.py'), State.captures[host].path,
+                '--forbid-mac', macs[other]]
+        for pfx in prefixes:
+            argv += ['--forbid', pfx]
+        r = subprocess.run(argv, capture_output=True, text=True)
+        log('  %s host capture, veil-leak-audit: %s' % (host, (r.stdout.strip().splitlines() or [''])[-1]))
+        check(r.returncode == 0, 'veil-leak-audit on the %s host\'s capture exited %d: %s %s'
+              % (host, r.returncode, r.stdout[:2000], r.stderr[-500:]))
         leaks = find_leaks(fr, needles[host])
         if leaks:
             i, what = leaks[0]
@@ -266,4 +342,4 @@ if __name__ == '__main__':
         sys.exit(0)
     os.environ['VEIL_LAB_SIP'] = '1'
     sys.exit(run_tests('sip', [test_sip_enabled, test_call_untrusted_to_pbx, test_call_pbx_to_untrusted,
-                               test_media_timeout, test_no_leaks_on_the_wire]))
+                               test_media_timeout, test_pbx_unreachable, test_no_leaks_on_the_wire]))
