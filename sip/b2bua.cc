@@ -185,6 +185,8 @@ struct Flow {
 // sip:<token>@<internal address>; the PBX's INVITEs to that user are sent to `flow`.
 struct Binding {
   std::string aor;              // user part
+  std::string key;              // key in B2bua::Impl::bindings: AOR and the client's Call-ID
+  std::chrono::steady_clock::time_point confirmed_at;  // last 2xx from the PBX
   std::string token;            // user part of Veil's Contact toward the PBX
   // Toward the PBX: one Call-ID and From tag for the binding's life, CSeq counting up
   // (RFC 3261 10.2.4). Each REGISTER goes out on a fresh nua handle (nua holds a
@@ -223,7 +225,10 @@ struct B2bua::Impl {
   uint64_t next_serial = 1;
   uint32_t next_stream_id = 1;
   B2buaStats stats;
-  std::map<std::string, Binding> bindings;  // by AOR user
+  // One binding per registering device: keyed by AOR user and the client's Call-ID (a UA
+  // keeps its Call-ID across refreshes, RFC 3261 10.2.4; two devices have two), each with
+  // its own Veil Contact toward the PBX, so the PBX sees one contact per device and forks.
+  std::map<std::string, Binding> bindings;
   std::vector<Challenge> challenges;        // challenged calls awaiting the caller's retry
   su_timer_t* reg_timer = nullptr;          // expiry sweep of `bindings`
 
@@ -637,12 +642,18 @@ struct B2bua::Impl {
 
   // The live binding an INVITE from the PBX to `user` goes to: Veil's Contact token, or the
   // AOR user itself (a PBX that calls the AOR rather than the registered contact).
+  // A Veil Contact user names one device; an AOR user goes to the device whose registration
+  // the PBX confirmed last.
   Binding* binding_for_invite(const char* user) {
     if (!user) return nullptr;
     auto now = Clock::now();
-    for (auto& [aor, b] : bindings)
-      if (b.active && b.expires_at > now && (b.token == user || b.aor == user)) return &b;
-    return nullptr;
+    Binding* latest = nullptr;
+    for (auto& [key, b] : bindings) {
+      if (!b.active || b.expires_at <= now) continue;
+      if (b.token == user) return &b;
+      if (b.aor == user && (!latest || b.confirmed_at > latest->confirmed_at)) latest = &b;
+    }
+    return latest;
   }
 
   static uint32_t seconds_left(const Binding& b) {
@@ -690,7 +701,8 @@ struct B2bua::Impl {
     std::string aor = sip->sip_to->a_url->url_user;
     std::string call_id = sip->sip_call_id->i_id ? sip->sip_call_id->i_id : "";
     auto now = Clock::now();
-    auto it = bindings.find(aor);
+    const std::string key = aor + '\n' + call_id;
+    auto it = bindings.find(key);
 
     if (!sip->sip_contact) {  // a query: the client's own binding
       if (it != bindings.end() && it->second.active && it->second.expires_at > now)
@@ -710,6 +722,16 @@ struct B2bua::Impl {
     std::string client_contact = curi ? curi : "";
     if (!wildcard && client_contact.empty()) return answer_register(nh, req, 400, "", -1);
 
+    if (unregister && it == bindings.end()) {
+      // An un-REGISTER under another Call-ID (RFC 3261 10.2.2 removes by Contact): the
+      // AOR's binding with this Contact URI, or for "Contact: *" the one on this flow.
+      for (auto j = bindings.begin(); j != bindings.end(); ++j)
+        if (j->second.aor == aor && j->second.active &&
+            (wildcard ? j->second.flow == *flow : j->second.client_contact == client_contact)) {
+          it = j;
+          break;
+        }
+    }
     if (unregister && (it == bindings.end() || !it->second.active)) {
       if (it != bindings.end() && !it->second.relay_pending) remove_binding(it);
       return answer_register(nh, req, 200, "", -1);  // nothing registered at the PBX
@@ -731,12 +753,13 @@ struct B2bua::Impl {
     if (it == bindings.end()) {
       Binding nb;
       nb.aor = aor;
+      nb.key = key;
       nb.token = kTokenPrefix + random_hex(16);
       nb.call_id = random_hex(24);
       nb.from_tag = random_hex(12);
       nb.cseq = uint32_t(rng() % 100000) + 1;
       nb.expires_at = now + std::chrono::seconds(32);  // swept unless a 2xx confirms it
-      it = bindings.emplace(aor, std::move(nb)).first;
+      it = bindings.emplace(key, std::move(nb)).first;
     }
     Binding& b = it->second;
     release_reg_handle(b);
@@ -814,7 +837,7 @@ struct B2bua::Impl {
     if (b.pending_expires == 0) {
       ++stats.registers_removed;
       if (client) answer_register(client, creq, 200, "", 0);
-      auto it = bindings.find(aor);
+      auto it = bindings.find(b.key);
       if (it != bindings.end()) remove_binding(it);
       logf("sip: binding " + aor + " removed (un-REGISTER)");
       return;
@@ -836,6 +859,7 @@ struct B2bua::Impl {
     b.client_user = b.pending_user;
     b.client_call_id = b.pending_call_id;
     b.expires_at = Clock::now() + std::chrono::seconds(granted);
+    b.confirmed_at = Clock::now();
     logf("sip: binding " + aor + " -> " + b.flow.ep.str() + (b.flow.tr == Transport::Tcp ? "/tcp" : "/udp") +
          " for " + std::to_string(granted) + " s");
     if (client) answer_register(client, creq, 200, contact_for_client(b.client_contact, granted), -1);
@@ -872,7 +896,7 @@ struct B2bua::Impl {
       auto next = std::next(it);
       if (it->second.expires_at <= now && !it->second.relay_pending) {
         if (it->second.active) ++stats.registers_expired;
-        logf("sip: binding " + it->first + " expired");
+        logf("sip: binding " + it->second.aor + " expired");
         remove_binding(it);
       }
       it = next;

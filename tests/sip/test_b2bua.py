@@ -193,9 +193,9 @@ def wait_listening(lab, ns, port, timeout=5):
 
 
 def sipp(lab, ns, scenario, local_ip, local_port, remote=None, media_port=None, service='bob', timeout=20,
-         extra=()):
+         extra=(), calls=1):
     argv = ['sipp', '-sf', os.path.join(SCEN, scenario), '-i', local_ip, '-p', str(local_port),
-            '-m', '1', '-nostdin', '-timeout', str(timeout), '-timeout_error', '-s', service,
+            '-m', str(calls), '-nostdin', '-timeout', str(timeout), '-timeout_error', '-s', service,
             '-trace_msg', '-message_file', os.path.join(lab.tmp, '%s-%s.msg' % (ns, scenario)),
             '-trace_err', '-error_file', os.path.join(lab.tmp, '%s-%s.err' % (ns, scenario))]
     if media_port:
@@ -737,10 +737,75 @@ def t_late_offer(lab, h, ctx):
     ctx['late_offer'] = True
 
 
+def wait_listening_tcp(lab, ns, port, timeout=5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if re.search(r':%d\s' % port, sh(*lab.nsx(ns, ['ss', '-Htlnp']))):
+            return
+        time.sleep(0.05)
+    raise Failure('nothing listening on tcp port %d in %s' % (port, ns))
+
+
+def t_register_two_devices_tcp(lab, h, ctx):
+    """Two devices register the same AOR (dave): one over UDP, one over TCP. Veil keeps both
+    (bindings keyed by AOR and the device's Call-ID) and registers each with a Contact of its
+    own toward the PBX (two veil-<hex> users, two Call-IDs), so the PBX sees two contacts and
+    forks as it likes. A PBX call to one device's Veil Contact reaches that device (UDP); a
+    PBX call to the AOR user itself goes to the device registered last: over TCP, to the
+    address and port it registered from."""
+    before = h.stats()
+    pbx = sipp(lab, 'int', 'uas_registrar_multi.xml', INT_PEER, PBX_PORT, calls=2)
+    wait_listening(lab, 'int', PBX_PORT)
+    try:
+        a = sipp(lab, 'ext', 'uac_register_dev.xml', EXT_PEER, 5083, remote='%s:5060' % EXT_SBC, service=REG_DOMAIN)
+        finish(lab, a, 'device A (UDP) REGISTER')
+        b = sipp(lab, 'ext', 'uac_register_dev.xml', EXT_PEER, 5084, remote='%s:5060' % EXT_SBC, service=REG_DOMAIN,
+                 extra=('-t', 't1'))
+        finish(lab, b, 'device B (TCP) REGISTER')
+        finish(lab, pbx, 'PBX registrar')
+    finally:
+        if pbx.poll() is None:
+            pbx.kill()
+            pbx.wait()
+    st = h.stats()
+    check(st['bindings'] == before['bindings'] + 2, 'bindings %d -> %d' % (before['bindings'], st['bindings']))
+    check(st['registers_relayed'] == before['registers_relayed'] + 2, 'registers_relayed')
+    with open(os.path.join(lab.tmp, 'int-uas_registrar_multi.xml.msg'), errors='replace') as f:
+        trace = f.read()
+    tokens = re.findall(r'^Contact:\s*<sip:(veil-[0-9a-f]{16})@', trace, re.M | re.I)
+    ids = set(re.findall(r'^Call-ID:\s*(\S+)', trace, re.M | re.I))
+    check(len(set(tokens)) == 2 and len(ids) == 2, 'REGISTERs at the PBX: contacts %s, Call-IDs %s' % (tokens, ids))
+    ctx['two_devices'] = tokens
+
+    # The PBX calls device A's Veil Contact: device A (UDP, 5083) answers.
+    before = h.stats()
+    st = scenario_pair(lab, h, 'ext', 'uas_call.xml', EXT_PEER, 5083, 'int', 'uac_call.xml', INT_PEER, 5062,
+                       '%s:5060' % INT_SBC, 17080, 16080, service=tokens[0])
+    check(programs_since(st, before)[-1]['ext_remote'] == '%s:16080' % EXT_PEER, 'device A not reached')
+
+    # The PBX calls the AOR: the device registered last (B, over TCP from port 5084) answers.
+    before = h.stats()
+    uas = sipp(lab, 'ext', 'uas_call_tcp.xml', EXT_PEER, 5084, media_port=16082, extra=('-t', 't1'))
+    wait_listening_tcp(lab, 'ext', 5084)
+    uac = sipp(lab, 'int', 'uac_call.xml', INT_PEER, 5062, remote='%s:5060' % INT_SBC, media_port=17082,
+               service='dave')
+    try:
+        finish(lab, uac, 'PBX calling the AOR')
+        finish(lab, uas, 'device B (TCP) answering')
+    finally:
+        for p in (uac, uas):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    st = h.wait_idle()
+    check(st['calls_answered'] == before['calls_answered'] + 1, 'the call to the AOR was not answered')
+    check(programs_since(st, before)[-1]['ext_remote'] == '%s:16082' % EXT_PEER, 'device B not reached')
+
+
 TESTS = [t_call_untrusted_to_pbx, t_call_pbx_to_untrusted, t_cancel, t_busy, t_callee_bye, t_hold_reinvite,
          t_refused_source, t_robustness, t_session_timer, t_register_and_call,
          t_register_expiry, t_pbx_unreachable, t_invite_auth,
-         t_early_media_100rel, t_update_info, t_late_offer]
+         t_early_media_100rel, t_update_info, t_late_offer, t_register_two_devices_tcp]
 
 
 def main():
