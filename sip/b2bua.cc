@@ -13,7 +13,9 @@
 #include <sofia-sip/su_tag.h>
 #include <sofia-sip/nta_tag.h>
 #include <sofia-sip/tport_tag.h>
+#include <fcntl.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdarg>
@@ -95,7 +97,62 @@ std::string name_addr(const std::string& display, const std::string& user, const
   return s;
 }
 
-const char* transport_param(Transport t) { return t == Transport::Tcp ? ";transport=tcp" : ""; }
+bool copy_file(const std::string& from, int out_fd, std::string* error) {
+  FILE* f = std::fopen(from.c_str(), "rb");
+  if (!f) {
+    *error = from + ": " + std::strerror(errno);
+    return false;
+  }
+  char buf[4096];
+  size_t n;
+  bool ok = true;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0)
+    if (::write(out_fd, buf, n) != ssize_t(n)) ok = false;
+  if (::write(out_fd, "\n", 1) != 1) ok = false;
+  std::fclose(f);
+  if (!ok) *error = "cannot write the TLS key directory";
+  return ok;
+}
+
+void remove_tls_dir(const std::string& dir) {
+  if (dir.empty()) return;
+  for (const char* f : {"/agent.pem", "/cafile.pem"}) ::unlink((dir + f).c_str());
+  ::rmdir(dir.c_str());
+}
+
+// The directory sofia-sip's TPTAG_CERTIFICATE wants, built from the configured files. Empty
+// string on success.
+std::string make_tls_dir(const SipConfig& cfg, std::string* dir) {
+  const char* base = std::getenv("RUNTIME_DIRECTORY");
+  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/veil-sip-tls-XXXXXX";
+  std::vector<char> path(tmpl.begin(), tmpl.end());
+  path.push_back('\0');
+  if (!::mkdtemp(path.data())) return "sip TLS: cannot create " + tmpl + ": " + std::strerror(errno);
+  *dir = path.data();  // mkdtemp: mode 0700
+  std::string error;
+  auto write = [&](const char* name, std::initializer_list<const std::string*> files) {
+    int fd = ::open((*dir + name).c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      error = "sip TLS: " + *dir + name + ": " + std::strerror(errno);
+      return false;
+    }
+    bool ok = true;
+    for (const std::string* f : files) ok = ok && copy_file(*f, fd, &error);
+    ::close(fd);
+    return ok;
+  };
+  if (!write("/agent.pem", {&cfg.tls_private_key, &cfg.tls_certificate}) ||
+      (!cfg.tls_ca_file.empty() && !write("/cafile.pem", {&cfg.tls_ca_file}))) {
+    remove_tls_dir(*dir);
+    dir->clear();
+    return "sip TLS: " + error;
+  }
+  return "";
+}
+
+const char* transport_param(Transport t) {
+  return t == Transport::Tcp ? ";transport=tcp" : t == Transport::Tls ? ";transport=tls" : "";
+}
 
 }  // namespace
 
@@ -119,6 +176,9 @@ struct Leg {
   msg_t* update_req = nullptr;  // UPDATE (one at a time, RFC 3311 5.2)
   std::vector<msg_t*> info_reqs;  // INFOs, answered in order
   bool update_sent = false;     // an UPDATE Veil relayed onto this leg has no final answer yet
+  // Veil's Contact on this leg when sofia-sip's default would be wrong (a TLS leg: nua puts
+  // the plain sip: address there, port 5060 without transport); empty: nua's.
+  std::string contact;
 };
 
 struct Stream {
@@ -525,12 +585,15 @@ struct B2bua::Impl {
     }
 
     Leg& b = call->leg[1];
+    if (auto f = source_of(agent[side]); f && f->tr == Transport::Tls) call->leg[0].contact = tls_contact(side);
+    if (transport == Transport::Tls) b.contact = tls_contact(b.side);
     b.nh = nua_handle(agent[b.side], reinterpret_cast<nua_hmagic_t*>(call), TAG_END());
     if (!b.nh) return fail(call, 500, "nua_handle failed");
     b.terminated = false;
     b.client_pending = true;
     // Digest credentials cross end to end (the far side's challenge reached the caller).
     nua_invite(b.nh, NUTAG_URL(ruri.c_str()), SIPTAG_FROM_STR(from.c_str()),
+               TAG_IF(!b.contact.empty(), SIPTAG_CONTACT_STR(b.contact.c_str())),
                SIPTAG_TO_STR(to.c_str()), TAG_IF(out.has_value(), SIPTAG_CONTENT_TYPE_STR(kSdpType)),
                TAG_IF(out.has_value(), SIPTAG_PAYLOAD_STR(out ? out->c_str() : "")),
                TAG_IF(!call_id.empty(), SIPTAG_CALL_ID_STR(call_id.c_str())),
@@ -541,6 +604,11 @@ struct B2bua::Impl {
     start_timer(call);
     logf("sip: call " + std::to_string(call->serial) + ": " +
          (side == kExternal ? "external -> internal" : "internal -> external"));
+  }
+
+  std::string tls_contact(int side) const {
+    const SipSideConfig& sc = side == kExternal ? cfg.external : cfg.internal;
+    return "<sip:" + uri_host(sc.addr) + ":" + std::to_string(sc.tls_port) + ";transport=tls>";
   }
 
   // Copies the allow-listed headers of `sip` (extension headers and a few known ones).
@@ -630,6 +698,12 @@ struct B2bua::Impl {
       return std::nullopt;
     }
     f.tr = ai->ai_protocol == IPPROTO_TCP ? Transport::Tcp : Transport::Udp;
+    // A TLS connection is TCP to the socket layer; the top Via names the transport (sofia-sip
+    // checks it against the connection the request came on).
+    if (sip_t const* sip = sip_object(msg);
+        f.tr == Transport::Tcp && sip && sip->sip_via && sip->sip_via->v_protocol &&
+        strcasecmp(sip->sip_via->v_protocol, "SIP/2.0/TLS") == 0)
+      f.tr = Transport::Tls;
     return f;
   }
 
@@ -860,7 +934,7 @@ struct B2bua::Impl {
     b.client_call_id = b.pending_call_id;
     b.expires_at = Clock::now() + std::chrono::seconds(granted);
     b.confirmed_at = Clock::now();
-    logf("sip: binding " + aor + " -> " + b.flow.ep.str() + (b.flow.tr == Transport::Tcp ? "/tcp" : "/udp") +
+    logf("sip: binding " + aor + " -> " + b.flow.ep.str() + (b.flow.tr == Transport::Tcp ? "/tcp" : b.flow.tr == Transport::Tls ? "/tls" : "/udp") +
          " for " + std::to_string(granted) + " s");
     if (client) answer_register(client, creq, 200, contact_for_client(b.client_contact, granted), -1);
   }
@@ -1025,9 +1099,11 @@ struct B2bua::Impl {
     if (sdp) {
       nua_respond(leg.nh, status, standard_phrase(status), SIPTAG_CONTENT_TYPE_STR(kSdpType),
                   SIPTAG_PAYLOAD_STR(sdp->c_str()),
+                  TAG_IF(!leg.contact.empty(), SIPTAG_CONTACT_STR(leg.contact.c_str())),
                   TAG_IF(reliable, SIPTAG_REQUIRE_STR("100rel")), TAG_END());
     } else {
       nua_respond(leg.nh, status, standard_phrase(status),
+                  TAG_IF(!leg.contact.empty() && status < 300, SIPTAG_CONTACT_STR(leg.contact.c_str())),
                   TAG_IF(reliable, SIPTAG_REQUIRE_STR("100rel")), TAG_END());
     }
     if (status >= 200) leg.server_pending = false;
@@ -1240,9 +1316,11 @@ struct B2bua::Impl {
   // ---- UPDATE (RFC 3311) and INFO (RFC 6086), relayed leg to leg ------------------------
 
   static void answer_saved(nua_handle_t* nh, msg_t*& req, int status,
-                           const std::optional<std::string>& sdp = std::nullopt) {
+                           const std::optional<std::string>& sdp = std::nullopt,
+                           const std::string& contact = "") {
     if (!req) return;
     nua_respond(nh, status, standard_phrase(status), NUTAG_WITH(req),
+                TAG_IF(!contact.empty() && status < 300, SIPTAG_CONTACT_STR(contact.c_str())),
                 TAG_IF(sdp.has_value(), SIPTAG_CONTENT_TYPE_STR(kSdpType)),
                 TAG_IF(sdp.has_value(), SIPTAG_PAYLOAD_STR(sdp ? sdp->c_str() : "")), TAG_END());
     msg_destroy(req);
@@ -1283,7 +1361,8 @@ struct B2bua::Impl {
     ++stats.updates;
     s.update_req = req;
     o.update_sent = true;
-    nua_update(o.nh, SIPTAG_CONTENT_TYPE_STR(kSdpType), SIPTAG_PAYLOAD_STR(out->c_str()), TAG_END());
+    nua_update(o.nh, SIPTAG_CONTENT_TYPE_STR(kSdpType), SIPTAG_PAYLOAD_STR(out->c_str()),
+               TAG_IF(!o.contact.empty(), SIPTAG_CONTACT_STR(o.contact.c_str())), TAG_END());
   }
 
   void on_update_response(Call* call, int li, int status, sip_t const* sip) {
@@ -1308,7 +1387,7 @@ struct B2bua::Impl {
       return;
     }
     call->offer_side = -1;
-    answer_saved(s.nh, s.update_req, 200, out);
+    answer_saved(s.nh, s.update_req, 200, out, s.contact);
   }
 
   // INFO bodies that cross: DTMF relay only (their text names digits and durations, no
@@ -1405,7 +1484,8 @@ struct B2bua::Impl {
     }
     ++stats.reinvites;
     o.client_pending = true;
-    nua_invite(o.nh, SIPTAG_CONTENT_TYPE_STR(kSdpType), SIPTAG_PAYLOAD_STR(out->c_str()), TAG_END());
+    nua_invite(o.nh, SIPTAG_CONTENT_TYPE_STR(kSdpType), SIPTAG_PAYLOAD_STR(out->c_str()),
+               TAG_IF(!o.contact.empty(), SIPTAG_CONTACT_STR(o.contact.c_str())), TAG_END());
   }
 
   // ---- tear-down ------------------------------------------------------------------------
@@ -1498,16 +1578,38 @@ bool B2bua::start(std::string* error) {
   }
   su_log_redirect(nta_log, &Impl::sofia_log, &d);
   su_log_redirect(tport_log, &Impl::sofia_log, &d);
+  // sofia-sip's TLS transport reads its key and certificate from <dir>/agent.pem (and CAs from
+  // <dir>/cafile.pem): Veil builds that directory privately (0700, files 0600) from the
+  // configured files, creates the agents, and removes it (OpenSSL holds the key in memory).
+  std::string tls_dir;
+  if (d.cfg.external.tls_port || d.cfg.internal.tls_port) {
+    std::string e = make_tls_dir(d.cfg, &tls_dir);
+    if (!e.empty()) {
+      if (error) *error = e;
+      return false;
+    }
+  }
+  struct DirRemover {
+    std::string& dir;
+    ~DirRemover() { remove_tls_dir(dir); }
+  } remover{tls_dir};
   for (int side : {kExternal, kInternal}) {
     const SipSideConfig& sc = side == kExternal ? d.cfg.external : d.cfg.internal;
     std::string url = "sip:" + uri_host(sc.addr) + ":" + std::to_string(sc.port);
     if (sc.udp != sc.tcp) url += sc.udp ? ";transport=udp" : ";transport=tcp";
+    // Only TLS on this side: the plain URL binds nothing that is not asked for.
+    if (!sc.udp && !sc.tcp) url = "sip:" + uri_host(sc.addr) + ":" + std::to_string(sc.tls_port) + ";transport=tls";
+    std::string sips_url = sc.tls_port ? "sips:" + uri_host(sc.addr) + ":" + std::to_string(sc.tls_port) : "";
+    bool verify = !d.cfg.tls_ca_file.empty();
     const char* ua = d.cfg.user_agent.empty() ? nullptr : d.cfg.user_agent.c_str();
     d.agent[side] = nua_create(
         d.root, Impl::callback, reinterpret_cast<nua_magic_t*>(&d), NUTAG_URL(url.c_str()),
         NUTAG_MEDIA_ENABLE(0), NUTAG_AUTOACK(0), NUTAG_AUTOALERT(0), NUTAG_AUTOANSWER(0),
         NUTAG_ENABLEMESSAGE(0), NUTAG_ENABLEINVITE(1),
         NTATAG_SIP_T1(d.cfg.t1_ms), NTATAG_MAXSIZE(d.cfg.max_message_size),
+        TAG_IF(!sips_url.empty() && (sc.udp || sc.tcp), NUTAG_SIPS_URL(sips_url.c_str())),
+        TAG_IF(!tls_dir.empty() && sc.tls_port, TPTAG_CERTIFICATE(tls_dir.c_str())),
+        TAG_IF(sc.tls_port && verify, TPTAG_TLS_VERIFY_POLICY(TPTLS_VERIFY_OUT)),
         // sofia-sip's transports answer STUN binding requests on the SIP port by default
         // (anything starting with 0x00/0x01 is taken for STUN): Veil is no STUN server.
         TPTAG_STUN_SERVER(0),

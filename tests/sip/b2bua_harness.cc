@@ -6,6 +6,7 @@
 //                 [--int-media 30000] [--no-response-ms 4000] [--allow-header NAME]...
 //                 [--min-se SECONDS] [--register-domain HOST] [--register-min-interval S]
 //                 [--register-min-expires S] [--register-max-expires S]
+//                 [--tls-port P --tls-cert PEM --tls-key PEM [--tls-ca PEM]] [--pbx-transport udp|tcp|tls]
 //
 // Prints "ready" when both agents are bound. Commands on stdin, one per line:
 //   stats  -> one JSON line: calls, counters, live ports, every program/remove call
@@ -202,6 +203,14 @@ int main(int argc, char** argv) {
     else if (a == "--register-min-interval") cfg.register_min_interval_s = uint32_t(std::stoul(next()));
     else if (a == "--register-min-expires") cfg.register_min_expires_s = uint32_t(std::stoul(next()));
     else if (a == "--register-max-expires") cfg.register_max_expires_s = uint32_t(std::stoul(next()));
+    else if (a == "--tls-port") cfg.external.tls_port = cfg.internal.tls_port = uint16_t(std::stoi(next()));
+    else if (a == "--tls-cert") cfg.tls_certificate = next();
+    else if (a == "--tls-key") cfg.tls_private_key = next();
+    else if (a == "--tls-ca") cfg.tls_ca_file = next();
+    else if (a == "--pbx-transport") {
+      std::string t = next();
+      cfg.pbx_transport = t == "tls" ? Transport::Tls : t == "tcp" ? Transport::Tcp : Transport::Udp;
+    }
     else usage(("unknown argument " + a).c_str());
   }
 

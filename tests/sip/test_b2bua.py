@@ -126,19 +126,20 @@ class Lab:
 
 
 class Harness:
-    def __init__(self, lab):
+    def __init__(self, lab, argv=None, name='harness'):
         exe = os.path.join(BUILD, 'tests', 'sip', 'b2bua_harness')
         check(os.access(exe, os.X_OK), 'harness not built: ' + exe)
-        self.errpath = os.path.join(lab.tmp, 'harness.log')
+        self.errpath = os.path.join(lab.tmp, name + '.log')
         self.err = open(self.errpath, 'wb')
-        self.p = lab.popen('sbc', [exe, '--ext', EXT_SBC, '--int', INT_SBC,
-                                   '--pbx', '%s:%d' % (INT_PEER, PBX_PORT),
-                                   '--target', '%s:%d' % (EXT_PEER, TARGET_PORT),
-                                   '--ext-media', str(EXT_MEDIA_BASE), '--int-media', str(INT_MEDIA_BASE),
-                                   '--no-response-ms', '3000', '--allow-header', 'Subject',
-                                   '--min-se', '10', '--register-domain', REG_DOMAIN,
-                                   '--register-min-interval', '30'],
-                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err)
+        if argv is None:
+            argv = ['--ext', EXT_SBC, '--int', INT_SBC,
+                    '--pbx', '%s:%d' % (INT_PEER, PBX_PORT),
+                    '--target', '%s:%d' % (EXT_PEER, TARGET_PORT),
+                    '--ext-media', str(EXT_MEDIA_BASE), '--int-media', str(INT_MEDIA_BASE),
+                    '--no-response-ms', '3000', '--allow-header', 'Subject',
+                    '--min-se', '10', '--register-domain', REG_DOMAIN,
+                    '--register-min-interval', '30']
+        self.p = lab.popen('sbc', [exe] + argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err)
         check(self.readline(10) == 'ready', 'harness did not start: ' + self.log_text())
 
     def readline(self, timeout):
@@ -802,10 +803,80 @@ def t_register_two_devices_tcp(lab, h, ctx):
     check(programs_since(st, before)[-1]['ext_remote'] == '%s:16082' % EXT_PEER, 'device B not reached')
 
 
+EXT_SBC_TLS, INT_SBC_TLS, TLS_PORT = '203.0.113.2', '198.51.100.2', 5061
+
+
+def openssl_cert(lab, name, cn, san):
+    cert, key = os.path.join(lab.tmp, name + '.crt'), os.path.join(lab.tmp, name + '.key')
+    sh('openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+       '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=' + cn, '-addext', 'subjectAltName=' + san)
+    return cert, key
+
+
+def t_tls_both_sides(lab, h, ctx):
+    """SIP over TLS on both sides (sofia-sip's tls transport on OpenSSL). A second B2BUA
+    instance on 203.0.113.2 / 198.51.100.2 listens for TLS on 5061 with a certificate from its
+    configuration and reaches the PBX over TLS (pbx_transport tls), verifying the PBX's
+    certificate against the configured CA file. A TLS client (Python ssl: Debian's sipp has no
+    TLS) verifies Veil's certificate, gets 200 to OPTIONS, calls over TLS; the PBX (a TLS server)
+    receives Veil's INVITE over TLS with Veil's trusted address in its SDP and Via; 200, ACK and
+    BYE cross; no call or media state is left."""
+    for ns, dev, addr in (('sbc', 'ext0', EXT_SBC_TLS), ('sbc', 'int0', INT_SBC_TLS)):
+        sh('ip', '-n', lab.ns[ns], 'addr', 'add', addr + '/24', 'dev', dev)
+    sbc_cert, sbc_key = openssl_cert(lab, 'sbc', 'sbc.example', 'DNS:sbc.example,IP:' + EXT_SBC_TLS)
+    pbx_cert, pbx_key = openssl_cert(lab, 'pbx', 'pbx.example', 'DNS:pbx.example,IP:' + INT_PEER)
+    h2 = Harness(lab, ['--ext', EXT_SBC_TLS, '--int', INT_SBC_TLS, '--pbx', '%s:%d' % (INT_PEER, TLS_PORT),
+                       '--pbx-transport', 'tls', '--tls-port', str(TLS_PORT), '--tls-cert', sbc_cert,
+                       '--tls-key', sbc_key, '--tls-ca', pbx_cert, '--ext-media', '22000',
+                       '--int-media', '32000', '--no-response-ms', '3000'], name='harness-tls')
+    try:
+        # The key directory sofia-sip needed is gone once the agents are up.
+        left = [f for f in os.listdir('/tmp') if f.startswith('veil-sip-tls-')]
+        check(not left, 'TLS key directories left in /tmp: %s' % left)
+        peer = os.path.join(SRC, 'tests', 'sip', 'sip_tls_peer.py')
+        pbx = lab.popen('int', ['python3', peer, 'uas', INT_PEER, str(TLS_PORT), pbx_cert, pbx_key, '17090'],
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        check(b'listening' in pbx.stdout.readline(), 'TLS PBX did not start')
+        uac = lab.popen('ext', ['python3', peer, 'uac', EXT_PEER, EXT_SBC_TLS, str(TLS_PORT), sbc_cert,
+                                'sbc.example', '16090'], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out_c, err_c = uac.communicate(timeout=30)
+        log('TLS caller: %s' % out_c.decode(errors='replace').strip()[:600])
+        try:
+            out_p, err_p = pbx.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            pbx.kill()
+            out_p, err_p = pbx.communicate()
+            log('TLS harness log: ' + h2.log_text())
+            raise Failure('the TLS PBX did not finish: %s %s' % (out_p[-800:], err_p[-500:]))
+        log('TLS PBX: %s' % out_p.decode(errors='replace').strip()[:600])
+        check(uac.returncode == 0, 'TLS caller exited %d: %s %s' % (uac.returncode, out_c[-800:], err_c[-500:]))
+        check(pbx.returncode == 0, 'TLS PBX exited %d: %s %s' % (pbx.returncode, out_p[-800:], err_p[-500:]))
+        c, p = json.loads(out_c), json.loads(out_p.splitlines()[-1])
+        check(c['peer_subject'].get('commonName') == 'sbc.example', 'Veil presented %s' % c['peer_subject'])
+        check(c['final'] == 'SIP/2.0 200 OK', 'caller final %s' % c['final'])
+        check('c=IN IP4 %s\r\n' % EXT_SBC_TLS in c['sdp'] and INT_PEER not in c['sdp'], 'caller SDP %r' % c['sdp'])
+        check(';transport=tls' in c['contact'].lower() or c['contact'].lower().startswith('<sips:'),
+              'Veil\'s Contact toward the TLS caller: %s' % c['contact'])
+        check(all(v.upper().startswith('SIP/2.0/TLS %s' % INT_SBC_TLS) for v in p['invite_via']) and
+              len(p['invite_via']) == 1, 'Via at the PBX: %s' % p['invite_via'])
+        check(p['invite_contact'] == '<sip:%s:%d;transport=tls>' % (INT_SBC_TLS, TLS_PORT),
+              'Veil\'s Contact toward the TLS PBX: %s' % p['invite_contact'])
+        check('c=IN IP4 %s\r\n' % INT_SBC_TLS in p['invite_sdp'] and EXT_PEER not in p['invite_sdp'],
+              'PBX SDP %r' % p['invite_sdp'])
+        st = h2.wait_idle()
+        check(st['active_calls'] == 0 and st['calls_answered'] == 1, 'TLS harness: %s' % {
+            k: st[k] for k in ('active_calls', 'calls_answered', 'calls_failed')})
+    finally:
+        st, rc = h2.quit()
+    check(rc == 0 and st['live_flows'] == 0 and not st['live_ports'] and st['callback_exceptions'] == 0,
+          'TLS harness exit %d, flows %d, ports %s' % (rc, st['live_flows'], st['live_ports']))
+
+
 TESTS = [t_call_untrusted_to_pbx, t_call_pbx_to_untrusted, t_cancel, t_busy, t_callee_bye, t_hold_reinvite,
          t_refused_source, t_robustness, t_session_timer, t_register_and_call,
          t_register_expiry, t_pbx_unreachable, t_invite_auth,
-         t_early_media_100rel, t_update_info, t_late_offer, t_register_two_devices_tcp]
+         t_early_media_100rel, t_update_info, t_late_offer, t_register_two_devices_tcp,
+         t_tls_both_sides]
 
 
 def main():
