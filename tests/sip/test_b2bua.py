@@ -820,7 +820,8 @@ def t_tls_both_sides(lab, h, ctx):
     certificate against the configured CA file. A TLS client (Python ssl: Debian's sipp has no
     TLS) verifies Veil's certificate, gets 200 to OPTIONS, calls over TLS; the PBX (a TLS server)
     receives Veil's INVITE over TLS with Veil's trusted address in its SDP and Via; 200, ACK and
-    BYE cross; no call or media state is left."""
+    BYE cross; no call or media state is left. Then a PBX with a certificate the CA file does not
+    vouch for: Veil refuses the session and the caller gets 503."""
     for ns, dev, addr in (('sbc', 'ext0', EXT_SBC_TLS), ('sbc', 'int0', INT_SBC_TLS)):
         sh('ip', '-n', lab.ns[ns], 'addr', 'add', addr + '/24', 'dev', dev)
     sbc_cert, sbc_key = openssl_cert(lab, 'sbc', 'sbc.example', 'DNS:sbc.example,IP:' + EXT_SBC_TLS)
@@ -865,6 +866,25 @@ def t_tls_both_sides(lab, h, ctx):
               'PBX SDP %r' % p['invite_sdp'])
         st = h2.wait_idle()
         check(st['active_calls'] == 0 and st['calls_answered'] == 1, 'TLS harness: %s' % {
+            k: st[k] for k in ('active_calls', 'calls_answered', 'calls_failed')})
+
+        # A PBX whose certificate does not chain to tls_ca_file: Veil refuses the TLS session,
+        # the caller gets 503 and the PBX never sees a SIP message.
+        rogue_cert, rogue_key = openssl_cert(lab, 'rogue', 'pbx.example', 'DNS:pbx.example,IP:' + INT_PEER)
+        pbx = lab.popen('int', ['python3', peer, 'uas', INT_PEER, str(TLS_PORT), rogue_cert, rogue_key, '17092'],
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        check(b'listening' in pbx.stdout.readline(), 'rogue TLS PBX did not start')
+        uac = lab.popen('ext', ['python3', peer, 'uac', EXT_PEER, EXT_SBC_TLS, str(TLS_PORT), sbc_cert,
+                                'sbc.example', '16092'], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out_c, _ = uac.communicate(timeout=30)
+        pbx.kill()
+        out_p, _ = pbx.communicate(timeout=10)
+        log('TLS caller toward a rogue PBX: %s' % out_c.decode(errors='replace').strip()[:300])
+        c = json.loads(out_c)
+        check(c.get('final') == 'SIP/2.0 503 Service Unavailable', 'caller toward a rogue PBX: %s' % c)
+        check(b'INVITE' not in out_p, 'the rogue PBX received SIP: %s' % out_p[-300:])
+        st = h2.wait_idle()
+        check(st['active_calls'] == 0 and st['calls_failed'] == 1, 'TLS harness after the rogue PBX: %s' % {
             k: st[k] for k in ('active_calls', 'calls_answered', 'calls_failed')})
     finally:
         st, rc = h2.quit()
