@@ -408,6 +408,8 @@ EXPECTED_ANSWERS = {
     'refer': 'SIP/2.0 405 Method Not Allowed',      # refused deliberately (docs/topology-hiding.md)
     'message': 'SIP/2.0 405 Method Not Allowed',
     'subscribe': 'SIP/2.0 405 Method Not Allowed',
+    'info_no_dialog': 'SIP/2.0 481 Call/Transaction Does Not Exist',    # nothing to relay it on
+    'update_no_dialog': 'SIP/2.0 481 Call Does Not Exist',              # sofia-sip answers it itself
     'no_call_id': 'SIP/2.0 400 Bad Request',
     'bad_cseq': 'SIP/2.0 400 Bad CSeq Header',
     'cseq_method_mismatch': 'SIP/2.0 400 Bad Request',
