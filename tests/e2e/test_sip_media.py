@@ -11,7 +11,9 @@ tools/rtp-peer.py on both hosts sending there, and checks that every packet arri
 from Veil's address on that side; that `veilctl flows` shows the call's flows with their
 packet counters going up; and, after the BYE, that the flows are gone and `veilctl stats`
 shows 0 active calls. A call with no RTP at all is ended by Veil's media timeout (BYE to
-both sipp peers, which answer 200). Both wires are captured: no frame on one host's wire names the
+both sipp peers, which answer 200). Early media (183 with SDP) is relayed while the call
+rings; a PBX that does not answer gets the caller 503 with no state left. Both wires are
+audited by tools/veil-leak-audit.py. Both wires are captured: no frame on one host's wire names the
 other host (address, raw or text, or MAC)."""
 import os
 import re
@@ -245,6 +247,53 @@ def test_media_timeout(lab):
     check(st['callback_exceptions'] == 0, 'media timeout: exceptions in SIP callbacks: %s' % st)
 
 
+def test_early_media(lab):
+    """Early media through the dataplane: the PBX answers 183 with SDP and plays for 6 s before
+    its 200. The caller's 183 names Veil's untrusted address; while the call still rings
+    (`veilctl calls`: ringing) RTP flows both ways through the flows the 183's answer programmed,
+    every packet from Veil's address on that side. Then 200, ACK, BYE; flows removed."""
+    State.calls += 1
+    n = State.calls
+    caller_rtp, callee_rtp = 4000 + 10 * n, 4002 + 10 * n
+    stats0 = lab.ctl('stats')
+    uas, uas_msg = sipp(lab, 'int', 'uas_early_media.xml', INT_HOST4, 5060, callee_rtp, 'early-uas')
+    wait_listening(lab, 'int', 5060)
+    uac, uac_msg = sipp(lab, 'ext', 'uac_media.xml', EXT_HOST4, 5070 + n, caller_rtp, 'early-uac',
+                        remote=ep(EXT_VEIL4, 5060), extra=['-d', '500'])
+    caller_saw = wait_for('early media: no 183 with SDP in the caller\'s trace',
+                          lambda: sdp_endpoint(uac_msg, r'SIP/2\.0 183 '), 15)
+    callee_saw = wait_for('early media: no INVITE with SDP in the callee\'s trace',
+                          lambda: sdp_endpoint(uas_msg, r'INVITE '), 5)
+    t183 = time.monotonic()
+    log('  early media: caller was told %s:%d, callee %s:%d' % (caller_saw + callee_saw))
+    check(caller_saw[0] == EXT_VEIL4 and callee_saw[0] == INT_VEIL4, 'early media: SDP addresses %s %s'
+          % (caller_saw, callee_saw))
+    calls = lab.ctl('calls')
+    check(len(calls) == 1 and calls[0]['state'] == 'ringing', 'early media: veilctl calls: %s' % calls)
+    caller_veil, callee_veil = ep(*caller_saw), ep(*callee_saw)
+    count = 100
+    pc = lab.peer('ext', ep(EXT_HOST4, caller_rtp), send_to=caller_veil, count=count, interval=0.01,
+                  ssrc=0x1E1E0000 + n, delay=0.2, linger=0.5)
+    pe = lab.peer('int', ep(INT_HOST4, callee_rtp), send_to=callee_veil, count=count, interval=0.01,
+                  ssrc=0x2E2E0000 + n, delay=0.2, linger=0.5)
+    rc_, re_ = pc.json(30), pe.json(30)
+    took = time.monotonic() - t183
+    log('  early media: caller host %s' % rc_)
+    log('  early media: callee host %s' % re_)
+    rtp_ok(rc_, 'early media, caller host', count, caller_veil)
+    rtp_ok(re_, 'early media, callee host', count, callee_veil)
+    calls = lab.ctl('calls')
+    check(took < 5.5 and len(calls) == 1 and calls[0]['state'] == 'ringing',
+          'early media: the RTP was not all inside the early phase (%.1f s, calls %s)' % (took, calls))
+    sipp_finish(uac, 'early caller', uac_msg)
+    sipp_finish(uas, 'early callee', uas_msg)
+    wait_for('early media: call or flows left (stats %s)' % lab.ctl('stats').get('sip'),
+             lambda: lab.ctl('stats')['calls'] == 0 and not lab.ctl('calls'), 5)
+    st = lab.ctl('stats')['sip']
+    check(st['early_media'] == stats0['sip'].get('early_media', 0) + 1, 'early media: counter %s' % st)
+    check(st['calls_answered'] == stats0['sip']['calls_answered'] + 1, 'early media: not answered')
+
+
 BLACKHOLE = r"""
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -342,4 +391,5 @@ if __name__ == '__main__':
         sys.exit(0)
     os.environ['VEIL_LAB_SIP'] = '1'
     sys.exit(run_tests('sip', [test_sip_enabled, test_call_untrusted_to_pbx, test_call_pbx_to_untrusted,
-                               test_media_timeout, test_pbx_unreachable, test_no_leaks_on_the_wire]))
+                               test_media_timeout, test_early_media, test_pbx_unreachable,
+                               test_no_leaks_on_the_wire]))
