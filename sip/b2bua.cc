@@ -179,6 +179,8 @@ struct Leg {
   // Veil's Contact on this leg when sofia-sip's default would be wrong (a TLS leg: nua puts
   // the plain sip: address there, port 5060 without transport); empty: nua's.
   std::string contact;
+  std::string last_sdp;         // the SDP Veil last produced for this leg
+  bool reoffer_pending = false; // Veil offered last_sdp in a 2xx to a re-INVITE without SDP
 };
 
 struct Stream {
@@ -1080,6 +1082,7 @@ struct B2bua::Impl {
       logf("sip: call " + std::to_string(call->serial) + ": SDP rewrite: " + r.detail);
       return std::nullopt;
     }
+    leg.last_sdp = r.sdp;
     return r.sdp;
   }
 
@@ -1287,6 +1290,17 @@ struct B2bua::Impl {
   }
 
   void on_ack(Call* call, int li, sip_t const* sip) {
+    if (Leg& s = call->leg[li]; s.reoffer_pending) {
+      // The answer to Veil's offer in its 2xx to a re-INVITE without SDP: the peer's
+      // endpoints may have moved; the other leg hears nothing.
+      s.reoffer_pending = false;
+      if (auto sdp = sdp_of(sip)) {
+        SdpInspectResult info = inspect_sdp(*sdp);
+        if (info.error == SdpError::None && info.info.streams.size() == call->streams.size())
+          apply_answer(call, s.side, info.info);
+      }
+      return;
+    }
     Leg& o = call->leg[1 - li];
     if (!o.ack_pending) return;
     o.ack_pending = false;
@@ -1464,7 +1478,15 @@ struct B2bua::Impl {
     }
     auto sdp = sdp_of(sip);
     if (!sdp) {
-      respond(call, li, 488, std::nullopt);  // re-INVITE without offer: planned
+      // A re-INVITE without offer (a session refresh, RFC 4028, or a peer asking for an
+      // offer): answered on this leg; Veil offers the SDP it last sent here, unchanged (same
+      // o= version), and takes the answer in the ACK. Nothing crosses to the other leg.
+      if (s.last_sdp.empty()) {
+        respond(call, li, 488, std::nullopt);
+        return;
+      }
+      s.reoffer_pending = true;
+      respond(call, li, 200, s.last_sdp);
       return;
     }
     SdpInspectResult info = inspect_sdp(*sdp);

@@ -908,11 +908,27 @@ def t_tls_both_sides(lab, h, ctx):
           'TLS harness exit %d, flows %d, ports %s' % (rc, st['live_flows'], st['live_ports']))
 
 
+def t_reinvite_without_sdp(lab, h, ctx):
+    """A re-INVITE without SDP (RFC 4028 refresh, or a peer asking for an offer) is answered on
+    its own leg: Veil's 200 offers the SDP it last sent there (its untrusted address, the same
+    port), the caller's ACK answers with a new media port and the flows follow; the PBX sees no
+    re-INVITE and the call goes on."""
+    before = h.stats()
+    st = scenario_pair(lab, h, 'int', 'uas_call.xml', INT_PEER, PBX_PORT, 'ext', 'uac_reinvite_nosdp.xml',
+                       EXT_PEER, 5080, '%s:5060' % EXT_SBC, 16100, 17100)
+    check(st['reinvites'] == before['reinvites'], 'the re-INVITE without SDP was relayed')
+    progs = programs_since(st, before)
+    check(len({p['id'] for p in progs}) == 1, 'one stream: %s' % progs)
+    check(progs[-1]['ext_remote'] == '%s:16102' % EXT_PEER and progs[-1]['in_remote'] == '%s:17100' % INT_PEER,
+          'flows after the ACK\'s answer: %s' % progs[-1])
+    check(progs[-1]['id'] in st['removes'], 'flows not removed')
+
+
 TESTS = [t_call_untrusted_to_pbx, t_call_pbx_to_untrusted, t_cancel, t_busy, t_callee_bye, t_hold_reinvite,
          t_refused_source, t_robustness, t_session_timer, t_register_and_call,
          t_register_expiry, t_pbx_unreachable, t_invite_auth,
          t_early_media_100rel, t_update_info, t_late_offer, t_register_two_devices_tcp,
-         t_tls_both_sides]
+         t_tls_both_sides, t_reinvite_without_sdp]
 
 
 def main():
