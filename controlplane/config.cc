@@ -860,11 +860,12 @@ void sip_address(Checker& c, const toml::table& t, Role r, const Config& cfg, bo
 }
 
 std::optional<sip::Transport> sip_transport(Checker& c, const toml::table& t, std::string_view key) {
-  const std::string fix = std::string("expected ") + std::string(key) + " = \"udp\" or \"tcp\"";
+  const std::string fix = std::string("expected ") + std::string(key) + " = \"udp\", \"tcp\" or \"tls\"";
   auto* n = c.string(t, "sip", key, fix);
   if (!n) return std::nullopt;
   if (n->get() == "udp") return sip::Transport::Udp;
   if (n->get() == "tcp") return sip::Transport::Tcp;
+  if (n->get() == "tls") return sip::Transport::Tls;
   c.add(*n, "sip." + std::string(key) + ": " + quote(n->get()) + " is not a transport", fix);
   return std::nullopt;
 }
@@ -902,6 +903,33 @@ std::optional<Endpoint> sip_peer(Checker& c, const toml::table& t, std::string_v
   return ep;
 }
 
+// A PEM file named by [sip] key `key`: readable now, and holding `marker` (a "-----BEGIN ..."
+// line). Empty when it is not (the error is added at the value).
+std::string sip_pem_file(Checker& c, const toml::table& t, std::string_view key, std::string_view marker,
+                         std::string_view what) {
+  const std::string fix = "expected the path of a PEM file with the " + std::string(what) +
+                          ", readable by veild, e.g. " + std::string(key) + " = \"/etc/veil/sip-" +
+                          (key == "tls_certificate" ? "cert" : key == "tls_private_key" ? "key" : "ca") + ".pem\"";
+  auto* n = c.string(t, "sip", key, fix);
+  if (!n) return "";
+  const std::string& path = n->get();
+  std::string full = "sip." + std::string(key);
+  FILE* f = path.empty() ? nullptr : std::fopen(path.c_str(), "rb");
+  if (!f) {
+    c.add(*n, full + ": " + quote(path) + ": " + (path.empty() ? "empty path" : std::strerror(errno)), fix);
+    return "";
+  }
+  std::string head(65536, '\0');
+  head.resize(std::fread(head.data(), 1, head.size(), f));
+  std::fclose(f);
+  if (head.find(marker) == std::string::npos) {
+    c.add(*n, full + ": " + quote(path) + " holds no " + std::string(what) + " (no \"" + std::string(marker) + "\" line)",
+          fix);
+    return "";
+  }
+  return path;
+}
+
 void parse_sip(Checker& c, const toml::table& root, Config& cfg, bool ports_ok) {
   const toml::table* t = c.table(root, "", "sip");
   if (!t) return;
@@ -911,7 +939,8 @@ void parse_sip(Checker& c, const toml::table& root, Config& cfg, bool ports_ok) 
          {"enabled", "port", "udp", "tcp", "external_address", "internal_address", "pbx",
           "pbx_transport", "untrusted_target", "untrusted_transport", "header_allow_list",
           "user_agent", "no_response_timeout_ms", "t1_ms", "register_domain",
-          "register_min_expires_s", "register_max_expires_s", "register_min_interval_s"});
+          "register_min_expires_s", "register_max_expires_s", "register_min_interval_s",
+          "tls_port", "tls_certificate", "tls_private_key", "tls_ca_file"});
   if (auto v = c.boolean(*t, "sip", "enabled")) s.enabled = *v;
   if (auto v = c.integer(*t, "sip", "port", 1, 65535)) {
     bool clash = false;
@@ -928,9 +957,38 @@ void parse_sip(Checker& c, const toml::table& root, Config& cfg, bool ports_ok) 
   }
   if (auto v = c.boolean(*t, "sip", "udp")) b.external.udp = b.internal.udp = *v;
   if (auto v = c.boolean(*t, "sip", "tcp")) b.external.tcp = b.internal.tcp = *v;
-  if (!b.external.udp && !b.external.tcp)
+  if (!b.external.udp && !b.external.tcp && !t->contains("tls_port"))
     c.add(*t->get("udp"), "sip.udp and sip.tcp: both are false",
-          "enable at least one SIP transport (udp = true or tcp = true)");
+          "enable at least one SIP transport (udp = true, tcp = true, or tls_port with a certificate)");
+
+  // SIP over TLS: one port on both sides, one certificate.
+  if (auto v = c.integer(*t, "sip", "tls_port", 1, 65535)) {
+    bool bad = false;
+    for (Role r : {Role::External, Role::Internal}) {
+      if (!cfg.media(r).contains(uint16_t(*v)) || bad) continue;
+      bad = true;
+      c.add(*t->get("tls_port"),
+            "sip.tls_port: " + std::to_string(*v) + " lies in media." + role_name(r) + ".ports (" +
+                std::to_string(cfg.media(r).first) + "-" + std::to_string(cfg.media(r).last) + ")",
+            "the dataplane keeps the media ranges to itself; choose a port outside both, e.g. 5061");
+    }
+    if (!bad && uint16_t(*v) == b.external.port) {
+      bad = true;
+      c.add(*t->get("tls_port"), "sip.tls_port: " + std::to_string(*v) + " is also sip.port",
+            "TLS needs a port of its own, e.g. tls_port = 5061");
+    }
+    if (!bad) b.external.tls_port = b.internal.tls_port = uint16_t(*v);
+  }
+  b.tls_certificate = sip_pem_file(c, *t, "tls_certificate", "-----BEGIN CERTIFICATE-----", "certificate");
+  b.tls_private_key = sip_pem_file(c, *t, "tls_private_key", "PRIVATE KEY-----", "private key");
+  b.tls_ca_file = sip_pem_file(c, *t, "tls_ca_file", "-----BEGIN CERTIFICATE-----", "CA certificates");
+  if (t->contains("tls_port") && b.external.tls_port) {
+    for (const char* key : {"tls_certificate", "tls_private_key"})
+      if (!t->contains(key))
+        c.missing(*t, std::string("sip.") + key,
+                  std::string("with tls_port set, name the PEM file, e.g. ") + key + " = \"/etc/veil/sip-" +
+                      (std::strcmp(key, "tls_certificate") == 0 ? "cert" : "key") + ".pem\"");
+  }
 
   sip_address(c, *t, Role::External, cfg, ports_ok, b.external.addr);
   sip_address(c, *t, Role::Internal, cfg, ports_ok, b.internal.addr);
@@ -939,6 +997,11 @@ void parse_sip(Checker& c, const toml::table& root, Config& cfg, bool ports_ok) 
   auto target_tr = sip_transport(c, *t, "untrusted_transport");
   for (auto [tr, key] : {std::pair{pbx_tr, "pbx_transport"}, std::pair{target_tr, "untrusted_transport"}}) {
     if (!tr) continue;
+    if (*tr == sip::Transport::Tls && !b.external.tls_port) {
+      c.add(*t->get(key), std::string("sip.") + key + ": \"tls\" but sip.tls_port is not set",
+            "set tls_port (and tls_certificate, tls_private_key), or use \"udp\" or \"tcp\"");
+      continue;
+    }
     if (*tr == sip::Transport::Tcp && !b.external.tcp) {
       c.add(*t->get(key), std::string("sip.") + key + ": \"tcp\" but sip.tcp = false",
             "set tcp = true, or use \"udp\"");
@@ -952,9 +1015,9 @@ void parse_sip(Checker& c, const toml::table& root, Config& cfg, bool ports_ok) 
     (std::strcmp(key, "pbx_transport") == 0 ? b.pbx_transport : b.untrusted_transport) = *tr;
   }
   // Without an explicit transport the peer is reached over UDP; if UDP is off, over TCP.
-  if (!t->contains("pbx_transport") && !b.external.udp) b.pbx_transport = sip::Transport::Tcp;
-  if (!t->contains("untrusted_transport") && !b.external.udp)
-    b.untrusted_transport = sip::Transport::Tcp;
+  const sip::Transport fallback = b.external.tcp ? sip::Transport::Tcp : sip::Transport::Tls;
+  if (!t->contains("pbx_transport") && !b.external.udp) b.pbx_transport = fallback;
+  if (!t->contains("untrusted_transport") && !b.external.udp) b.untrusted_transport = fallback;
 
   if (auto ep = sip_peer(c, *t, "pbx", b.internal.addr, "198.51.100.10:5060"))
     b.pbx = *ep;

@@ -167,7 +167,13 @@ veil::doc::Object sip_counters(const veil::sip::B2bua& b, const veil::ws::Gatewa
           {"no_response_timeouts", s.no_response_timeouts},
           {"reinvites", s.reinvites},
           {"callback_exceptions", s.callback_exceptions},
-          {"media_timeouts", s.media_timeouts}};
+          {"media_timeouts", s.media_timeouts},
+          {"auth_challenges", s.auth_challenges},
+          {"early_media", s.early_media},
+          {"reliable_provisionals", s.reliable_provisionals},
+          {"updates", s.updates},
+          {"infos", s.infos},
+          {"late_offers", s.late_offers}};
   if (ws) {
     const auto& w = ws->stats();
     auto rd = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
