@@ -859,7 +859,8 @@ struct B2bua::Impl {
                                  valid_user(sip->sip_from->a_url->url_user) ? sip->sip_from->a_url->url_user : aor,
                                  domain());
     std::string to = name_addr(safe_display(sip->sip_to->a_display), aor, domain());
-    std::string contact = "<sip:" + b.token + "@" + uri_hostport(Endpoint{cfg.internal.addr, cfg.internal.port}) +
+    uint16_t contact_port = cfg.pbx_transport == Transport::Tls ? cfg.internal.tls_port : cfg.internal.port;
+    std::string contact = "<sip:" + b.token + "@" + uri_hostport(Endpoint{cfg.internal.addr, contact_port}) +
                           transport_param(cfg.pbx_transport) + ">";
     std::string exp = std::to_string(sent);
     // Where the REGISTER goes when the Request-URI names a domain: a loose route to the
