@@ -4,6 +4,7 @@
 #include "controlplane/config.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -1097,12 +1098,99 @@ void parse_sip(Checker& c, const toml::table& root, Config& cfg, bool ports_ok) 
     b.register_min_interval_s = uint32_t(*v);
 }
 
+// [websocket]: the gateway's listeners share the untrusted SIP address and need the B2BUA's
+// TCP transport there.
+void parse_websocket(Checker& c, const toml::table& root, Config& cfg) {
+  const toml::table* t = c.table(root, "", "websocket");
+  if (!t) return;
+  auto& w = cfg.websocket;
+  c.keys(*t, "websocket", "keys in [websocket]",
+         {"ws_port", "wss_port", "certificate", "private_key", "allowed_origins", "max_connections",
+          "max_connections_per_source", "max_message_bytes", "handshake_timeout_ms", "idle_timeout_s"});
+  auto port = [&](std::string_view key, uint16_t& out) {
+    auto v = c.integer(*t, "websocket", key, 0, 65535, "expected a TCP port from 1 to 65535, or 0 for off");
+    if (!v || *v == 0) return;
+    const toml::node& n = *t->get(key);
+    std::string full = "websocket." + std::string(key);
+    for (Role r : {Role::External, Role::Internal}) {
+      if (cfg.media(r).contains(uint16_t(*v))) {
+        c.add(n, full + ": " + std::to_string(*v) + " lies in media." + role_name(r) + ".ports",
+              "choose a port outside the media ranges, e.g. 8443 for wss, 8080 for ws");
+        return;
+      }
+    }
+    if (cfg.sip.b2bua.external.port == *v) {
+      c.add(n, full + ": " + std::to_string(*v) + " is sip.port (the B2BUA's own TCP listener)",
+            "choose another port, e.g. 8443 for wss, 8080 for ws");
+      return;
+    }
+    out = uint16_t(*v);
+  };
+  port("ws_port", w.ws_port);
+  port("wss_port", w.wss_port);
+  if (w.ws_port && w.ws_port == w.wss_port) {
+    c.add(*t->get("wss_port"), "websocket.wss_port: " + std::to_string(w.wss_port) + " is also ws_port",
+          "give ws and wss different ports, or set ws_port = 0");
+    w.ws_port = 0;
+  }
+  for (auto [key, out] : {std::pair{"certificate", &w.certificate}, std::pair{"private_key", &w.private_key}}) {
+    std::string fix = std::string("expected the path of a readable PEM file, e.g. ") + key + " = \"/etc/veil/wss." +
+                      (out == &w.certificate ? "crt" : "key") + "\"";
+    auto* n = c.string(*t, "websocket", key, fix);
+    if (!n) continue;
+    if (n->get().empty() || access(n->get().c_str(), R_OK) != 0)
+      c.add(*n, std::string("websocket.") + key + ": " + quote(n->get()) + " cannot be read" +
+                    (n->get().empty() ? "" : std::string(" (") + std::strerror(errno) + ")"),
+            fix);
+    else
+      *out = n->get();
+  }
+  if (w.wss_port && (w.certificate.empty() || w.private_key.empty()) && c.count() == 0)
+    c.missing(*t, w.certificate.empty() ? "websocket.certificate" : "websocket.private_key",
+              "wss needs a certificate and its private key (PEM), e.g. certificate = \"/etc/veil/wss.crt\", "
+              "private_key = \"/etc/veil/wss.key\"");
+  const std::string ofix =
+      "expected an array of origins, e.g. allowed_origins = [\"https://phone.example.com\"] "
+      "(scheme://host[:port], no path); leave it out to accept any origin";
+  if (auto* n = c.get(*t, "websocket", "allowed_origins", toml::node_type::array, ofix)) {
+    const auto& arr = *n->as_array();
+    for (size_t i = 0; i < arr.size(); ++i) {
+      std::string full = index("websocket.allowed_origins", i);
+      auto* e = c.typed(arr[i], full, toml::node_type::string, ofix);
+      if (!e) continue;
+      const std::string& o = e->as_string()->get();
+      size_t sep = o.find("://");
+      bool good = (o.rfind("https://", 0) == 0 || o.rfind("http://", 0) == 0) && sep != std::string::npos &&
+                  o.size() > sep + 3 && o.find('/', sep + 3) == std::string::npos &&
+                  std::all_of(o.begin(), o.end(), [](char ch) { return ch > 0x20 && ch < 0x7f; });
+      if (good)
+        w.allowed_origins.push_back(o);
+      else
+        c.add(*e, full + ": " + quote(o) + " is not an origin", ofix);
+    }
+  }
+  if (auto v = c.integer(*t, "websocket", "max_connections", 1, 1000000)) w.max_connections = uint32_t(*v);
+  if (auto v = c.integer(*t, "websocket", "max_connections_per_source", 1, 1000000))
+    w.max_connections_per_source = uint32_t(*v);
+  if (auto v = c.integer(*t, "websocket", "max_message_bytes", 1024, 1048576,
+                         "expected bytes from 1024 to 1048576"))
+    w.max_message_bytes = uint32_t(*v);
+  if (auto v = c.integer(*t, "websocket", "handshake_timeout_ms", 100, 60000,
+                         "expected milliseconds from 100 to 60000"))
+    w.handshake_timeout_ms = uint32_t(*v);
+  if (auto v = c.integer(*t, "websocket", "idle_timeout_s", 5, 3600, "expected seconds from 5 to 3600"))
+    w.idle_timeout_s = uint32_t(*v);
+  if (w.enabled() && (!cfg.sip.enabled || !cfg.sip.b2bua.external.tcp))
+    c.add(*t, "websocket: ws_port/wss_port need the B2BUA with TCP",
+          "set [sip] enabled = true and tcp = true (the gateway hands each WebSocket to the B2BUA over TCP)");
+}
+
 ParseResult validate(const toml::table& root, const std::string& name) {
   Checker c(name);
   Config cfg;
   cfg.source = name;
   c.keys(root, "", "top-level keys and tables",
-         {"port", "cores", "media", "limits", "dataplane", "management", "sip"});
+         {"port", "cores", "media", "limits", "dataplane", "management", "sip", "websocket"});
   parse_ports(c, root, cfg);
   const bool ports_ok = c.count() == 0 && cfg.ports.size() == 2;
   parse_cores(c, root, cfg);
@@ -1111,6 +1199,7 @@ ParseResult validate(const toml::table& root, const std::string& name) {
   parse_dataplane(c, root, cfg);
   parse_management(c, root, cfg);
   parse_sip(c, root, cfg, ports_ok);
+  parse_websocket(c, root, cfg);
   // The B2BUA's own check, as a backstop for anything the per-key checks above let through.
   if (cfg.sip.enabled && c.count() == 0) {
     if (std::string e = sip::validate(cfg.sip.b2bua); !e.empty())

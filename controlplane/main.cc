@@ -27,6 +27,7 @@
 #include "dataplane/dataplane.h"
 #include "dataplane/srtp_lib.h"
 #include "sip/b2bua.h"
+#include "controlplane/ws_gateway.h"
 
 namespace {
 
@@ -55,6 +56,7 @@ struct Sip {
   su_root_t* root = nullptr;
   std::unique_ptr<veil::ctl::DpMediaAnchor> anchor;
   std::unique_ptr<veil::sip::B2bua> b2bua;
+  std::unique_ptr<veil::ws::Gateway> websocket;  // [websocket]: browsers, over the B2BUA's TCP
 
   bool start(veil::dp::Dataplane& dp, const veil::config::Config& cfg, std::string& err) {
     if (su_init() != 0) {
@@ -74,6 +76,31 @@ struct Sip {
     if (!b2bua->start(&err)) {
       err = "SIP: " + err;
       return false;
+    }
+    if (cfg.websocket.enabled()) {
+      const auto& w = cfg.websocket;
+      veil::ws::GatewayConfig g;
+      g.addr = cfg.sip.b2bua.external.addr;
+      g.ws_port = w.ws_port;
+      g.wss_port = w.wss_port;
+      g.certificate = w.certificate;
+      g.private_key = w.private_key;
+      g.allowed_origins = w.allowed_origins;
+      g.sip_target = veil::Endpoint{cfg.sip.b2bua.external.addr, cfg.sip.b2bua.external.port};
+      g.max_connections = w.max_connections;
+      g.max_connections_per_source = w.max_connections_per_source;
+      g.max_message_bytes = w.max_message_bytes;
+      g.handshake_timeout_ms = w.handshake_timeout_ms;
+      g.idle_timeout_s = w.idle_timeout_s;
+      g.server = cfg.sip.b2bua.user_agent;
+      websocket = std::make_unique<veil::ws::Gateway>(
+          g, [](std::string_view level, std::string_view s) { log(std::string(level).c_str(), std::string(s)); });
+      if (!websocket->start(&err)) return false;
+      log("info", "SIP over WebSocket on " +
+                      (w.ws_port ? "ws " + veil::Endpoint{g.addr, w.ws_port}.str() : std::string()) +
+                      (w.ws_port && w.wss_port ? ", " : "") +
+                      (w.wss_port ? "wss " + veil::Endpoint{g.addr, w.wss_port}.str() : std::string()) +
+                      (w.allowed_origins.empty() ? ", any origin" : ", " + std::to_string(w.allowed_origins.size()) + " allowed origin(s)"));
     }
     return true;
   }
@@ -99,6 +126,7 @@ struct Sip {
   // Ends every call (BYE/CANCEL on both legs) and waits, bounded, for sofia-sip to finish;
   // the dataplane keeps running meanwhile so the BYEs leave.
   void stop(veil::dp::Dataplane& dp) {
+    websocket.reset();  // browsers' connections close; the B2BUA sees their TCP close
     if (b2bua) {
       b2bua->shutdown();
       timespec t0, now;
@@ -125,9 +153,9 @@ struct Sip {
   }
 };
 
-veil::doc::Object sip_counters(const veil::sip::B2bua& b) {
+veil::doc::Object sip_counters(const veil::sip::B2bua& b, const veil::ws::Gateway* ws) {
   const auto& s = b.stats();
-  return {{"active_calls", uint64_t(b.active_calls())},
+  veil::doc::Object o = {{"active_calls", uint64_t(b.active_calls())},
           {"calls_total", s.calls_total},
           {"calls_answered", s.calls_answered},
           {"calls_failed", s.calls_failed},
@@ -144,6 +172,22 @@ veil::doc::Object sip_counters(const veil::sip::B2bua& b) {
           {"updates", s.updates},
           {"infos", s.infos},
           {"late_offers", s.late_offers}};
+  if (ws) {
+    const auto& w = ws->stats();
+    auto rd = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+    o.insert(o.end(), {{"websocket_accepted", rd(w.accepted)},
+                       {"websocket_closed", rd(w.closed)},
+                       {"websocket_refused_limit", rd(w.refused_limit)},
+                       {"websocket_refused_origin", rd(w.refused_origin)},
+                       {"websocket_refused_protocol", rd(w.refused_protocol)},
+                       {"websocket_handshake_failed", rd(w.handshake_failed)},
+                       {"websocket_sip_connect_failed", rd(w.sip_connect_failed)},
+                       {"websocket_messages_in", rd(w.messages_in)},
+                       {"websocket_messages_out", rd(w.messages_out)},
+                       {"websocket_bad_messages", rd(w.bad_messages)},
+                       {"websocket_oversized", rd(w.oversized)}});
+  }
+  return o;
 }
 
 }  // namespace
@@ -271,7 +315,8 @@ int main(int argc, char** argv) {
                       (b.untrusted_target ? ", calls from the PBX to " + b.untrusted_target->str()
                                           : ", calls from the PBX refused (no untrusted_target)"));
       api.set_sip_stats([&sip] {
-        return veil::ctl::Api::SipStats{sip.b2bua->active_calls(), sip_counters(*sip.b2bua)};
+        return veil::ctl::Api::SipStats{sip.b2bua->active_calls(),
+                                        sip_counters(*sip.b2bua, sip.websocket.get())};
       });
       api.set_calls([&sip] {
         std::vector<veil::ctl::CallInfo> out;

@@ -501,6 +501,8 @@ struct B2bua::Impl {
         break;
       }
     }
+    if (side == kExternal)
+      if (auto f = source_of(agent[kExternal])) pin_to_flow(nh, *f);
 
     std::optional<Endpoint> target;
     Transport transport = Transport::Udp;
@@ -591,6 +593,7 @@ struct B2bua::Impl {
     if (transport == Transport::Tls) b.contact = tls_contact(b.side);
     b.nh = nua_handle(agent[b.side], reinterpret_cast<nua_hmagic_t*>(call), TAG_END());
     if (!b.nh) return fail(call, 500, "nua_handle failed");
+    if (b.side == kExternal) pin_to_flow(b.nh, Flow{*target, transport});
     b.terminated = false;
     b.client_pending = true;
     // Digest credentials cross end to end (the far side's challenge reached the caller).
@@ -707,6 +710,15 @@ struct B2bua::Impl {
         strcasecmp(sip->sip_via->v_protocol, "SIP/2.0/TLS") == 0)
       f.tr = Transport::Tls;
     return f;
+  }
+
+  // Every request of this untrusted-side dialog (ACK, BYE, re-INVITE, ...) goes to the flow
+  // the client is reachable on, whatever its Contact says: a private address behind a NAT,
+  // or a browser's "<random>.invalid;transport=ws" (RFC 7118), which the WebSocket gateway
+  // reaches over the TCP connection it opened for that browser.
+  void pin_to_flow(nua_handle_t* nh, const Flow& f) {
+    std::string url = "sip:" + uri_hostport(f.ep) + transport_param(f.tr);
+    nua_set_hparams(nh, NUTAG_PROXY(url.c_str()), TAG_END());
   }
 
   Binding* binding_of_handle(nua_handle_t* nh) {
