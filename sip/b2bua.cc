@@ -485,8 +485,6 @@ struct B2bua::Impl {
     }
     Call* call = make_call(side, nh);
     if (!sip || !sip->sip_request || !sip->sip_from || !sip->sip_to) return fail(call, 400, "malformed INVITE");
-    if (side == kExternal)
-      if (auto f = source_of(agent[kExternal])) pin_to_flow(nh, *f);
     if (sip->sip_from->a_tag) call->caller_from_tag = sip->sip_from->a_tag;
     call->caller_requires_100rel = sip_has_feature(sip->sip_require, "100rel");
     call->caller_100rel = call->caller_requires_100rel || sip_has_feature(sip->sip_supported, "100rel");
@@ -503,6 +501,8 @@ struct B2bua::Impl {
         break;
       }
     }
+    if (side == kExternal)
+      if (auto f = source_of(agent[kExternal])) pin_to_flow(nh, *f);
 
     std::optional<Endpoint> target;
     Transport transport = Transport::Udp;
@@ -871,7 +871,8 @@ struct B2bua::Impl {
                                  valid_user(sip->sip_from->a_url->url_user) ? sip->sip_from->a_url->url_user : aor,
                                  domain());
     std::string to = name_addr(safe_display(sip->sip_to->a_display), aor, domain());
-    std::string contact = "<sip:" + b.token + "@" + uri_hostport(Endpoint{cfg.internal.addr, cfg.internal.port}) +
+    uint16_t contact_port = cfg.pbx_transport == Transport::Tls ? cfg.internal.tls_port : cfg.internal.port;
+    std::string contact = "<sip:" + b.token + "@" + uri_hostport(Endpoint{cfg.internal.addr, contact_port}) +
                           transport_param(cfg.pbx_transport) + ">";
     std::string exp = std::to_string(sent);
     // Where the REGISTER goes when the Request-URI names a domain: a loose route to the
