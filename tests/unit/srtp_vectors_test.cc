@@ -22,6 +22,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -581,5 +582,52 @@ TEST(SrtpKeyingText, ParseAndDescribeWithoutTheKey) {
   EXPECT_FALSE(srtp_keying_parse("AES_CM_128_HMAC_SHA1_80:X1F97A0D3E018BE0D64FA32C06DE41390EC675AD498AFEEBB6960B3AABE6", k, &why));
   EXPECT_FALSE(k.enabled());
   EXPECT_FALSE(srtp_keying_parse("F8_128_HMAC_SHA1_80:00", k, &why));
+}
+}  // namespace
+
+namespace {
+// Mutated SRTP/SRTCP packets (bit flips, truncation, header fields that claim more CSRCs or a
+// longer extension than the packet has, random bytes) never authenticate and never crash; the
+// genuine packets keep passing in between.
+TEST_P(SessionTest, MutatedPacketsNeverAuthenticate) {
+  const SrtpProfile prof = GetParam();
+  Sessions s(keying(prof, 0x5c));
+  std::mt19937 rng(1234);
+  unsigned accepted_bad = 0, genuine_ok = 0;
+  for (uint16_t seq = 1; seq <= 300; ++seq) {
+    const bool rtcp = seq % 5 == 0;
+    Bytes plain = rtcp ? rtcp_sr(0x0badcafe) : rtp_packet(seq, 0x0badcafe, 40 + seq % 120);
+    if (!rtcp && seq % 3 == 0) {  // some with a header extension (X) and CSRCs
+      plain[0] = uint8_t(0x90 | 1);  // V=2, X=1, CC=1
+      Bytes ext = {0, 0, 0, 0, 0xbe, 0xde, 0, 1, 0x10, 0xaa, 0, 0};
+      plain.insert(plain.begin() + 12, ext.begin(), ext.end());
+    }
+    Bytes buf = plain;
+    buf.resize(plain.size() + 64);
+    uint32_t len = uint32_t(plain.size());
+    ASSERT_EQ(srtp_session_protect(*s.tx, buf.data(), len, 64), SrtpResult::Ok);
+    const Bytes srtp(buf.begin(), buf.begin() + len);
+    for (int m = 0; m < 40; ++m) {
+      Bytes bad = srtp;
+      switch (m % 5) {
+        case 0: bad[rng() % bad.size()] ^= uint8_t(1u << (rng() % 8)); break;          // a bit
+        case 1: bad.resize(rng() % bad.size()); break;                                  // truncated
+        case 2: bad[0] = uint8_t((bad[0] & 0xf0) | 0x0f); break;                        // CC=15
+        case 3: if (bad.size() > 15) { bad[0] |= 0x10; bad[14] = 0xff; bad[15] = 0xff; } break;  // long extension
+        default: for (auto& b : bad) b = uint8_t(rng()); bad[0] = 0x80 | (bad[0] & 0x3f); break;   // random
+      }
+      if (bad == srtp) continue;
+      uint32_t bl = uint32_t(bad.size());
+      bad.resize(bad.size() + 64);
+      if (bl >= 2 && srtp_session_unprotect(*s.rx, bad.data(), bl) == SrtpResult::Ok) ++accepted_bad;
+    }
+    Bytes good = srtp;
+    uint32_t gl = uint32_t(good.size());
+    if (srtp_session_unprotect(*s.rx, good.data(), gl) == SrtpResult::Ok &&
+        Bytes(good.begin(), good.begin() + gl) == plain)
+      ++genuine_ok;
+  }
+  EXPECT_EQ(accepted_bad, 0u);
+  EXPECT_EQ(genuine_ok, 300u);
 }
 }  // namespace
