@@ -141,7 +141,7 @@ class Peer {
     srtp_crypto_policy_set_from_profile_for_rtp(&policy.rtp, lp);
     srtp_crypto_policy_set_from_profile_for_rtcp(&policy.rtcp, lp);
     policy.ssrc.type = outbound ? ssrc_any_outbound : ssrc_any_inbound;
-    std::memcpy(key_, k.master, sizeof key_);
+    std::memcpy(key_, k.master, sizeof k.master);
     policy.key = key_;
     EXPECT_EQ(srtp_create(&s_, &policy), srtp_err_status_ok);
   }
