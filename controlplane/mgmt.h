@@ -9,6 +9,7 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -57,6 +58,21 @@ struct CallInfo {
 inline constexpr std::array<double, 8> kLatencyBuckets{0.00005, 0.0001, 0.00025, 0.0005,
                                                        0.001,   0.0025, 0.01,    0.05};
 
+// RTP reception quality of a flow (RFC 3550 A.3, A.8) from its counters, for `flow ID` and
+// /metrics. The clock rate is the flow's (flow-add clock-rate=) or that of its last static
+// payload type; without one there is no jitter estimate at all (the worker cannot measure
+// arrival times in timestamp units it does not know), only loss.
+struct RtpQuality {
+  bool has_rtp = false;     // at least one RTP packet of the current SSRC
+  uint32_t clock_rate = 0;  // Hz; 0 unknown
+  uint64_t received = 0, expected = 0;
+  int64_t lost = 0;
+  double loss_ratio = 0;    // lost / expected, 0 when none lost (or duplicates)
+  double jitter_ts = -1;    // timestamp units; -1 unknown
+  double jitter_s = -1;     // seconds; -1 unknown
+};
+RtpQuality rtp_quality(const dp::FlowSnapshot& s);
+
 // Parses a request line; false with `err` if it is not "VEIL/1 command k=v...".
 bool parse_request(const std::string& line, Request& out, std::string& err);
 
@@ -100,6 +116,10 @@ class Api {
   Response calls(const Request& r);
   Response call(const Request& r);
   Response call_end(const Request& r);
+  Response capture_start(const Request& r);
+  Response capture_read(const Request& r);
+  Response capture_stop();
+  void capture_disarm();  // stops the workers copying and frees what the ring holds
   doc::Value flow_doc(uint32_t id, bool detail);
   doc::Value call_doc(const CallInfo& c, bool detail);
 
@@ -114,6 +134,18 @@ class Api {
   std::array<uint64_t, kLatencyBuckets.size() + 1> lat_buckets_{};
   double lat_sum_ = 0;
   uint64_t lat_count_ = 0;
+  // veilctl capture: one capture at a time. A capture nobody has read for kCaptureIdle is
+  // abandoned (its veilctl died) and the next capture-start may take over.
+  struct CaptureSession {
+    bool active = false;
+    std::string target;           // "flow 10", "port ext0"
+    uint64_t count = 0;
+    uint64_t base_tsc = 0;        // TSC and wall clock at arming: timestamps of the packets
+    int64_t base_ns = 0;
+    uint64_t delivered = 0;
+    std::chrono::steady_clock::time_point touched;
+  } cap_;
+  static constexpr std::chrono::seconds kCaptureIdle{10};
 };
 
 

@@ -9,6 +9,7 @@
 
 #include "dataplane/addr.h"
 #include "dataplane/packet.h"
+#include "dataplane/rtp_stats.h"
 #include "dataplane/seq_endpoint.h"
 
 namespace veil::dp {
@@ -39,6 +40,7 @@ struct FlowSpec {
   uint32_t peer_id = 0;        // the reverse flow: its latched source becomes our destination
   bool rtp_check = true;       // drop payloads that are not RTP/RTCP v2
   bool drop = false;           // keep the flow but drop its packets (counted)
+  uint32_t clock_rate = 0;     // RTP clock (Hz) for the jitter estimate; 0: from a static payload type
 };
 
 // Per-flow drop reasons (a subset of Drop, kept per flow for `veilctl flow`).
@@ -63,6 +65,7 @@ struct alignas(64) FlowAction {
   bool drop = false;
   Endpoint signaled_remote;
   Endpoint egress_local;
+  uint32_t rtp_mult = 0;  // TSC -> RTP timestamp units (rtp_clock_mult); 0: by payload type
   Flow* peer = nullptr;  // ctl keeps it valid: republished without it before the peer is freed
 };
 static_assert(sizeof(FlowAction) == 64);
@@ -83,6 +86,7 @@ struct FlowCounters {
   uint32_t last_ssrc = 0;
   uint16_t last_seq = 0;
   uint8_t last_pt = 0;
+  RtpStats rtp;  // RFC 3550 loss and jitter state of the current SSRC
 };
 
 // Laid out by access: a relayed packet touches line 0 (latching, destination, next hop),
@@ -105,6 +109,7 @@ struct alignas(64) Flow {
   uint32_t last_ssrc = 0;
   uint16_t last_seq = 0;
   uint8_t last_pt = 0;
+  RtpStats rtp;  // loss/jitter (rtp_stats.h): fills the rest of line 1, dp: wo, ctl: ro
   // Lines 2-3: the two action slots.
   FlowAction slots[2];
   // Cold: drop counters (dp: wo on drops only) and the control plane's bookkeeping.
@@ -120,5 +125,6 @@ struct alignas(64) Flow {
 };
 static_assert(offsetof(Flow, packets) == 64);
 static_assert(offsetof(Flow, slots) == 128);
+static_assert(offsetof(Flow, rtp) + sizeof(RtpStats) <= 128, "RTP stats must stay on the counter line");
 
 }  // namespace veil::dp

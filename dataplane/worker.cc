@@ -175,6 +175,7 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
 void WorkerCtx::relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
   if (!fl) return drop(m, Drop::media_no_flow);
   const FlowAction* a = &fl->action();
+  if (__builtin_expect(dp->cap_.armed(), 0)) capture_flow(a, m, kCapIn, now);
   auto flow_drop = [&](FlowDrop why) {
     bump(fl->drops[unsigned(why)]);
     drop(m, kFlowDropGlobal[unsigned(why)]);
@@ -243,12 +244,14 @@ void WorkerCtx::relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
     m->l2_len = kEthHdrLen;
     m->l3_len = v4 ? kIpv4HdrLen : kIpv6HdrLen;
   }
+  if (__builtin_expect(dp->cap_.armed(), 0)) capture_flow(a, m, kCapOut, now);
   bump(fl->packets);
   bump(fl->bytes, plen);
   __atomic_store_n(&fl->last_seen_tsc, now, __ATOMIC_RELAXED);
   if (plen >= 12 && (payload[1] < 192 || payload[1] > 223)) {  // RTP, not RTCP (RFC 5761 4)
     uint32_t ssrc = uint32_t(payload[8]) << 24 | uint32_t(payload[9]) << 16 |
                     uint32_t(payload[10]) << 8 | payload[11];
+    rtp_stats(fl, a, payload, ssrc, now);
     __atomic_store_n(&fl->last_ssrc, ssrc, __ATOMIC_RELAXED);
     __atomic_store_n(&fl->last_seq, uint16_t(payload[2] << 8 | payload[3]), __ATOMIC_RELAXED);
     __atomic_store_n(&fl->last_pt, uint8_t(payload[1] & 0x7f), __ATOMIC_RELAXED);
@@ -257,11 +260,51 @@ void WorkerCtx::relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
   push(nic_tx[a->egress_port], out.nic, m);
 }
 
+void WorkerCtx::rtp_stats(Flow* fl, const FlowAction* a, const uint8_t* rtp, uint32_t ssrc, uint64_t now) {
+  uint8_t pt = rtp[1] & 0x7f;
+  uint32_t mult = a->rtp_mult ? a->rtp_mult : pt_mult[pt];
+  uint32_t ts = uint32_t(rtp[4]) << 24 | uint32_t(rtp[5]) << 16 | uint32_t(rtp[6]) << 8 | rtp[7];
+  uint32_t arrival = rtp_arrival(now, mult);
+  rtp_track(fl->rtp, ssrc != fl->last_ssrc, uint16_t(rtp[2] << 8 | rtp[3]), ts, arrival, mult != 0);
+}
+
+void WorkerCtx::capture_copy(const rte_mbuf* m, uint8_t port, uint8_t dir, uint64_t now) {
+  CaptureArm& c = dp->cap_;
+  int64_t left = c.left.fetch_sub(1, std::memory_order_relaxed);
+  if (left <= 0) return;  // another worker took the last one and is clearing `on`
+  if (left == 1) c.on.store(false, std::memory_order_relaxed);
+  rte_mbuf* copy = rte_pktmbuf_copy(m, c.pool, 0, c.snaplen);
+  if (!copy) {
+    c.dropped.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  CapRecord r{copy, now, m->pkt_len, port, dir, 0};
+  if (rte_ring_mp_enqueue_elem(c.ring, &r, sizeof r) != 0) {
+    rte_pktmbuf_free(copy);
+    c.dropped.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  c.captured.fetch_add(1, std::memory_order_relaxed);
+}
+
+void WorkerCtx::capture_port(uint8_t pi, rte_mbuf* const* pkts, uint16_t n, uint8_t dir, uint64_t now) {
+  const CaptureArm& c = dp->cap_;
+  if (c.flow_id != 0 || c.port != pi || !(c.dir & dir)) return;
+  for (uint16_t i = 0; i < n && c.armed(); ++i) capture_copy(pkts[i], pi, dir, now);
+}
+
+void WorkerCtx::capture_flow(const FlowAction* a, const rte_mbuf* m, uint8_t dir, uint64_t now) {
+  const CaptureArm& c = dp->cap_;
+  if (c.flow_id != a->id || !(c.dir & dir)) return;
+  capture_copy(m, dir == kCapIn ? a->ingress_port : a->egress_port, dir, now);
+}
+
 void WorkerCtx::flush() {
   const auto& ports = dp->ports_;
   for (size_t pi = 0; pi < ports.size(); ++pi) {
     TxBuf& b = nic_tx[pi];
     if (b.n) {
+      if (__builtin_expect(dp->cap_.armed(), 0)) capture_port(uint8_t(pi), b.m, b.n, kCapOut, rte_rdtsc());
       uint16_t sent = rte_eth_tx_burst(ports[pi].nic, uint16_t(index), b.m, b.n);
       count(Event::tx, sent);
       for (uint16_t i = sent; i < b.n; ++i) drop(b.m[i], Drop::tx_full);
@@ -284,6 +327,7 @@ unsigned WorkerCtx::pass(uint64_t now) {
     uint16_t n = rte_eth_rx_burst(ports[pi].nic, uint16_t(index), pkts, burst);
     if (n) {
       count(Event::rx, n);
+      if (__builtin_expect(dp->cap_.armed(), 0)) capture_port(uint8_t(pi), pkts, n, kCapIn, now);
       process_burst(uint8_t(pi), pkts, n, now);
       total += n;
     }

@@ -60,9 +60,11 @@ void usage(FILE* to) {
       "  call-end ID                 end a call (BYE/CANCEL on both legs, flows removed)\n"
       "\n"
       "options: -s, --socket PATH (default %s, or $VEIL_SOCKET); --json;\n"
-      "         -y, --yes (no confirmation); --once (top)\n"
-      "exit codes: 0 ok, 1 request refused or declined, 2 usage (or an action without --yes\n"
-      "            and no terminal), 3 veild not running, 4 permission denied\n",
+      "         -y, --yes (no confirmation); --once (top); -w FILE, -c/--count N,\n"
+      "         --timeout SECONDS (capture; default 0: wait until N packets)\n"
+      "exit codes: 0 ok, 1 request refused or declined (capture: stopped before N packets),\n"
+      "            2 usage (or an action without --yes and no terminal), 3 veild not\n"
+      "            running, 4 permission denied\n",
       kDefaultSocket);
 }
 
@@ -417,11 +419,137 @@ int top(const std::string& sock, bool once) {
   return rc;
 }
 
+// --- capture ----------------------------------------------------------------------------
+
+void put32(std::string& o, uint32_t v) { o.append(reinterpret_cast<const char*>(&v), 4); }
+void put16(std::string& o, uint16_t v) { o.append(reinterpret_cast<const char*>(&v), 2); }
+
+int hexval(char c) {
+  return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+// Arms a capture, drains it every 20 ms into a pcap file (nanosecond timestamps, Ethernet),
+// stops it. Returns the exit code.
+int capture(const std::string& sock, const std::vector<std::string>& words, const std::string& file,
+            unsigned long count, double timeout_s, bool json) {
+  if (words.size() < 2 || words[1].find('=') != std::string::npos) {
+    std::fprintf(stderr, "veilctl: usage: capture FLOW|PORT -w FILE [--count N] [--timeout S] [dir=in|out|both] [snaplen=N]\n");
+    return 2;
+  }
+  if (file.empty()) {
+    std::fprintf(stderr, "veilctl: capture needs -w FILE (- for stdout)\n");
+    return 2;
+  }
+  const std::string& target = words[1];
+  bool is_flow = !target.empty() && std::all_of(target.begin(), target.end(), [](char c) { return c >= '0' && c <= '9'; });
+  std::vector<std::string> start{"capture-start", (is_flow ? "flow=" : "port=") + target,
+                                 "count=" + std::to_string(count)};
+  for (size_t i = 2; i < words.size(); ++i) start.push_back(words[i]);
+  Answer a;
+  if (int rc = request(sock, start, true, a)) return rc;
+  if (a.status != 0) {
+    std::fprintf(stderr, "veilctl: %s\n", a.message.c_str());
+    return a.status == EINVAL ? 2 : 1;
+  }
+  Row started = parse_row(a.body);
+  uint32_t snaplen = uint32_t(num(started, "snaplen"));
+  FILE* out = file == "-" ? stdout : std::fopen(file.c_str(), "wb");
+  if (!out) {
+    std::fprintf(stderr, "veilctl: cannot write %s: %s\n", file.c_str(), std::strerror(errno));
+    request(sock, {"capture-stop"}, true, a);
+    return 1;
+  }
+  std::string hdr;
+  put32(hdr, 0xa1b23c4d);  // pcap, nanosecond timestamps
+  put16(hdr, 2);
+  put16(hdr, 4);
+  put32(hdr, 0);
+  put32(hdr, 0);
+  put32(hdr, snaplen ? snaplen : 65535);
+  put32(hdr, 1);  // LINKTYPE_ETHERNET
+  std::fwrite(hdr.data(), 1, hdr.size(), out);
+  std::fflush(out);
+
+  struct sigaction sa{};
+  sa.sa_handler = on_sigint;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  unsigned long written = 0;
+  bool done = false;
+  int rc = 0;
+  std::string why = "interrupted";
+  while (!done) {
+    if (g_stop) break;
+    if (int e = request(sock, {"capture-read", "max=512"}, true, a)) {
+      rc = e;
+      why = "lost veild";
+      break;
+    }
+    if (a.status != 0) {
+      std::fprintf(stderr, "veilctl: %s\n", a.message.c_str());
+      rc = 1;
+      why = "capture ended by veild";
+      break;
+    }
+    Row st = parse_row(a.body);
+    done = field(st, "state") == "done";
+    auto pos = a.body.find("\"packets\":");
+    std::vector<Row> pk;
+    if (pos != std::string::npos) {
+      Json j{a.body, pos + 10};
+      pk = j.array();
+    }
+    for (const Row& p : pk) {
+      const std::string& hex = field(p, "data");
+      std::string rec;
+      long long ts = std::strtoll(field(p, "ts_ns").c_str(), nullptr, 10);
+      put32(rec, uint32_t(ts / 1000000000));
+      put32(rec, uint32_t(ts % 1000000000));
+      put32(rec, uint32_t(hex.size() / 2));
+      put32(rec, uint32_t(num(p, "wire_len")));
+      for (size_t i = 0; i + 1 < hex.size(); i += 2) rec += char(hexval(hex[i]) << 4 | hexval(hex[i + 1]));
+      std::fwrite(rec.data(), 1, rec.size(), out);
+      ++written;
+    }
+    std::fflush(out);
+    if (done) break;
+    timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (timeout_s > 0 && double(now.tv_sec - t0.tv_sec) + double(now.tv_nsec - t0.tv_nsec) / 1e9 >= timeout_s) {
+      why = "timed out";
+      break;
+    }
+    if (pk.size() < 512) {
+      timespec d{0, 20 * 1000000};
+      nanosleep(&d, nullptr);
+    }
+  }
+  Answer fin;
+  Row last;
+  if (request(sock, {"capture-stop"}, true, fin) == 0 && fin.status == 0) last = parse_row(fin.body);
+  if (out != stdout) std::fclose(out);
+  else std::fflush(out);
+  std::string dropped = last.count("dropped") ? field(last, "dropped") : "?";
+  if (json && file != "-")
+    std::printf("{\"target\":\"%s\",\"file\":\"%s\",\"packets\":%lu,\"requested\":%lu,\"dropped\":%s,\"complete\":%s}\n",
+                field(started, "target").c_str(), file.c_str(), written, count, dropped.c_str(), done ? "true" : "false");
+  std::fprintf(stderr, "veilctl: %lu packet(s) of %s written to %s (%s dropped by the capture)%s\n", written,
+               field(started, "target").c_str(), file == "-" ? "stdout" : file.c_str(), dropped.c_str(),
+               done ? "" : ("; " + why + " before " + std::to_string(count)).c_str());
+  if (rc) return rc;
+  return done ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string sock = std::getenv("VEIL_SOCKET") ? std::getenv("VEIL_SOCKET") : kDefaultSocket;
   bool json = false, yes = false, once = false;
+  std::string wfile;
+  unsigned long cap_count = 100;
+  double cap_timeout = 0;
   std::vector<std::string> words;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -437,6 +565,27 @@ int main(int argc, char** argv) {
         return 2;
       }
       sock = argv[i];
+    } else if (a == "-w" || a == "-c" || a == "--count" || a == "--timeout") {
+      if (++i >= argc) {
+        std::fprintf(stderr, "veilctl: %s needs a value\n", a.c_str());
+        return 2;
+      }
+      char* end = nullptr;
+      if (a == "-w") {
+        wfile = argv[i];
+      } else if (a == "--timeout") {
+        cap_timeout = std::strtod(argv[i], &end);
+        if (*end || cap_timeout < 0) {
+          std::fprintf(stderr, "veilctl: --timeout needs seconds\n");
+          return 2;
+        }
+      } else {
+        cap_count = std::strtoul(argv[i], &end, 10);
+        if (*end || !cap_count || cap_count > 1000000) {
+          std::fprintf(stderr, "veilctl: --count needs a number 1-1000000\n");
+          return 2;
+        }
+      }
     } else if (a == "-h" || a == "--help") {
       usage(stdout);
       return 0;
@@ -469,6 +618,7 @@ int main(int argc, char** argv) {
     }
     return top(sock, once);
   }
+  if (cmd == "capture") return capture(sock, words, wfile, cap_count, cap_timeout, json);
   if (cmd == "flow-del" || cmd == "call-end") {
     if (words.size() != 2 || words[1].rfind("id=", 0) != 0) {
       std::fprintf(stderr, "veilctl: usage: %s ID [--yes]\n", cmd.c_str());

@@ -5,11 +5,13 @@ with non-zero rates, Prometheus /metrics (VEIL_METRICS) parsing and agreeing wit
 and flow-del refusing without --yes when there is no terminal, removing with it."""
 import os
 import re
+import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lab import (EXT_HOST4, EXT_VEIL4, INT_HOST4, INT_VEIL4, check, log, run_tests, wait_for)  # noqa: E402
+from lab import (EXT_HOST4, EXT_VEIL4, INT_HOST4, INT_VEIL4, check, log, read_pcap, run_tests, udp_of,  # noqa: E402
+                 wait_for)
 
 METRICS = '127.0.0.1:9464'  # inside the lab's SBC namespace (each lab has its own)
 os.environ['VEIL_METRICS'] = METRICS  # inherited by veild through tools/veil-lab.sh
@@ -212,5 +214,85 @@ def test_flow_del_confirmation(lab):
     check(r.returncode == 1 and 'not available' in r.stderr, 'calls without SIP: %d %r' % (r.returncode, r.stderr))
 
 
+def tshark_rtp(path, rtp_ports):
+    """tshark's reading of a capture: (src, sport, dst, dport, ssrc, seq) per packet."""
+    argv = ['tshark', '-r', path, '-n', '-T', 'fields', '-E', 'separator=,',
+            '-e', 'ip.src', '-e', 'udp.srcport', '-e', 'ip.dst', '-e', 'udp.dstport', '-e', 'rtp.ssrc', '-e', 'rtp.seq']
+    for p in rtp_ports:
+        argv += ['-d', 'udp.port==%d,rtp' % p]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0, 'tshark cannot read %s: %s' % (path, r.stderr.strip()))
+    rows = []
+    for ln in r.stdout.splitlines():
+        f = ln.split(',')
+        rows.append((f[0], int(f[1]), f[2], int(f[3]), int(f[4], 16) if f[4] else None, int(f[5]) if f[5] else None))
+    return rows
+
+
+def test_capture(lab):
+    """capture FLOW --count 20 -w FILE while RTP flows: tshark reads exactly 20 RTP packets of
+    that flow as received (ext host -> Veil's external media port, the sender's SSRC, consecutive
+    sequence numbers); dir=out shows them as relayed (Veil's internal address -> int host); a port
+    capture holds only that port's packets; errors give the documented exit codes."""
+    ext_veil, ext_host, int_veil, int_host = install_pair(lab, 40, 20)
+    out_in, out_out, out_port = (os.path.join(lab.tmp, n) for n in ('in.pcap', 'out.pcap', 'port.pcap'))
+    argv = [lab.veilctl, '-s', lab.sock]
+    cin = subprocess.Popen(argv + ['capture', '40', '--count', '20', '-w', out_in, '--timeout', '30'],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)
+    pe, pi = stream(lab, 20, 150, interval=0.01)
+    time.sleep(0.6)  # the first 20 ingress packets of flow 40 belong to the first capture
+    cout = subprocess.run(argv + ['--json', 'capture', '40', '-c', '10', '-w', out_out, 'dir=out', '--timeout', '20'],
+                          capture_output=True, text=True, timeout=30)
+    cport = subprocess.run(argv + ['capture', 'int0', '--count', '15', '-w', out_port, '--timeout', '20'],
+                           capture_output=True, text=True, timeout=30)
+    o, e = cin.communicate(timeout=40)
+    for p in (pe, pi):
+        p.json(30)
+    log('capture: %s / %s / %s' % (e.strip(), cout.stderr.strip(), cport.stderr.strip()))
+    check(cin.returncode == 0 and '20 packet(s) of flow 40' in e, 'capture 40: exit %d, %r' % (cin.returncode, e))
+    rows = tshark_rtp(out_in, [20040])
+    log('  tshark (in): %s ...' % rows[:3])
+    check(len(rows) == 20, 'tshark read %d packets from the flow capture, expected 20' % len(rows))
+    h, hp = ext_host.split(':')
+    v, vp = ext_veil.split(':')
+    check(all(r[:4] == (h, int(hp), v, int(vp)) for r in rows), 'flow 40 capture holds other packets: %s' % rows)
+    check(all(r[4] == 0x5EED0001 for r in rows), 'SSRCs in the capture: %s' % {r[4] for r in rows})
+    seqs = [r[5] for r in rows]
+    check(seqs == list(range(seqs[0], seqs[0] + 20)), 'sequence numbers not consecutive: %s' % seqs)
+    frames = read_pcap(out_in)
+    check(all(udp_of(f) and len(udp_of(f)[4]) == 12 + 160 for f in frames), 'captured payloads are not whole')
+    # dir=out: the same flow as relayed, from Veil's internal address to the internal host.
+    check(cout.returncode == 0, 'capture dir=out: exit %d %s' % (cout.returncode, cout.stderr))
+    summary = __import__('json').loads(cout.stdout)
+    check(summary['packets'] == 10 and summary['complete'] is True and summary['target'] == 'flow 40',
+          'capture --json summary: %s' % summary)
+    rows = tshark_rtp(out_out, [20040, 30040])
+    h, hp = int_host.split(':')
+    v, vp = int_veil.split(':')
+    check(len(rows) == 10 and all(r[:4] == (v, int(vp), h, int(hp)) for r in rows),
+          'dir=out capture: %s' % rows)
+    check(all(r[4] == 0x5EED0001 for r in rows), 'dir=out SSRCs: %s' % rows)
+    # Port capture: only packets received on int0 (addressed to Veil's internal address).
+    check(cport.returncode == 0, 'capture int0: exit %d %s' % (cport.returncode, cport.stderr))
+    frames = read_pcap(out_port)
+    udp = [udp_of(f) for f in frames if udp_of(f)]
+    check(len(frames) == 15 and len(udp) >= 12, 'port capture holds %d packets (%d UDP), expected 15'
+          % (len(frames), len(udp)))
+    check(all(u[2] == INT_VEIL4 and u[0] == INT_HOST4 for u in udp),
+          'port capture of int0 holds packets not received on int0: %s' % [u[:4] for u in udp])
+    # Errors: unknown flow (1), no -w (2), bad dir (2); a quiet flow times out with exit 1.
+    r = lab.ctl_raw('capture', '999', '-w', os.path.join(lab.tmp, 'x.pcap'))
+    check(r.returncode == 1 and 'no flow 999' in r.stderr, 'capture 999: %d %r' % (r.returncode, r.stderr))
+    r = lab.ctl_raw('capture', '40')
+    check(r.returncode == 2 and '-w' in r.stderr, 'capture without -w: %d %r' % (r.returncode, r.stderr))
+    r = lab.ctl_raw('capture', '40', '-w', os.path.join(lab.tmp, 'x.pcap'), 'dir=sideways')
+    check(r.returncode == 2, 'capture dir=sideways: %d %r' % (r.returncode, r.stderr))
+    r = lab.ctl_raw('capture', '41', '-w', os.path.join(lab.tmp, 'q.pcap'), '--count', '5', '--timeout', '1')
+    check(r.returncode == 1 and 'timed out' in r.stderr, 'capture of a quiet flow: %d %r' % (r.returncode, r.stderr))
+    check(len(read_pcap(os.path.join(lab.tmp, 'q.pcap'))) == 0, 'quiet flow capture is not empty')
+
+
 if __name__ == '__main__':
-    sys.exit(run_tests('veilctl', [test_flows_filters, test_top_once, test_metrics, test_flow_del_confirmation]))
+    sys.exit(run_tests('veilctl', [test_flows_filters, test_top_once, test_metrics, test_flow_del_confirmation,
+                                   test_capture]))
