@@ -293,6 +293,83 @@ def test_capture(lab):
     check(len(read_pcap(os.path.join(lab.tmp, 'q.pcap'))) == 0, 'quiet flow capture is not empty')
 
 
+RTP_SENDER = '''
+import socket, struct, sys, time
+src, dst = sys.argv[1].rsplit(":", 1), sys.argv[2].rsplit(":", 1)
+ssrc, first, n, skip_every, pt = int(sys.argv[3], 0), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
+wobble = float(sys.argv[8]) / 1000  # every other packet sent this much late
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((src[0], int(src[1])))
+t0 = time.monotonic()
+for i in range(n):
+    time.sleep(max(0, t0 + i * 0.005 + (i % 2) * wobble - time.monotonic()))  # 5 ms = 40 units at 8 kHz
+    if skip_every and i % skip_every == skip_every // 2:
+        continue
+    s.sendto(struct.pack("!BBHII", 0x80, pt, (first + i) & 0xFFFF, 40 * i, ssrc) + bytes(40), (dst[0], int(dst[1])))
+'''
+
+
+def is_num(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def send_rtp(lab, src, dst, ssrc, first, n, skip_every, pt=0, wobble_ms=0):
+    p = lab.python('ext', RTP_SENDER, src, dst, hex(ssrc), first, n, skip_every, pt, wobble_ms, desc='RTP sender')
+    check(p.wait(60) == 0, 'RTP sender failed: %s' % p.err.decode(errors='replace'))
+
+
+def test_loss_jitter(lab):
+    """flow ID shows RFC 3550 loss and jitter: 200 PCMU packets (sequence wrapping past
+    65535) with every 10th missing give expected 200, lost 20, 10 %; a paced stream gives a
+    jitter of a few ms at most, in timestamp units and ms (8 kHz from the payload type); the
+    same in text and in /metrics; a new SSRC restarts the figures, and every other packet
+    4 ms late shows a jitter of about 4 ms; a dynamic payload type
+    without clock-rate has no jitter estimate until flow-update sets clock-rate=."""
+    ext_veil, ext_host, _, _ = install_pair(lab, 50, 25)
+    send_rtp(lab, ext_host, ext_veil, 0x1234ABCD, 65436, 200, 10)
+    f = lab.flow(50)
+    log('  flow 50: %s' % {k: f[k] for k in ('last_ssrc', 'last_seq', 'last_ts', 'clock_rate', 'rtp_received',
+                                             'rtp_expected', 'rtp_lost', 'loss_pct', 'jitter_ts', 'jitter_ms')})
+    check(f['last_ssrc'] == '0x1234abcd' and f['clock_rate'] == 8000, 'flow 50: %s' % f)
+    check(f['rtp_received'] == 180 and f['rtp_expected'] == 200 and f['rtp_lost'] == 20 and f['loss_pct'] == 10.0,
+          'loss of flow 50: received %s expected %s lost %s (%s %%), want 180/200/20/10.0'
+          % (f['rtp_received'], f['rtp_expected'], f['rtp_lost'], f['loss_pct']))
+    check(f['last_seq'] == (65436 + 199) & 0xFFFF and f['last_ts'] == 40 * 199, 'last seq/ts: %s %s'
+          % (f['last_seq'], f['last_ts']))
+    check(is_num(f['jitter_ms']) and 0 <= f['jitter_ms'] < 20 and
+          abs(f['jitter_ts'] - f['jitter_ms'] * 8) < 0.1, 'jitter of a paced stream: %s ts, %s ms'
+          % (f['jitter_ts'], f['jitter_ms']))
+    text = lab.ctl_raw('flow', '50').stdout
+    check(re.search(r'^rtp_lost:\s+20$', text, re.M) and re.search(r'^loss_pct:\s+10\.000$', text, re.M) and
+          re.search(r'^jitter_ms:\s+[0-9.]+$', text, re.M), 'text flow 50:\n%s' % text)
+    m = parse_metrics(scrape(lab)[1])
+    check(m.get('veil_flow_rtp_lost_packets{flow="50"}') == 20 and
+          m.get('veil_flow_rtp_expected_packets{flow="50"}') == 200 and
+          abs(m.get('veil_flow_rtp_jitter_seconds{flow="50"}', -1) - f['jitter_ms'] / 1000) < 0.005,
+          '/metrics for flow 50: %s' % {k: v for k, v in m.items() if 'flow="50"' in k})
+    # A new SSRC restarts the statistics. Every other packet 4 ms late: |D| = 32 units for
+    # every packet, so the A.8 estimate converges towards 32 units (4 ms).
+    send_rtp(lab, ext_host, ext_veil, 0x0BADCAFE, 7, 200, 0, wobble_ms=4)
+    f = lab.flow(50)
+    log('  after the SSRC change, 4 ms wobble: jitter %s ts, %s ms' % (f['jitter_ts'], f['jitter_ms']))
+    check(f['last_ssrc'] == '0x0badcafe' and f['rtp_received'] == 200 and f['rtp_expected'] == 200 and
+          f['rtp_lost'] == 0, 'after an SSRC change: %s' % f)
+    check(2.5 < f['jitter_ms'] < 6, 'jitter of a stream with every other packet 4 ms late: %s ms (expected about 4)'
+          % f['jitter_ms'])
+    # Dynamic payload type: loss yes, jitter only once the clock rate is known.
+    send_rtp(lab, ext_host, ext_veil, 0x0BADCAFE, 207, 20, 5, pt=96)
+    f = lab.flow(50)
+    check(f['clock_rate'] == '-' and f['jitter_ms'] == '-' and f['rtp_lost'] == 4,
+          'PT 96 without clock-rate: %s' % {k: f[k] for k in ('clock_rate', 'jitter_ms', 'rtp_lost')})
+    ext_veil, ext_host, int_veil, int_host = ep(EXT_VEIL4, 20050), ep(EXT_HOST4, 4050), ep(INT_VEIL4, 30050), ep(INT_HOST4, 4050)
+    lab.flow_update(id=50, port='external', local=ext_veil, remote=ext_host, egress_port='internal',
+                    egress_local=int_veil, egress_remote=int_host, peer=51, clock_rate=48000)
+    send_rtp(lab, ext_host, ext_veil, 0x0BADCAFE, 227, 20, 0, pt=96)
+    f = lab.flow(50)
+    check(f['clock_rate'] == 48000 and is_num(f['jitter_ms']), 'PT 96 with clock-rate=48000: %s'
+          % {k: f[k] for k in ('clock_rate', 'jitter_ts', 'jitter_ms')})
+
+
 if __name__ == '__main__':
     sys.exit(run_tests('veilctl', [test_flows_filters, test_top_once, test_metrics, test_flow_del_confirmation,
-                                   test_capture]))
+                                   test_capture, test_loss_jitter]))
