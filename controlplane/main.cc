@@ -361,6 +361,7 @@ int main(int argc, char** argv) {
       uint64_t now = rte_rdtsc();
       if (now >= next_scan) {
         next_scan = now + hz;
+        api.sample_ports(now);  // port rates for `veilctl ports`
         auto& reported = api.idle_flows();
         std::vector<uint32_t> idle = dp->flows().idle(now, idle_cycles);
         for (uint32_t id : idle) {

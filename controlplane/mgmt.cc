@@ -603,30 +603,96 @@ Response Api::stats() {
   return resp;
 }
 
-Response Api::ports() {
-  Array rows;
-  for (const auto& p : dp_.ports()) {
+void Api::sample_ports(uint64_t now_tsc) {
+  const auto& ports = dp_.ports();
+  port_samples_.resize(ports.size());
+  for (size_t i = 0; i < ports.size(); ++i) {
+    rte_eth_stats st{};
+    if (rte_eth_stats_get(ports[i].nic, &st) != 0) continue;
+    auto& s = port_samples_[i];
+    s[0] = s[1];
+    s[1] = PortSample{now_tsc, st.ipackets, st.opackets, st.ibytes, st.obytes, st.imissed};
+  }
+}
+
+// Every port with its counters, the rates over the last second (sample_ports) and DPDK's
+// extended statistics (the driver's own counters: non-zero ones, or all with xstats=all).
+Response Api::ports(const Request& r) {
+  std::string xmode = "nonzero";
+  for (const auto& [k, v] : r.args) {
+    if (k != "xstats" || (v != "nonzero" && v != "all" && v != "none"))
+      return error(EINVAL, "ports takes only xstats=nonzero|all|none");
+    xmode = v;
+  }
+  Array rows, xrows;
+  const auto& ports = dp_.ports();
+  for (size_t pi = 0; pi < ports.size(); ++pi) {
+    const auto& p = ports[pi];
     rte_eth_stats st{};
     rte_eth_stats_get(p.nic, &st);
     rte_eth_link link{};
     rte_eth_link_get_nowait(p.nic, &link);
     std::string addrs;
     for (unsigned i = 0; i < p.n_addrs; ++i) addrs += (i ? "," : "") + p.prefixes[i].str();
-    rows.push_back(Object{{"name", p.name},
-                          {"role", config::role_name(p.role)},
-                          {"dpdk_port", uint32_t(p.nic)},
-                          {"mac", mac_str(p.mac)},
-                          {"link", link.link_status ? "up" : "down"},
-                          {"addresses", addrs},
-                          {"exception_iface", p.has_exc ? p.exc_iface : "-"},
-                          {"rx_packets", uint64_t(st.ipackets)},
-                          {"tx_packets", uint64_t(st.opackets)},
-                          {"rx_missed", uint64_t(st.imissed)},
-                          {"rx_errors", uint64_t(st.ierrors)},
-                          {"tx_errors", uint64_t(st.oerrors)}});
+    Object row{{"name", p.name},
+               {"role", config::role_name(p.role)},
+               {"dpdk_port", uint32_t(p.nic)},
+               {"mac", mac_str(p.mac)},
+               {"link", link.link_status ? "up" : "down"},
+               {"speed_mbps", link.link_status && link.link_speed != RTE_ETH_SPEED_NUM_UNKNOWN
+                                  ? Value(uint64_t(link.link_speed)) : Value("-")},
+               {"addresses", addrs},
+               {"exception_iface", p.has_exc ? p.exc_iface : "-"},
+               {"rx_packets", uint64_t(st.ipackets)},
+               {"tx_packets", uint64_t(st.opackets)},
+               {"rx_missed", uint64_t(st.imissed)},
+               {"rx_errors", uint64_t(st.ierrors)},
+               {"tx_errors", uint64_t(st.oerrors)}};
+    // Rates between the last two one-second samples.
+    double rx_pps = 0, tx_pps = 0, rx_mbps = 0, tx_mbps = 0;
+    if (pi < port_samples_.size() && port_samples_[pi][0].tsc) {
+      const auto& a = port_samples_[pi][0];
+      const auto& b = port_samples_[pi][1];
+      double dt = double(b.tsc - a.tsc) / double(dp_.tsc_hz());
+      if (dt > 0) {
+        rx_pps = double(b.rx_packets - a.rx_packets) / dt;
+        tx_pps = double(b.tx_packets - a.tx_packets) / dt;
+        rx_mbps = double(b.rx_bytes - a.rx_bytes) * 8 / dt / 1e6;
+        tx_mbps = double(b.tx_bytes - a.tx_bytes) * 8 / dt / 1e6;
+      }
+    }
+    row.push_back({"rx_pps", std::round(rx_pps)});
+    row.push_back({"tx_pps", std::round(tx_pps)});
+    row.push_back({"rx_mbps", std::round(rx_mbps * 1000) / 1000});
+    row.push_back({"tx_mbps", std::round(tx_mbps * 1000) / 1000});
+    if (xmode != "none") {
+      Object xs;
+      int n = rte_eth_xstats_get_names(p.nic, nullptr, 0);
+      if (n > 0) {
+        std::vector<rte_eth_xstat_name> names(static_cast<size_t>(n));
+        std::vector<rte_eth_xstat> vals(static_cast<size_t>(n));
+        int got = rte_eth_xstats_get_names(p.nic, names.data(), unsigned(n));
+        int gotv = rte_eth_xstats_get(p.nic, vals.data(), unsigned(n));
+        for (int i = 0; i < std::min(got, gotv); ++i) {
+          if (vals[size_t(i)].id >= unsigned(got)) continue;
+          uint64_t v = vals[size_t(i)].value;
+          if (xmode == "nonzero" && v == 0) continue;
+          std::string name = names[vals[size_t(i)].id].name;
+          xs.push_back({name, v});
+          xrows.push_back(Object{{"port", p.name}, {"xstat", name}, {"value", v}});
+        }
+      }
+      row.push_back({"xstats", std::move(xs)});
+    }
+    rows.push_back(std::move(row));
   }
   Response resp;
-  resp.body = std::move(rows);
+  if (r.json || xmode == "none") {
+    resp.body = std::move(rows);  // JSON: an array of ports, each with its xstats object
+  } else {
+    // Text: the port table, then one xstat per line (a table cannot hold a nested object).
+    resp.body = Object{{"ports", std::move(rows)}, {"xstats", std::move(xrows)}};
+  }
   return resp;
 }
 
@@ -656,7 +722,7 @@ Response Api::handle(const Request& req) {
   if (c == "flow-del") return flow_del(req);
   if (c == "drops") return drops();
   if (c == "stats") return stats();
-  if (c == "ports") return ports();
+  if (c == "ports") return ports(req);
   if (c == "neighbours") return neighbours();
   if (c == "calls") return calls(req);
   if (c == "call") return call(req);

@@ -103,6 +103,9 @@ class Api {
   double latency_sum() const { return lat_sum_; }
   uint64_t latency_count() const { return lat_count_; }
   dp::Dataplane& dataplane() { return dp_; }
+  // Port rates: the control loop calls this once a second; `ports` shows the rates between
+  // the last two samples.
+  void sample_ports(uint64_t now_tsc);
 
  private:
   Response flows(const Request& r);
@@ -111,7 +114,7 @@ class Api {
   Response flow_del(const Request& r);
   Response drops();
   Response stats();
-  Response ports();
+  Response ports(const Request& r);
   Response neighbours();
   Response calls(const Request& r);
   Response call(const Request& r);
@@ -146,6 +149,11 @@ class Api {
     std::chrono::steady_clock::time_point touched;
   } cap_;
   static constexpr std::chrono::seconds kCaptureIdle{10};
+  struct PortSample {
+    uint64_t tsc = 0;
+    uint64_t rx_packets = 0, tx_packets = 0, rx_bytes = 0, tx_bytes = 0, rx_missed = 0;
+  };
+  std::vector<std::array<PortSample, 2>> port_samples_;  // per port: [previous, latest]
 };
 
 

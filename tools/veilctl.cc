@@ -60,7 +60,7 @@ void usage(FILE* to) {
       "  call-end ID                 end a call (BYE/CANCEL on both legs, flows removed)\n"
       "\n"
       "options: -s, --socket PATH (default %s, or $VEIL_SOCKET); --json;\n"
-      "         -y, --yes (no confirmation); --once (top); -w FILE, -c/--count N,\n"
+      "         -y, --yes (no confirmation); --once (top); --all (ports); -w FILE, -c/--count N,\n"
       "         --timeout SECONDS (capture; default 0: wait until N packets)\n"
       "exit codes: 0 ok, 1 request refused or declined (capture: stopped before N packets),\n"
       "            2 usage (or an action without --yes and no terminal), 3 veild not\n"
@@ -546,7 +546,7 @@ int capture(const std::string& sock, const std::vector<std::string>& words, cons
 
 int main(int argc, char** argv) {
   std::string sock = std::getenv("VEIL_SOCKET") ? std::getenv("VEIL_SOCKET") : kDefaultSocket;
-  bool json = false, yes = false, once = false;
+  bool json = false, yes = false, once = false, all = false;
   std::string wfile;
   unsigned long cap_count = 100;
   double cap_timeout = 0;
@@ -559,6 +559,8 @@ int main(int argc, char** argv) {
       yes = true;
     } else if (a == "--once") {
       once = true;
+    } else if (a == "--all") {
+      all = true;
     } else if (a == "-s" || a == "--socket") {
       if (++i >= argc) {
         usage(stderr);
@@ -605,7 +607,7 @@ int main(int argc, char** argv) {
     usage(stderr);
     return 2;
   }
-  const std::string& cmd = words[0];
+  const std::string cmd = words[0];
   // "veilctl flow 7" is "flow id=7".
   if ((cmd == "flow" || cmd == "flow-del" || cmd == "call" || cmd == "call-end") && words.size() == 2 &&
       words[1].find('=') == std::string::npos)
@@ -617,6 +619,13 @@ int main(int argc, char** argv) {
       return 2;
     }
     return top(sock, once);
+  }
+  if (all) {
+    if (cmd != "ports") {
+      std::fprintf(stderr, "veilctl: --all goes with ports\n");
+      return 2;
+    }
+    words.push_back("xstats=all");
   }
   if (cmd == "capture") return capture(sock, words, wfile, cap_count, cap_timeout, json);
   if (cmd == "flow-del" || cmd == "call-end") {

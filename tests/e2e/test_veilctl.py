@@ -127,6 +127,40 @@ def test_top_once(lab):
           'port rates in top --once: %s' % ports)
 
 
+def test_ports(lab):
+    """ports while pair A streams at 200 packets/s each way: both ports up with rx/tx rates
+    near 200 packets/s over the last second; DPDK xstats of each port, non-zero ones by
+    default (rx_good_packets at least the port's rx_packets), all of them with --all (zeros
+    included); the text form lists the xstats under the port table."""
+    pe, pi = stream(lab, 5, 700, interval=0.005)
+    time.sleep(2.5)  # rates come from one-second samples: two full ones while traffic runs
+    rows = lab.ctl('ports')
+    text = lab.ctl_raw('ports').stdout
+    everything = lab.ctl_raw('--all', 'ports', json_out=True)
+    for p in (pe, pi):
+        p.json(30)
+    log('  ports: %s' % [(r['name'], r['rx_pps'], r['tx_pps'], r['rx_mbps'], len(r['xstats'])) for r in rows])
+    check(len(rows) == 2 and all(r['link'] == 'up' for r in rows), 'ports: %s' % rows)
+    for r in rows:
+        check(120 < r['rx_pps'] < 300 and 120 < r['tx_pps'] < 300,
+              '%s rates %s/%s packets/s, expected about 200' % (r['name'], r['rx_pps'], r['tx_pps']))
+        check(r['rx_mbps'] > 0.2, '%s rx_mbps %s' % (r['name'], r['rx_mbps']))
+        xs = r['xstats']
+        check(xs and all(v > 0 for v in xs.values()), '%s non-zero xstats: %s' % (r['name'], xs))
+        check(xs.get('rx_good_packets', 0) >= r['rx_packets'] > 0,
+              '%s: xstat rx_good_packets %s, rx_packets %s' % (r['name'], xs.get('rx_good_packets'), r['rx_packets']))
+    check(everything.returncode == 0, 'ports --all: %d %s' % (everything.returncode, everything.stderr))
+    full = {r['name']: r['xstats'] for r in __import__('json').loads(everything.stdout)}
+    for r in rows:
+        check(set(r['xstats']) < set(full[r['name']]) and 0 in full[r['name']].values(),
+              'ports --all for %s lists %d xstats (non-zero: %d), expected more, zeros included'
+              % (r['name'], len(full[r['name']]), len(r['xstats'])))
+    check(re.search(r'^xstats:$', text, re.M) and re.search(r'^\s+ext0\s+rx_good_packets\s+[1-9][0-9]*$', text, re.M),
+          'text ports has no xstats section:\n%s' % text)
+    r = lab.ctl_raw('--all', 'flows')
+    check(r.returncode == 2, 'flows --all: exit %d' % r.returncode)
+
+
 def scrape(lab):
     code = ('import urllib.request,sys\n'
             'r=urllib.request.urlopen("http://%s/metrics",timeout=5)\n'
@@ -371,5 +405,5 @@ def test_loss_jitter(lab):
 
 
 if __name__ == '__main__':
-    sys.exit(run_tests('veilctl', [test_flows_filters, test_top_once, test_metrics, test_flow_del_confirmation,
+    sys.exit(run_tests('veilctl', [test_flows_filters, test_top_once, test_ports, test_metrics, test_flow_del_confirmation,
                                    test_capture, test_loss_jitter]))
