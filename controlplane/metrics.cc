@@ -128,6 +128,14 @@ std::string render_metrics(Api& api) {
   head(o, "veil_calls_active", "gauge", "Calls in progress in the B2BUA.");
   line(o, "veil_calls_active", "", sip.active_calls);
 
+  if (api.has_registrations()) {
+    uint64_t n = 0;
+    for (const auto& g : api.registration_list())
+      if (g.state != "pending") ++n;
+    head(o, "veil_registrations", "gauge", "Clients registered through the B2BUA (bindings the PBX confirmed).");
+    line(o, "veil_registrations", "", n);
+  }
+
   uint64_t d[dp::kDropCount], e[dp::kEventCount];
   dp.counters(d, e);
   head(o, "veil_drops_total", "counter", "Packets dropped, by reason (veilctl drops describes each).");

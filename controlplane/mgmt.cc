@@ -345,11 +345,39 @@ Response Api::call_end(const Request& r) {
   return resp;
 }
 
+// Registered clients of the B2BUA: what the client registered (AOR, its Contact, where from)
+// and what the PBX knows (Veil's Contact); aor= filters.
+Response Api::registrations(const Request& r) {
+  std::string aor;
+  for (const auto& [k, v] : r.args) {
+    if (k != "aor") return error(EINVAL, "registrations takes only aor=USER");
+    aor = v;
+  }
+  if (!registrations_)
+    return error(ENOSYS, "registrations are not available (SIP disabled, or this veild cannot list them)");
+  Array rows;
+  for (const auto& g : registrations_()) {
+    if (!aor.empty() && g.aor != aor) continue;
+    rows.push_back(Object{{"aor", g.aor},
+                          {"state", g.state},
+                          {"source", g.source},
+                          {"transport", g.transport},
+                          {"client_contact", g.client_contact},
+                          {"contact", g.contact},
+                          {"expires_s", uint64_t(g.expires_s)},
+                          {"last_refresh_s", std::round(g.last_refresh_s * 10) / 10}});
+  }
+  if (!aor.empty() && rows.empty()) return error(ENOENT, "no registration for " + aor);
+  Response resp;
+  resp.body = std::move(rows);
+  return resp;
+}
+
 void Api::record(const std::string& command, double seconds) {
   // Only known commands get their own label: a client cannot grow the map without bound.
   static const std::set<std::string> known{"version", "flows", "flow", "flow-add", "flow-update",
                                            "flow-del", "drops", "stats", "ports", "neighbours",
-                                           "calls", "call", "call-end", "capture-start",
+                                           "calls", "call", "call-end", "registrations", "capture-start",
                                            "capture-read", "capture-stop"};
   ++req_count_[known.count(command) ? command : "other"];
   size_t b = 0;
@@ -727,12 +755,13 @@ Response Api::handle(const Request& req) {
   if (c == "calls") return calls(req);
   if (c == "call") return call(req);
   if (c == "call-end") return call_end(req);
+  if (c == "registrations") return registrations(req);
   if (c == "capture-start") return capture_start(req);
   if (c == "capture-read") return capture_read(req);
   if (c == "capture-stop") return capture_stop();
   return error(EOPNOTSUPP, "unknown command " + c +
                                " (commands: version flows flow flow-add flow-update flow-del "
-                               "drops stats ports neighbours calls call call-end capture-start "
+                               "drops stats ports neighbours calls call call-end registrations capture-start "
                                "capture-read capture-stop)");
 }
 

@@ -54,6 +54,18 @@ struct CallInfo {
   std::vector<uint32_t> streams;  // MediaStreamPlan ids of its m-lines
 };
 
+// One registration of the B2BUA (`registrations`), filled through Api::set_registrations().
+struct RegistrationInfo {
+  std::string aor;
+  std::string contact;         // Veil's Contact toward the PBX
+  std::string client_contact;  // the client's Contact
+  std::string source;          // "203.0.113.10:5060"
+  std::string transport;       // "udp", "tcp"
+  std::string state;           // "registered", "refreshing", "pending" (first REGISTER at the PBX)
+  double expires_s = 0;
+  double last_refresh_s = 0;   // since its last REGISTER relayed to the PBX
+};
+
 // Bounds of the management-request latency histogram (seconds); +Inf is implied.
 inline constexpr std::array<double, 8> kLatencyBuckets{0.00005, 0.0001, 0.00025, 0.0005,
                                                        0.001,   0.0025, 0.01,    0.05};
@@ -94,6 +106,11 @@ class Api {
   // those commands answer ENOSYS. `flow_stream` maps a flow id to its MediaStreamPlan id.
   void set_calls(std::function<std::vector<CallInfo>()> fn) { calls_ = std::move(fn); }
   void set_call_end(std::function<bool(uint64_t, const std::string&)> fn) { call_end_ = std::move(fn); }
+  void set_registrations(std::function<std::vector<RegistrationInfo>()> fn) { registrations_ = std::move(fn); }
+  bool has_registrations() const { return bool(registrations_); }
+  std::vector<RegistrationInfo> registration_list() const {
+    return registrations_ ? registrations_() : std::vector<RegistrationInfo>{};
+  }
   void set_flow_stream(std::function<std::optional<uint32_t>(uint32_t)> fn) { flow_stream_ = std::move(fn); }
 
   // Request accounting for /metrics: count and latency histogram of handle().
@@ -119,6 +136,7 @@ class Api {
   Response calls(const Request& r);
   Response call(const Request& r);
   Response call_end(const Request& r);
+  Response registrations(const Request& r);
   Response capture_start(const Request& r);
   Response capture_read(const Request& r);
   Response capture_stop();
@@ -133,6 +151,7 @@ class Api {
   std::function<std::vector<CallInfo>()> calls_;
   std::function<bool(uint64_t, const std::string&)> call_end_;
   std::function<std::optional<uint32_t>(uint32_t)> flow_stream_;
+  std::function<std::vector<RegistrationInfo>()> registrations_;
   std::map<std::string, uint64_t> req_count_;
   std::array<uint64_t, kLatencyBuckets.size() + 1> lat_buckets_{};
   double lat_sum_ = 0;
