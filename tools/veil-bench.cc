@@ -6,7 +6,14 @@
 // records the results.
 //
 //   veil-bench [--flows 1000,100000,1000000] [--packets 4M] [--reps 9] [--sequence 1M]
-//              [--mbufs 1024] [--lcore 0]
+//              [--mbufs 1024] [--lcore 0] [--api-load 100] [--api-cpu N]
+//
+// --api-load RPS: after the usual measurement, the fast path runs again in repetitions that
+// alternate between no management traffic and RPS requests per second served by the real
+// management API (controlplane/mgmt.h: Api + Server on a Unix socket, an epoll loop on its
+// own thread as in veild's control loop, on another CPU) and issued by a client thread over
+// that socket (stats, drops, ports, neighbours, flow id=N, flows limit=10 in turn). It
+// prints Mpps without and with the load, from the same run.
 //
 // Each flow count gets its own Dataplane (two net_ring ports, a flow table sized for it).
 // The flows come in pairs, external <-> internal, as a call's two media directions do.
@@ -33,7 +40,16 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 #include <rte_version.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
 
 #include <algorithm>
 #include <cerrno>
@@ -50,6 +66,7 @@
 #include <vector>
 
 #include "controlplane/config.h"
+#include "controlplane/mgmt.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/packet.h"
 #include "dataplane/worker.h"
@@ -258,6 +275,8 @@ struct Args {
   unsigned mbufs = 1024;       // mbufs cycled through, like a NIC rx ring of 1024 descriptors
   unsigned lcore = 0;          // CPU the benchmark runs on (EAL -l)
   bool hugepages = false;      // EAL memory on hugepages (reserved beforehand), as in production
+  unsigned api_rps = 0;        // --api-load: management requests per second (0: not measured)
+  int api_cpu = -1;            // CPU of the API threads (-1: the first one that is not lcore)
   std::string cmdline;
 };
 
@@ -285,6 +304,9 @@ void usage(FILE* to) {
       "  --sequence  distinct packets in the random sequence (64-byte headers); default 1048576\n"
       "  --mbufs     packet buffers cycled through (an rx ring's worth); default 1024\n"
       "  --lcore     CPU to run on (EAL -l); default 0\n"
+      "  --api-load  also measure the fast path while the management API answers this many\n"
+      "              requests per second (real Api/Server, client and server threads on\n"
+      "              --api-cpu, default: the first CPU other than --lcore)\n"
       "  --hugepages EAL memory (flow table, flows, mbufs) on hugepages, as on a production\n"
       "              host (reserve ~2.5 GB first: hugepages-setup/hugepages.sh reserve --mb 2560);\n"
       "              default --no-huge\n",
@@ -328,6 +350,10 @@ bool parse_args(int argc, char** argv, Args& a) {
       a.mbufs = unsigned(v / kBurst * kBurst);
     } else if (opt == "--lcore" && parse_count(val, v) && v < 1024) {
       a.lcore = unsigned(v);
+    } else if (opt == "--api-load" && parse_count(val, v) && v >= 1 && v <= 100000) {
+      a.api_rps = unsigned(v);
+    } else if (opt == "--api-cpu" && parse_count(val, v) && v < 1024) {
+      a.api_cpu = int(v);
     } else if (opt == "--reps" && parse_count(val, v) && v >= 1 && v <= 1000) {
       a.reps = unsigned(v);
     } else if (opt == "--sequence" && parse_count(val, v) && v >= 2 * kBurst) {
@@ -421,7 +447,11 @@ class Bench {
   bool setup();
   bool warm_up_and_verify();
   void measure();
+  // --api-load: alternating repetitions without and with management requests.
+  bool measure_api_load();
 
+  double api_idle_cpp = 0, api_loaded_cpp = 0, api_rate = 0, api_p50_ms = 0, api_max_ms = 0;
+  uint64_t api_answered = 0, api_failed = 0;
   double veil_cpp = 0, veil_min = 0, base_cpp = 0, restore_cpp = 0;
   double install_s = 0;
 
@@ -436,6 +466,7 @@ class Bench {
   const Args& args_;
   uint32_t flows_;
   unsigned run_;
+  veil::config::Config cfg_;  // outlives dp_ (the management API keeps a reference)
   rte_ring* rings_[4] = {};
   std::unique_ptr<Dataplane> dp_;
   std::vector<rte_mbuf*> mbufs_;
@@ -452,7 +483,7 @@ Bench::~Bench() {
 }
 
 bool Bench::setup() {
-  veil::config::Config cfg;
+  veil::config::Config& cfg = cfg_;
   cfg.source = "veil-bench";
   const char* names[2] = {"ext", "int"};
   uint32_t nets[2] = {kExtNet, kIntNet};
@@ -680,6 +711,138 @@ void Bench::measure() {
       flows_, args_.reps, *vmin, veil_cpp, *vmax);
 }
 
+int other_cpu(unsigned lcore) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) != 0) CPU_ZERO(&set);
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  for (long c = 0; c < n; ++c)
+    if (unsigned(c) != lcore) return int(c);
+  return -1;
+}
+
+void pin(int cpu) {
+  if (cpu < 0) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
+// One request over the Unix socket, as veilctl sends it; true on "VEIL/1 0 ...".
+bool api_request(const std::string& path, const std::string& line) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::memcpy(sa.sun_path, path.c_str(), path.size());
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  bool ok = connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0 &&
+            write(fd, line.data(), line.size()) == ssize_t(line.size());
+  std::string resp;
+  char buf[65536];
+  ssize_t r;
+  while (ok && (r = read(fd, buf, sizeof buf)) > 0) resp.append(buf, size_t(r));
+  close(fd);
+  return ok && resp.rfind("VEIL/1 0 ", 0) == 0;
+}
+
+bool Bench::measure_api_load() {
+  using Clock = std::chrono::steady_clock;
+  veil::ctl::Api api(*dp_, cfg_);
+  veil::ctl::Server server(api);
+  std::string path = "/tmp/veil-bench-" + std::to_string(getpid()) + "-" + std::to_string(run_) + ".sock";
+  std::string err;
+  if (!server.listen(path, err)) {
+    std::fprintf(stderr, "veil-bench: %s\n", err.c_str());
+    return false;
+  }
+  int epfd = epoll_create1(EPOLL_CLOEXEC);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = server.listen_fd();
+  epoll_ctl(epfd, EPOLL_CTL_ADD, server.listen_fd(), &ev);
+  int cpu = args_.api_cpu >= 0 ? args_.api_cpu : other_cpu(args_.lcore);
+  std::atomic<bool> stop{false}, stop_client{false}, load{false};
+  std::atomic<uint64_t> answered{0}, failed{0};
+  std::vector<double> lat_ms;  // client thread only, read after join
+  // The control thread: veild's loop, minus everything but the management socket.
+  std::thread ctl([&] {
+    pin(cpu);
+    epoll_event evs[16];
+    while (!stop.load()) {
+      int n = epoll_wait(epfd, evs, 16, 1);
+      for (int i = 0; i < n; ++i) {
+        if (evs[i].data.fd == server.listen_fd()) server.on_listen_ready(epfd);
+        else server.on_client_ready(epfd, evs[i].data.fd);
+      }
+    }
+  });
+  std::thread cli([&] {
+    pin(cpu);
+    const auto period = std::chrono::nanoseconds(1000000000 / args_.api_rps);
+    std::mt19937 rng(7);
+    unsigned k = 0;
+    auto next = Clock::now();
+    while (!stop_client.load()) {
+      if (!load.load()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        next = Clock::now();
+        continue;
+      }
+      std::this_thread::sleep_until(next);
+      next += period;
+      std::string req;
+      switch (k++ % 6) {
+        case 0: req = "stats format=json"; break;
+        case 1: req = "drops format=json"; break;
+        case 2: req = "ports format=json"; break;
+        case 3: req = "neighbours format=json"; break;
+        case 4: req = "flow id=" + std::to_string(1 + rng() % flows_) + " format=json"; break;
+        default: req = "flows limit=10 format=json"; break;
+      }
+      auto t0 = Clock::now();
+      bool ok = api_request(path, "VEIL/1 " + req + "\n");
+      lat_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+      (ok ? answered : failed).fetch_add(1);
+    }
+  });
+  std::vector<double> idle, loaded;
+  double loaded_s = 0;
+  uint64_t in_runs = 0;
+  double n = double(args_.packets);
+  for (unsigned r = 0; r < args_.reps; ++r) {
+    load.store(false);
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    idle.push_back(double(run_veil(args_.packets)) / n);
+    load.store(true);
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    uint64_t a0 = answered.load();
+    auto t0 = Clock::now();
+    loaded.push_back(double(run_veil(args_.packets)) / n);
+    loaded_s += std::chrono::duration<double>(Clock::now() - t0).count();
+    in_runs += answered.load() - a0;
+  }
+  stop_client.store(true);  // the client first: the server answers what it has sent
+  cli.join();
+  stop.store(true);
+  ctl.join();
+  close(epfd);
+  api_idle_cpp = median(idle);
+  api_loaded_cpp = median(loaded);
+  api_rate = loaded_s > 0 ? double(in_runs) / loaded_s : 0;
+  api_answered = answered.load();
+  api_failed = failed.load();
+  if (!lat_ms.empty()) {
+    api_p50_ms = median(lat_ms);
+    api_max_ms = *std::max_element(lat_ms.begin(), lat_ms.end());
+  }
+  std::fprintf(stderr, "  %u flows: API load on CPU %d: %llu requests answered (%llu failed)\n", flows_, cpu,
+               (unsigned long long)api_answered, (unsigned long long)api_failed);
+  return api_failed == 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -737,6 +900,11 @@ int main(int argc, char** argv) {
     uint32_t flows;
     double veil, veil_min, base, restore;
   };
+  struct ApiRow {
+    uint32_t flows;
+    double idle, loaded, rate, p50, max;
+  };
+  std::vector<ApiRow> api_rows;
   std::vector<Row> rows;
   unsigned run = 0;
   for (uint32_t flows : args.flows) {
@@ -749,6 +917,10 @@ int main(int argc, char** argv) {
                  flows);
     b.measure();
     rows.push_back({flows, b.veil_cpp, b.veil_min, b.base_cpp, b.restore_cpp});
+    if (args.api_rps) {
+      if (!b.measure_api_load()) return 1;
+      api_rows.push_back({flows, b.api_idle_cpp, b.api_loaded_cpp, b.api_rate, b.api_p50_ms, b.api_max_ms});
+    }
   }
 
   std::printf("%10s %8s %12s %9s %14s %7s %13s\n", "flows", "Mpps", "cycles/pkt", "(min)",
@@ -762,6 +934,18 @@ int main(int argc, char** argv) {
       "Mpps = TSC Hz / cycles per packet. Both loops include restoring each packet's headers\n"
       "(restore c/p: that step alone). Load average at the end: %s\n",
       double(hz) / 1e9, loadavg().c_str());
+  if (!api_rows.empty()) {
+    std::printf("\nManagement API load: %u requests/s through controlplane/mgmt (Api + Server, Unix socket),\n"
+                "server and client threads on CPU %d; repetitions alternate without/with the load.\n",
+                args.api_rps, args.api_cpu >= 0 ? args.api_cpu : other_cpu(args.lcore));
+    std::printf("%10s %12s %12s %7s %12s %12s %12s\n", "flows", "Mpps idle", "Mpps loaded", "ratio",
+                "requests/s", "p50 ms", "max ms");
+    for (const ApiRow& r : api_rows)
+      std::printf("%10u %12.2f %12.2f %7.3f %12.1f %12.3f %12.3f\n", r.flows, double(hz) / r.idle / 1e6,
+                  double(hz) / r.loaded / 1e6, r.idle / r.loaded, r.rate, r.p50, r.max);
+    std::printf("ratio = Mpps loaded / Mpps idle (medians); requests/s = answered during the loaded\n"
+                "repetitions / their duration; latency as the client saw it (connect to last byte).\n");
+  }
   rte_eal_cleanup();
   return 0;
 }
