@@ -371,14 +371,66 @@ std::string frame(const Sample& prev, const Sample& cur, size_t max_flows, bool 
   return o;
 }
 
-int top(const std::string& sock, bool once) {
+std::string jstr(const std::string& v) {
+  std::string o = "\"";
+  for (char c : v) {
+    if (c == '"' || c == '\\') o += '\\';
+    o += c;
+  }
+  return o + "\"";
+}
+
+// top --json: one frame (two samples 1 s apart) as JSON: the rates top shows.
+std::string frame_json(const Sample& prev, const Sample& cur) {
+  double dt = double(cur.at.tv_sec - prev.at.tv_sec) + double(cur.at.tv_nsec - prev.at.tv_nsec) / 1e9;
+  if (dt <= 0) dt = 1;
+  std::map<std::string, const Row*> before;
+  for (const auto& r : prev.ports) before["p" + field(r, "name")] = &r;
+  for (const auto& r : prev.flows) before["f" + field(r, "id")] = &r;
+  auto rate = [&](const std::string& key, const Row& r, const char* k) {
+    auto it = before.find(key);
+    double d = num(r, k) - (it == before.end() ? 0 : num(*it->second, k));
+    return it == before.end() || d < 0 ? 0.0 : d / dt;
+  };
+  std::string o = "{\"interval_s\":" + fmt("%.3f", dt) + ",\"ports\":[";
+  for (size_t i = 0; i < cur.ports.size(); ++i) {
+    const Row& r = cur.ports[i];
+    std::string key = "p" + field(r, "name");
+    o += std::string(i ? "," : "") + "{\"name\":" + jstr(field(r, "name")) + ",\"role\":" + jstr(field(r, "role")) +
+         ",\"link\":" + jstr(field(r, "link")) + ",\"rx_pps\":" + fmt("%.1f", rate(key, r, "rx_packets")) +
+         ",\"tx_pps\":" + fmt("%.1f", rate(key, r, "tx_packets")) +
+         ",\"rx_missed_ps\":" + fmt("%.1f", rate(key, r, "rx_missed")) + "}";
+  }
+  struct F {
+    const Row* r;
+    double pps, bps, dps;
+  };
+  std::vector<F> fl;
+  for (const auto& r : cur.flows) {
+    std::string key = "f" + field(r, "id");
+    fl.push_back({&r, rate(key, r, "packets"), rate(key, r, "bytes") * 8, rate(key, r, "drops")});
+  }
+  std::stable_sort(fl.begin(), fl.end(), [](const F& a, const F& b) { return a.pps > b.pps; });
+  o += "],\"flows\":[";
+  for (size_t i = 0; i < fl.size(); ++i) {
+    const Row& r = *fl[i].r;
+    o += std::string(i ? "," : "") + "{\"id\":" + field(r, "id") + ",\"port\":" + jstr(field(r, "port")) +
+         ",\"remote\":" + jstr(field(r, "remote")) + ",\"local\":" + jstr(field(r, "local")) +
+         ",\"egress_dst\":" + jstr(field(r, "egress_dst")) + ",\"latch\":" + jstr(field(r, "latch")) +
+         ",\"pps\":" + fmt("%.1f", fl[i].pps) + ",\"kbps\":" + fmt("%.1f", fl[i].bps / 1000) +
+         ",\"drops_ps\":" + fmt("%.1f", fl[i].dps) + ",\"packets\":" + field(r, "packets") + "}";
+  }
+  return o + "]}\n";
+}
+
+int top(const std::string& sock, bool once, bool json) {
   Sample prev, cur;
   if (int rc = take(sock, prev)) return rc;
-  if (once) {
+  if (once || json) {
     timespec d{1, 0};
     nanosleep(&d, nullptr);
     if (int rc = take(sock, cur)) return rc;
-    std::fputs(frame(prev, cur, 1000, false).c_str(), stdout);
+    std::fputs(json ? frame_json(prev, cur).c_str() : frame(prev, cur, 1000, false).c_str(), stdout);
     return 0;
   }
   struct sigaction sa{};
@@ -614,11 +666,11 @@ int main(int argc, char** argv) {
     words[1] = "id=" + words[1];
 
   if (cmd == "top") {
-    if (words.size() != 1 || json) {
-      std::fprintf(stderr, "veilctl: top takes no arguments and has no --json (use flows sort=packets --json)\n");
+    if (words.size() != 1) {
+      std::fprintf(stderr, "veilctl: top takes no arguments\n");
       return 2;
     }
-    return top(sock, once);
+    return top(sock, once, json);
   }
   if (all) {
     if (cmd != "ports") {

@@ -10,7 +10,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lab import (EXT_HOST4, EXT_VEIL4, INT_HOST4, INT_VEIL4, check, log, read_pcap, run_tests, udp_of,  # noqa: E402
+from lab import (EXT_HOST4, EXT_VEIL4, INT_HOST4, INT_VEIL4, Failure, check, log, read_pcap, run_tests, udp_of,  # noqa: E402
                  wait_for)
 
 METRICS = '127.0.0.1:9464'  # inside the lab's SBC namespace (each lab has its own)
@@ -404,6 +404,53 @@ def test_loss_jitter(lab):
           % {k: f[k] for k in ('clock_rate', 'jitter_ts', 'jitter_ms')})
 
 
+COMMANDS = [  # every veilctl command, with arguments that make sense against this lab
+    ['version'], ['stats'], ['drops'], ['ports'], ['ports', '--all'], ['neighbours'], ['flows'],
+    ['flows', 'sort=packets'], ['flow', '10'], ['calls'], ['call', '1'], ['registrations'], ['top', '--once'],
+    ['capture', '10', '-w', '/dev/null', '--count', '1'],
+    ['flow-add', 'id=99', 'port=external', 'local=%s' % ep(EXT_VEIL4, 21000), 'egress-port=internal',
+     'egress-local=%s' % ep(INT_VEIL4, 31000)],
+    ['flow-update', 'id=99', 'port=external', 'local=%s' % ep(EXT_VEIL4, 21000), 'egress-port=internal',
+     'egress-local=%s' % ep(INT_VEIL4, 31000)],
+    ['--yes', 'flow-del', '99'], ['--yes', 'call-end', '1'],
+]
+
+
+def test_cli_contract(lab):
+    """Every command: with the daemon down, exit 3 and 'veild is not running'; as a user
+    without access to the socket, exit 4 and 'permission denied'; with --json, valid JSON on
+    stdout (or, for what this lab cannot do — calls without SIP — exit 1 and a message);
+    an unknown command exits 2."""
+    nobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']
+    for args in COMMANDS:
+        r = lab.ctl_raw(*args, sock='/nonexistent/veil.sock')
+        check(r.returncode == 3 and r.stderr.startswith('veilctl: veild is not running'),
+              '%s with no daemon: exit %d %r' % (' '.join(args), r.returncode, r.stderr))
+        r = subprocess.run(nobody + [lab.veilctl, '-s', lab.sock] + args, capture_output=True, text=True, timeout=20)
+        check(r.returncode == 4 and 'permission denied' in r.stderr,
+              '%s as nobody: exit %d %r' % (' '.join(args), r.returncode, r.stderr))
+    for args in COMMANDS:
+        if args[0] == 'capture':  # flow 10 is quiet: give up after 0.5 s
+            args = args + ['--timeout', '0.5']
+        r = lab.ctl_raw(*args, json_out=True)
+        if args[-2:] == ['call', '1'] or args[-1] in ('calls', 'registrations') or 'call-end' in args:
+            check(r.returncode == 1 and 'not available' in r.stderr, '%s --json without SIP: %d %r'
+                  % (' '.join(args), r.returncode, r.stderr))
+            continue
+        if args[0] == 'capture':  # a summary on stdout even when no packet came in time
+            check(r.returncode == 1 and 'timed out' in r.stderr, 'capture --json: %d %r' % (r.returncode, r.stderr))
+        else:
+            check(r.returncode == 0, '%s --json: exit %d %r' % (' '.join(args), r.returncode, r.stderr))
+        try:
+            v = __import__('json').loads(r.stdout)
+        except ValueError:
+            raise Failure('%s --json printed no JSON: %r' % (' '.join(args), r.stdout[:300]))
+        if args[0] == 'top':
+            check({'interval_s', 'ports', 'flows'} <= set(v) and len(v['ports']) == 2, 'top --json: %s' % v)
+    r = lab.ctl_raw('frobnicate')
+    check(r.returncode == 2 and 'unknown command' in r.stderr, 'unknown command: %d %r' % (r.returncode, r.stderr))
+
+
 if __name__ == '__main__':
     sys.exit(run_tests('veilctl', [test_flows_filters, test_top_once, test_ports, test_metrics, test_flow_del_confirmation,
-                                   test_capture, test_loss_jitter]))
+                                   test_capture, test_loss_jitter, test_cli_contract]))
