@@ -705,8 +705,8 @@ Response Api::ports(const Request& r) {
         tx_mbps = double(b.tx_bytes - a.tx_bytes) * 8 / dt / 1e6;
       }
     }
-    row.push_back({"rx_pps", std::round(rx_pps)});
-    row.push_back({"tx_pps", std::round(tx_pps)});
+    row.push_back({"rx_pps", uint64_t(std::llround(rx_pps))});
+    row.push_back({"tx_pps", uint64_t(std::llround(tx_pps))});
     row.push_back({"rx_mbps", std::round(rx_mbps * 1000) / 1000});
     row.push_back({"tx_mbps", std::round(tx_mbps * 1000) / 1000});
     if (xmode != "none") {
