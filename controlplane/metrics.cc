@@ -98,8 +98,14 @@ std::string render_metrics(Api& api) {
   line(o, "veil_flows_idle", "", uint64_t(api.idle_flows().size()));
 
   // RFC 3550 reception quality per flow carrying RTP (reset when a flow's SSRC changes, hence
-  // gauges). Flows are bounded by the table; a flow without RTP has no series.
-  {
+  // gauges); a flow without RTP has no series. Per-flow series only while the table holds at
+  // most kFlowSeriesMax flows: beyond that a scrape would walk the whole table on the control
+  // thread and return millions of series (veilctl flow/flows give the figures at any size).
+  constexpr size_t kFlowSeriesMax = 10000;
+  head(o, "veil_flow_rtp_series", "gauge",
+       "1 when the per-flow RTP series below are exported (at most 10000 flows installed), else 0.");
+  line(o, "veil_flow_rtp_series", "", uint64_t(dp.flows().size() <= kFlowSeriesMax ? 1 : 0));
+  if (dp.flows().size() <= kFlowSeriesMax) {
     std::string lost, expected, jitter;
     auto ids = dp.flows().ids();
     std::sort(ids.begin(), ids.end());

@@ -42,6 +42,8 @@
 #include <rte_version.h>
 #include <pthread.h>
 #include <sched.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -277,6 +279,7 @@ struct Args {
   bool hugepages = false;      // EAL memory on hugepages (reserved beforehand), as in production
   unsigned api_rps = 0;        // --api-load: management requests per second (0: not measured)
   int api_cpu = -1;            // CPU of the API threads (-1: the first one that is not lcore)
+  std::vector<std::string> api_mix{"stats", "drops", "ports", "neighbours", "flow", "flows"};
   std::string cmdline;
 };
 
@@ -307,6 +310,8 @@ void usage(FILE* to) {
       "  --api-load  also measure the fast path while the management API answers this many\n"
       "              requests per second (real Api/Server, client and server threads on\n"
       "              --api-cpu, default: the first CPU other than --lcore)\n"
+      "  --api-mix   the requests, in turn (default stats,drops,ports,neighbours,flow,flows;\n"
+      "              flow: flow id=<random>, flows: flows limit=10, metrics: the /metrics text)\n"
       "  --hugepages EAL memory (flow table, flows, mbufs) on hugepages, as on a production\n"
       "              host (reserve ~2.5 GB first: hugepages-setup/hugepages.sh reserve --mb 2560);\n"
       "              default --no-huge\n",
@@ -352,6 +357,21 @@ bool parse_args(int argc, char** argv, Args& a) {
       a.lcore = unsigned(v);
     } else if (opt == "--api-load" && parse_count(val, v) && v >= 1 && v <= 100000) {
       a.api_rps = unsigned(v);
+    } else if (opt == "--api-mix") {
+      a.api_mix.clear();
+      std::string_view rest = val;
+      while (!rest.empty()) {
+        size_t c = rest.find(',');
+        std::string w(rest.substr(0, c));
+        if (w != "stats" && w != "drops" && w != "ports" && w != "neighbours" && w != "flow" && w != "flows" &&
+            w != "metrics") {
+          std::fprintf(stderr, "veil-bench: --api-mix: unknown request %s\n", w.c_str());
+          return false;
+        }
+        a.api_mix.push_back(w);
+        rest = c == std::string_view::npos ? std::string_view() : rest.substr(c + 1);
+      }
+      if (a.api_mix.empty()) return false;
     } else if (opt == "--api-cpu" && parse_count(val, v) && v < 1024) {
       a.api_cpu = int(v);
     } else if (opt == "--reps" && parse_count(val, v) && v >= 1 && v <= 1000) {
@@ -451,6 +471,7 @@ class Bench {
   bool measure_api_load();
 
   double api_idle_cpp = 0, api_loaded_cpp = 0, api_rate = 0, api_p50_ms = 0, api_max_ms = 0;
+  double api_idle_spread = 0, api_loaded_spread = 0;  // (max - min) / median of each series
   uint64_t api_answered = 0, api_failed = 0;
   double veil_cpp = 0, veil_min = 0, base_cpp = 0, restore_cpp = 0;
   double install_s = 0;
@@ -748,6 +769,27 @@ bool api_request(const std::string& path, const std::string& line) {
   return ok && resp.rfind("VEIL/1 0 ", 0) == 0;
 }
 
+// GET /metrics on 127.0.0.1:port; true on a 200 answer read to the end.
+bool http_get_metrics(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(uint16_t(port));
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const char req[] = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  bool ok = connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0 &&
+            write(fd, req, sizeof req - 1) == ssize_t(sizeof req - 1);
+  std::string resp;
+  char buf[65536];
+  ssize_t r;
+  while (ok && (r = read(fd, buf, sizeof buf)) > 0) resp.append(buf, size_t(r));
+  close(fd);
+  return ok && resp.rfind("HTTP/1.1 200", 0) == 0;
+}
+
 bool Bench::measure_api_load() {
   using Clock = std::chrono::steady_clock;
   veil::ctl::Api api(*dp_, cfg_);
@@ -763,6 +805,14 @@ bool Bench::measure_api_load() {
   ev.events = EPOLLIN;
   ev.data.fd = server.listen_fd();
   epoll_ctl(epfd, EPOLL_CTL_ADD, server.listen_fd(), &ev);
+  // /metrics in the same loop, as in veild (Server hands its descriptors over).
+  veil::ctl::MetricsServer metrics(api);
+  const int metrics_port = 20000 + int(getpid() % 20000) + int(run_);
+  if (!metrics.listen("127.0.0.1:" + std::to_string(metrics_port), epfd, err)) {
+    std::fprintf(stderr, "veil-bench: metrics: %s\n", err.c_str());
+    return false;
+  }
+  server.attach(&metrics);
   int cpu = args_.api_cpu >= 0 ? args_.api_cpu : other_cpu(args_.lcore);
   std::atomic<bool> stop{false}, stop_client{false}, load{false};
   std::atomic<uint64_t> answered{0}, failed{0};
@@ -793,14 +843,16 @@ bool Bench::measure_api_load() {
       }
       std::this_thread::sleep_until(next);
       next += period;
-      std::string req;
-      switch (k++ % 6) {
-        case 0: req = "stats format=json"; break;
-        case 1: req = "drops format=json"; break;
-        case 2: req = "ports format=json"; break;
-        case 3: req = "neighbours format=json"; break;
-        case 4: req = "flow id=" + std::to_string(1 + rng() % flows_) + " format=json"; break;
-        default: req = "flows limit=10 format=json"; break;
+      const std::string& kind = args_.api_mix[k++ % args_.api_mix.size()];
+      std::string req = kind == "flow"    ? "flow id=" + std::to_string(1 + rng() % flows_) + " format=json"
+                        : kind == "flows" ? std::string("flows limit=10 format=json")
+                                          : kind + " format=json";
+      if (kind == "metrics") {  // a Prometheus scrape, over HTTP as Prometheus does it
+        auto t0 = Clock::now();
+        bool ok = http_get_metrics(metrics_port);
+        lat_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+        (ok ? answered : failed).fetch_add(1);
+        continue;
       }
       auto t0 = Clock::now();
       bool ok = api_request(path, "VEIL/1 " + req + "\n");
@@ -831,6 +883,12 @@ bool Bench::measure_api_load() {
   close(epfd);
   api_idle_cpp = median(idle);
   api_loaded_cpp = median(loaded);
+  auto spread = [](const std::vector<double>& v, double med) {
+    auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+    return (*hi - *lo) / med;
+  };
+  api_idle_spread = spread(idle, api_idle_cpp);
+  api_loaded_spread = spread(loaded, api_loaded_cpp);
   api_rate = loaded_s > 0 ? double(in_runs) / loaded_s : 0;
   api_answered = answered.load();
   api_failed = failed.load();
@@ -902,7 +960,7 @@ int main(int argc, char** argv) {
   };
   struct ApiRow {
     uint32_t flows;
-    double idle, loaded, rate, p50, max;
+    double idle, loaded, rate, p50, max, idle_spread, loaded_spread;
   };
   std::vector<ApiRow> api_rows;
   std::vector<Row> rows;
@@ -919,7 +977,8 @@ int main(int argc, char** argv) {
     rows.push_back({flows, b.veil_cpp, b.veil_min, b.base_cpp, b.restore_cpp});
     if (args.api_rps) {
       if (!b.measure_api_load()) return 1;
-      api_rows.push_back({flows, b.api_idle_cpp, b.api_loaded_cpp, b.api_rate, b.api_p50_ms, b.api_max_ms});
+      api_rows.push_back({flows, b.api_idle_cpp, b.api_loaded_cpp, b.api_rate, b.api_p50_ms, b.api_max_ms,
+                          b.api_idle_spread, b.api_loaded_spread});
     }
   }
 
@@ -935,16 +994,22 @@ int main(int argc, char** argv) {
       "(restore c/p: that step alone). Load average at the end: %s\n",
       double(hz) / 1e9, loadavg().c_str());
   if (!api_rows.empty()) {
+    std::string mix;
+    for (const auto& w : args.api_mix) mix += (mix.empty() ? "" : ",") + w;
     std::printf("\nManagement API load: %u requests/s through controlplane/mgmt (Api + Server, Unix socket),\n"
-                "server and client threads on CPU %d; repetitions alternate without/with the load.\n",
-                args.api_rps, args.api_cpu >= 0 ? args.api_cpu : other_cpu(args.lcore));
-    std::printf("%10s %12s %12s %7s %12s %12s %12s\n", "flows", "Mpps idle", "Mpps loaded", "ratio",
-                "requests/s", "p50 ms", "max ms");
+                "server and client threads on CPU %d; requests in turn: %s;\n"
+                "repetitions alternate without/with the load.\n",
+                args.api_rps, args.api_cpu >= 0 ? args.api_cpu : other_cpu(args.lcore), mix.c_str());
+    std::printf("%10s %10s %8s %12s %8s %7s %11s %8s %8s\n", "flows", "Mpps idle", "(spread)", "Mpps loaded",
+                "(spread)", "ratio", "requests/s", "p50 ms", "max ms");
     for (const ApiRow& r : api_rows)
-      std::printf("%10u %12.2f %12.2f %7.3f %12.1f %12.3f %12.3f\n", r.flows, double(hz) / r.idle / 1e6,
-                  double(hz) / r.loaded / 1e6, r.idle / r.loaded, r.rate, r.p50, r.max);
-    std::printf("ratio = Mpps loaded / Mpps idle (medians); requests/s = answered during the loaded\n"
-                "repetitions / their duration; latency as the client saw it (connect to last byte).\n");
+      std::printf("%10u %10.2f %7.0f%% %12.2f %7.0f%% %7.3f %11.1f %8.3f %8.3f\n", r.flows, double(hz) / r.idle / 1e6,
+                  r.idle_spread * 100, double(hz) / r.loaded / 1e6, r.loaded_spread * 100, r.idle / r.loaded, r.rate,
+                  r.p50, r.max);
+    std::printf("ratio = Mpps loaded / Mpps idle (medians); spread = (slowest - fastest) / median of\n"
+                "each series' cycles per packet: a ratio within the spread is not a measurable change;\n"
+                "requests/s = answered during the loaded repetitions / their duration; latency as the\n"
+                "client saw it (connect to last byte).\n");
   }
   rte_eal_cleanup();
   return 0;
