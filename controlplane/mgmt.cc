@@ -569,7 +569,10 @@ Response Api::capture_read(const Request& r) {
   static const char* digits = "0123456789abcdef";
   uint8_t buf[65536];
   dp::CapRecord rec;
-  while (pkts.size() < max && rte_ring_sc_dequeue_elem(c.ring, &rec, sizeof rec) == 0) {
+  // At most `max` packets and about 256 KiB of hex per answer: the control thread writes the
+  // answer while the client reads it, so keep it to what a socket buffer takes in a few steps.
+  size_t bytes = 0;
+  while (pkts.size() < max && bytes < 256 * 1024 && rte_ring_sc_dequeue_elem(c.ring, &rec, sizeof rec) == 0) {
     uint32_t len = rec.m->pkt_len;
     const uint8_t* d = static_cast<const uint8_t*>(rte_pktmbuf_read(rec.m, 0, len, buf));
     hex.assign(size_t(len) * 2, '0');
@@ -583,6 +586,7 @@ Response Api::capture_read(const Request& r) {
                           {"dir", rec.dir == dp::kCapIn ? "in" : "out"},
                           {"wire_len", uint64_t(rec.wire_len)},
                           {"data", hex}});
+    bytes += hex.size();
     rte_pktmbuf_free(rec.m);
     ++cap_.delivered;
   }

@@ -573,7 +573,7 @@ int capture(const std::string& sock, const std::vector<std::string>& words, cons
       why = "timed out";
       break;
     }
-    if (pk.size() < 512) {
+    if (pk.size() < 64) {  // a full answer: read again at once; else let the ring fill a while
       timespec d{0, 20 * 1000000};
       nanosleep(&d, nullptr);
     }
