@@ -6,8 +6,9 @@
 // operator declined a confirmation; 2 usage error (also: an action without --yes and no
 // terminal to confirm on); 3 veild not running (no socket); 4 permission denied on the socket.
 //
-// `top` is the one command that is more than one request: it samples `ports` and `flows`
-// every second and shows rates (packets/s) computed here.
+// Two commands are more than one request: `top` samples `ports` and `flows` every second and
+// shows rates (packets/s) computed here; `capture` arms a capture, drains it into a pcap file
+// (capture-read every 20 ms) and stops it.
 #include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>

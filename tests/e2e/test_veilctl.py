@@ -377,6 +377,7 @@ def test_loss_jitter(lab):
     check(re.search(r'^rtp_lost:\s+20$', text, re.M) and re.search(r'^loss_pct:\s+10\.000$', text, re.M) and
           re.search(r'^jitter_ms:\s+[0-9.]+$', text, re.M), 'text flow 50:\n%s' % text)
     m = parse_metrics(scrape(lab)[1])
+    check(m.get('veil_flow_rtp_series') == 1, 'veil_flow_rtp_series %s with a few flows' % m.get('veil_flow_rtp_series'))
     check(m.get('veil_flow_rtp_lost_packets{flow="50"}') == 20 and
           m.get('veil_flow_rtp_expected_packets{flow="50"}') == 200 and
           abs(m.get('veil_flow_rtp_jitter_seconds{flow="50"}', -1) - f['jitter_ms'] / 1000) < 0.005,
