@@ -1766,6 +1766,26 @@ size_t B2bua::bindings() const {
   return n;
 }
 
+std::vector<BindingView> B2bua::registrations() const {
+  std::vector<BindingView> out;
+  auto now = std::chrono::steady_clock::now();
+  for (const auto& [aor, b] : impl_->bindings) {
+    BindingView v;
+    v.aor = b.aor;
+    v.contact = "sip:" + b.token + "@" + uri_hostport(Endpoint{impl_->cfg.internal.addr, impl_->cfg.internal.port}) +
+                transport_param(impl_->cfg.pbx_transport);
+    v.client_contact = b.client_contact;
+    v.source = b.flow.ep;
+    v.transport = b.flow.tr;
+    v.active = b.active;
+    v.pending = b.relay_pending;
+    v.expires_in = std::chrono::seconds(Impl::seconds_left(b));
+    v.since_relayed = std::chrono::duration_cast<std::chrono::milliseconds>(now - b.last_relayed);
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
 const B2buaStats& B2bua::stats() const { return impl_->stats; }
 
 }  // namespace veil::sip
