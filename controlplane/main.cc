@@ -22,6 +22,8 @@
 #include <vector>
 
 #include "controlplane/config.h"
+#include "controlplane/dtls_api.h"
+#include "controlplane/dtls_srtp.h"
 #include "controlplane/media_anchor_dp.h"
 #include "controlplane/mgmt.h"
 #include "dataplane/dataplane.h"
@@ -278,6 +280,39 @@ int main(int argc, char** argv) {
       rte_eal_cleanup();
       return 1;
     }
+    // DTLS-SRTP (issue #5): one certificate per instance, its fingerprint for a=fingerprint;
+    // sessions are added per browser-side flow (DtlsHub::add) and fed from the DTLS ring.
+    auto dtls_id = veil::ctl::DtlsIdentity::generate(err);
+    if (!dtls_id) {
+      log("error", "DTLS: " + err);
+      dp.reset();
+      rte_eal_cleanup();
+      return 1;
+    }
+    veil::ctl::DtlsHub dtls(
+        *dtls_id,
+        [&dp](uint8_t port, const veil::Endpoint& local, const veil::Endpoint& remote,
+              const uint8_t* d, size_t n) {
+          return dp->send_udp_from_control(port, local, remote, d, uint32_t(n));
+        },
+        [](uint32_t flow, const veil::ctl::SrtpKeys& k) {
+          log("info", "flow " + std::to_string(flow) + ": DTLS-SRTP keys exported (" +
+                          veil::ctl::profile_name(k.profile) + ")");
+        },
+        [](uint32_t flow, const std::string& why) {
+          log("warning", "flow " + std::to_string(flow) + ": DTLS-SRTP failed: " + why);
+        },
+        // Where a DTLS client sends its ClientHello: the ICE-selected pair on an ICE flow
+        // (never an unchecked candidate), else the latched or the signaled address.
+        [&dp](uint32_t flow) -> std::optional<veil::Endpoint> {
+          auto s = dp->flows().get(flow);
+          if (!s) return std::nullopt;
+          if (s->learned.valid()) return s->learned;
+          if (s->spec.ice_ufrag.empty() && s->spec.signaled_remote.valid()) return s->spec.signaled_remote;
+          return std::nullopt;
+        });
+    log("info", "DTLS certificate " + dtls_id->fingerprint());
+    api.set_dtls([&](const veil::ctl::Request& r) { return veil::ctl::dtls_command(dtls, *dtls_id, *dp, r); });
     if (!dp->start(err)) {
       log("error", err);
       dp.reset();
@@ -409,6 +444,10 @@ int main(int argc, char** argv) {
         }
       }
       dp->poll_control();
+      dp->poll_dtls([&dtls](const veil::dp::DtlsDatagram& d) {
+        dtls.on_datagram(d.flow_id, d.remote, d.data, d.len);
+      });
+      dtls.tick();
       uint64_t now = rte_rdtsc();
       if (now >= next_scan) {
         next_scan = now + hz;

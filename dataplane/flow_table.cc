@@ -6,6 +6,9 @@
 #include <rte_malloc.h>
 
 #include <new>
+#include <tuple>
+
+#include "dataplane/stun.h"
 
 #include <cerrno>
 
@@ -20,14 +23,47 @@ Flow* alloc_flow(int socket) {
   void* mem = rte_zmalloc_socket("veil_flow", sizeof(Flow), RTE_CACHE_LINE_SIZE, socket);
   return mem ? new (mem) Flow() : nullptr;
 }
+void free_creds(const stun::IceCreds* c) { rte_free(const_cast<stun::IceCreds*>(c)); }
 void free_flow(Flow* f) {
   if (!f) return;
+  srtp_session_free(f->srtp_in);
+  srtp_session_free(f->srtp_out);
+  free_creds(f->ice_creds.load(std::memory_order_relaxed));
   f->~Flow();
   rte_free(f);
 }
 
+// ICE credentials of a spec in DPDK memory (read by workers); nullptr if the spec has none
+// or memory ran out (`oom`).
+stun::IceCreds* make_creds(const FlowSpec& s, int socket, bool& oom) {
+  oom = false;
+  if (s.ice_ufrag.empty()) return nullptr;
+  void* mem = rte_zmalloc_socket("veil_ice", sizeof(stun::IceCreds), RTE_CACHE_LINE_SIZE, socket);
+  if (!mem) {
+    oom = true;
+    return nullptr;
+  }
+  auto* c = new (mem) stun::IceCreds();
+  stun::ice_creds_init(*c, s.ice_ufrag, s.ice_pwd, s.ice_remote_ufrag);  // validated before
+  return c;
+}
+bool same_ice(const FlowSpec& a, const FlowSpec& b) {
+  return a.ice_ufrag == b.ice_ufrag && a.ice_pwd == b.ice_pwd &&
+         a.ice_remote_ufrag == b.ice_remote_ufrag;
+}
+
 void set_why(std::string* why, std::string text) {
   if (why) *why = std::move(text);
+}
+
+// The SRTP session for one side of a flow (nullptr for plain RTP); false and `why` on failure.
+bool make_srtp(const SrtpKeying& k, bool outbound, SrtpSession*& out, std::string* why) {
+  out = nullptr;
+  if (!k.enabled()) return true;
+  std::string err;
+  out = srtp_session_create(k, outbound, &err);
+  if (!out) set_why(why, std::string(outbound ? "egress" : "ingress") + " SRTP: " + err);
+  return out != nullptr;
 }
 }  // namespace
 
@@ -73,6 +109,17 @@ int FlowTable::validate(const FlowSpec& s, std::string* why) const {
   if (s.signaled_remote.valid() && s.signaled_remote.addr.family != s.local.addr.family)
     return set_why(why, "signaled remote and local endpoint differ in address family"), -EINVAL;
   if (s.peer_id == s.id) return set_why(why, "a flow cannot be its own peer"), -EINVAL;
+  for (const SrtpKeying* k : {&s.srtp_in, &s.srtp_out})
+    if (k->enabled() && srtp_master_len(k->profile) == 0)
+      return set_why(why, "unknown SRTP profile"), -EINVAL;
+  if (!s.ice_ufrag.empty()) {
+    stun::IceCreds probe;
+    if (!stun::ice_creds_init(probe, s.ice_ufrag, s.ice_pwd, s.ice_remote_ufrag))
+      return set_why(why, "ICE credentials need a ufrag of 1-63 characters, a password, and a "
+                          "remote ufrag under 64 characters"), -EINVAL;
+  } else if (!s.ice_pwd.empty() || !s.ice_remote_ufrag.empty()) {
+    return set_why(why, "ICE password or remote ufrag without a local ufrag"), -EINVAL;
+  }
   return 0;
 }
 
@@ -84,6 +131,9 @@ void FlowTable::fill_action(const FlowSpec& s, FlowAction& a) const {
   a.latch = s.latch;
   a.rtp_check = s.rtp_check;
   a.drop = s.drop;
+  a.ice = !s.ice_ufrag.empty();
+  a.dtls = s.dtls;
+  a.ice_consent_from_peer = s.ice_consent_from_peer;
   a.signaled_remote = s.signaled_remote;
   a.egress_local = s.egress_local;
   if (s.peer_id) {
@@ -129,10 +179,20 @@ int FlowTable::install(const FlowSpec& s, std::string* why) {
 
   Flow* f = alloc_flow(socket_);
   if (!f) return set_why(why, "out of memory for flows (raise [dataplane] memory_mb)"), -ENOSPC;
+  if (!make_srtp(s.srtp_in, false, f->srtp_in, why) || !make_srtp(s.srtp_out, true, f->srtp_out, why)) {
+    free_flow(f);
+    return -EINVAL;
+  }
   f->key = key;
   f->id = s.id;
   f->created_tsc = rte_rdtsc();
   f->egress_dst.write(s.egress_remote);
+  bool oom;
+  f->ice_creds.store(make_creds(s, socket_, oom), std::memory_order_relaxed);
+  if (oom) {
+    free_flow(f);
+    return set_why(why, "out of memory for ICE credentials (raise [dataplane] memory_mb)"), -ENOSPC;
+  }
   by_id_[s.id] = Entry{s, f};
   fill_action(s, f->slots[0]);
   f->active.store(0, std::memory_order_release);
@@ -157,17 +217,51 @@ int FlowTable::update(const FlowSpec& s, std::string* why) {
   Entry& e = it->second;
   if (!(e.spec.local == s.local))
     return set_why(why, "the local endpoint of a flow cannot change; remove and install"), -EINVAL;
+  // New keys, new SRTP session (fresh rollover counter and replay window, as RFC 3711 wants
+  // for a new master key); unchanged keys keep the running one whatever else changes.
+  bool rekey_in = !(e.spec.srtp_in == s.srtp_in), rekey_out = !(e.spec.srtp_out == s.srtp_out);
+  SrtpSession *new_in = nullptr, *new_out = nullptr;
+  if ((rekey_in && !make_srtp(s.srtp_in, false, new_in, why)) ||
+      (rekey_out && !make_srtp(s.srtp_out, true, new_out, why))) {
+    srtp_session_free(new_in);
+    return -EINVAL;
+  }
+  const stun::IceCreds* old_creds = nullptr;
+  if (!same_ice(e.spec, s)) {
+    // New credentials (ICE restart) or ICE turned on/off: published before the action that
+    // uses them; the old block outlives every reader by an RCU grace period. Validation
+    // starts over: nothing is accepted until a check with the new credentials passes.
+    bool oom;
+    stun::IceCreds* c = make_creds(s, socket_, oom);
+    if (oom) {
+      srtp_session_free(new_in);
+      srtp_session_free(new_out);
+      return set_why(why, "out of memory for ICE credentials"), -ENOSPC;
+    }
+    old_creds = e.flow->ice_creds.exchange(c, std::memory_order_acq_rel);
+    __atomic_store_n(&e.flow->ice_consent_tsc, 0, __ATOMIC_RELAXED);
+    e.flow->learned.write(Endpoint{});
+  }
   FlowSpec old = e.spec;
   e.spec = s;
   if (old.peer_id != s.peer_id) {
     if (old.peer_id) referrers_[old.peer_id].erase(s.id);
     if (s.peer_id) referrers_[s.peer_id].insert(s.id);
   }
-  // A new signaled remote (re-INVITE: the far end moved) restarts latching.
-  if (!(old.signaled_remote == s.signaled_remote) || old.latch != s.latch)
+  // A new signaled remote (re-INVITE: the far end moved) restarts latching. Not on an ICE
+  // flow: there the checks select the source (a new credential set restarts them, above).
+  if ((!(old.signaled_remote == s.signaled_remote) || old.latch != s.latch) && s.ice_ufrag.empty())
     e.flow->learned.write(Endpoint{});
   if (!(old.egress_remote == s.egress_remote)) e.flow->egress_dst.write(s.egress_remote);
   republish(s.id);
+  // A worker may still hold the old session: it is freed after a grace period.
+  for (auto [slot, fresh, rekey] : {std::tuple{&e.flow->srtp_in, new_in, rekey_in},
+                                    std::tuple{&e.flow->srtp_out, new_out, rekey_out}}) {
+    if (!rekey) continue;
+    SrtpSession* prev = __atomic_exchange_n(slot, fresh, __ATOMIC_RELEASE);
+    if (prev) rcu_.defer([prev] { srtp_session_free(prev); });
+  }
+  if (old_creds) rcu_.defer([old_creds] { free_creds(old_creds); });
   return 0;
 }
 
@@ -212,6 +306,8 @@ std::optional<FlowSnapshot> FlowTable::get(uint32_t id) const {
   s.counters.last_ssrc = __atomic_load_n(&f->last_ssrc, __ATOMIC_RELAXED);
   s.counters.last_seq = __atomic_load_n(&f->last_seq, __ATOMIC_RELAXED);
   s.counters.last_pt = __atomic_load_n(&f->last_pt, __ATOMIC_RELAXED);
+  s.counters.ice_checks = peek(f->ice_checks);
+  s.counters.ice_consent_tsc = peek(f->ice_consent_tsc);
   s.created_tsc = f->created_tsc;
   return s;
 }
