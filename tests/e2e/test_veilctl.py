@@ -274,13 +274,12 @@ def test_capture(lab):
     cin = subprocess.Popen(argv + ['capture', '40', '--count', '20', '-w', out_in, '--timeout', '30'],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(0.3)
-    pe, pi = stream(lab, 20, 150, interval=0.01)
-    time.sleep(0.6)  # the first 20 ingress packets of flow 40 belong to the first capture
+    pe, pi = stream(lab, 20, 300, interval=0.01)  # 3 s of traffic
+    o, e = cin.communicate(timeout=40)  # one capture at a time: the next ones start after it
     cout = subprocess.run(argv + ['--json', 'capture', '40', '-c', '10', '-w', out_out, 'dir=out', '--timeout', '20'],
                           capture_output=True, text=True, timeout=30)
     cport = subprocess.run(argv + ['capture', 'int0', '--count', '15', '-w', out_port, '--timeout', '20'],
                            capture_output=True, text=True, timeout=30)
-    o, e = cin.communicate(timeout=40)
     for p in (pe, pi):
         p.json(30)
     log('capture: %s / %s / %s' % (e.strip(), cout.stderr.strip(), cport.stderr.strip()))
