@@ -381,6 +381,8 @@ def test_loss_jitter(lab):
           m.get('veil_flow_rtp_expected_packets{flow="50"}') == 200 and
           abs(m.get('veil_flow_rtp_jitter_seconds{flow="50"}', -1) - f['jitter_ms'] / 1000) < 0.005,
           '/metrics for flow 50: %s' % {k: v for k, v in m.items() if 'flow="50"' in k})
+    worst = ids(lab.ctl('flows', 'sort=lost', 'limit=1'))
+    check(worst == [50], 'flows sort=lost limit=1: %s, expected [50]' % worst)
     # A new SSRC restarts the statistics. Every other packet 4 ms late: |D| = 32 units for
     # every packet, so the A.8 estimate converges towards 32 units (4 ms).
     send_rtp(lab, ext_host, ext_veil, 0x0BADCAFE, 7, 200, 0, wobble_ms=4)
