@@ -220,8 +220,9 @@ Response Api::flows(const Request& r) {
         return error(EINVAL, "state must be latched, waiting, strict or idle");
       state = v;
     } else if (k == "sort") {
-      if (v != "packets" && v != "bytes" && v != "drops" && v != "age" && v != "id")
-        return error(EINVAL, "sort must be packets, bytes, drops, age or id");
+      if (v != "packets" && v != "bytes" && v != "drops" && v != "age" && v != "id" && v != "lost" &&
+          v != "jitter")
+        return error(EINVAL, "sort must be packets, bytes, drops, age, lost, jitter or id");
       sort = v;
     } else if (k == "call") {
       uint32_t cid;
@@ -284,6 +285,8 @@ Response Api::flows(const Request& r) {
                    : sort == "bytes" ? s->counters.bytes
                    : sort == "drops" ? drops_of(*s)
                    : sort == "age"   ? now - s->created_tsc
+                   : sort == "lost"  ? uint64_t(std::max<int64_t>(0, rtp_quality(*s).lost))
+                   : sort == "jitter" ? uint64_t(std::max(0.0, rtp_quality(*s).jitter_s) * 1e9)
                                      : 0;
     rows.push_back({id, key});
   }

@@ -274,13 +274,12 @@ def test_capture(lab):
     cin = subprocess.Popen(argv + ['capture', '40', '--count', '20', '-w', out_in, '--timeout', '30'],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(0.3)
-    pe, pi = stream(lab, 20, 150, interval=0.01)
-    time.sleep(0.6)  # the first 20 ingress packets of flow 40 belong to the first capture
+    pe, pi = stream(lab, 20, 300, interval=0.01)  # 3 s of traffic
+    o, e = cin.communicate(timeout=40)  # one capture at a time: the next ones start after it
     cout = subprocess.run(argv + ['--json', 'capture', '40', '-c', '10', '-w', out_out, 'dir=out', '--timeout', '20'],
                           capture_output=True, text=True, timeout=30)
     cport = subprocess.run(argv + ['capture', 'int0', '--count', '15', '-w', out_port, '--timeout', '20'],
                            capture_output=True, text=True, timeout=30)
-    o, e = cin.communicate(timeout=40)
     for p in (pe, pi):
         p.json(30)
     log('capture: %s / %s / %s' % (e.strip(), cout.stderr.strip(), cport.stderr.strip()))
@@ -382,6 +381,8 @@ def test_loss_jitter(lab):
           m.get('veil_flow_rtp_expected_packets{flow="50"}') == 200 and
           abs(m.get('veil_flow_rtp_jitter_seconds{flow="50"}', -1) - f['jitter_ms'] / 1000) < 0.005,
           '/metrics for flow 50: %s' % {k: v for k, v in m.items() if 'flow="50"' in k})
+    worst = ids(lab.ctl('flows', 'sort=lost', 'limit=1'))
+    check(worst == [50], 'flows sort=lost limit=1: %s, expected [50]' % worst)
     # A new SSRC restarts the statistics. Every other packet 4 ms late: |D| = 32 units for
     # every packet, so the A.8 estimate converges towards 32 units (4 ms).
     send_rtp(lab, ext_host, ext_veil, 0x0BADCAFE, 7, 200, 0, wobble_ms=4)
