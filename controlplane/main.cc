@@ -289,15 +289,19 @@ int main(int argc, char** argv) {
       rte_eal_cleanup();
       return 1;
     }
+    // The SIP media anchor, once SIP runs: it receives the keys of its WebRTC streams.
+    veil::ctl::DpMediaAnchor* webrtc_anchor = nullptr;
     veil::ctl::DtlsHub dtls(
         *dtls_id,
         [&dp](uint8_t port, const veil::Endpoint& local, const veil::Endpoint& remote,
               const uint8_t* d, size_t n) {
           return dp->send_udp_from_control(port, local, remote, d, uint32_t(n));
         },
-        [](uint32_t flow, const veil::ctl::SrtpKeys& k) {
+        [&webrtc_anchor](uint32_t flow, const veil::ctl::SrtpKeys& k) {
+          bool installed = webrtc_anchor && webrtc_anchor->on_dtls_keys(flow, k);
           log("info", "flow " + std::to_string(flow) + ": DTLS-SRTP keys exported (" +
-                          veil::ctl::profile_name(k.profile) + ")");
+                          veil::ctl::profile_name(k.profile) + ")" +
+                          (installed ? ", installed on the stream's flows" : ""));
         },
         [](uint32_t flow, const std::string& why) {
           log("warning", "flow " + std::to_string(flow) + ": DTLS-SRTP failed: " + why);
@@ -404,6 +408,11 @@ int main(int argc, char** argv) {
       }
     }
     if (sip.anchor) api.set_flow_stream([&sip](uint32_t id) { return sip.anchor->plan_of(id); });
+    if (sip.anchor) {
+      // WebRTC calls (issue 5): the anchor adds DTLS sessions to the hub and takes its keys.
+      sip.anchor->attach_dtls(dtls, *dtls_id);
+      webrtc_anchor = sip.anchor.get();
+    }
     log("info", "running; management API on " + cfg.management.socket + ", " +
                     std::to_string(dp->workers()) + " worker(s)");
 
@@ -483,6 +492,7 @@ int main(int argc, char** argv) {
     close(sfd);
     close(epfd);
     if (cfg.sip.enabled) {
+      webrtc_anchor = nullptr;
       sip.stop(*dp);
       log("info", "SIP stopped");
     }
