@@ -1043,6 +1043,10 @@ struct B2bua::Impl {
   // SDP from `side`: the browser's ufrag, fingerprint and (answer) DTLS role.
   bool webrtc_take(Call* call, int side, const SdpInfo& info, bool answer) {
     if (!call->webrtc || side != kExternal) return true;
+    if (keep_plain(*call->webrtc, info.webrtc, answer)) {
+      call->webrtc.reset();  // a WebSocket client that answered in plain RTP: relayed as such
+      return true;
+    }
     return take_browser_sdp(*call->webrtc, info.webrtc, answer);
   }
 

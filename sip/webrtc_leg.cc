@@ -73,6 +73,10 @@ bool take_browser_sdp(WebRtcLeg& leg, const WebRtcInfo& sdp, bool answer) {
   return true;
 }
 
+bool keep_plain(const WebRtcLeg& leg, const WebRtcInfo& sdp, bool answer) {
+  return answer && !leg.browser_offered && leg.local_setup.empty() && !sdp.webrtc;
+}
+
 std::string sdp_to_browser(const WebRtcLeg& leg, std::string_view rewritten, bool answer) {
   WebRtcParams p;
   p.ice_ufrag = leg.ufrag;

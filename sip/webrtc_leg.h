@@ -55,6 +55,11 @@ WebRtcLeg leg_for_offer_to_browser(std::string ufrag, std::string pwd, std::stri
 // False when the SDP cannot be used (not DTLS-SRTP, no fingerprint or ufrag, bad a=setup).
 bool take_browser_sdp(WebRtcLeg& leg, const WebRtcInfo& sdp, bool answer);
 
+// A client registered through the gateway that answers Veil's WebRTC offer with plain
+// RTP/AVP (no DTLS-SRTP: a SIP-over-WebSocket phone that is not a browser): the call goes on
+// as a plain RTP call. True only for such an answer to Veil's first offer.
+bool keep_plain(const WebRtcLeg& leg, const WebRtcInfo& sdp, bool answer);
+
 // Veil's SDP toward the browser: `rewritten` (rewrite_sdp() for the untrusted side) made
 // ICE-lite DTLS-SRTP. `answer`: it answers the browser's offer (the offer's mids and
 // protocols); otherwise Veil offers (actpass until the role is resolved, then the role, so a

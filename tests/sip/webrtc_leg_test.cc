@@ -132,6 +132,19 @@ TEST(WebRtcLeg, PbxCallsTheBrowser) {
   EXPECT_FALSE(take_browser_sdp(fresh, bad, true));
 }
 
+TEST(WebRtcLeg, PlainAnswerFromAWebSocketPhone) {
+  WebRtcLeg leg = leg_for_offer_to_browser("u", "p", kFp);
+  SdpInspectResult plain = inspect_sdp(read_golden("webrtc_plain_answer.in.sdp"));
+  ASSERT_EQ(plain.error, SdpError::None);
+  EXPECT_TRUE(keep_plain(leg, plain.info.webrtc, true));
+  EXPECT_FALSE(keep_plain(leg, plain.info.webrtc, false));
+  SdpInspectResult browser = inspect_sdp(read_golden("browser_offer.in.sdp"));
+  EXPECT_FALSE(keep_plain(leg, browser.info.webrtc, true));
+  // Once DTLS-SRTP is agreed, a plain SDP is refused rather than dropping to plain RTP.
+  leg.local_setup = "passive";
+  EXPECT_FALSE(keep_plain(leg, plain.info.webrtc, true));
+}
+
 TEST(WebRtcLeg, RecognisesTheGatewaysConnection) {
   IpAddr ext = *IpAddr::parse("203.0.113.1");
   EXPECT_TRUE(is_gateway_flow(Endpoint{ext, 41000}, true, ext));
