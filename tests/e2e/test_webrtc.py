@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import time
 
@@ -31,6 +32,7 @@ from test_sip_media import sdp_endpoint  # noqa: E402
 from test_websocket import E2E_SCEN, WSS, sipp, sipp_done, wait_listening  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, '..', '..'))
 BROWSER = os.path.join(HERE, '..', 'browser', 'veil-browser.mjs')
 HOLD_MS = 8000          # the browser's call to the PBX stays up this long
 RTP_COUNT = 250         # the PBX side's RTP: 250 x 20 ms = 5 s
@@ -233,6 +235,19 @@ def test_no_leaks(lab):
                'ext': addr_needles(INT_HOST4, INT_HOST6, macs['int'])}
     needles['int']['.invalid'] = b'.invalid'
     for host, fr in frames.items():
+        # The operators' audit (tools/veil-leak-audit.py) over the same capture: the other side's
+        # prefixes in every form and its host's MAC (SIP toward the browser is inside TLS; the
+        # SRTP, STUN and DTLS on the untrusted wire and everything on the trusted wire are not).
+        other = 'int' if host == 'ext' else 'ext'
+        prefixes = ['198.51.100.0/24', '2001:db8:2::/48'] if host == 'ext' else ['203.0.113.0/24', '2001:db8:1::/48']
+        argv = [sys.executable, os.path.join(ROOT, 'tools', 'veil-leak-audit.py'), State.captures[host].path,
+                '--forbid-mac', macs[other]]
+        for pfx in prefixes:
+            argv += ['--forbid', pfx]
+        a = subprocess.run(argv, capture_output=True, text=True)
+        log('  %s wire, veil-leak-audit: %s' % (host, (a.stdout.strip().splitlines() or [''])[-1]))
+        check(a.returncode == 0, 'veil-leak-audit on the %s wire exited %d: %s %s'
+              % (host, a.returncode, a.stdout[:2000], a.stderr[-500:]))
         leaks = find_leaks(fr, needles[host])
         log('  %s wire: %d frames' % (host, len(fr)))
         if leaks:
