@@ -71,7 +71,7 @@ def call_flows(lab):
     return {row['id']: lab.flow(row['id']) for row in lab.ctl('flows', 'call=%d' % calls[0]['id'])}
 
 
-def check_media(lab, label, r, peer_report, pbx_veil, flows_mid, flows_end, drops0):
+def check_media(lab, label, r, peer_report, pbx_veil, flows_mid, flows_end, drops0, dtls_mid):
     """The assertions common to both directions of call."""
     st = r.get('stats') or {}
     log('  %s: browser getStats %s' % (label, json.dumps(st)))
@@ -112,6 +112,17 @@ def check_media(lab, label, r, peer_report, pbx_veil, flows_mid, flows_end, drop
           '%s: the browser-side flow selected %s after %d checks' % (label, ext['remote'], ext['ice_checks']))
     check(towards['packets'] >= 100 and ext['packets'] >= 100,
           '%s: flows relayed %d (from the browser) and %d (to it)' % (label, ext['packets'], towards['packets']))
+    # veilctl dtls during the call: one session, on the browser-side flow, connected, in the
+    # role opposite to the browser's, with the profile the browser reports.
+    sessions = dtls_mid.get('sessions', [])
+    log('  %s: veilctl dtls mid-call: %s' % (label, sessions))
+    check(len(sessions) == 1 and sessions[0]['flow'] == ext['id'] and sessions[0]['state'] == 'connected',
+          '%s: DTLS sessions during the call: %s (browser-side flow %d)' % (label, sessions, ext['id']))
+    browser_role = st.get('dtls_role')
+    check(browser_role in ('client', 'server') and sessions[0]['role'] != browser_role,
+          '%s: Veil is DTLS %s, the browser %s' % (label, sessions[0]['role'], browser_role))
+    check(sessions[0]['profile'] in st.get('srtp_cipher', ''), '%s: Veil exported %s, the browser uses %s'
+          % (label, sessions[0]['profile'], st.get('srtp_cipher')))
     drops = lab.drops()
     for reason in ('srtp_auth_fail', 'srtp_replay', 'srtp_error'):
         check(drops.get(reason, 0) == drops0.get(reason, 0), '%s: %s went from %d to %d'
@@ -162,6 +173,7 @@ def test_browser_calls_pbx(lab):
                     delay=0.5, linger=1.0)
     time.sleep(3)
     flows_mid = call_flows(lab)
+    dtls_mid = lab.ctl('dtls')
     rep = peer.json(30)
     flows_end = call_flows(lab)
     r = b.json(60)
@@ -169,7 +181,7 @@ def test_browser_calls_pbx(lab):
     sipp_done(uas, 'PBX callee', uas_msg)
     check(r.get('hung_up') is True and r.get('ended') is True, 'the browser did not hang up: %s'
           % {k: r.get(k) for k in ('states', 'error')})
-    check_media(lab, 'browser -> PBX', r, rep, pbx_veil, flows_mid, flows_end, drops0)
+    check_media(lab, 'browser -> PBX', r, rep, pbx_veil, flows_mid, flows_end, drops0, dtls_mid)
     with open(uas_msg, errors='replace') as f:
         invite = f.read()
     check(re.search(r'^m=audio \d+ RTP/AVP ', invite, re.M), 'the PBX was not offered RTP/AVP: %s' % invite[-1200:])
@@ -196,6 +208,7 @@ def test_pbx_calls_browser(lab):
                     delay=0.5, linger=1.0)
     time.sleep(3)
     flows_mid = call_flows(lab)
+    dtls_mid = lab.ctl('dtls')
     rep = peer.json(30)
     flows_end = call_flows(lab)
     sipp_done(uac, 'PBX caller', uac_msg)
@@ -206,7 +219,7 @@ def test_pbx_calls_browser(lab):
     inv = [m for m in r.get('received', []) if m.startswith('INVITE ')]
     check(inv and 'a=setup:actpass' in inv[0] and 'a=ice-lite' in inv[0],
           'Veil\'s offer to the browser: %s' % (inv[0][-900:] if inv else None))
-    check_media(lab, 'PBX -> browser', r, rep, pbx_veil, flows_mid, flows_end, drops0)
+    check_media(lab, 'PBX -> browser', r, rep, pbx_veil, flows_mid, flows_end, drops0, dtls_mid)
     with open(uac_msg, errors='replace') as f:
         answer = f.read()
     check(re.search(r'^m=audio \d+ RTP/AVP 0', answer, re.M), 'the PBX got no RTP/AVP answer: %s' % answer[-1200:])
