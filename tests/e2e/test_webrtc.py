@@ -225,6 +225,51 @@ def test_pbx_calls_browser(lab):
     check(re.search(r'^m=audio \d+ RTP/AVP 0', answer, re.M), 'the PBX got no RTP/AVP answer: %s' % answer[-1200:])
 
 
+def test_pbx_reinvites_browser(lab):
+    """A re-INVITE from the PBX in the middle of a call to the browser: Veil re-offers the
+    browser with the DTLS role the first answer fixed (no new handshake, the SRTP keys stay),
+    media goes on both ways across it."""
+    drops0 = lab.drops()
+    count = 400  # 8 s of PBX-side RTP, across the re-INVITE at 3 s
+    reg, reg_msg = sipp(lab, 'uas_registrar.xml', 'webrtc-registrar2', 5060)
+    State.pbx_traces.append(reg_msg)
+    wait_listening(lab, 5060)
+    b = browser(lab, scenario='answer', timeout_ms=30000)
+    sipp_done(reg, 'registrar', reg_msg)
+    time.sleep(1.0)
+    uac, uac_msg = sipp(lab, 'uac_media_reinvite.xml', 'webrtc-pbx-reinviter', 5064, scen_dir=E2E_SCEN,
+                        extra=['-s', 'alice', '-set', 'rtp', '4400', '-mp', '6400', '-d', '7000'],
+                        remote='%s:5060' % INT_VEIL4)
+    State.pbx_traces.append(uac_msg)
+    pbx_saw = wait_browser(b, 'the PBX got no 200 with SDP', lambda: sdp_endpoint(uac_msg, r'SIP/2\.0 200 '), 30)
+    pbx_veil = '%s:%d' % pbx_saw
+    peer = lab.peer('int', '%s:4400' % INT_HOST4, send_to=pbx_veil, count=count, interval=RTP_INTERVAL,
+                    delay=0.5, linger=1.0)
+    time.sleep(2)
+    dtls_before = lab.ctl('dtls')
+    time.sleep(3)
+    flows_mid = call_flows(lab)
+    dtls_mid = lab.ctl('dtls')
+    rep = peer.json(30)
+    flows_end = call_flows(lab)
+    sipp_done(uac, 'PBX re-INVITE caller', uac_msg)
+    r = b.json(60)
+    keep(r)
+    invites = [m for m in r.get('received', []) if m.startswith('INVITE ')]
+    check(len(invites) == 2, 'the browser got %d INVITEs, expected the call and the re-INVITE' % len(invites))
+    check('a=setup:actpass' in invites[0] and 'a=setup:passive' in invites[1],
+          'DTLS role in Veil\'s offers: %s / %s' % (re.findall(r'a=setup:\w+', invites[0]),
+                                                    re.findall(r'a=setup:\w+', invites[1])))
+    before, after = dtls_before.get('sessions', []), dtls_mid.get('sessions', [])
+    log('  re-INVITE: DTLS session before %s, after %s' % (before, after))
+    check(len(before) == 1 and len(after) == 1 and before[0]['flow'] == after[0]['flow'] and
+          (before[0]['sent'], before[0]['received']) == (after[0]['sent'], after[0]['received']),
+          're-INVITE: the DTLS session changed (a new handshake): %s -> %s' % (before, after))
+    check_media(lab, 'PBX re-INVITE -> browser', r, rep, pbx_veil, flows_mid, flows_end, drops0, dtls_mid)
+    got = (r.get('stats') or {}).get('packets_received') or 0
+    check(got >= count * 0.95, 're-INVITE: the browser received %d of %d packets' % (got, count))
+
+
 def test_no_leaks(lab):
     """Nothing the browser received names the trusted side; nothing the PBX received names the
     browser, a .invalid host, ICE or DTLS; no frame on either wire carries the other side's
@@ -276,4 +321,5 @@ if __name__ == '__main__':
         sys.exit(0)
     os.environ['VEIL_LAB_SIP'] = '1'
     os.environ['VEIL_LAB_WS'] = '1'
-    sys.exit(run_tests('webrtc', [test_setup, test_browser_calls_pbx, test_pbx_calls_browser, test_no_leaks]))
+    sys.exit(run_tests('webrtc', [test_setup, test_browser_calls_pbx, test_pbx_calls_browser,
+                                  test_pbx_reinvites_browser, test_no_leaks]))
