@@ -161,6 +161,14 @@ async function runScenario(o) {
       iceGatheringTimeout: 500,
     },
   });
+  // Test of Veil's fingerprint check: the SDP the browser sends says a certificate
+  // fingerprint that is not its own (first byte changed on the wire only; the peer
+  // connection keeps its real certificate, and the length stays the same).
+  if (o.mangle_fingerprint) {
+    const send = ua.transport.send.bind(ua.transport);
+    ua.transport.send = (m) => send(m.replace(/a=fingerprint:sha-256 ([0-9A-F]{2})/g,
+      (_, h) => 'a=fingerprint:sha-256 ' + (h === '00' ? '01' : '00')));
+  }
   // Every SIP message the browser receives, verbatim.
   ua.transport.onMessage = ((orig) => (msg) => { out.received.push(msg); if (orig) orig(msg); })(ua.transport.onMessage);
   await ua.start();

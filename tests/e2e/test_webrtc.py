@@ -270,6 +270,47 @@ def test_pbx_reinvites_browser(lab):
     check(got >= count * 0.95, 're-INVITE: the browser received %d of %d packets' % (got, count))
 
 
+def test_fingerprint_mismatch(lab):
+    """A browser whose certificate does not match the a=fingerprint of its SDP: Veil refuses
+    the DTLS handshake, no media is forwarded either way, and the call is ended on both legs
+    at once (BYE to the browser and to the PBX); flows and the session are removed."""
+    drops0 = lab.drops()
+    uas, uas_msg = sipp(lab, 'uas_media.xml', 'webrtc-pbx-callee-fp', 5060, scen_dir=E2E_SCEN,
+                        extra=['-set', 'rtp', '4500', '-mp', '6500'])
+    State.pbx_traces.append(uas_msg)
+    wait_listening(lab, 5060)
+    t0 = time.monotonic()
+    b = browser(lab, scenario='call', target='sip:bob@voice.example.com', hold_ms=15000, mangle_fingerprint=True)
+    pbx_saw = wait_browser(b, 'the PBX got no INVITE with SDP', lambda: sdp_endpoint(uas_msg, r'INVITE '), 30)
+    peer = lab.peer('int', '%s:4500' % INT_HOST4, send_to='%s:%d' % pbx_saw, count=150, interval=RTP_INTERVAL,
+                    delay=0.5, linger=0.5)
+    sipp_done(uas, 'PBX callee (BYE from Veil)', uas_msg)
+    took = time.monotonic() - t0
+    r = b.json(60)
+    keep(r)
+    rep = peer.json(30)
+    st = r.get('stats') or {}
+    log('  fingerprint mismatch: call ended by Veil after %.1f s; browser %s; states %s' % (took, st, r.get('states')))
+    log('  fingerprint mismatch: PBX-side rtp-peer %s' % rep)
+    check(r.get('ended') is True and not r.get('hung_up'), 'the browser\'s call was not ended by Veil: %s'
+          % {k: r.get(k) for k in ('states', 'hung_up', 'error')})
+    check(took < 12, 'the call lasted %.1f s: Veil did not end it when DTLS failed' % took)
+    check(not st.get('packets_received'), 'the browser received %s packets without DTLS' % st.get('packets_received'))
+    check(st.get('dtls_state') != 'connected', 'the browser\'s DTLS is %s' % st.get('dtls_state'))
+    check(rep['received'] == 0, 'the PBX side received %d packets from a browser that failed DTLS' % rep['received'])
+    with open(uas_msg, errors='replace') as f:
+        check(re.search(r'^BYE ', f.read(), re.M), 'the PBX got no BYE')
+    with open('/run/veil-lab-%s/veild.log' % lab.name, errors='replace') as f:
+        vlog = [l for l in f.read().splitlines() if 'DTLS-SRTP failed' in l]
+    log('  fingerprint mismatch: veild: %s' % vlog)
+    check(any('fingerprint' in l for l in vlog) and any('ended' in l for l in vlog),
+          'veild did not log the fingerprint failure and the ended call: %s' % vlog)
+    drops = lab.drops()
+    log('  fingerprint mismatch: drops %s' % {k: v - drops0.get(k, 0) for k, v in drops.items() if v != drops0.get(k, 0)})
+    wait_for('flows or the DTLS session outlived the call', lambda: not lab.ctl('flows') and
+             not lab.ctl('dtls').get('sessions') and lab.ctl('stats')['sip']['active_calls'] == 0, 10)
+
+
 def test_no_leaks(lab):
     """Nothing the browser received names the trusted side; nothing the PBX received names the
     browser, a .invalid host, ICE or DTLS; no frame on either wire carries the other side's
@@ -322,4 +363,4 @@ if __name__ == '__main__':
     os.environ['VEIL_LAB_SIP'] = '1'
     os.environ['VEIL_LAB_WS'] = '1'
     sys.exit(run_tests('webrtc', [test_setup, test_browser_calls_pbx, test_pbx_calls_browser,
-                                  test_pbx_reinvites_browser, test_no_leaks]))
+                                  test_pbx_reinvites_browser, test_fingerprint_mismatch, test_no_leaks]))
