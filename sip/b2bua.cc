@@ -1052,11 +1052,10 @@ struct B2bua::Impl {
 
   // Veil's SDP on the leg of `side`, already rewritten for that side.
   std::string webrtc_sdp(Call* call, int side, const std::string& rewritten) {
-    bool answer = call->offer_side == side;
-    if (side == kExternal) return sdp_to_browser(*call->webrtc, rewritten, answer);
+    if (side == kExternal) return sdp_to_browser(*call->webrtc, rewritten);
     bool pbx_mux = false;
     for (const Stream& st : call->streams) pbx_mux = pbx_mux || (st.active && st.offer_mux);
-    return sdp_to_pbx(rewritten, answer, pbx_mux);
+    return sdp_to_pbx(rewritten, call->offer_side == side, pbx_mux);
   }
 
   bool program(Call* call, Stream& st) {

@@ -77,13 +77,12 @@ bool keep_plain(const WebRtcLeg& leg, const WebRtcInfo& sdp, bool answer) {
   return answer && !leg.browser_offered && leg.local_setup.empty() && !sdp.webrtc;
 }
 
-std::string sdp_to_browser(const WebRtcLeg& leg, std::string_view rewritten, bool answer) {
+std::string sdp_to_browser(const WebRtcLeg& leg, std::string_view rewritten) {
   WebRtcParams p;
   p.ice_ufrag = leg.ufrag;
   p.ice_pwd = leg.pwd;
   p.fingerprint = leg.fingerprint;
   p.setup = leg.local_setup.empty() ? "actpass" : leg.local_setup;
-  (void)answer;  // an answer and a re-offer both keep the mids the browser chose, if any
   p.offer_media = leg.offer_media;
   return to_webrtc(rewritten, p);
 }

@@ -60,11 +60,11 @@ bool take_browser_sdp(WebRtcLeg& leg, const WebRtcInfo& sdp, bool answer);
 // as a plain RTP call. True only for such an answer to Veil's first offer.
 bool keep_plain(const WebRtcLeg& leg, const WebRtcInfo& sdp, bool answer);
 
-// Veil's SDP toward the browser: `rewritten` (rewrite_sdp() for the untrusted side) made
-// ICE-lite DTLS-SRTP. `answer`: it answers the browser's offer (the offer's mids and
-// protocols); otherwise Veil offers (actpass until the role is resolved, then the role, so a
-// re-offer does not restart DTLS). The mids are the browser's when it made an offer.
-std::string sdp_to_browser(const WebRtcLeg& leg, std::string_view rewritten, bool answer);
+// Veil's SDP toward the browser, offer or answer: `rewritten` (rewrite_sdp() for the
+// untrusted side) made ICE-lite DTLS-SRTP. a=setup is Veil's role once resolved (an answer
+// always has it; a re-offer keeps it so DTLS does not restart), else actpass (Veil's first
+// offer). Mids and protocols are those of the browser's last offer, if it made one.
+std::string sdp_to_browser(const WebRtcLeg& leg, std::string_view rewritten);
 // Veil's SDP toward the PBX: to_plain(). An answer to a PBX offer without a=rtcp-mux
 // (`pbx_offered_mux` false) does not carry a=rtcp-mux (RFC 5761 5.1.1).
 std::string sdp_to_pbx(std::string_view rewritten, bool answer, bool pbx_offered_mux);

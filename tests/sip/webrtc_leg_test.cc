@@ -44,6 +44,33 @@ bool has_line(const std::string& sdp, const std::string& line) {
 
 const char kFp[] = "sha-256 AA:BB:CC";
 
+std::string fill(std::string s, const char* addr, uint16_t port) {
+  auto rep = [&](const std::string& from, const std::string& to) {
+    for (size_t p = s.find(from); p != std::string::npos; p = s.find(from, p + to.size())) s.replace(p, from.size(), to);
+  };
+  rep("{{SBC_ADDR}}", addr);
+  rep("{{PORT_0}}", std::to_string(port));
+  rep("{{SESSION_ID}}", "1700000042");
+  rep("{{VERSION}}", "7");
+  return s;
+}
+
+// Golden: Veil's first offer to a browser (the PBX calls it), from a plain PBX offer.
+TEST(WebRtcLeg, GoldenOfferToBrowser) {
+  WebRtcLeg leg = leg_for_offer_to_browser("vEiL", "0123456789abcdefghijklmn", kFp);
+  std::string out = sdp_to_browser(leg, rewrite(read_golden("webrtc_plain_answer.in.sdp"), "203.0.113.1", 20000));
+  EXPECT_EQ(out, fill(read_golden("webrtc_offer_to_browser.out.sdp"), "203.0.113.1", 20000));
+}
+
+// Golden: the browser's answer (a=setup:active) made Veil's answer to a PBX that did not offer
+// rtcp-mux.
+TEST(WebRtcLeg, GoldenAnswerToPbx) {
+  std::string answer = read_golden("browser_offer.in.sdp");
+  answer.replace(answer.find("a=setup:actpass"), 15, "a=setup:active");
+  std::string out = sdp_to_pbx(rewrite(answer, "198.51.100.1", 30000), true, false);
+  EXPECT_EQ(out, fill(read_golden("webrtc_answer_to_pbx.out.sdp"), "198.51.100.1", 30000));
+}
+
 TEST(WebRtcLeg, DtlsRoles) {
   EXPECT_EQ(answer_setup_for("actpass"), "passive");
   EXPECT_EQ(answer_setup_for("active"), "passive");
@@ -75,7 +102,7 @@ TEST(WebRtcLeg, BrowserCallsThePbx) {
 
   // The PBX's plain answer, toward the browser: ICE-lite, passive, the browser's mid.
   std::string answer = read_golden("webrtc_plain_answer.in.sdp");
-  std::string br = sdp_to_browser(*leg, rewrite(answer, "203.0.113.1", 20000), true);
+  std::string br = sdp_to_browser(*leg, rewrite(answer, "203.0.113.1", 20000));
   EXPECT_TRUE(has_line(br, "a=ice-lite")) << br;
   EXPECT_TRUE(has_line(br, "a=setup:passive")) << br;
   EXPECT_TRUE(has_line(br, "a=fingerprint:sha-256 AA:BB:CC")) << br;
@@ -97,7 +124,7 @@ TEST(WebRtcLeg, PbxCallsTheBrowser) {
   WebRtcLeg leg = leg_for_offer_to_browser("vEiL", "0123456789abcdefghijklmn", kFp);
   // Veil offers actpass; no DTLS session until the browser answers.
   std::string pbx_offer = read_golden("webrtc_plain_answer.in.sdp");  // a plain SDP
-  std::string br = sdp_to_browser(leg, rewrite(pbx_offer, "203.0.113.1", 20000), false);
+  std::string br = sdp_to_browser(leg, rewrite(pbx_offer, "203.0.113.1", 20000));
   EXPECT_TRUE(has_line(br, "a=setup:actpass")) << br;
   EXPECT_NE(br.find("UDP/TLS/RTP/SAVPF"), std::string::npos) << br;
   EXPECT_TRUE(has_line(br, "a=mid:0")) << br;
@@ -114,7 +141,7 @@ TEST(WebRtcLeg, PbxCallsTheBrowser) {
   EXPECT_EQ(leg.local_setup, "passive");
   EXPECT_EQ(leg.remote_ufrag, "Xy7b");
   // A re-offer keeps the role (no new handshake).
-  std::string again = sdp_to_browser(leg, rewrite(pbx_offer, "203.0.113.1", 20000), false);
+  std::string again = sdp_to_browser(leg, rewrite(pbx_offer, "203.0.113.1", 20000));
   EXPECT_TRUE(has_line(again, "a=setup:passive")) << again;
 
   // Toward the PBX, the answer carries a=rtcp-mux only if the PBX offered it.
