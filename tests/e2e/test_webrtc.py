@@ -185,6 +185,7 @@ def test_browser_calls_pbx(lab):
     with open(uas_msg, errors='replace') as f:
         invite = f.read()
     check(re.search(r'^m=audio \d+ RTP/AVP ', invite, re.M), 'the PBX was not offered RTP/AVP: %s' % invite[-1200:])
+    check(re.search(r'^a=rtcp-mux\r?$', invite, re.M), 'the PBX was not offered rtcp-mux: %s' % invite[-1200:])
 
 
 def test_pbx_calls_browser(lab):
@@ -223,6 +224,8 @@ def test_pbx_calls_browser(lab):
     with open(uac_msg, errors='replace') as f:
         answer = f.read()
     check(re.search(r'^m=audio \d+ RTP/AVP 0', answer, re.M), 'the PBX got no RTP/AVP answer: %s' % answer[-1200:])
+    check(not re.search(r'^a=rtcp-mux', answer, re.M), 'Veil answered rtcp-mux to a PBX that did not offer it: %s'
+          % answer[-1200:])
 
 
 def test_pbx_reinvites_browser(lab):
