@@ -19,6 +19,7 @@
 #include <ctime>
 #include <memory>
 #include <string>
+#include <algorithm>
 #include <vector>
 
 #include "controlplane/config.h"
@@ -289,18 +290,26 @@ int main(int argc, char** argv) {
       rte_eal_cleanup();
       return 1;
     }
+    // The SIP media anchor, once SIP runs: it receives the keys of its WebRTC streams.
+    veil::ctl::DpMediaAnchor* webrtc_anchor = nullptr;
+    // DTLS sessions that failed this loop pass: their calls are ended after the hub is done
+    // with them (ending a call removes its session from the hub).
+    std::vector<std::pair<uint32_t, std::string>> dtls_failed;
     veil::ctl::DtlsHub dtls(
         *dtls_id,
         [&dp](uint8_t port, const veil::Endpoint& local, const veil::Endpoint& remote,
               const uint8_t* d, size_t n) {
           return dp->send_udp_from_control(port, local, remote, d, uint32_t(n));
         },
-        [](uint32_t flow, const veil::ctl::SrtpKeys& k) {
+        [&webrtc_anchor](uint32_t flow, const veil::ctl::SrtpKeys& k) {
+          bool installed = webrtc_anchor && webrtc_anchor->on_dtls_keys(flow, k);
           log("info", "flow " + std::to_string(flow) + ": DTLS-SRTP keys exported (" +
-                          veil::ctl::profile_name(k.profile) + ")");
+                          veil::ctl::profile_name(k.profile) + ")" +
+                          (installed ? ", installed on the stream's flows" : ""));
         },
-        [](uint32_t flow, const std::string& why) {
+        [&dtls_failed](uint32_t flow, const std::string& why) {
           log("warning", "flow " + std::to_string(flow) + ": DTLS-SRTP failed: " + why);
+          dtls_failed.emplace_back(flow, why);
         },
         // Where a DTLS client sends its ClientHello: the ICE-selected pair on an ICE flow
         // (never an unchecked candidate), else the latched or the signaled address.
@@ -420,6 +429,11 @@ int main(int argc, char** argv) {
       }
     }
     if (sip.anchor) api.set_flow_stream([&sip](uint32_t id) { return sip.anchor->plan_of(id); });
+    if (sip.anchor) {
+      // WebRTC calls (issue 5): the anchor adds DTLS sessions to the hub and takes its keys.
+      sip.anchor->attach_dtls(dtls, *dtls_id);
+      webrtc_anchor = sip.anchor.get();
+    }
     log("info", "running; management API on " + cfg.management.socket + ", " +
                     std::to_string(dp->workers()) + " worker(s)");
 
@@ -464,6 +478,18 @@ int main(int argc, char** argv) {
         dtls.on_datagram(d.flow_id, d.remote, d.data, d.len);
       });
       dtls.tick();
+      // A browser leg whose DTLS-SRTP failed (e.g. a certificate that does not match its
+      // a=fingerprint) can never have media: its call ends on both legs now.
+      for (const auto& [flow, why] : dtls_failed) {
+        auto plan = sip.anchor ? sip.anchor->plan_of(flow) : std::nullopt;
+        if (!plan || !sip.b2bua) continue;
+        for (const auto& c : sip.b2bua->calls())
+          if (std::find(c.streams.begin(), c.streams.end(), *plan) != c.streams.end() &&
+              sip.b2bua->end_call(c.serial, "DTLS-SRTP failed: " + why))
+            log("info", "SIP: call " + std::to_string(c.serial) + " ended: DTLS-SRTP failed on flow " +
+                            std::to_string(flow));
+      }
+      dtls_failed.clear();
       uint64_t now = rte_rdtsc();
       if (now >= next_scan) {
         next_scan = now + hz;
@@ -500,6 +526,7 @@ int main(int argc, char** argv) {
     close(sfd);
     close(epfd);
     if (cfg.sip.enabled) {
+      webrtc_anchor = nullptr;
       sip.stop(*dp);
       log("info", "SIP stopped");
     }

@@ -1,7 +1,9 @@
 #include "controlplane/media_anchor_dp.h"
 
+#include <algorithm>
 #include <unordered_set>
 
+#include "controlplane/dtls_srtp.h"
 #include "dataplane/dataplane.h"
 
 namespace veil::ctl {
@@ -18,7 +20,27 @@ bool same(const dp::FlowSpec& a, const dp::FlowSpec& b) {
          a.signaled_remote == b.signaled_remote && a.latch == b.latch &&
          a.egress_port == b.egress_port && a.egress_local == b.egress_local &&
          a.egress_remote == b.egress_remote && a.peer_id == b.peer_id &&
-         a.rtp_check == b.rtp_check && a.drop == b.drop;
+         a.rtp_check == b.rtp_check && a.drop == b.drop && a.srtp_in == b.srtp_in &&
+         a.srtp_out == b.srtp_out && a.ice_ufrag == b.ice_ufrag && a.ice_pwd == b.ice_pwd &&
+         a.ice_remote_ufrag == b.ice_remote_ufrag &&
+         a.ice_consent_from_peer == b.ice_consent_from_peer && a.dtls == b.dtls;
+}
+
+// SRTP of a WebRTC flow before DTLS has exported keys: drop (srtp_no_key), never forward.
+dp::SrtpKeying pending_keying() {
+  dp::SrtpKeying k;
+  k.profile = dp::SrtpProfile::AesCm128HmacSha1_80;
+  k.keyed = false;
+  return k;
+}
+
+dp::SrtpKeying keying(SrtpProfile p, const std::vector<uint8_t>& master) {
+  dp::SrtpKeying k;
+  k.profile = p == SrtpProfile::AeadAes128Gcm ? dp::SrtpProfile::AeadAes128Gcm
+                                              : dp::SrtpProfile::AesCm128HmacSha1_80;
+  k.keyed = master.size() == dp::srtp_master_len(k.profile);
+  std::copy(master.begin(), master.begin() + std::min<size_t>(master.size(), sizeof k.master), k.master);
+  return k;
 }
 
 }  // namespace
@@ -35,8 +57,7 @@ DpMediaAnchor::DpMediaAnchor(dp::Dataplane& dp, const config::Config& cfg, Logge
 }
 
 DpMediaAnchor::~DpMediaAnchor() {
-  for (auto& [id, st] : streams_)
-    for (uint32_t& f : st.flow) drop_flow(f);
+  for (auto& [id, st] : streams_) drop_stream(st);
 }
 
 std::optional<Endpoint> DpMediaAnchor::allocate(int side, Family fam) {
@@ -72,8 +93,9 @@ uint32_t DpMediaAnchor::next_flow_id() {
   }
 }
 
-void DpMediaAnchor::build(const sip::MediaStreamPlan& plan, bool rtcp, uint32_t ext_id,
-                          uint32_t int_id, dp::FlowSpec& from_ext, dp::FlowSpec& from_int) const {
+void DpMediaAnchor::build(const sip::MediaStreamPlan& plan, const Stream& st, bool rtcp,
+                          uint32_t ext_id, uint32_t int_id, dp::FlowSpec& from_ext,
+                          dp::FlowSpec& from_int) const {
   const uint16_t k = rtcp ? 1 : 0;
   const bool strict = cfg_.dataplane.default_latch == config::LatchMode::Strict;
   auto fill = [&](dp::FlowSpec& s, uint32_t id, uint32_t peer, int in_side, const sip::MediaLeg& in,
@@ -99,10 +121,26 @@ void DpMediaAnchor::build(const sip::MediaStreamPlan& plan, bool rtcp, uint32_t 
   };
   fill(from_ext, ext_id, int_id, sip::kExternal, plan.ext, plan.in);
   fill(from_int, int_id, ext_id, sip::kInternal, plan.in, plan.ext);
+  if (plan.webrtc.enabled) {
+    // Browser side: ICE checks select the source (never the SDP's address), DTLS to the
+    // control plane, SRTP in; towards the browser: only with consent, SRTP out.
+    const auto& w = plan.webrtc;
+    from_ext.signaled_remote = Endpoint{};
+    from_ext.latch = dp::LatchMode::Latch;
+    from_ext.drop = false;
+    from_ext.ice_ufrag = w.ice_ufrag;
+    from_ext.ice_pwd = w.ice_pwd;
+    from_ext.ice_remote_ufrag = w.remote_ufrag;
+    from_ext.dtls = true;
+    from_ext.srtp_in = st.srtp_in.enabled() ? st.srtp_in : pending_keying();
+    from_int.egress_remote = Endpoint{};
+    from_int.ice_consent_from_peer = true;
+    from_int.srtp_out = st.srtp_out.enabled() ? st.srtp_out : pending_keying();
+  }
 }
 
-bool DpMediaAnchor::put(uint32_t& slot_ext, uint32_t& slot_int, const sip::MediaStreamPlan& plan,
-                        bool rtcp) {
+bool DpMediaAnchor::put(Stream& st, uint32_t& slot_ext, uint32_t& slot_int,
+                        const sip::MediaStreamPlan& plan, bool rtcp) {
   auto& table = dp_.flows();
   const bool fresh = slot_ext == 0;
   uint32_t a = slot_ext, b = slot_int;
@@ -111,7 +149,7 @@ bool DpMediaAnchor::put(uint32_t& slot_ext, uint32_t& slot_int, const sip::Media
     b = next_flow_id();
   }
   dp::FlowSpec specs[2];
-  build(plan, rtcp, a, b, specs[0], specs[1]);
+  build(plan, st, rtcp, a, b, specs[0], specs[1]);
   std::string why;
   if (fresh) {
     if (int rc = table.install(specs[0], &why); rc != 0) {
@@ -185,28 +223,87 @@ bool DpMediaAnchor::program(const sip::MediaStreamPlan& plan) {
   }
   auto [it, fresh] = streams_.try_emplace(plan.id);
   Stream& st = it->second;
-  bool ok = put(st.flow[0], st.flow[1], plan, false);
-  if (ok && !plan.rtcp_mux) {
-    ok = put(st.flow[2], st.flow[3], plan, true);
+  if (plan.webrtc.enabled && !hub_) {
+    logf("media: stream " + std::to_string(plan.id) + " is WebRTC but no DTLS hub is attached");
+    if (fresh) streams_.erase(it);
+    return false;
+  }
+  bool ok = put(st, st.flow[0], st.flow[1], plan, false);
+  if (ok && !plan.rtcp_mux && !plan.webrtc.enabled) {
+    ok = put(st, st.flow[2], st.flow[3], plan, true);
   } else if (ok) {
-    // rtcp-mux (now) agreed by both legs: RTCP shares the RTP flows.
+    // rtcp-mux (now) agreed by both legs: RTCP shares the RTP flows. A WebRTC stream has no
+    // RTCP flows: the browser muxes; a trusted side without rtcp-mux gets the browser's RTCP
+    // on its RTP port, and what it sends to RTP port + 1 finds no flow (docs/architecture.md).
     drop_flow(st.flow[2]);
     drop_flow(st.flow[3]);
   }
   if (!ok && fresh) {
-    for (uint32_t& f : st.flow) drop_flow(f);
+    drop_stream(st);
     streams_.erase(it);
     return ok;
   }
+  st.plan = plan;
+  if (ok && plan.webrtc.enabled) dtls_for(st);
   note(plan.id, st);
   return ok;
+}
+
+void DpMediaAnchor::dtls_for(Stream& st) {
+  const auto& w = st.plan.webrtc;
+  if (st.dtls_added || !st.flow[0] || w.remote_fingerprint.empty()) return;
+  auto role = role_from_local_setup(w.local_setup);
+  if (!role) return;  // Veil offered actpass: the browser's answer decides
+  if (!hub_->add(st.flow[0], *role, w.remote_fingerprint, port_index_[sip::kExternal],
+                 st.plan.ext.sbc_local)) {
+    logf("media: stream " + std::to_string(st.plan.id) + ": DTLS session for flow " +
+         std::to_string(st.flow[0]) + " exists already");
+    return;
+  }
+  st.dtls_added = true;
+}
+
+void DpMediaAnchor::drop_stream(Stream& st) {
+  if (st.dtls_added && hub_) hub_->remove(st.flow[0]);
+  st.dtls_added = false;
+  for (uint32_t& f : st.flow) drop_flow(f);
 }
 
 void DpMediaAnchor::remove(uint32_t id) {
   auto it = streams_.find(id);
   if (it == streams_.end()) return;
-  for (uint32_t& f : it->second.flow) drop_flow(f);
+  drop_stream(it->second);
   streams_.erase(it);
+}
+
+void DpMediaAnchor::attach_dtls(DtlsHub& hub, const DtlsIdentity& id) {
+  hub_ = &hub;
+  dtls_id_ = &id;
+}
+
+std::string DpMediaAnchor::dtls_fingerprint() const {
+  return dtls_id_ ? dtls_id_->fingerprint() : std::string();
+}
+
+std::pair<std::string, std::string> DpMediaAnchor::ice_credentials() {
+  IceCredentials c = generate_ice_credentials();
+  return {c.ufrag, c.pwd};
+}
+
+bool DpMediaAnchor::on_dtls_keys(uint32_t flow_id, const SrtpKeys& keys) {
+  auto p = plan_of(flow_id);
+  if (!p) return false;
+  auto it = streams_.find(*p);
+  if (it == streams_.end() || it->second.flow[0] != flow_id || !it->second.plan.webrtc.enabled)
+    return false;
+  Stream& st = it->second;
+  st.srtp_in = keying(keys.profile, keys.remote_master());
+  st.srtp_out = keying(keys.profile, keys.local_master());
+  if (!st.srtp_in.keyed || !st.srtp_out.keyed) {
+    logf("media: stream " + std::to_string(*p) + ": exported keys have the wrong length");
+    return false;
+  }
+  return put(st, st.flow[0], st.flow[1], st.plan, false);
 }
 
 }  // namespace veil::ctl

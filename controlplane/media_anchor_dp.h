@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "controlplane/config.h"
+#include "dataplane/srtp_session.h"
 #include "sip/media_anchor.h"
 
 namespace veil::dp {
@@ -24,6 +25,10 @@ struct FlowSpec;
 }  // namespace veil::dp
 
 namespace veil::ctl {
+
+class DtlsHub;
+class DtlsIdentity;
+struct SrtpKeys;
 
 // RTP ports of one media range: every even port p with first <= p and p + 1 <= last.
 // O(1) allocate and release; freed ports go to the back of the queue, so a port is reused as
@@ -87,6 +92,21 @@ class DpMediaAnchor : public sip::MediaAnchor {
   bool program(const sip::MediaStreamPlan& plan) override;
   void remove(uint32_t id) override;
 
+  // WebRTC streams (MediaStreamPlan::webrtc; docs/architecture.md "WebRTC calls"): the
+  // browser-side RTP flow is an ICE-lite flow with DTLS to the control plane and SRTP
+  // unprotect pending until keys; the flow towards the browser sends only with the browser's
+  // consent and protects with SRTP (pending until keys); the trusted side stays plain RTP.
+  // The DTLS-SRTP session of the browser-side flow is added to `hub` once Veil's role and the
+  // browser's fingerprint are known, and removed with the stream. Without attach_dtls() the
+  // anchor offers no fingerprint: the B2BUA does not do WebRTC.
+  void attach_dtls(DtlsHub& hub, const DtlsIdentity& id);
+  std::string dtls_fingerprint() const override;
+  std::pair<std::string, std::string> ice_credentials() override;
+  // The hub's KeysFn: installs the exported keys on the stream of `flow_id` (browser-side
+  // flow: srtp_in = the browser's master; the flow towards it: srtp_out = Veil's). False if
+  // `flow_id` is not a WebRTC stream's browser-side flow.
+  bool on_dtls_keys(uint32_t flow_id, const SrtpKeys& keys);
+
   size_t streams() const { return streams_.size(); }
 
   // The MediaStreamPlan id a flow belongs to (nullopt for flows the anchor did not install,
@@ -104,10 +124,16 @@ class DpMediaAnchor : public sip::MediaAnchor {
   // [3] RTCP int->ext; 0 where not installed.
   struct Stream {
     uint32_t flow[4] = {0, 0, 0, 0};
+    sip::MediaStreamPlan plan;     // as last programmed
+    bool dtls_added = false;       // a DtlsHub session exists for flow[0]
+    dp::SrtpKeying srtp_in, srtp_out;  // WebRTC: exported keys (profile None: not yet)
   };
-  void build(const sip::MediaStreamPlan& plan, bool rtcp, uint32_t ext_id, uint32_t int_id,
-             dp::FlowSpec& from_ext, dp::FlowSpec& from_int) const;
-  bool put(uint32_t& slot_ext, uint32_t& slot_int, const sip::MediaStreamPlan& plan, bool rtcp);
+  void build(const sip::MediaStreamPlan& plan, const Stream& st, bool rtcp, uint32_t ext_id,
+             uint32_t int_id, dp::FlowSpec& from_ext, dp::FlowSpec& from_int) const;
+  bool put(Stream& st, uint32_t& slot_ext, uint32_t& slot_int, const sip::MediaStreamPlan& plan,
+           bool rtcp);
+  void dtls_for(Stream& st);
+  void drop_stream(Stream& st);
   void drop_flow(uint32_t& id);
   void note(uint32_t plan_id, const Stream& st);
   uint32_t next_flow_id();
@@ -123,6 +149,8 @@ class DpMediaAnchor : public sip::MediaAnchor {
   std::unordered_map<uint32_t, Stream> streams_;  // MediaStreamPlan::id -> flows
   std::unordered_map<uint32_t, uint32_t> flow_plan_;  // flow id -> MediaStreamPlan::id
   uint32_t next_id_ = 0x40000000;  // above ids an operator picks by hand with veilctl flow-add
+  DtlsHub* hub_ = nullptr;
+  const DtlsIdentity* dtls_id_ = nullptr;
 };
 
 }  // namespace veil::ctl

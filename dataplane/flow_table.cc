@@ -234,6 +234,11 @@ int FlowTable::update(const FlowSpec& s, std::string* why) {
     // New credentials (ICE restart) or ICE turned on/off: published before the action that
     // uses them; the old block outlives every reader by an RCU grace period. Validation
     // starts over: nothing is accepted until a check with the new credentials passes.
+    // Except when only the browser's ufrag becomes known (Veil offered, the browser's answer
+    // names it): a pair selected meanwhile passed a check signed with Veil's password, and
+    // the browser may well have checked before its answer reached Veil.
+    const bool restart = !(e.spec.ice_ufrag == s.ice_ufrag && e.spec.ice_pwd == s.ice_pwd &&
+                           e.spec.ice_remote_ufrag.empty() && !s.ice_ufrag.empty());
     bool oom;
     stun::IceCreds* c = make_creds(s, socket_, oom);
     if (oom) {
@@ -242,8 +247,10 @@ int FlowTable::update(const FlowSpec& s, std::string* why) {
       return set_why(why, "out of memory for ICE credentials"), -ENOSPC;
     }
     old_creds = e.flow->ice_creds.exchange(c, std::memory_order_acq_rel);
-    __atomic_store_n(&e.flow->ice_consent_tsc, 0, __ATOMIC_RELAXED);
-    e.flow->learned.write(Endpoint{});
+    if (restart) {
+      __atomic_store_n(&e.flow->ice_consent_tsc, 0, __ATOMIC_RELAXED);
+      e.flow->learned.write(Endpoint{});
+    }
   }
   FlowSpec old = e.spec;
   e.spec = s;

@@ -31,6 +31,7 @@
 
 #include "sip/sdp_rewrite.h"
 #include "sip/status.h"
+#include "sip/webrtc_leg.h"
 
 // sofia-sip's log objects of nta (transactions) and tport (transports): exported by
 // libsofia-sip-ua but not declared in its public headers. Veil redirects them so that what
@@ -232,6 +233,7 @@ struct Call {
   // repeats it when the callee's 2xx carries none (its answer came in a reliable 18x).
   std::optional<std::string> early_answer;
   bool late_offer = false;      // the caller's INVITE had no SDP: its answer comes in the ACK
+  std::optional<WebRtcLeg> webrtc;  // the untrusted leg is a browser (sip/webrtc_leg.h)
 };
 
 // The flow a request arrived on: the source address and port and the transport (what a
@@ -508,6 +510,7 @@ struct B2bua::Impl {
     Transport transport = Transport::Udp;
     std::string client_user;  // Request-URI user toward a registered client
     std::string client_aor;   // its To user
+    bool browser_target = false;  // the binding came through the WebSocket gateway
     if (side == kInternal) {
       if (!source_is_pbx(agent[kInternal])) {
         ++stats.refused_source;
@@ -519,6 +522,7 @@ struct B2bua::Impl {
         transport = b->flow.tr;
         client_user = b->client_user;
         client_aor = b->aor;
+        browser_target = is_gateway_flow(b->flow.ep, b->flow.tr == Transport::Tcp, cfg.external.addr);
       } else if (user && is_token(user)) {
         // Veil's Contact of a binding that is gone (un-REGISTERed or expired).
         return fail(call, 480, "no registration for this contact");
@@ -538,6 +542,7 @@ struct B2bua::Impl {
     if (!sip->sip_payload || sip->sip_payload->pl_len == 0) {
       call->late_offer = true;
       ++stats.late_offers;
+      webrtc_start(call, side, nullptr, browser_target);
     } else {
       if (!sip->sip_content_type || !sip->sip_content_type->c_type ||
           strcasecmp(sip->sip_content_type->c_type, kSdpType) != 0) {
@@ -549,6 +554,10 @@ struct B2bua::Impl {
       if (info.error != SdpError::None) {
         ++stats.sdp_rejected;
         return fail(call, 488, std::string("bad SDP offer: ") + info.detail);
+      }
+      if (!webrtc_start(call, side, &info.info.webrtc, browser_target)) {
+        ++stats.sdp_rejected;
+        return fail(call, 488, "WebRTC offer that Veil cannot answer");
       }
       if (int st = apply_offer(call, side, info.info); st != 0)
         return fail(call, st, "media for offer");
@@ -1012,12 +1021,51 @@ struct B2bua::Impl {
     call->streams.clear();
   }
 
-  bool program(Stream& st) {
+  // ---- WebRTC hooks (the logic is in sip/webrtc_leg.h) -----------------------------------
+
+  // A new call: a browser's WebRTC offer (`offer` from the untrusted side), or a call from
+  // the PBX to a registration made through the WebSocket gateway. False: 488.
+  bool webrtc_start(Call* call, int side, const WebRtcInfo* offer, bool browser_target) {
+    std::string fp = media.dtls_fingerprint();
+    if (side == kExternal) {
+      if (!offer || !offer->webrtc) return true;
+      if (fp.empty()) return false;
+      auto [ufrag, pwd] = media.ice_credentials();
+      call->webrtc = leg_for_browser_offer(*offer, ufrag, pwd, fp);
+      return call->webrtc.has_value();
+    }
+    if (browser_target && !fp.empty()) {
+      auto [ufrag, pwd] = media.ice_credentials();
+      call->webrtc = leg_for_offer_to_browser(ufrag, pwd, fp);
+    }
+    return true;
+  }
+
+  // SDP from `side`: the browser's ufrag, fingerprint and (answer) DTLS role.
+  bool webrtc_take(Call* call, int side, const SdpInfo& info, bool answer) {
+    if (!call->webrtc || side != kExternal) return true;
+    if (keep_plain(*call->webrtc, info.webrtc, answer)) {
+      call->webrtc.reset();  // a WebSocket client that answered in plain RTP: relayed as such
+      return true;
+    }
+    return take_browser_sdp(*call->webrtc, info.webrtc, answer);
+  }
+
+  // Veil's SDP on the leg of `side`, already rewritten for that side.
+  std::string webrtc_sdp(Call* call, int side, const std::string& rewritten) {
+    if (side == kExternal) return sdp_to_browser(*call->webrtc, rewritten);
+    bool pbx_mux = false;
+    for (const Stream& st : call->streams) pbx_mux = pbx_mux || (st.active && st.offer_mux);
+    return sdp_to_pbx(rewritten, call->offer_side == side, pbx_mux);
+  }
+
+  bool program(Call* call, Stream& st) {
     MediaStreamPlan plan;
     plan.id = st.id;
     plan.ext = MediaLeg{st.local[kExternal], st.remote[kExternal]};
     plan.in = MediaLeg{st.local[kInternal], st.remote[kInternal]};
     plan.rtcp_mux = st.mux;
+    if (call->webrtc) plan.webrtc = plan_for(*call->webrtc);
     if (!media.program(plan)) return false;
     st.programmed = true;
     return true;
@@ -1027,6 +1075,7 @@ struct B2bua::Impl {
   // 0 on success, else the status to answer.
   int apply_offer(Call* call, int side, const SdpInfo& info) {
     if (info.streams.size() < call->streams.size()) return 488;  // RFC 3264 8: m-lines are never removed
+    if (!webrtc_take(call, side, info, false)) return 488;
     call->streams.resize(info.streams.size());
     for (size_t i = 0; i < info.streams.size(); ++i) {
       const SdpStream& in = info.streams[i];
@@ -1051,7 +1100,7 @@ struct B2bua::Impl {
       st.remote[side] = in.rtp;
       st.offer_mux = in.rtcp_mux;
       st.mux = in.rtcp_mux;
-      if (!program(st)) {
+      if (!program(call, st)) {
         ++stats.no_media_ports;
         return 503;
       }
@@ -1063,6 +1112,7 @@ struct B2bua::Impl {
   // The answer from `side`: the answerer's endpoints; m-lines it rejected lose their flows.
   bool apply_answer(Call* call, int side, const SdpInfo& info) {
     if (info.streams.size() != call->streams.size()) return false;
+    if (!webrtc_take(call, side, info, true)) return false;
     for (size_t i = 0; i < info.streams.size(); ++i) {
       Stream& st = call->streams[i];
       if (!st.active) continue;
@@ -1072,7 +1122,7 @@ struct B2bua::Impl {
       }
       st.remote[side] = info.streams[i].rtp;
       st.mux = st.offer_mux && info.streams[i].rtcp_mux;
-      if (!program(st)) return false;
+      if (!program(call, st)) return false;
     }
     return true;
   }
@@ -1095,6 +1145,7 @@ struct B2bua::Impl {
       logf("sip: call " + std::to_string(call->serial) + ": SDP rewrite: " + r.detail);
       return std::nullopt;
     }
+    if (call->webrtc) r.sdp = webrtc_sdp(call, leg.side, r.sdp);
     leg.last_sdp = r.sdp;
     return r.sdp;
   }

@@ -5,6 +5,8 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
+#include <utility>
 
 #include "dataplane/addr.h"
 
@@ -22,11 +24,27 @@ struct MediaLeg {
   Endpoint remote;
 };
 
+// The untrusted leg of a stream is a browser (issue 5): ICE-lite, DTLS-SRTP, rtcp-mux on
+// that leg; the trusted leg stays plain RTP. What the anchor needs per stream
+// (sip/webrtc_leg.h fills it from the SDP both ways).
+struct WebRtcPlan {
+  bool enabled = false;
+  std::string ice_ufrag, ice_pwd;  // Veil's, as in its SDP toward the browser
+  std::string remote_ufrag;        // the browser's a=ice-ufrag (empty until its SDP is known)
+  std::string remote_fingerprint;  // the browser's a=fingerprint ("sha-256 AB:CD:...")
+  // Veil's DTLS role as its SDP says: "active" (client) or "passive" (server); empty while
+  // unresolved (Veil offered actpass, the browser has not answered yet): no DTLS session yet.
+  std::string local_setup;
+};
+
 // Everything needed to relay one m-line: RTP and RTCP, both directions.
 struct MediaStreamPlan {
   uint32_t id = 0;  // unique while the stream exists
   MediaLeg ext, in;
-  bool rtcp_mux = false;  // RTCP shares the RTP port on both legs
+  // RTCP shares the RTP port on both legs. With `webrtc` the browser leg always muxes and
+  // this says what the trusted leg agreed to.
+  bool rtcp_mux = false;
+  WebRtcPlan webrtc;
 };
 
 class MediaAnchor {
@@ -41,6 +59,12 @@ class MediaAnchor {
   virtual bool program(const MediaStreamPlan& plan) = 0;
   // Removes the flows of `id`; a no-op for an id that was never programmed.
   virtual void remove(uint32_t id) = 0;
+  // WebRTC (issue 5): Veil's DTLS certificate fingerprint ("sha-256 AB:CD:...") for
+  // a=fingerprint; empty when this anchor cannot terminate DTLS-SRTP (the B2BUA then refuses
+  // a browser's offer with 488 and offers browsers plain SDP).
+  virtual std::string dtls_fingerprint() const { return {}; }
+  // Fresh ICE credentials (ufrag, password) for one call's browser leg.
+  virtual std::pair<std::string, std::string> ice_credentials() { return {}; }
 };
 
 }  // namespace veil::sip

@@ -187,6 +187,7 @@ SdpInspectResult inspect_sdp(std::string_view text) {
     r.error = SdpError::Parse;
     return r;
   }
+  r.info.webrtc = inspect_webrtc(text);
   if (!s->sdp_media) {
     r.error = SdpError::NoMedia;
     r.detail = "no m= line";

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "dataplane/addr.h"
+#include "sip/webrtc_sdp.h"
 
 namespace veil::sip {
 
@@ -33,6 +34,7 @@ struct SdpStream {
 
 struct SdpInfo {
   std::vector<SdpStream> streams;
+  WebRtcInfo webrtc;  // what the SDP says about ICE, DTLS-SRTP, BUNDLE (sip/webrtc_sdp.h)
 };
 
 enum class SdpError {

@@ -65,8 +65,85 @@ async function main() {
   console.log(JSON.stringify(result));
 }
 
-// Runs in the page.
+// Runs in the page (serialised by page.evaluate: everything it uses is inside it).
 async function runScenario(o) {
+  // `call`: an Inviter to o.target; `answer`: register, then accept the first INVITE. The call
+  // stays up for o.hold_ms (call: then the browser hangs up) or until the far end's BYE
+  // (answer: at most o.timeout_ms), sampling the peer connection's getStats every 500 ms;
+  // the last sample taken while the call was up is reported.
+  async function mediaScenario(SIP, ua, o, out, sleep) {
+    const sdh = { constraints: { audio: true, video: false } };
+    const sampleStats = async (session) => {
+      const pc = session && session.sessionDescriptionHandler && session.sessionDescriptionHandler.peerConnection;
+      if (!pc) return null;
+      const st = { ice_state: pc.iceConnectionState, connection_state: pc.connectionState };
+      const report = await pc.getStats();
+      const byId = new Map();
+      report.forEach((s) => byId.set(s.id, s));
+      report.forEach((s) => {
+        if (s.type === 'inbound-rtp' && s.kind === 'audio') {
+          st.packets_received = s.packetsReceived; st.bytes_received = s.bytesReceived;
+          st.packets_lost = s.packetsLost; st.codec = (byId.get(s.codecId) || {}).mimeType;
+        }
+        if (s.type === 'outbound-rtp' && s.kind === 'audio') { st.packets_sent = s.packetsSent; st.bytes_sent = s.bytesSent; }
+        if (s.type === 'transport') {
+          st.dtls_state = s.dtlsState; st.srtp_cipher = s.srtpCipher; st.dtls_role = s.dtlsRole;
+          const pair = byId.get(s.selectedCandidatePairId);
+          const remote = pair && byId.get(pair.remoteCandidateId);
+          if (remote) st.remote_candidate = `${remote.address || remote.ip}:${remote.port}`;
+        }
+      });
+      return st;
+    };
+    let session = null;
+    const ended = new Promise((resolve) => { out.ended = false; out._end = resolve; });
+    const established = new Promise((resolve) => { out._est = resolve; });
+    const watch = (s) => {
+      session = s;
+      s.stateChange.addListener((state) => {
+        out.states.push(state);
+        if (state === 'Established') out._est(true);
+        if (state === 'Terminated') { out.ended = true; out._end(true); }
+      });
+    };
+    if (o.scenario === 'answer') {
+      ua.delegate = {
+        onInvite: (inv) => {
+          out.invite_received = true;
+          watch(inv);
+          inv.accept({ sessionDescriptionHandlerOptions: sdh }).catch((e) => { out.error = 'accept: ' + e; });
+        },
+      };
+      const reg = new SIP.Registerer(ua, { expires: o.expires || 300 });
+      const registered = new Promise((resolve) => {
+        reg.stateChange.addListener((s) => { if (s === 'Registered') resolve(true); });
+      });
+      await reg.register();
+      out.registered = await Promise.race([registered, sleep(10000).then(() => false)]);
+      if (!out.registered) return;
+    } else {
+      const inviter = new SIP.Inviter(ua, SIP.UserAgent.makeURI(o.target), { sessionDescriptionHandlerOptions: sdh });
+      watch(inviter);
+      await inviter.invite({ requestDelegate: { onReject: (r) => { out.rejected = r.message.statusCode; } } })
+        .catch((e) => { out.error = 'invite: ' + e; });
+    }
+    out.established = await Promise.race([established, sleep(o.timeout_ms || 20000).then(() => false)]);
+    if (!out.established) return;
+    // call: up for hold_ms, then the browser hangs up; answer: until the far end's BYE.
+    const until = Date.now() + (o.scenario === 'answer' ? (o.timeout_ms || 20000) : (o.hold_ms || 5000));
+    while (Date.now() < until && !out.ended) {
+      const st = await sampleStats(session).catch(() => null);
+      if (st) out.stats = st;
+      await Promise.race([sleep(500), ended]);
+    }
+    if (o.scenario === 'call' && !out.ended) {
+      await session.bye().catch((e) => { out.error = 'bye: ' + e; });
+      out.hung_up = true;
+      await Promise.race([ended, sleep(5000)]);
+    }
+    delete out._end; delete out._est;
+  }
+
   const SIP = window.SIP;
   const out = { received: [], states: [] };
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -77,7 +154,21 @@ async function runScenario(o) {
     authorizationPassword: o.password,
     logLevel: 'error',
     delegate: {},
+    // No STUN server (the default names one on the internet): host candidates only; Veil is
+    // ICE-lite and gives its own candidate in its SDP.
+    sessionDescriptionHandlerFactoryOptions: {
+      peerConnectionConfiguration: { iceServers: [] },
+      iceGatheringTimeout: 500,
+    },
   });
+  // Test of Veil's fingerprint check: the SDP the browser sends says a certificate
+  // fingerprint that is not its own (first byte changed on the wire only; the peer
+  // connection keeps its real certificate, and the length stays the same).
+  if (o.mangle_fingerprint) {
+    const send = ua.transport.send.bind(ua.transport);
+    ua.transport.send = (m) => send(m.replace(/a=fingerprint:sha-256 ([0-9A-F]{2})/g,
+      (_, h) => 'a=fingerprint:sha-256 ' + (h === '00' ? '01' : '00')));
+  }
   // Every SIP message the browser receives, verbatim.
   ua.transport.onMessage = ((orig) => (msg) => { out.received.push(msg); if (orig) orig(msg); })(ua.transport.onMessage);
   await ua.start();
@@ -96,8 +187,10 @@ async function runScenario(o) {
       out.unregistered = await Promise.race([gone, sleep(5000).then(() => false)]);
     }
   }
+  if (o.scenario === 'call' || o.scenario === 'answer') await mediaScenario(SIP, ua, o, out, sleep);
   await ua.stop();
   return out;
 }
+
 
 main().catch((e) => { console.log(JSON.stringify({ error: String(e) })); process.exit(1); });

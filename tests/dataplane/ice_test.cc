@@ -574,6 +574,31 @@ TEST(IceDataplane, DemuxDropsUnknownFirstBytes) {
   EXPECT_EQ(lab.flow_drop(1, FlowDrop::not_rtp), 2u);
 }
 
+// Veil offered (PBX -> browser): the flow starts without the browser's ufrag; the browser
+// checks before its answer reaches Veil; learning its ufrag keeps the selected pair.
+TEST(IceDataplane, LearningRemoteUfragKeepsSelectedPair) {
+  Lab lab;
+  lab.install();
+  FlowSpec s = lab.dp->flows().get(1)->spec;
+  s.ice_remote_ufrag.clear();
+  ASSERT_EQ(lab.dp->flows().update(s), 0);
+  lab.from_browser(kBrowser, check(true));
+  lab.pass();
+  lab.take(lab.ext);
+  ASSERT_EQ(lab.dp->flows().get(1)->learned, kBrowser);
+  s.ice_remote_ufrag = "brow";
+  ASSERT_EQ(lab.dp->flows().update(s), 0);
+  EXPECT_EQ(lab.dp->flows().get(1)->learned, kBrowser);
+  lab.from_browser(kBrowser, rtp(3));
+  lab.pass();
+  EXPECT_EQ(lab.take(lab.intp).size(), 1u);
+  EXPECT_EQ(lab.dp->drop_count(Drop::ice_unvalidated), 0u);
+  // A different browser ufrag later is a restart.
+  s.ice_remote_ufrag = "other";
+  ASSERT_EQ(lab.dp->flows().update(s), 0);
+  EXPECT_FALSE(lab.dp->flows().get(1)->learned.valid());
+}
+
 TEST(IceDataplane, CredentialChangeRestartsValidation) {
   Lab lab;
   lab.install();
