@@ -4,6 +4,7 @@
 #include "controlplane/config.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -859,11 +860,12 @@ void sip_address(Checker& c, const toml::table& t, Role r, const Config& cfg, bo
 }
 
 std::optional<sip::Transport> sip_transport(Checker& c, const toml::table& t, std::string_view key) {
-  const std::string fix = std::string("expected ") + std::string(key) + " = \"udp\" or \"tcp\"";
+  const std::string fix = std::string("expected ") + std::string(key) + " = \"udp\", \"tcp\" or \"tls\"";
   auto* n = c.string(t, "sip", key, fix);
   if (!n) return std::nullopt;
   if (n->get() == "udp") return sip::Transport::Udp;
   if (n->get() == "tcp") return sip::Transport::Tcp;
+  if (n->get() == "tls") return sip::Transport::Tls;
   c.add(*n, "sip." + std::string(key) + ": " + quote(n->get()) + " is not a transport", fix);
   return std::nullopt;
 }
@@ -901,6 +903,33 @@ std::optional<Endpoint> sip_peer(Checker& c, const toml::table& t, std::string_v
   return ep;
 }
 
+// A PEM file named by [sip] key `key`: readable now, and holding `marker` (a "-----BEGIN ..."
+// line). Empty when it is not (the error is added at the value).
+std::string sip_pem_file(Checker& c, const toml::table& t, std::string_view key, std::string_view marker,
+                         std::string_view what) {
+  const std::string fix = "expected the path of a PEM file with the " + std::string(what) +
+                          ", readable by veild, e.g. " + std::string(key) + " = \"/etc/veil/sip-" +
+                          (key == "tls_certificate" ? "cert" : key == "tls_private_key" ? "key" : "ca") + ".pem\"";
+  auto* n = c.string(t, "sip", key, fix);
+  if (!n) return "";
+  const std::string& path = n->get();
+  std::string full = "sip." + std::string(key);
+  FILE* f = path.empty() ? nullptr : std::fopen(path.c_str(), "rb");
+  if (!f) {
+    c.add(*n, full + ": " + quote(path) + ": " + (path.empty() ? "empty path" : std::strerror(errno)), fix);
+    return "";
+  }
+  std::string head(65536, '\0');
+  head.resize(std::fread(head.data(), 1, head.size(), f));
+  std::fclose(f);
+  if (head.find(marker) == std::string::npos) {
+    c.add(*n, full + ": " + quote(path) + " holds no " + std::string(what) + " (no \"" + std::string(marker) + "\" line)",
+          fix);
+    return "";
+  }
+  return path;
+}
+
 void parse_sip(Checker& c, const toml::table& root, Config& cfg, bool ports_ok) {
   const toml::table* t = c.table(root, "", "sip");
   if (!t) return;
@@ -910,7 +939,8 @@ void parse_sip(Checker& c, const toml::table& root, Config& cfg, bool ports_ok) 
          {"enabled", "port", "udp", "tcp", "external_address", "internal_address", "pbx",
           "pbx_transport", "untrusted_target", "untrusted_transport", "header_allow_list",
           "user_agent", "no_response_timeout_ms", "t1_ms", "register_domain",
-          "register_min_expires_s", "register_max_expires_s", "register_min_interval_s"});
+          "register_min_expires_s", "register_max_expires_s", "register_min_interval_s",
+          "tls_port", "tls_certificate", "tls_private_key", "tls_ca_file"});
   if (auto v = c.boolean(*t, "sip", "enabled")) s.enabled = *v;
   if (auto v = c.integer(*t, "sip", "port", 1, 65535)) {
     bool clash = false;
@@ -927,9 +957,38 @@ void parse_sip(Checker& c, const toml::table& root, Config& cfg, bool ports_ok) 
   }
   if (auto v = c.boolean(*t, "sip", "udp")) b.external.udp = b.internal.udp = *v;
   if (auto v = c.boolean(*t, "sip", "tcp")) b.external.tcp = b.internal.tcp = *v;
-  if (!b.external.udp && !b.external.tcp)
+  if (!b.external.udp && !b.external.tcp && !t->contains("tls_port"))
     c.add(*t->get("udp"), "sip.udp and sip.tcp: both are false",
-          "enable at least one SIP transport (udp = true or tcp = true)");
+          "enable at least one SIP transport (udp = true, tcp = true, or tls_port with a certificate)");
+
+  // SIP over TLS: one port on both sides, one certificate.
+  if (auto v = c.integer(*t, "sip", "tls_port", 1, 65535)) {
+    bool bad = false;
+    for (Role r : {Role::External, Role::Internal}) {
+      if (!cfg.media(r).contains(uint16_t(*v)) || bad) continue;
+      bad = true;
+      c.add(*t->get("tls_port"),
+            "sip.tls_port: " + std::to_string(*v) + " lies in media." + role_name(r) + ".ports (" +
+                std::to_string(cfg.media(r).first) + "-" + std::to_string(cfg.media(r).last) + ")",
+            "the dataplane keeps the media ranges to itself; choose a port outside both, e.g. 5061");
+    }
+    if (!bad && uint16_t(*v) == b.external.port) {
+      bad = true;
+      c.add(*t->get("tls_port"), "sip.tls_port: " + std::to_string(*v) + " is also sip.port",
+            "TLS needs a port of its own, e.g. tls_port = 5061");
+    }
+    if (!bad) b.external.tls_port = b.internal.tls_port = uint16_t(*v);
+  }
+  b.tls_certificate = sip_pem_file(c, *t, "tls_certificate", "-----BEGIN CERTIFICATE-----", "certificate");
+  b.tls_private_key = sip_pem_file(c, *t, "tls_private_key", "PRIVATE KEY-----", "private key");
+  b.tls_ca_file = sip_pem_file(c, *t, "tls_ca_file", "-----BEGIN CERTIFICATE-----", "CA certificates");
+  if (t->contains("tls_port") && b.external.tls_port) {
+    for (const char* key : {"tls_certificate", "tls_private_key"})
+      if (!t->contains(key))
+        c.missing(*t, std::string("sip.") + key,
+                  std::string("with tls_port set, name the PEM file, e.g. ") + key + " = \"/etc/veil/sip-" +
+                      (std::strcmp(key, "tls_certificate") == 0 ? "cert" : "key") + ".pem\"");
+  }
 
   sip_address(c, *t, Role::External, cfg, ports_ok, b.external.addr);
   sip_address(c, *t, Role::Internal, cfg, ports_ok, b.internal.addr);
@@ -938,6 +997,11 @@ void parse_sip(Checker& c, const toml::table& root, Config& cfg, bool ports_ok) 
   auto target_tr = sip_transport(c, *t, "untrusted_transport");
   for (auto [tr, key] : {std::pair{pbx_tr, "pbx_transport"}, std::pair{target_tr, "untrusted_transport"}}) {
     if (!tr) continue;
+    if (*tr == sip::Transport::Tls && !b.external.tls_port) {
+      c.add(*t->get(key), std::string("sip.") + key + ": \"tls\" but sip.tls_port is not set",
+            "set tls_port (and tls_certificate, tls_private_key), or use \"udp\" or \"tcp\"");
+      continue;
+    }
     if (*tr == sip::Transport::Tcp && !b.external.tcp) {
       c.add(*t->get(key), std::string("sip.") + key + ": \"tcp\" but sip.tcp = false",
             "set tcp = true, or use \"udp\"");
@@ -951,9 +1015,9 @@ void parse_sip(Checker& c, const toml::table& root, Config& cfg, bool ports_ok) 
     (std::strcmp(key, "pbx_transport") == 0 ? b.pbx_transport : b.untrusted_transport) = *tr;
   }
   // Without an explicit transport the peer is reached over UDP; if UDP is off, over TCP.
-  if (!t->contains("pbx_transport") && !b.external.udp) b.pbx_transport = sip::Transport::Tcp;
-  if (!t->contains("untrusted_transport") && !b.external.udp)
-    b.untrusted_transport = sip::Transport::Tcp;
+  const sip::Transport fallback = b.external.tcp ? sip::Transport::Tcp : sip::Transport::Tls;
+  if (!t->contains("pbx_transport") && !b.external.udp) b.pbx_transport = fallback;
+  if (!t->contains("untrusted_transport") && !b.external.udp) b.untrusted_transport = fallback;
 
   if (auto ep = sip_peer(c, *t, "pbx", b.internal.addr, "198.51.100.10:5060"))
     b.pbx = *ep;
@@ -1034,12 +1098,99 @@ void parse_sip(Checker& c, const toml::table& root, Config& cfg, bool ports_ok) 
     b.register_min_interval_s = uint32_t(*v);
 }
 
+// [websocket]: the gateway's listeners share the untrusted SIP address and need the B2BUA's
+// TCP transport there.
+void parse_websocket(Checker& c, const toml::table& root, Config& cfg) {
+  const toml::table* t = c.table(root, "", "websocket");
+  if (!t) return;
+  auto& w = cfg.websocket;
+  c.keys(*t, "websocket", "keys in [websocket]",
+         {"ws_port", "wss_port", "certificate", "private_key", "allowed_origins", "max_connections",
+          "max_connections_per_source", "max_message_bytes", "handshake_timeout_ms", "idle_timeout_s"});
+  auto port = [&](std::string_view key, uint16_t& out) {
+    auto v = c.integer(*t, "websocket", key, 0, 65535, "expected a TCP port from 1 to 65535, or 0 for off");
+    if (!v || *v == 0) return;
+    const toml::node& n = *t->get(key);
+    std::string full = "websocket." + std::string(key);
+    for (Role r : {Role::External, Role::Internal}) {
+      if (cfg.media(r).contains(uint16_t(*v))) {
+        c.add(n, full + ": " + std::to_string(*v) + " lies in media." + role_name(r) + ".ports",
+              "choose a port outside the media ranges, e.g. 8443 for wss, 8080 for ws");
+        return;
+      }
+    }
+    if (cfg.sip.b2bua.external.port == *v) {
+      c.add(n, full + ": " + std::to_string(*v) + " is sip.port (the B2BUA's own TCP listener)",
+            "choose another port, e.g. 8443 for wss, 8080 for ws");
+      return;
+    }
+    out = uint16_t(*v);
+  };
+  port("ws_port", w.ws_port);
+  port("wss_port", w.wss_port);
+  if (w.ws_port && w.ws_port == w.wss_port) {
+    c.add(*t->get("wss_port"), "websocket.wss_port: " + std::to_string(w.wss_port) + " is also ws_port",
+          "give ws and wss different ports, or set ws_port = 0");
+    w.ws_port = 0;
+  }
+  for (auto [key, out] : {std::pair{"certificate", &w.certificate}, std::pair{"private_key", &w.private_key}}) {
+    std::string fix = std::string("expected the path of a readable PEM file, e.g. ") + key + " = \"/etc/veil/wss." +
+                      (out == &w.certificate ? "crt" : "key") + "\"";
+    auto* n = c.string(*t, "websocket", key, fix);
+    if (!n) continue;
+    if (n->get().empty() || access(n->get().c_str(), R_OK) != 0)
+      c.add(*n, std::string("websocket.") + key + ": " + quote(n->get()) + " cannot be read" +
+                    (n->get().empty() ? "" : std::string(" (") + std::strerror(errno) + ")"),
+            fix);
+    else
+      *out = n->get();
+  }
+  if (w.wss_port && (w.certificate.empty() || w.private_key.empty()) && c.count() == 0)
+    c.missing(*t, w.certificate.empty() ? "websocket.certificate" : "websocket.private_key",
+              "wss needs a certificate and its private key (PEM), e.g. certificate = \"/etc/veil/wss.crt\", "
+              "private_key = \"/etc/veil/wss.key\"");
+  const std::string ofix =
+      "expected an array of origins, e.g. allowed_origins = [\"https://phone.example.com\"] "
+      "(scheme://host[:port], no path); leave it out to accept any origin";
+  if (auto* n = c.get(*t, "websocket", "allowed_origins", toml::node_type::array, ofix)) {
+    const auto& arr = *n->as_array();
+    for (size_t i = 0; i < arr.size(); ++i) {
+      std::string full = index("websocket.allowed_origins", i);
+      auto* e = c.typed(arr[i], full, toml::node_type::string, ofix);
+      if (!e) continue;
+      const std::string& o = e->as_string()->get();
+      size_t sep = o.find("://");
+      bool good = (o.rfind("https://", 0) == 0 || o.rfind("http://", 0) == 0) && sep != std::string::npos &&
+                  o.size() > sep + 3 && o.find('/', sep + 3) == std::string::npos &&
+                  std::all_of(o.begin(), o.end(), [](char ch) { return ch > 0x20 && ch < 0x7f; });
+      if (good)
+        w.allowed_origins.push_back(o);
+      else
+        c.add(*e, full + ": " + quote(o) + " is not an origin", ofix);
+    }
+  }
+  if (auto v = c.integer(*t, "websocket", "max_connections", 1, 1000000)) w.max_connections = uint32_t(*v);
+  if (auto v = c.integer(*t, "websocket", "max_connections_per_source", 1, 1000000))
+    w.max_connections_per_source = uint32_t(*v);
+  if (auto v = c.integer(*t, "websocket", "max_message_bytes", 1024, 1048576,
+                         "expected bytes from 1024 to 1048576"))
+    w.max_message_bytes = uint32_t(*v);
+  if (auto v = c.integer(*t, "websocket", "handshake_timeout_ms", 100, 60000,
+                         "expected milliseconds from 100 to 60000"))
+    w.handshake_timeout_ms = uint32_t(*v);
+  if (auto v = c.integer(*t, "websocket", "idle_timeout_s", 5, 3600, "expected seconds from 5 to 3600"))
+    w.idle_timeout_s = uint32_t(*v);
+  if (w.enabled() && (!cfg.sip.enabled || !cfg.sip.b2bua.external.tcp))
+    c.add(*t, "websocket: ws_port/wss_port need the B2BUA with TCP",
+          "set [sip] enabled = true and tcp = true (the gateway hands each WebSocket to the B2BUA over TCP)");
+}
+
 ParseResult validate(const toml::table& root, const std::string& name) {
   Checker c(name);
   Config cfg;
   cfg.source = name;
   c.keys(root, "", "top-level keys and tables",
-         {"port", "cores", "media", "limits", "dataplane", "management", "sip"});
+         {"port", "cores", "media", "limits", "dataplane", "management", "sip", "websocket"});
   parse_ports(c, root, cfg);
   const bool ports_ok = c.count() == 0 && cfg.ports.size() == 2;
   parse_cores(c, root, cfg);
@@ -1048,6 +1199,7 @@ ParseResult validate(const toml::table& root, const std::string& name) {
   parse_dataplane(c, root, cfg);
   parse_management(c, root, cfg);
   parse_sip(c, root, cfg, ports_ok);
+  parse_websocket(c, root, cfg);
   // The B2BUA's own check, as a backstop for anything the per-key checks above let through.
   if (cfg.sip.enabled && c.count() == 0) {
     if (std::string e = sip::validate(cfg.sip.b2bua); !e.empty())

@@ -80,6 +80,22 @@ struct SipSettings {
   sip::SipConfig b2bua;
 };
 
+// [websocket]: SIP over WebSocket (RFC 7118) on the untrusted SIP address, in front of the
+// B2BUA's TCP transport (controlplane/ws_gateway.h). Off unless a port is set.
+struct WebSocketSettings {
+  uint16_t ws_port = 0;                      // plain ws; 0: off
+  uint16_t wss_port = 0;                     // wss (TLS); 0: off
+  std::string certificate;                   // PEM certificate chain for wss
+  std::string private_key;                   // PEM private key for wss
+  std::vector<std::string> allowed_origins;  // exact Origin values; empty: any
+  uint32_t max_connections = 4096;
+  uint32_t max_connections_per_source = 16;
+  uint32_t max_message_bytes = 65536;
+  uint32_t handshake_timeout_ms = 5000;
+  uint32_t idle_timeout_s = 60;
+  bool enabled() const { return ws_port != 0 || wss_port != 0; }
+};
+
 struct Config {
   std::string source;                // file it was read from
   std::vector<PortConfig> ports;     // after a successful parse: ports[0] external, ports[1] internal
@@ -90,6 +106,7 @@ struct Config {
   DataplaneConfig dataplane;
   Management management;
   SipSettings sip;
+  WebSocketSettings websocket;
 
   const MediaRange& media(Role r) const { return r == Role::External ? media_external : media_internal; }
 };

@@ -22,11 +22,14 @@
 #include <vector>
 
 #include "controlplane/config.h"
+#include "controlplane/dtls_api.h"
+#include "controlplane/dtls_srtp.h"
 #include "controlplane/media_anchor_dp.h"
 #include "controlplane/mgmt.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/srtp_lib.h"
 #include "sip/b2bua.h"
+#include "controlplane/ws_gateway.h"
 
 namespace {
 
@@ -55,6 +58,7 @@ struct Sip {
   su_root_t* root = nullptr;
   std::unique_ptr<veil::ctl::DpMediaAnchor> anchor;
   std::unique_ptr<veil::sip::B2bua> b2bua;
+  std::unique_ptr<veil::ws::Gateway> websocket;  // [websocket]: browsers, over the B2BUA's TCP
 
   bool start(veil::dp::Dataplane& dp, const veil::config::Config& cfg, std::string& err) {
     if (su_init() != 0) {
@@ -74,6 +78,31 @@ struct Sip {
     if (!b2bua->start(&err)) {
       err = "SIP: " + err;
       return false;
+    }
+    if (cfg.websocket.enabled()) {
+      const auto& w = cfg.websocket;
+      veil::ws::GatewayConfig g;
+      g.addr = cfg.sip.b2bua.external.addr;
+      g.ws_port = w.ws_port;
+      g.wss_port = w.wss_port;
+      g.certificate = w.certificate;
+      g.private_key = w.private_key;
+      g.allowed_origins = w.allowed_origins;
+      g.sip_target = veil::Endpoint{cfg.sip.b2bua.external.addr, cfg.sip.b2bua.external.port};
+      g.max_connections = w.max_connections;
+      g.max_connections_per_source = w.max_connections_per_source;
+      g.max_message_bytes = w.max_message_bytes;
+      g.handshake_timeout_ms = w.handshake_timeout_ms;
+      g.idle_timeout_s = w.idle_timeout_s;
+      g.server = cfg.sip.b2bua.user_agent;
+      websocket = std::make_unique<veil::ws::Gateway>(
+          g, [](std::string_view level, std::string_view s) { log(std::string(level).c_str(), std::string(s)); });
+      if (!websocket->start(&err)) return false;
+      log("info", "SIP over WebSocket on " +
+                      (w.ws_port ? "ws " + veil::Endpoint{g.addr, w.ws_port}.str() : std::string()) +
+                      (w.ws_port && w.wss_port ? ", " : "") +
+                      (w.wss_port ? "wss " + veil::Endpoint{g.addr, w.wss_port}.str() : std::string()) +
+                      (w.allowed_origins.empty() ? ", any origin" : ", " + std::to_string(w.allowed_origins.size()) + " allowed origin(s)"));
     }
     return true;
   }
@@ -99,6 +128,7 @@ struct Sip {
   // Ends every call (BYE/CANCEL on both legs) and waits, bounded, for sofia-sip to finish;
   // the dataplane keeps running meanwhile so the BYEs leave.
   void stop(veil::dp::Dataplane& dp) {
+    websocket.reset();  // browsers' connections close; the B2BUA sees their TCP close
     if (b2bua) {
       b2bua->shutdown();
       timespec t0, now;
@@ -125,9 +155,9 @@ struct Sip {
   }
 };
 
-veil::doc::Object sip_counters(const veil::sip::B2bua& b) {
+veil::doc::Object sip_counters(const veil::sip::B2bua& b, const veil::ws::Gateway* ws) {
   const auto& s = b.stats();
-  return {{"active_calls", uint64_t(b.active_calls())},
+  veil::doc::Object o = {{"active_calls", uint64_t(b.active_calls())},
           {"calls_total", s.calls_total},
           {"calls_answered", s.calls_answered},
           {"calls_failed", s.calls_failed},
@@ -137,7 +167,29 @@ veil::doc::Object sip_counters(const veil::sip::B2bua& b) {
           {"no_response_timeouts", s.no_response_timeouts},
           {"reinvites", s.reinvites},
           {"callback_exceptions", s.callback_exceptions},
-          {"media_timeouts", s.media_timeouts}};
+          {"media_timeouts", s.media_timeouts},
+          {"auth_challenges", s.auth_challenges},
+          {"early_media", s.early_media},
+          {"reliable_provisionals", s.reliable_provisionals},
+          {"updates", s.updates},
+          {"infos", s.infos},
+          {"late_offers", s.late_offers}};
+  if (ws) {
+    const auto& w = ws->stats();
+    auto rd = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+    o.insert(o.end(), {{"websocket_accepted", rd(w.accepted)},
+                       {"websocket_closed", rd(w.closed)},
+                       {"websocket_refused_limit", rd(w.refused_limit)},
+                       {"websocket_refused_origin", rd(w.refused_origin)},
+                       {"websocket_refused_protocol", rd(w.refused_protocol)},
+                       {"websocket_handshake_failed", rd(w.handshake_failed)},
+                       {"websocket_sip_connect_failed", rd(w.sip_connect_failed)},
+                       {"websocket_messages_in", rd(w.messages_in)},
+                       {"websocket_messages_out", rd(w.messages_out)},
+                       {"websocket_bad_messages", rd(w.bad_messages)},
+                       {"websocket_oversized", rd(w.oversized)}});
+  }
+  return o;
 }
 
 }  // namespace
@@ -228,6 +280,39 @@ int main(int argc, char** argv) {
       rte_eal_cleanup();
       return 1;
     }
+    // DTLS-SRTP (issue #5): one certificate per instance, its fingerprint for a=fingerprint;
+    // sessions are added per browser-side flow (DtlsHub::add) and fed from the DTLS ring.
+    auto dtls_id = veil::ctl::DtlsIdentity::generate(err);
+    if (!dtls_id) {
+      log("error", "DTLS: " + err);
+      dp.reset();
+      rte_eal_cleanup();
+      return 1;
+    }
+    veil::ctl::DtlsHub dtls(
+        *dtls_id,
+        [&dp](uint8_t port, const veil::Endpoint& local, const veil::Endpoint& remote,
+              const uint8_t* d, size_t n) {
+          return dp->send_udp_from_control(port, local, remote, d, uint32_t(n));
+        },
+        [](uint32_t flow, const veil::ctl::SrtpKeys& k) {
+          log("info", "flow " + std::to_string(flow) + ": DTLS-SRTP keys exported (" +
+                          veil::ctl::profile_name(k.profile) + ")");
+        },
+        [](uint32_t flow, const std::string& why) {
+          log("warning", "flow " + std::to_string(flow) + ": DTLS-SRTP failed: " + why);
+        },
+        // Where a DTLS client sends its ClientHello: the ICE-selected pair on an ICE flow
+        // (never an unchecked candidate), else the latched or the signaled address.
+        [&dp](uint32_t flow) -> std::optional<veil::Endpoint> {
+          auto s = dp->flows().get(flow);
+          if (!s) return std::nullopt;
+          if (s->learned.valid()) return s->learned;
+          if (s->spec.ice_ufrag.empty() && s->spec.signaled_remote.valid()) return s->spec.signaled_remote;
+          return std::nullopt;
+        });
+    log("info", "DTLS certificate " + dtls_id->fingerprint());
+    api.set_dtls([&](const veil::ctl::Request& r) { return veil::ctl::dtls_command(dtls, *dtls_id, *dp, r); });
     if (!dp->start(err)) {
       log("error", err);
       dp.reset();
@@ -265,7 +350,8 @@ int main(int argc, char** argv) {
                       (b.untrusted_target ? ", calls from the PBX to " + b.untrusted_target->str()
                                           : ", calls from the PBX refused (no untrusted_target)"));
       api.set_sip_stats([&sip] {
-        return veil::ctl::Api::SipStats{sip.b2bua->active_calls(), sip_counters(*sip.b2bua)};
+        return veil::ctl::Api::SipStats{sip.b2bua->active_calls(),
+                                        sip_counters(*sip.b2bua, sip.websocket.get())};
       });
       api.set_calls([&sip] {
         std::vector<veil::ctl::CallInfo> out;
@@ -358,6 +444,10 @@ int main(int argc, char** argv) {
         }
       }
       dp->poll_control();
+      dp->poll_dtls([&dtls](const veil::dp::DtlsDatagram& d) {
+        dtls.on_datagram(d.flow_id, d.remote, d.data, d.len);
+      });
+      dtls.tick();
       uint64_t now = rte_rdtsc();
       if (now >= next_scan) {
         next_scan = now + hz;

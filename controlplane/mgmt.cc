@@ -132,6 +132,15 @@ Value Api::flow_doc(uint32_t id, bool detail) {
     for (unsigned i = 0; i < dp::kFlowDropCount; ++i)
       d.push_back({flow_drop_name(i), s->counters.drops[i]});
     o.push_back({"drops_by_reason", std::move(d)});
+    if (!sp.ice_ufrag.empty()) {  // ICE-lite state (never the password)
+      uint64_t c = s->counters.ice_consent_tsc;
+      o.push_back({"ice_ufrag", sp.ice_ufrag});
+      o.push_back({"ice_remote_ufrag", sp.ice_remote_ufrag.empty() ? "-" : sp.ice_remote_ufrag});
+      o.push_back({"ice_checks", s->counters.ice_checks});
+      o.push_back({"ice_consent_age_s", c ? double(now - c) / double(hz) : -1.0});
+    }
+    if (sp.ice_consent_from_peer) o.push_back({"ice_consent_from_peer", true});
+    if (sp.dtls) o.push_back({"dtls", true});
   }
   o.push_back({"reported_idle", idle_.count(id) != 0});
   return o;
@@ -314,7 +323,8 @@ void Api::record(const std::string& command, double seconds) {
   // Only known commands get their own label: a client cannot grow the map without bound.
   static const std::set<std::string> known{"version", "flows", "flow", "flow-add", "flow-update",
                                            "flow-del", "drops", "stats", "ports", "neighbours",
-                                           "calls", "call", "call-end"};
+                                           "calls", "call", "call-end", "dtls", "dtls-add",
+                                           "dtls-del"};
   ++req_count_[known.count(command) ? command : "other"];
   size_t b = 0;
   while (b < kLatencyBuckets.size() && seconds > kLatencyBuckets[b]) ++b;
@@ -370,10 +380,20 @@ Response Api::flow_add(const Request& r, bool update) {
       std::string why;
       if (!dp::srtp_keying_parse(v, k == "srtp-in" ? s.srtp_in : s.srtp_out, &why))
         return error(EINVAL, k + ": " + why);
+    } else if (k == "ice-ufrag") {
+      s.ice_ufrag = v;
+    } else if (k == "ice-pwd") {
+      s.ice_pwd = v;
+    } else if (k == "ice-remote-ufrag") {
+      s.ice_remote_ufrag = v;
+    } else if (k == "ice-consent-from-peer" || k == "dtls") {
+      ok = v == "yes" || v == "no";
+      (k == "dtls" ? s.dtls : s.ice_consent_from_peer) = v == "yes";
     } else {
       return error(EINVAL, "unknown argument " + k +
                                " (allowed: id port local remote latch egress-port egress-local "
-                               "egress-remote peer rtp-check disabled srtp-in srtp-out)");
+                               "egress-remote peer rtp-check disabled srtp-in srtp-out ice-ufrag ice-pwd "
+                               "ice-remote-ufrag ice-consent-from-peer dtls)");
     }
     if (!ok) return error(EINVAL, "bad value for " + k + ": " + v);
   }
@@ -506,9 +526,12 @@ Response Api::handle(const Request& req) {
   if (c == "calls") return calls(req);
   if (c == "call") return call(req);
   if (c == "call-end") return call_end(req);
+  if (c == "dtls" || c == "dtls-add" || c == "dtls-del")
+    return dtls_ ? dtls_(req) : error(ENOSYS, "DTLS-SRTP is not running");
   return error(EOPNOTSUPP, "unknown command " + c +
                                " (commands: version flows flow flow-add flow-update flow-del "
-                               "drops stats ports neighbours calls call call-end)");
+                               "drops stats ports neighbours calls call call-end dtls dtls-add "
+                               "dtls-del)");
 }
 
 Server::~Server() {

@@ -79,6 +79,8 @@ class Api {
   void set_calls(std::function<std::vector<CallInfo>()> fn) { calls_ = std::move(fn); }
   void set_call_end(std::function<bool(uint64_t, const std::string&)> fn) { call_end_ = std::move(fn); }
   void set_flow_stream(std::function<std::optional<uint32_t>(uint32_t)> fn) { flow_stream_ = std::move(fn); }
+  // DTLS-SRTP sessions (`dtls`, `dtls-add`, `dtls-del`; controlplane/dtls_api.h); unset, ENOSYS.
+  void set_dtls(std::function<Response(const Request&)> fn) { dtls_ = std::move(fn); }
 
   // Request accounting for /metrics: count and latency histogram of handle().
   void record(const std::string& command, double seconds);
@@ -109,6 +111,7 @@ class Api {
   std::function<SipStats()> sip_stats_;
   std::function<std::vector<CallInfo>()> calls_;
   std::function<bool(uint64_t, const std::string&)> call_end_;
+  std::function<Response(const Request&)> dtls_;
   std::function<std::optional<uint32_t>(uint32_t)> flow_stream_;
   std::map<std::string, uint64_t> req_count_;
   std::array<uint64_t, kLatencyBuckets.size() + 1> lat_buckets_{};

@@ -239,6 +239,11 @@ std::unique_ptr<Dataplane> Dataplane::create(const config::Config& cfg, const Op
     err = std::string("cannot create control ring: ") + rte_strerror(rte_errno);
     return nullptr;
   }
+  dp->dtls_ring_ = rte_ring_create(("veil_dtls" + sfx).c_str(), 1024, socket, RING_F_SC_DEQ);
+  if (!dp->dtls_ring_) {
+    err = std::string("cannot create DTLS ring: ") + rte_strerror(rte_errno);
+    return nullptr;
+  }
   uint64_t hz = dp->tsc_hz_;
   for (size_t i = 0; i < nworkers; ++i) {
     auto w = std::make_unique<WorkerCtx>();
@@ -257,6 +262,7 @@ std::unique_ptr<Dataplane> Dataplane::create(const config::Config& cfg, const Op
     }
     w->relatch_cycles = hz / 1000 * cfg.limits.relatch_after_ms;
     w->resolve_cycles = hz / 10;
+    w->consent_cycles = hz / 1000 * kIceConsentTimeoutMs;
     w->idle_sleep_us = cfg.dataplane.idle_sleep_us;
     w->ctl_tx = rte_ring_create(("veil_ctx" + sfx + "_" + std::to_string(i)).c_str(), 1024, socket,
                                 RING_F_SP_ENQ | RING_F_SC_DEQ);
@@ -290,6 +296,11 @@ Dataplane::~Dataplane() {
   neigh_.reset();
   for (auto& w : workers_) rte_ring_free(w->ctl_tx);
   rte_ring_free(ctl_ring_);
+  if (dtls_ring_) {
+    void* m;
+    while (rte_ring_dequeue(dtls_ring_, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
+    rte_ring_free(dtls_ring_);
+  }
   rcu_.reset();
   rte_mempool_free(pool_);
 }

@@ -8,6 +8,7 @@
 #include <rte_ring.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -92,6 +93,20 @@ struct alignas(64) WorkerCounters {
 
 struct WorkerCtx;
 
+// A DTLS record (first byte 20..63) that arrived on a flow with `dtls` set, handed to the
+// control plane (Dataplane::poll_dtls). `data` is valid during the callback only.
+struct DtlsDatagram {
+  uint32_t flow_id = 0;
+  uint8_t port = 0;   // logical port it arrived on
+  Endpoint local;     // the flow's SBC address and media port
+  Endpoint remote;    // the sender (on ICE flows: the source of the last authenticated check)
+  const uint8_t* data = nullptr;
+  uint32_t len = 0;
+};
+
+// RFC 7675: consent expires 30 s after the last authenticated check.
+inline constexpr uint32_t kIceConsentTimeoutMs = 30000;
+
 struct Options {
   // Test seam: DPDK device names to use as exception paths instead of creating taps
   // (e.g. net_ring ports); one per config port, or empty.
@@ -141,6 +156,18 @@ class Dataplane {
   // Sends a frame built by the control plane out of `port` (through worker 0's ring).
   bool send_from_control(uint8_t port, const uint8_t* frame, uint32_t len);
 
+  // ICE-lite / DTLS (dataplane/dtls_path.cc). DTLS records handed up by the workers: calls
+  // `fn` for each (at most `max`), frees them, returns how many.
+  unsigned poll_dtls(const std::function<void(const DtlsDatagram&)>& fn, unsigned max = 64);
+  // Sends `payload` as one UDP datagram from `local` (an SBC address and media port) to
+  // `remote` out of `port`: DTLS records from the control plane's DTLS-SRTP sessions. False
+  // (and a resolution is requested) when the next hop's MAC is not known yet.
+  bool send_udp_from_control(uint8_t port, const Endpoint& local, const Endpoint& remote,
+                             const uint8_t* payload, uint32_t len);
+  // Consent freshness timeout for ICE flows (default kIceConsentTimeoutMs). Call before
+  // start() (tests shorten it).
+  void set_ice_consent_timeout_ms(uint32_t ms);
+
  private:
   friend struct WorkerCtx;
   Dataplane() = default;
@@ -155,6 +182,7 @@ class Dataplane {
   std::vector<std::unique_ptr<WorkerCtx>> workers_;
   rte_mempool* pool_ = nullptr;
   rte_ring* ctl_ring_ = nullptr;  // workers -> control plane (CtlMsg)
+  rte_ring* dtls_ring_ = nullptr;  // workers -> control plane: DTLS records (rte_mbuf*)
   std::unique_ptr<Rcu> rcu_;
   std::unique_ptr<FlowTable> flows_;
   std::unique_ptr<NeighTable> neigh_;

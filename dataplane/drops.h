@@ -35,7 +35,12 @@ namespace veil::dp {
   X(srtp_auth_fail, "SRTP/SRTCP packet whose authentication tag does not verify")         \
   X(srtp_replay, "SRTP/SRTCP packet replayed or older than the replay window")           \
   X(srtp_no_key, "SRTP flow whose keys are not installed yet")                           \
-  X(srtp_error, "SRTP/SRTCP packet too short, no room for the tag, SSRC limit or other libsrtp error")
+  X(srtp_error, "SRTP/SRTCP packet too short, no room for the tag, SSRC limit or other libsrtp error") \
+  X(ice_unvalidated, "media or DTLS on an ICE flow from a source without an authenticated STUN check") \
+  X(ice_consent_expired, "media on an ICE flow whose last authenticated check is older than the consent timeout") \
+  X(stun_auth_fail, "STUN check with a wrong USERNAME or MESSAGE-INTEGRITY (answered 401, never latched)") \
+  X(stun_invalid, "STUN on an ICE flow that is not an answerable Binding request (malformed, bad or no FINGERPRINT, indication, response)") \
+  X(dtls_ring_full, "ring handing DTLS records to the control plane full")
 
 enum class Drop : uint8_t {
 #define VEIL_X(name, desc) name,
@@ -68,7 +73,10 @@ inline constexpr const char* kDropDescriptions[] = {
   X(nd_replies, "neighbour solicitations for our addresses answered")     \
   X(echo_replies, "ICMP/ICMPv6 echo requests answered")                   \
   X(neigh_learned, "ARP/ND messages passed to the control plane")        \
-  X(resolve_requests, "next-hop resolutions requested from the control plane")
+  X(resolve_requests, "next-hop resolutions requested from the control plane") \
+  X(stun_answered, "ICE connectivity checks answered with a Binding success response") \
+  X(stun_errors, "STUN Binding requests answered with an error response (400, 401, 420, 487)") \
+  X(dtls_to_control, "DTLS records handed to the control plane")
 
 enum class Event : uint8_t {
 #define VEIL_X(name, desc) name,

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "dataplane/addr.h"
 #include "dataplane/packet.h"
@@ -44,18 +45,33 @@ struct FlowSpec {
   // RTP relay; both: SRTP<->SRTP re-keyed. Chosen per flow; a change of keys re-keys it.
   SrtpKeying srtp_in;
   SrtpKeying srtp_out;
+  // ICE-lite (browser side; docs/architecture.md "ICE-lite and DTLS"). A non-empty
+  // ice_ufrag makes this an ICE flow: STUN Binding requests on its port are answered by the
+  // worker with these credentials, and media is accepted only from the source of the last
+  // authenticated check while its consent is fresh (RFC 7675).
+  std::string ice_ufrag;         // Veil's a=ice-ufrag
+  std::string ice_pwd;           // Veil's a=ice-pwd (signs and verifies MESSAGE-INTEGRITY)
+  std::string ice_remote_ufrag;  // the browser's a=ice-ufrag (empty: not checked)
+  // Reverse direction of an ICE flow (towards the browser): sends only while the peer flow
+  // (the ICE flow) holds consent, so media stops when the browser's checks stop.
+  bool ice_consent_from_peer = false;
+  // DTLS records (first byte 20..63, RFC 7983) arriving on this flow's port go to the
+  // control plane (Dataplane::poll_dtls) instead of being dropped as not RTP.
+  bool dtls = false;
 };
 
 // Per-flow drop reasons (a subset of Drop, kept per flow for `veilctl flow`).
 enum class FlowDrop : uint8_t {
   src_mismatch, not_rtp, no_destination, no_neighbour, disabled, tx_full,
-  srtp_auth_fail, srtp_replay, srtp_no_key, srtp_error, count_
+  srtp_auth_fail, srtp_replay, srtp_no_key, srtp_error,
+  ice_unvalidated, ice_consent_expired, stun_auth_fail, count_
 };
 inline constexpr unsigned kFlowDropCount = unsigned(FlowDrop::count_);
 inline constexpr Drop kFlowDropGlobal[kFlowDropCount] = {
     Drop::src_mismatch, Drop::not_rtp, Drop::no_destination,
     Drop::no_neighbour, Drop::flow_disabled, Drop::tx_full,
-    Drop::srtp_auth_fail, Drop::srtp_replay, Drop::srtp_no_key, Drop::srtp_error};
+    Drop::srtp_auth_fail, Drop::srtp_replay, Drop::srtp_no_key, Drop::srtp_error,
+    Drop::ice_unvalidated, Drop::ice_consent_expired, Drop::stun_auth_fail};
 // The per-flow reason for an SRTP drop.
 inline FlowDrop srtp_flow_drop(SrtpResult r) {
   switch (r) {
@@ -64,6 +80,10 @@ inline FlowDrop srtp_flow_drop(SrtpResult r) {
     case SrtpResult::NoKey: return FlowDrop::srtp_no_key;
     default: return FlowDrop::srtp_error;
   }
+}
+
+namespace stun {
+struct IceCreds;
 }
 
 struct Flow;
@@ -79,6 +99,9 @@ struct alignas(64) FlowAction {
   LatchMode latch = LatchMode::Latch;
   bool rtp_check = true;
   bool drop = false;
+  bool ice = false;               // FlowSpec::ice_ufrag set: Flow::ice_creds is valid
+  bool dtls = false;              // FlowSpec::dtls
+  bool ice_consent_from_peer = false;
   Endpoint signaled_remote;
   Endpoint egress_local;
   Flow* peer = nullptr;  // ctl keeps it valid: republished without it before the peer is freed
@@ -101,6 +124,8 @@ struct FlowCounters {
   uint32_t last_ssrc = 0;
   uint16_t last_seq = 0;
   uint8_t last_pt = 0;
+  uint64_t ice_checks = 0;          // authenticated STUN checks answered with success
+  uint64_t ice_consent_tsc = 0;     // last authenticated check from the selected source (0: none)
 };
 
 // Laid out by access: a relayed packet touches line 0 (latching, destination, next hop),
@@ -137,6 +162,12 @@ struct alignas(64) Flow {
   uint64_t created_tsc = 0;
   uint64_t slot_token = 0;       // RCU token of the last flip; the old slot is free once done
   bool slot_token_valid = false;
+  // ICE-lite (only read when the action says `ice`). Credentials: ctl writes (install, or
+  // update with new credentials: the old block is freed after an RCU grace period), dp reads.
+  std::atomic<const stun::IceCreds*> ice_creds{nullptr};
+  // TSC of the last authenticated check from the selected (latched) source. dp: wo, ctl: ro.
+  uint64_t ice_consent_tsc = 0;
+  uint64_t ice_checks = 0;  // authenticated checks answered with success. dp: wo, ctl: ro
 
   const FlowAction& action() const { return slots[active.load(std::memory_order_acquire)]; }
 };

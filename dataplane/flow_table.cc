@@ -8,6 +8,8 @@
 #include <new>
 #include <tuple>
 
+#include "dataplane/stun.h"
+
 #include <cerrno>
 
 namespace veil::dp {
@@ -21,12 +23,33 @@ Flow* alloc_flow(int socket) {
   void* mem = rte_zmalloc_socket("veil_flow", sizeof(Flow), RTE_CACHE_LINE_SIZE, socket);
   return mem ? new (mem) Flow() : nullptr;
 }
+void free_creds(const stun::IceCreds* c) { rte_free(const_cast<stun::IceCreds*>(c)); }
 void free_flow(Flow* f) {
   if (!f) return;
   srtp_session_free(f->srtp_in);
   srtp_session_free(f->srtp_out);
+  free_creds(f->ice_creds.load(std::memory_order_relaxed));
   f->~Flow();
   rte_free(f);
+}
+
+// ICE credentials of a spec in DPDK memory (read by workers); nullptr if the spec has none
+// or memory ran out (`oom`).
+stun::IceCreds* make_creds(const FlowSpec& s, int socket, bool& oom) {
+  oom = false;
+  if (s.ice_ufrag.empty()) return nullptr;
+  void* mem = rte_zmalloc_socket("veil_ice", sizeof(stun::IceCreds), RTE_CACHE_LINE_SIZE, socket);
+  if (!mem) {
+    oom = true;
+    return nullptr;
+  }
+  auto* c = new (mem) stun::IceCreds();
+  stun::ice_creds_init(*c, s.ice_ufrag, s.ice_pwd, s.ice_remote_ufrag);  // validated before
+  return c;
+}
+bool same_ice(const FlowSpec& a, const FlowSpec& b) {
+  return a.ice_ufrag == b.ice_ufrag && a.ice_pwd == b.ice_pwd &&
+         a.ice_remote_ufrag == b.ice_remote_ufrag;
 }
 
 void set_why(std::string* why, std::string text) {
@@ -89,6 +112,14 @@ int FlowTable::validate(const FlowSpec& s, std::string* why) const {
   for (const SrtpKeying* k : {&s.srtp_in, &s.srtp_out})
     if (k->enabled() && srtp_master_len(k->profile) == 0)
       return set_why(why, "unknown SRTP profile"), -EINVAL;
+  if (!s.ice_ufrag.empty()) {
+    stun::IceCreds probe;
+    if (!stun::ice_creds_init(probe, s.ice_ufrag, s.ice_pwd, s.ice_remote_ufrag))
+      return set_why(why, "ICE credentials need a ufrag of 1-63 characters, a password, and a "
+                          "remote ufrag under 64 characters"), -EINVAL;
+  } else if (!s.ice_pwd.empty() || !s.ice_remote_ufrag.empty()) {
+    return set_why(why, "ICE password or remote ufrag without a local ufrag"), -EINVAL;
+  }
   return 0;
 }
 
@@ -100,6 +131,9 @@ void FlowTable::fill_action(const FlowSpec& s, FlowAction& a) const {
   a.latch = s.latch;
   a.rtp_check = s.rtp_check;
   a.drop = s.drop;
+  a.ice = !s.ice_ufrag.empty();
+  a.dtls = s.dtls;
+  a.ice_consent_from_peer = s.ice_consent_from_peer;
   a.signaled_remote = s.signaled_remote;
   a.egress_local = s.egress_local;
   if (s.peer_id) {
@@ -153,6 +187,12 @@ int FlowTable::install(const FlowSpec& s, std::string* why) {
   f->id = s.id;
   f->created_tsc = rte_rdtsc();
   f->egress_dst.write(s.egress_remote);
+  bool oom;
+  f->ice_creds.store(make_creds(s, socket_, oom), std::memory_order_relaxed);
+  if (oom) {
+    free_flow(f);
+    return set_why(why, "out of memory for ICE credentials (raise [dataplane] memory_mb)"), -ENOSPC;
+  }
   by_id_[s.id] = Entry{s, f};
   fill_action(s, f->slots[0]);
   f->active.store(0, std::memory_order_release);
@@ -186,14 +226,31 @@ int FlowTable::update(const FlowSpec& s, std::string* why) {
     srtp_session_free(new_in);
     return -EINVAL;
   }
+  const stun::IceCreds* old_creds = nullptr;
+  if (!same_ice(e.spec, s)) {
+    // New credentials (ICE restart) or ICE turned on/off: published before the action that
+    // uses them; the old block outlives every reader by an RCU grace period. Validation
+    // starts over: nothing is accepted until a check with the new credentials passes.
+    bool oom;
+    stun::IceCreds* c = make_creds(s, socket_, oom);
+    if (oom) {
+      srtp_session_free(new_in);
+      srtp_session_free(new_out);
+      return set_why(why, "out of memory for ICE credentials"), -ENOSPC;
+    }
+    old_creds = e.flow->ice_creds.exchange(c, std::memory_order_acq_rel);
+    __atomic_store_n(&e.flow->ice_consent_tsc, 0, __ATOMIC_RELAXED);
+    e.flow->learned.write(Endpoint{});
+  }
   FlowSpec old = e.spec;
   e.spec = s;
   if (old.peer_id != s.peer_id) {
     if (old.peer_id) referrers_[old.peer_id].erase(s.id);
     if (s.peer_id) referrers_[s.peer_id].insert(s.id);
   }
-  // A new signaled remote (re-INVITE: the far end moved) restarts latching.
-  if (!(old.signaled_remote == s.signaled_remote) || old.latch != s.latch)
+  // A new signaled remote (re-INVITE: the far end moved) restarts latching. Not on an ICE
+  // flow: there the checks select the source (a new credential set restarts them, above).
+  if ((!(old.signaled_remote == s.signaled_remote) || old.latch != s.latch) && s.ice_ufrag.empty())
     e.flow->learned.write(Endpoint{});
   if (!(old.egress_remote == s.egress_remote)) e.flow->egress_dst.write(s.egress_remote);
   republish(s.id);
@@ -204,6 +261,7 @@ int FlowTable::update(const FlowSpec& s, std::string* why) {
     SrtpSession* prev = __atomic_exchange_n(slot, fresh, __ATOMIC_RELEASE);
     if (prev) rcu_.defer([prev] { srtp_session_free(prev); });
   }
+  if (old_creds) rcu_.defer([old_creds] { free_creds(old_creds); });
   return 0;
 }
 
@@ -248,6 +306,8 @@ std::optional<FlowSnapshot> FlowTable::get(uint32_t id) const {
   s.counters.last_ssrc = __atomic_load_n(&f->last_ssrc, __ATOMIC_RELAXED);
   s.counters.last_seq = __atomic_load_n(&f->last_seq, __ATOMIC_RELAXED);
   s.counters.last_pt = __atomic_load_n(&f->last_pt, __ATOMIC_RELAXED);
+  s.counters.ice_checks = peek(f->ice_checks);
+  s.counters.ice_consent_tsc = peek(f->ice_consent_tsc);
   s.created_tsc = f->created_tsc;
   return s;
 }

@@ -6,6 +6,8 @@
 
 #include <ctime>
 
+#include "dataplane/stun.h"
+
 namespace veil::dp {
 
 void WorkerCtx::to_ctl(const CtlMsg& msg) {
@@ -199,6 +201,7 @@ void WorkerCtx::relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
     drop(m, kFlowDropGlobal[unsigned(why)]);
   };
   if (a->drop) return flow_drop(FlowDrop::disabled);
+  if ((a->ice | a->dtls | a->ice_consent_from_peer) && ice_demux(m, p, fl, *a, now)) return;
   uint8_t* f = rte_pktmbuf_mtod(m, uint8_t*);
   uint8_t* payload = f + p.l4 + kUdpHdrLen;
   uint32_t plen = p.l4_len - kUdpHdrLen;
@@ -293,6 +296,106 @@ void WorkerCtx::relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
   }
   count(Event::relayed);
   push(nic_tx[a->egress_port], out.nic, m);
+}
+
+bool WorkerCtx::ice_demux(rte_mbuf* m, const Parsed& p, Flow* fl, const FlowAction& a,
+                          uint64_t now) {
+  auto flow_drop = [&](FlowDrop why) {
+    bump(fl->drops[unsigned(why)]);
+    drop(m, kFlowDropGlobal[unsigned(why)]);
+    return true;
+  };
+  if (a.ice_consent_from_peer) {
+    // Towards the browser: only while the ICE flow (our peer) holds consent (RFC 7675 5.1).
+    if (!consent_fresh(a.peer ? peek(a.peer->ice_consent_tsc) : 0, now))
+      return flow_drop(FlowDrop::ice_consent_expired);
+    if (!a.ice && !a.dtls) return false;
+  }
+  const uint8_t* f = rte_pktmbuf_mtod(m, const uint8_t*);
+  const uint8_t* payload = f + p.l4 + kUdpHdrLen;
+  uint32_t plen = p.l4_len - kUdpHdrLen;
+  uint8_t b0 = plen ? payload[0] : 255;
+  // RFC 7983 5: 0-3 STUN, 20-63 DTLS, 128-191 RTP/RTCP; anything else is dropped.
+  if (b0 < 4) {
+    if (!a.ice) return flow_drop(FlowDrop::not_rtp);
+    ice_check(m, p, fl, a, now);
+    return true;
+  }
+  if (a.ice) {
+    // Only the source selected by an authenticated check, and only while checks keep coming.
+    Endpoint src = udp_source(f, p);
+    Endpoint sel;
+    uint32_t ver;
+    fl->learned.read(sel, ver);
+    if (!sel.valid() || !(sel == src)) return flow_drop(FlowDrop::ice_unvalidated);
+    if (!consent_fresh(peek(fl->ice_consent_tsc), now))
+      return flow_drop(FlowDrop::ice_consent_expired);
+  }
+  if (b0 >= 20 && b0 <= 63) {
+    if (!a.dtls) return flow_drop(FlowDrop::not_rtp);
+    m->hash.usr = a.id;
+    m->port = a.ingress_port;  // logical port, as on the ctl_tx ring
+    if (rte_ring_mp_enqueue(dp->dtls_ring_, m) != 0) {
+      drop(m, Drop::dtls_ring_full);
+    } else {
+      count(Event::dtls_to_control);
+    }
+    return true;
+  }
+  if (b0 < 128 || b0 > 191) return flow_drop(FlowDrop::not_rtp);
+  return false;
+}
+
+void WorkerCtx::ice_check(rte_mbuf* m, const Parsed& p, Flow* fl, const FlowAction& a,
+                          uint64_t now) {
+  const stun::IceCreds* creds = fl->ice_creds.load(std::memory_order_acquire);
+  if (!creds) return drop(m, Drop::stun_invalid);  // ICE turned off under us
+  uint8_t* f = rte_pktmbuf_mtod(m, uint8_t*);
+  uint8_t* payload = f + p.l4 + kUdpHdrLen;
+  uint32_t plen = p.l4_len - kUdpHdrLen;
+  uint32_t cap = uint32_t(static_cast<uint8_t*>(m->buf_addr) + m->buf_len - payload);
+  Endpoint src = udp_source(f, p);
+  uint32_t out_len = 0;
+  bool use_candidate = false;
+  switch (stun::answer_binding(payload, plen, cap, src, *creds, out_len, use_candidate)) {
+    case stun::CheckVerdict::Invalid:
+    case stun::CheckVerdict::Ignore:
+      return drop(m, Drop::stun_invalid);
+    case stun::CheckVerdict::Unauthorized:
+      // Answered with 401 (RFC 8489 9.1.3), counted, never selected.
+      bump(fl->drops[unsigned(FlowDrop::stun_auth_fail)]);
+      count(Drop::stun_auth_fail);
+      count(Event::stun_errors);
+      break;
+    case stun::CheckVerdict::BadRequest:
+    case stun::CheckVerdict::ErrorSigned:
+      count(Event::stun_errors);
+      break;
+    case stun::CheckVerdict::Success: {
+      Endpoint sel;
+      uint32_t ver;
+      fl->learned.read(sel, ver);
+      bool selected = sel.valid() && sel == src;
+      bool sel_expired = !sel.valid() || !consent_fresh(peek(fl->ice_consent_tsc), now);
+      // A nominated pair (USE-CANDIDATE), or any checked pair while none is usable, becomes
+      // the one media is accepted from and sent to; checks on other pairs are answered only.
+      if (!selected && (use_candidate || sel_expired) && fl->learned.try_write(src)) {
+        if (a.peer) a.peer->egress_dst.write(src);
+        count(Event::latched);
+        selected = true;
+      }
+      if (selected) __atomic_store_n(&fl->ice_consent_tsc, now, __ATOMIC_RELAXED);
+      bump(fl->ice_checks);
+      count(Event::stun_answered);
+      break;
+    }
+  }
+  const PortInfo& port = dp->ports_[a.ingress_port];
+  uint32_t len = stun::udp_reply_in_place(f, p, out_len, port.mac);
+  m->data_len = uint16_t(len);
+  m->pkt_len = len;
+  m->ol_flags = 0;  // checksums complete in software
+  push(nic_tx[a.ingress_port], port.nic, m);
 }
 
 void WorkerCtx::flush() {

@@ -47,6 +47,7 @@ struct alignas(64) WorkerCtx {
 
   uint64_t relatch_cycles = 0;
   uint64_t resolve_cycles = 0;
+  uint64_t consent_cycles = 0;  // ICE consent freshness (RFC 7675)
   uint32_t idle_sleep_us = 0;
   uint32_t empty_passes = 0;
 
@@ -70,6 +71,16 @@ struct alignas(64) WorkerCtx {
 
  private:
   void relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now);
+  // ICE-lite / DTLS flows: RFC 7983 demux, checks answered, media gated on an authenticated
+  // source with fresh consent. True when the packet was consumed (answered, handed to the
+  // control plane, or dropped); false when it is RTP/RTCP to relay.
+  bool ice_demux(rte_mbuf* m, const Parsed& p, Flow* fl, const FlowAction& a, uint64_t now);
+  void ice_check(rte_mbuf* m, const Parsed& p, Flow* fl, const FlowAction& a, uint64_t now);
+  // Consent last refreshed at TSC `c` (0: never) still holds at `now`. Signed: another
+  // worker's TSC may be a little ahead of ours.
+  bool consent_fresh(uint64_t c, uint64_t now) const {
+    return c != 0 && int64_t(now - c) <= int64_t(consent_cycles);
+  }
   void punt(uint8_t pi, rte_mbuf* m, uint64_t now, const uint8_t* src_ip = nullptr,
             Family fam = Family::None);
   bool source_allows(const uint8_t* src_ip, Family fam, uint64_t now);

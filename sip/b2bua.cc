@@ -13,7 +13,9 @@
 #include <sofia-sip/su_tag.h>
 #include <sofia-sip/nta_tag.h>
 #include <sofia-sip/tport_tag.h>
+#include <fcntl.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdarg>
@@ -95,7 +97,62 @@ std::string name_addr(const std::string& display, const std::string& user, const
   return s;
 }
 
-const char* transport_param(Transport t) { return t == Transport::Tcp ? ";transport=tcp" : ""; }
+bool copy_file(const std::string& from, int out_fd, std::string* error) {
+  FILE* f = std::fopen(from.c_str(), "rb");
+  if (!f) {
+    *error = from + ": " + std::strerror(errno);
+    return false;
+  }
+  char buf[4096];
+  size_t n;
+  bool ok = true;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0)
+    if (::write(out_fd, buf, n) != ssize_t(n)) ok = false;
+  if (::write(out_fd, "\n", 1) != 1) ok = false;
+  std::fclose(f);
+  if (!ok) *error = "cannot write the TLS key directory";
+  return ok;
+}
+
+void remove_tls_dir(const std::string& dir) {
+  if (dir.empty()) return;
+  for (const char* f : {"/agent.pem", "/cafile.pem"}) ::unlink((dir + f).c_str());
+  ::rmdir(dir.c_str());
+}
+
+// The directory sofia-sip's TPTAG_CERTIFICATE wants, built from the configured files. Empty
+// string on success.
+std::string make_tls_dir(const SipConfig& cfg, std::string* dir) {
+  const char* base = std::getenv("RUNTIME_DIRECTORY");
+  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/veil-sip-tls-XXXXXX";
+  std::vector<char> path(tmpl.begin(), tmpl.end());
+  path.push_back('\0');
+  if (!::mkdtemp(path.data())) return "sip TLS: cannot create " + tmpl + ": " + std::strerror(errno);
+  *dir = path.data();  // mkdtemp: mode 0700
+  std::string error;
+  auto write = [&](const char* name, std::initializer_list<const std::string*> files) {
+    int fd = ::open((*dir + name).c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      error = "sip TLS: " + *dir + name + ": " + std::strerror(errno);
+      return false;
+    }
+    bool ok = true;
+    for (const std::string* f : files) ok = ok && copy_file(*f, fd, &error);
+    ::close(fd);
+    return ok;
+  };
+  if (!write("/agent.pem", {&cfg.tls_private_key, &cfg.tls_certificate}) ||
+      (!cfg.tls_ca_file.empty() && !write("/cafile.pem", {&cfg.tls_ca_file}))) {
+    remove_tls_dir(*dir);
+    dir->clear();
+    return "sip TLS: " + error;
+  }
+  return "";
+}
+
+const char* transport_param(Transport t) {
+  return t == Transport::Tcp ? ";transport=tcp" : t == Transport::Tls ? ";transport=tls" : "";
+}
 
 }  // namespace
 
@@ -114,6 +171,16 @@ struct Leg {
   bool cancel_sent = false;
   bool bye_sent = false;
   SdpOrigin origin;             // o= of what Veil sends on this leg
+  // In-dialog requests received on this leg and relayed to the other one, awaiting the
+  // other leg's answer (nua needs the saved request to answer them: NUTAG_WITH).
+  msg_t* update_req = nullptr;  // UPDATE (one at a time, RFC 3311 5.2)
+  std::vector<msg_t*> info_reqs;  // INFOs, answered in order
+  bool update_sent = false;     // an UPDATE Veil relayed onto this leg has no final answer yet
+  // Veil's Contact on this leg when sofia-sip's default would be wrong (a TLS leg: nua puts
+  // the plain sip: address there, port 5060 without transport); empty: nua's.
+  std::string contact;
+  std::string last_sdp;         // the SDP Veil last produced for this leg
+  bool reoffer_pending = false; // Veil offered last_sdp in a 2xx to a re-INVITE without SDP
 };
 
 struct Stream {
@@ -124,6 +191,19 @@ struct Stream {
   Endpoint remote[2];           // peers' endpoints, by side
   bool offer_mux = false;
   bool mux = false;
+};
+
+// A call whose INVITE the far side challenged (401/407), relayed to the caller; kept until
+// the caller retries with credentials (RFC 3261 22.2: same Call-ID and From tag, CSeq up),
+// so that the retry goes out on the same B2BUA call: same serial, and toward the far side
+// the same Call-ID, From (tag included) and To, CSeq + 1, as a UA resubmitting would.
+struct Challenge {
+  int side = kExternal;                  // side of the caller
+  std::string caller_call_id, caller_from_tag;
+  uint64_t serial = 0;
+  std::string call_id, from, to;         // of Veil's INVITE on the other leg
+  uint32_t cseq = 0;
+  std::chrono::steady_clock::time_point expires;
 };
 
 struct Call {
@@ -140,6 +220,18 @@ struct Call {
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::string call_id[2];
   std::string from_user, to_user;
+  // The caller's From tag (a challenged call is matched on it and the Call-ID).
+  std::string caller_from_tag;
+  // Set when this call retries a challenged one (the values Veil's INVITE reuses).
+  std::optional<Challenge> retry;
+  std::string out_to;           // To of Veil's INVITE on leg[1] (no tag)
+  // RFC 3262 on the caller's leg: what its INVITE said about 100rel.
+  bool caller_100rel = false;   // Supported or Require: 100rel
+  bool caller_requires_100rel = false;
+  // The answer (rewritten) last sent to the caller in a provisional response: the 2xx
+  // repeats it when the callee's 2xx carries none (its answer came in a reliable 18x).
+  std::optional<std::string> early_answer;
+  bool late_offer = false;      // the caller's INVITE had no SDP: its answer comes in the ACK
 };
 
 // The flow a request arrived on: the source address and port and the transport (what a
@@ -155,6 +247,8 @@ struct Flow {
 // sip:<token>@<internal address>; the PBX's INVITEs to that user are sent to `flow`.
 struct Binding {
   std::string aor;              // user part
+  std::string key;              // key in B2bua::Impl::bindings: AOR and the client's Call-ID
+  std::chrono::steady_clock::time_point confirmed_at;  // last 2xx from the PBX
   std::string token;            // user part of Veil's Contact toward the PBX
   // Toward the PBX: one Call-ID and From tag for the binding's life, CSeq counting up
   // (RFC 3261 10.2.4). Each REGISTER goes out on a fresh nua handle (nua holds a
@@ -193,7 +287,11 @@ struct B2bua::Impl {
   uint64_t next_serial = 1;
   uint32_t next_stream_id = 1;
   B2buaStats stats;
-  std::map<std::string, Binding> bindings;  // by AOR user
+  // One binding per registering device: keyed by AOR user and the client's Call-ID (a UA
+  // keeps its Call-ID across refreshes, RFC 3261 10.2.4; two devices have two), each with
+  // its own Veil Contact toward the PBX, so the PBX sees one contact per device and forks.
+  std::map<std::string, Binding> bindings;
+  std::vector<Challenge> challenges;        // challenged calls awaiting the caller's retry
   su_timer_t* reg_timer = nullptr;          // expiry sweep of `bindings`
 
   std::mt19937_64 rng{std::random_device{}()};
@@ -278,6 +376,12 @@ struct B2bua::Impl {
       }
     }
     if (!call && binding_of_handle(nh)) return;  // nua_i_state etc. of a REGISTER handle
+    if ((event == nua_i_update || event == nua_i_info) && (!call || !calls.count(call))) {
+      // Out of dialog, or for a call already gone: nothing to relay it on.
+      nua_respond(nh, 481, standard_phrase(481), NUTAG_WITH_THIS(nua), TAG_END());
+      if (!call) nua_handle_destroy(nh);
+      return;
+    }
     if (event == nua_i_options && !call) {
       // nua has answered it (200 with Veil's Allow/Supported/Accept) on the leg it arrived
       // on; nothing crosses. The handle nua created for it is ours to destroy.
@@ -294,7 +398,11 @@ struct B2bua::Impl {
     switch (event) {
       case nua_i_invite: on_reinvite(call, li, sip); break;
       case nua_r_invite: on_invite_response(call, li, status, phrase, sip); break;
-      case nua_i_ack: on_ack(call, li); break;
+      case nua_i_ack: on_ack(call, li, sip); break;
+      case nua_i_update: on_update(call, li, nua, sip); break;
+      case nua_r_update: on_update_response(call, li, status, sip); break;
+      case nua_i_info: on_info(call, li, nua, sip); break;
+      case nua_r_info: on_info_response(call, li, status); break;
       case nua_i_cancel:
         // sofia has answered the CANCEL (200) and the INVITE (487).
         call->leg[li].server_pending = false;
@@ -377,6 +485,24 @@ struct B2bua::Impl {
     }
     Call* call = make_call(side, nh);
     if (!sip || !sip->sip_request || !sip->sip_from || !sip->sip_to) return fail(call, 400, "malformed INVITE");
+    if (side == kExternal)
+      if (auto f = source_of(agent[kExternal])) pin_to_flow(nh, *f);
+    if (sip->sip_from->a_tag) call->caller_from_tag = sip->sip_from->a_tag;
+    call->caller_requires_100rel = sip_has_feature(sip->sip_require, "100rel");
+    call->caller_100rel = call->caller_requires_100rel || sip_has_feature(sip->sip_supported, "100rel");
+    if (sip->sip_call_id && sip->sip_call_id->i_id) call->call_id[0] = sip->sip_call_id->i_id;
+    // The caller's retry of a challenged INVITE (RFC 3261 22.2): the same B2BUA call again.
+    for (auto it = challenges.begin(); it != challenges.end(); ++it) {
+      if (it->side == side && it->caller_call_id == call->call_id[0] &&
+          it->caller_from_tag == call->caller_from_tag && !call->caller_from_tag.empty() &&
+          it->expires > std::chrono::steady_clock::now()) {
+        call->retry = *it;
+        call->serial = it->serial;
+        --stats.calls_total;  // not a new call
+        challenges.erase(it);
+        break;
+      }
+    }
 
     std::optional<Endpoint> target;
     Transport transport = Transport::Udp;
@@ -406,24 +532,31 @@ struct B2bua::Impl {
       transport = cfg.pbx_transport;
     }
 
-    // The offer (late offer, INVITE without SDP, is planned).
-    if (!sip->sip_payload || !sip->sip_content_type || !sip->sip_content_type->c_type ||
-        strcasecmp(sip->sip_content_type->c_type, kSdpType) != 0) {
-      ++stats.sdp_rejected;
-      return fail(call, 488, "INVITE without SDP offer");
-    }
-    std::string offer(sip->sip_payload->pl_data, sip->sip_payload->pl_len);
-    SdpInspectResult info = inspect_sdp(offer);
-    if (info.error != SdpError::None) {
-      ++stats.sdp_rejected;
-      return fail(call, 488, std::string("bad SDP offer: ") + info.detail);
-    }
-    if (int st = apply_offer(call, side, info.info); st != 0)
-      return fail(call, st, "media for offer");
-    std::optional<std::string> out = rewrite_for(call, 1, offer);
-    if (!out) {
-      ++stats.sdp_rejected;
-      return fail(call, 488, "SDP rewrite failed");
+    // The offer. Without a body (late offer) the INVITE goes out without SDP: the callee
+    // offers in its 2xx, the caller answers in its ACK (on_ack). Another body type: 488.
+    std::optional<std::string> out;
+    if (!sip->sip_payload || sip->sip_payload->pl_len == 0) {
+      call->late_offer = true;
+      ++stats.late_offers;
+    } else {
+      if (!sip->sip_content_type || !sip->sip_content_type->c_type ||
+          strcasecmp(sip->sip_content_type->c_type, kSdpType) != 0) {
+        ++stats.sdp_rejected;
+        return fail(call, 488, "INVITE body is not SDP");
+      }
+      std::string offer(sip->sip_payload->pl_data, sip->sip_payload->pl_len);
+      SdpInspectResult info = inspect_sdp(offer);
+      if (info.error != SdpError::None) {
+        ++stats.sdp_rejected;
+        return fail(call, 488, std::string("bad SDP offer: ") + info.detail);
+      }
+      if (int st = apply_offer(call, side, info.info); st != 0)
+        return fail(call, st, "media for offer");
+      out = rewrite_for(call, 1, offer);
+      if (!out) {
+        ++stats.sdp_rejected;
+        return fail(call, 488, "SDP rewrite failed");
+      }
     }
 
     // The re-originated leg: only user parts and display names cross.
@@ -433,7 +566,6 @@ struct B2bua::Impl {
     if (ruri_user && !valid_user(ruri_user)) return fail(call, 400, "request-URI user");
     const char* from_user = sip->sip_from->a_url->url_user;
     const char* to_user = client_aor.empty() ? sip->sip_to->a_url->url_user : client_aor.c_str();
-    if (sip->sip_call_id && sip->sip_call_id->i_id) call->call_id[0] = sip->sip_call_id->i_id;
     call->from_user = valid_user(from_user) ? from_user : "anonymous";
     call->to_user = valid_user(to_user) ? to_user : "";
     std::string from = name_addr(safe_display(sip->sip_from->a_display),
@@ -444,19 +576,44 @@ struct B2bua::Impl {
     std::string ruri = std::string("sip:") + (ruri_user ? std::string(ruri_user) + "@" : "") +
                        uri_hostport(*target) + transport_param(transport);
     std::string extra = allowed_headers(sip);
+    call->out_to = to;
+    // Veil's own random Call-ID: sofia-sip's default is a UUID version 1, which carries the
+    // MAC address of one of the SBC's interfaces and a timestamp (found by the leak audit).
+    std::string call_id = random_hex(32), cseq;
+    if (call->retry) {
+      // Toward the far side the retry continues the challenged INVITE's dialog identity.
+      from = call->retry->from;
+      to = call->out_to = call->retry->to;
+      call_id = call->retry->call_id;
+      cseq = std::to_string(call->retry->cseq + 1) + " INVITE";
+    }
 
     Leg& b = call->leg[1];
+    if (auto f = source_of(agent[side]); f && f->tr == Transport::Tls) call->leg[0].contact = tls_contact(side);
+    if (transport == Transport::Tls) b.contact = tls_contact(b.side);
     b.nh = nua_handle(agent[b.side], reinterpret_cast<nua_hmagic_t*>(call), TAG_END());
     if (!b.nh) return fail(call, 500, "nua_handle failed");
+    if (b.side == kExternal) pin_to_flow(b.nh, Flow{*target, transport});
     b.terminated = false;
     b.client_pending = true;
+    // Digest credentials cross end to end (the far side's challenge reached the caller).
     nua_invite(b.nh, NUTAG_URL(ruri.c_str()), SIPTAG_FROM_STR(from.c_str()),
-               SIPTAG_TO_STR(to.c_str()), SIPTAG_CONTENT_TYPE_STR(kSdpType),
-               SIPTAG_PAYLOAD_STR(out->c_str()),
+               TAG_IF(!b.contact.empty(), SIPTAG_CONTACT_STR(b.contact.c_str())),
+               SIPTAG_TO_STR(to.c_str()), TAG_IF(out.has_value(), SIPTAG_CONTENT_TYPE_STR(kSdpType)),
+               TAG_IF(out.has_value(), SIPTAG_PAYLOAD_STR(out ? out->c_str() : "")),
+               TAG_IF(!call_id.empty(), SIPTAG_CALL_ID_STR(call_id.c_str())),
+               TAG_IF(!cseq.empty(), SIPTAG_CSEQ_STR(cseq.c_str())),
+               TAG_IF(sip->sip_authorization, SIPTAG_AUTHORIZATION(sip->sip_authorization)),
+               TAG_IF(sip->sip_proxy_authorization, SIPTAG_PROXY_AUTHORIZATION(sip->sip_proxy_authorization)),
                TAG_IF(!extra.empty(), SIPTAG_HEADER_STR(extra.c_str())), TAG_END());
     start_timer(call);
     logf("sip: call " + std::to_string(call->serial) + ": " +
          (side == kExternal ? "external -> internal" : "internal -> external"));
+  }
+
+  std::string tls_contact(int side) const {
+    const SipSideConfig& sc = side == kExternal ? cfg.external : cfg.internal;
+    return "<sip:" + uri_host(sc.addr) + ":" + std::to_string(sc.tls_port) + ";transport=tls>";
   }
 
   // Copies the allow-listed headers of `sip` (extension headers and a few known ones).
@@ -500,6 +657,12 @@ struct B2bua::Impl {
     stop_timer(call);
     if (!call->leg[1].client_pending) return;
     ++stats.no_response_timeouts;
+    // Not even a 100: a CANCEL may not be sent yet (RFC 3261 9.1) and nta would keep the
+    // transaction until timer B (32 s). The leg is abandoned now: its handle is destroyed
+    // with the call (nta stops retransmitting), so no call state outlives the 503.
+    call->leg[1].client_pending = false;
+    call->leg[1].cancel_sent = true;
+    call->leg[1].terminated = true;
     fail(call, 503, "no response from the other side");
   }
 
@@ -540,7 +703,22 @@ struct B2bua::Impl {
       return std::nullopt;
     }
     f.tr = ai->ai_protocol == IPPROTO_TCP ? Transport::Tcp : Transport::Udp;
+    // A TLS connection is TCP to the socket layer; the top Via names the transport (sofia-sip
+    // checks it against the connection the request came on).
+    if (sip_t const* sip = sip_object(msg);
+        f.tr == Transport::Tcp && sip && sip->sip_via && sip->sip_via->v_protocol &&
+        strcasecmp(sip->sip_via->v_protocol, "SIP/2.0/TLS") == 0)
+      f.tr = Transport::Tls;
     return f;
+  }
+
+  // Every request of this untrusted-side dialog (ACK, BYE, re-INVITE, ...) goes to the flow
+  // the client is reachable on, whatever its Contact says: a private address behind a NAT,
+  // or a browser's "<random>.invalid;transport=ws" (RFC 7118), which the WebSocket gateway
+  // reaches over the TCP connection it opened for that browser.
+  void pin_to_flow(nua_handle_t* nh, const Flow& f) {
+    std::string url = "sip:" + uri_hostport(f.ep) + transport_param(f.tr);
+    nua_set_hparams(nh, NUTAG_PROXY(url.c_str()), TAG_END());
   }
 
   Binding* binding_of_handle(nua_handle_t* nh) {
@@ -552,12 +730,18 @@ struct B2bua::Impl {
 
   // The live binding an INVITE from the PBX to `user` goes to: Veil's Contact token, or the
   // AOR user itself (a PBX that calls the AOR rather than the registered contact).
+  // A Veil Contact user names one device; an AOR user goes to the device whose registration
+  // the PBX confirmed last.
   Binding* binding_for_invite(const char* user) {
     if (!user) return nullptr;
     auto now = Clock::now();
-    for (auto& [aor, b] : bindings)
-      if (b.active && b.expires_at > now && (b.token == user || b.aor == user)) return &b;
-    return nullptr;
+    Binding* latest = nullptr;
+    for (auto& [key, b] : bindings) {
+      if (!b.active || b.expires_at <= now) continue;
+      if (b.token == user) return &b;
+      if (b.aor == user && (!latest || b.confirmed_at > latest->confirmed_at)) latest = &b;
+    }
+    return latest;
   }
 
   static uint32_t seconds_left(const Binding& b) {
@@ -605,7 +789,8 @@ struct B2bua::Impl {
     std::string aor = sip->sip_to->a_url->url_user;
     std::string call_id = sip->sip_call_id->i_id ? sip->sip_call_id->i_id : "";
     auto now = Clock::now();
-    auto it = bindings.find(aor);
+    const std::string key = aor + '\n' + call_id;
+    auto it = bindings.find(key);
 
     if (!sip->sip_contact) {  // a query: the client's own binding
       if (it != bindings.end() && it->second.active && it->second.expires_at > now)
@@ -625,6 +810,16 @@ struct B2bua::Impl {
     std::string client_contact = curi ? curi : "";
     if (!wildcard && client_contact.empty()) return answer_register(nh, req, 400, "", -1);
 
+    if (unregister && it == bindings.end()) {
+      // An un-REGISTER under another Call-ID (RFC 3261 10.2.2 removes by Contact): the
+      // AOR's binding with this Contact URI, or for "Contact: *" the one on this flow.
+      for (auto j = bindings.begin(); j != bindings.end(); ++j)
+        if (j->second.aor == aor && j->second.active &&
+            (wildcard ? j->second.flow == *flow : j->second.client_contact == client_contact)) {
+          it = j;
+          break;
+        }
+    }
     if (unregister && (it == bindings.end() || !it->second.active)) {
       if (it != bindings.end() && !it->second.relay_pending) remove_binding(it);
       return answer_register(nh, req, 200, "", -1);  // nothing registered at the PBX
@@ -646,12 +841,13 @@ struct B2bua::Impl {
     if (it == bindings.end()) {
       Binding nb;
       nb.aor = aor;
+      nb.key = key;
       nb.token = kTokenPrefix + random_hex(16);
       nb.call_id = random_hex(24);
       nb.from_tag = random_hex(12);
       nb.cseq = uint32_t(rng() % 100000) + 1;
       nb.expires_at = now + std::chrono::seconds(32);  // swept unless a 2xx confirms it
-      it = bindings.emplace(aor, std::move(nb)).first;
+      it = bindings.emplace(key, std::move(nb)).first;
     }
     Binding& b = it->second;
     release_reg_handle(b);
@@ -729,7 +925,7 @@ struct B2bua::Impl {
     if (b.pending_expires == 0) {
       ++stats.registers_removed;
       if (client) answer_register(client, creq, 200, "", 0);
-      auto it = bindings.find(aor);
+      auto it = bindings.find(b.key);
       if (it != bindings.end()) remove_binding(it);
       logf("sip: binding " + aor + " removed (un-REGISTER)");
       return;
@@ -751,7 +947,8 @@ struct B2bua::Impl {
     b.client_user = b.pending_user;
     b.client_call_id = b.pending_call_id;
     b.expires_at = Clock::now() + std::chrono::seconds(granted);
-    logf("sip: binding " + aor + " -> " + b.flow.ep.str() + (b.flow.tr == Transport::Tcp ? "/tcp" : "/udp") +
+    b.confirmed_at = Clock::now();
+    logf("sip: binding " + aor + " -> " + b.flow.ep.str() + (b.flow.tr == Transport::Tcp ? "/tcp" : b.flow.tr == Transport::Tls ? "/tls" : "/udp") +
          " for " + std::to_string(granted) + " s");
     if (client) answer_register(client, creq, 200, contact_for_client(b.client_contact, granted), -1);
   }
@@ -781,12 +978,13 @@ struct B2bua::Impl {
   }
 
   void sweep_bindings() {
+    sweep_challenges();
     auto now = Clock::now();
     for (auto it = bindings.begin(); it != bindings.end();) {
       auto next = std::next(it);
       if (it->second.expires_at <= now && !it->second.relay_pending) {
         if (it->second.active) ++stats.registers_expired;
-        logf("sip: binding " + it->first + " expired");
+        logf("sip: binding " + it->second.aor + " expired");
         remove_binding(it);
       }
       it = next;
@@ -896,6 +1094,7 @@ struct B2bua::Impl {
       logf("sip: call " + std::to_string(call->serial) + ": SDP rewrite: " + r.detail);
       return std::nullopt;
     }
+    leg.last_sdp = r.sdp;
     return r.sdp;
   }
 
@@ -908,14 +1107,19 @@ struct B2bua::Impl {
     return std::string(sip->sip_payload->pl_data, sip->sip_payload->pl_len);
   }
 
-  void respond(Call* call, int li, int status, const std::optional<std::string>& sdp) {
+  void respond(Call* call, int li, int status, const std::optional<std::string>& sdp,
+               bool reliable = false) {
     Leg& leg = call->leg[li];
     if (!leg.server_pending) return;
     if (sdp) {
       nua_respond(leg.nh, status, standard_phrase(status), SIPTAG_CONTENT_TYPE_STR(kSdpType),
-                  SIPTAG_PAYLOAD_STR(sdp->c_str()), TAG_END());
+                  SIPTAG_PAYLOAD_STR(sdp->c_str()),
+                  TAG_IF(!leg.contact.empty(), SIPTAG_CONTACT_STR(leg.contact.c_str())),
+                  TAG_IF(reliable, SIPTAG_REQUIRE_STR("100rel")), TAG_END());
     } else {
-      nua_respond(leg.nh, status, standard_phrase(status), TAG_END());
+      nua_respond(leg.nh, status, standard_phrase(status),
+                  TAG_IF(!leg.contact.empty() && status < 300, SIPTAG_CONTACT_STR(leg.contact.c_str())),
+                  TAG_IF(reliable, SIPTAG_REQUIRE_STR("100rel")), TAG_END());
     }
     if (status >= 200) leg.server_pending = false;
   }
@@ -949,12 +1153,51 @@ struct B2bua::Impl {
 
     if (status < 200 && !local) {
       std::optional<std::string> out;
-      if (auto sdp = sdp_of(sip)) {
+      if (call->late_offer) {
+        // An SDP in a provisional would be the callee's offer: not taken (the 2xx's is).
+      } else if (auto sdp = sdp_of(sip)) {
         SdpInspectResult info = inspect_sdp(*sdp);
         if (info.error == SdpError::None && apply_answer(call, c.side, info.info))
           out = rewrite_for(call, oi, *sdp);
       }
-      respond(call, oi, status, out);  // early media with SDP, or plain ringing
+      if (out && !call->answered) {
+        call->early_answer = out;
+        ++stats.early_media;
+      }
+      // RFC 3262 per leg: the callee's PRACK was sent by sofia-sip on its leg (RSeq/RAck
+      // never cross). Toward the caller the provisional is reliable (Require: 100rel, an
+      // RSeq of Veil's, the caller's PRACK answered by sofia-sip on the caller's leg) when
+      // the caller requires 100rel, or supports it and the callee's was reliable or it
+      // carries the early answer.
+      bool reliable = !call->answered &&
+                      (call->caller_requires_100rel ||
+                       (call->caller_100rel && (sip->sip_rseq != nullptr || out.has_value())));
+      if (reliable) ++stats.reliable_provisionals;
+      respond(call, oi, status, out, reliable);  // early media with SDP, or plain ringing
+      return;
+    }
+
+    if (status >= 200 && status < 300 && !local && call->late_offer && !call->answered) {
+      // Late offer: this 2xx carries the callee's offer; it goes to the caller, whose ACK
+      // will carry the answer (flows get the caller's endpoint then).
+      std::optional<std::string> out;
+      if (auto sdp = sdp_of(sip)) {
+        SdpInspectResult info = inspect_sdp(*sdp);
+        if (info.error == SdpError::None && apply_offer(call, c.side, info.info) == 0)
+          out = rewrite_for(call, oi, *sdp);
+      }
+      if (!out) {
+        ++stats.sdp_rejected;
+        nua_ack(c.nh, TAG_END());
+        nua_bye(c.nh, TAG_END());
+        c.bye_sent = true;
+        return fail(call, 488, "no usable SDP offer in the 2xx to a late-offer INVITE");
+      }
+      c.ack_pending = true;
+      respond(call, oi, 200, out);
+      ++stats.calls_answered;
+      call->answered_at = std::chrono::steady_clock::now();
+      call->answered = true;
       return;
     }
 
@@ -964,6 +1207,9 @@ struct B2bua::Impl {
         SdpInspectResult info = inspect_sdp(*sdp);
         if (info.error == SdpError::None && apply_answer(call, c.side, info.info))
           out = rewrite_for(call, oi, *sdp);
+      } else if (!call->answered && call->early_answer) {
+        // RFC 3262 5: the answer came in a reliable provisional; the caller gets it again.
+        out = call->early_answer;
       }
       if (!out) {
         // Our offer got no usable answer: this leg is confirmed and ended, the caller
@@ -989,6 +1235,11 @@ struct B2bua::Impl {
       return;
     }
 
+    // A digest challenge to the initial INVITE: relayed to the caller, who retries.
+    if ((status == 401 || status == 407) && !local && !call->answered &&
+        (sip->sip_www_authenticate || sip->sip_proxy_authenticate))
+      return challenge_caller(call, li, status, sip);
+
     // Final failure.
     int mapped = map_failure_status(status, local);
     if (call->answered) {
@@ -998,12 +1249,233 @@ struct B2bua::Impl {
     fail(call, mapped, "other leg answered " + std::to_string(status));
   }
 
-  void on_ack(Call* call, int li) {
-    Leg& o = call->leg[1 - li];
-    if (o.ack_pending) {
-      nua_ack(o.nh, TAG_END());
-      o.ack_pending = false;
+  static constexpr size_t kMaxChallenges = 4096;
+
+  // The far side (leg `li`) challenged Veil's INVITE: the caller gets the same code with the
+  // challenge (WWW-/Proxy-Authenticate verbatim: realm, nonce, opaque), the call's media is
+  // released, and what the retry needs is kept for 32 s (64*T1 at the default T1).
+  void challenge_caller(Call* call, int li, int status, sip_t const* sip) {
+    Leg& a = call->leg[1 - li];
+    Leg& b = call->leg[li];
+    ++stats.auth_challenges;
+    if (a.server_pending) {
+      nua_respond(a.nh, status, standard_phrase(status),
+                  TAG_IF(sip->sip_www_authenticate, SIPTAG_WWW_AUTHENTICATE(sip->sip_www_authenticate)),
+                  TAG_IF(sip->sip_proxy_authenticate, SIPTAG_PROXY_AUTHENTICATE(sip->sip_proxy_authenticate)),
+                  TAG_END());
+      a.server_pending = false;
+      ++stats.calls_failed;
     }
+    if (sip->sip_call_id && sip->sip_call_id->i_id && sip->sip_from && sip->sip_from->a_tag &&
+        sip->sip_cseq && !call->call_id[0].empty() && !call->caller_from_tag.empty()) {
+      Challenge ch;
+      ch.side = a.side;
+      ch.caller_call_id = call->call_id[0];
+      ch.caller_from_tag = call->caller_from_tag;
+      ch.serial = call->serial;
+      ch.call_id = sip->sip_call_id->i_id;
+      su_home_t home[1] = {SU_HOME_INIT(home)};
+      if (char* v = sip_header_as_string(home, reinterpret_cast<sip_header_t const*>(sip->sip_from)))
+        ch.from = v;
+      su_home_deinit(home);
+      ch.to = call->out_to;
+      ch.cseq = sip->sip_cseq->cs_seq;
+      ch.expires = std::chrono::steady_clock::now() + std::chrono::milliseconds(64 * cfg.t1_ms);
+      if (!ch.from.empty()) {
+        if (challenges.size() >= kMaxChallenges) challenges.erase(challenges.begin());
+        challenges.push_back(std::move(ch));
+      }
+    }
+    logf("sip: call " + std::to_string(call->serial) + ": " + std::to_string(status) +
+         " (challenge relayed to the caller)");
+    // nua keeps the challenged request for nua_authenticate(), which Veil never calls (the
+    // caller answers the challenge): this leg is over, its handle is destroyed with the call.
+    b.terminated = true;
+    end_call(call, "challenged");
+  }
+
+  void sweep_challenges() {
+    auto now = std::chrono::steady_clock::now();
+    challenges.erase(std::remove_if(challenges.begin(), challenges.end(),
+                                    [&](const Challenge& c) { return c.expires <= now; }),
+                     challenges.end());
+  }
+
+  void on_ack(Call* call, int li, sip_t const* sip) {
+    if (Leg& s = call->leg[li]; s.reoffer_pending) {
+      // The answer to Veil's offer in its 2xx to a re-INVITE without SDP: the peer's
+      // endpoints may have moved; the other leg hears nothing.
+      s.reoffer_pending = false;
+      if (auto sdp = sdp_of(sip)) {
+        SdpInspectResult info = inspect_sdp(*sdp);
+        if (info.error == SdpError::None && info.info.streams.size() == call->streams.size())
+          apply_answer(call, s.side, info.info);
+      }
+      return;
+    }
+    Leg& o = call->leg[1 - li];
+    if (!o.ack_pending) return;
+    o.ack_pending = false;
+    if (!call->late_offer) {
+      nua_ack(o.nh, TAG_END());
+      return;
+    }
+    // Late offer: the caller's answer to the offer of the callee's 2xx is in this ACK.
+    call->late_offer = false;
+    std::optional<std::string> out;
+    if (auto sdp = sdp_of(sip)) {
+      SdpInspectResult info = inspect_sdp(*sdp);
+      if (info.error == SdpError::None && apply_answer(call, call->leg[li].side, info.info))
+        out = rewrite_for(call, 1 - li, *sdp);
+    }
+    if (!out) {
+      // No usable answer: the callee's dialog is confirmed and both legs are ended.
+      ++stats.sdp_rejected;
+      nua_ack(o.nh, TAG_END());
+      end_call(call, "no usable SDP answer in the caller's ACK");
+      return;
+    }
+    nua_ack(o.nh, SIPTAG_CONTENT_TYPE_STR(kSdpType), SIPTAG_PAYLOAD_STR(out->c_str()), TAG_END());
+    call->offer_side = -1;
+  }
+
+  // ---- UPDATE (RFC 3311) and INFO (RFC 6086), relayed leg to leg ------------------------
+
+  static void answer_saved(nua_handle_t* nh, msg_t*& req, int status,
+                           const std::optional<std::string>& sdp = std::nullopt,
+                           const std::string& contact = "") {
+    if (!req) return;
+    nua_respond(nh, status, standard_phrase(status), NUTAG_WITH(req),
+                TAG_IF(!contact.empty() && status < 300, SIPTAG_CONTACT_STR(contact.c_str())),
+                TAG_IF(sdp.has_value(), SIPTAG_CONTENT_TYPE_STR(kSdpType)),
+                TAG_IF(sdp.has_value(), SIPTAG_PAYLOAD_STR(sdp ? sdp->c_str() : "")), TAG_END());
+    msg_destroy(req);
+    req = nullptr;
+  }
+
+  void on_update(Call* call, int li, nua_t* nua, sip_t const* sip) {
+    Leg& s = call->leg[li];
+    int oi = 1 - li;
+    Leg& o = call->leg[oi];
+    msg_t* req = msg_ref_create(nua_current_request(nua));
+    auto sdp = sdp_of(sip);
+    if (!sdp) {
+      // No offer (a session refresh, RFC 4028): per leg, answered here.
+      answer_saved(s.nh, req, 200);
+      return;
+    }
+    if (call->ending || !call->answered || o.terminated || s.update_req || o.update_sent ||
+        o.client_pending || o.server_pending || o.ack_pending || s.server_pending) {
+      answer_saved(s.nh, req, 491);  // an offer/answer exchange is in progress
+      return;
+    }
+    SdpInspectResult info = inspect_sdp(*sdp);
+    if (info.error != SdpError::None) {
+      ++stats.sdp_rejected;
+      answer_saved(s.nh, req, 488);
+      return;
+    }
+    if (int st = apply_offer(call, s.side, info.info); st != 0) {
+      answer_saved(s.nh, req, st);
+      return;
+    }
+    auto out = rewrite_for(call, oi, *sdp);
+    if (!out) {
+      answer_saved(s.nh, req, 488);
+      return;
+    }
+    ++stats.updates;
+    s.update_req = req;
+    o.update_sent = true;
+    nua_update(o.nh, SIPTAG_CONTENT_TYPE_STR(kSdpType), SIPTAG_PAYLOAD_STR(out->c_str()),
+               TAG_IF(!o.contact.empty(), SIPTAG_CONTACT_STR(o.contact.c_str())), TAG_END());
+  }
+
+  void on_update_response(Call* call, int li, int status, sip_t const* sip) {
+    Leg& c = call->leg[li];
+    Leg& s = call->leg[1 - li];
+    if (status < 200 || !c.update_sent) return;  // sofia-sip's own refresh, or provisional
+    c.update_sent = false;
+    if (!s.update_req) return;
+    if (status >= 300) {
+      answer_saved(s.nh, s.update_req, map_failure_status(status, sip == nullptr || status >= 700));
+      return;
+    }
+    std::optional<std::string> out;
+    if (auto sdp = sdp_of(sip)) {
+      SdpInspectResult info = inspect_sdp(*sdp);
+      if (info.error == SdpError::None && apply_answer(call, c.side, info.info))
+        out = rewrite_for(call, 1 - li, *sdp);
+    }
+    if (!out) {
+      ++stats.sdp_rejected;
+      answer_saved(s.nh, s.update_req, 488);
+      return;
+    }
+    call->offer_side = -1;
+    answer_saved(s.nh, s.update_req, 200, out, s.contact);
+  }
+
+  // INFO bodies that cross: DTMF relay only (their text names digits and durations, no
+  // address). Anything else gets 415.
+  static bool info_body_allowed(sip_t const* sip) {
+    if (!sip->sip_payload || sip->sip_payload->pl_len == 0) return true;  // e.g. a keepalive
+    if (!sip->sip_content_type || !sip->sip_content_type->c_type) return false;
+    const char* t = sip->sip_content_type->c_type;
+    if (strcasecmp(t, "application/dtmf-relay") != 0 && strcasecmp(t, "application/dtmf") != 0) return false;
+    if (sip->sip_payload->pl_len > 256) return false;
+    for (size_t i = 0; i < sip->sip_payload->pl_len; ++i) {
+      unsigned char ch = static_cast<unsigned char>(sip->sip_payload->pl_data[i]);
+      if (!(std::isalnum(ch) || ch == '=' || ch == ' ' || ch == '\r' || ch == '\n' || ch == '#' ||
+            ch == '*' || ch == '-' || ch == '_'))
+        return false;
+    }
+    return true;
+  }
+
+  void on_info(Call* call, int li, nua_t* nua, sip_t const* sip) {
+    Leg& s = call->leg[li];
+    Leg& o = call->leg[1 - li];
+    msg_t* req = msg_ref_create(nua_current_request(nua));
+    if (call->ending || !call->answered || o.terminated || !o.nh) {
+      answer_saved(s.nh, req, 481);
+      return;
+    }
+    if (!info_body_allowed(sip)) {
+      answer_saved(s.nh, req, 415);
+      return;
+    }
+    ++stats.infos;
+    s.info_reqs.push_back(req);
+    if (sip->sip_payload && sip->sip_payload->pl_len > 0) {
+      std::string body(sip->sip_payload->pl_data, sip->sip_payload->pl_len);
+      nua_info(o.nh, SIPTAG_CONTENT_TYPE_STR(sip->sip_content_type->c_type),
+               SIPTAG_PAYLOAD_STR(body.c_str()), TAG_END());
+    } else {
+      nua_info(o.nh, TAG_END());
+    }
+  }
+
+  void on_info_response(Call* call, int li, int status) {
+    Leg& s = call->leg[1 - li];
+    if (status < 200 || s.info_reqs.empty()) return;
+    msg_t* req = s.info_reqs.front();
+    s.info_reqs.erase(s.info_reqs.begin());
+    int mapped = status < 300 ? 200 : map_failure_status(status, status >= 700);
+    answer_saved(s.nh, req, mapped);
+  }
+
+  // Answers what is still waiting on `leg` (the call is ending).
+  void drop_pending(Leg& leg) {
+    if (leg.nh) {
+      answer_saved(leg.nh, leg.update_req, 481);
+      for (msg_t*& m : leg.info_reqs) answer_saved(leg.nh, m, 481);
+    } else {
+      if (leg.update_req) msg_destroy(leg.update_req);
+      for (msg_t* m : leg.info_reqs) msg_destroy(m);
+      leg.update_req = nullptr;
+    }
+    leg.info_reqs.clear();
   }
 
   void on_reinvite(Call* call, int li, sip_t const* sip) {
@@ -1018,7 +1490,15 @@ struct B2bua::Impl {
     }
     auto sdp = sdp_of(sip);
     if (!sdp) {
-      respond(call, li, 488, std::nullopt);  // re-INVITE without offer: planned
+      // A re-INVITE without offer (a session refresh, RFC 4028, or a peer asking for an
+      // offer): answered on this leg; Veil offers the SDP it last sent here, unchanged (same
+      // o= version), and takes the answer in the ACK. Nothing crosses to the other leg.
+      if (s.last_sdp.empty()) {
+        respond(call, li, 488, std::nullopt);
+        return;
+      }
+      s.reoffer_pending = true;
+      respond(call, li, 200, s.last_sdp);
       return;
     }
     SdpInspectResult info = inspect_sdp(*sdp);
@@ -1038,7 +1518,8 @@ struct B2bua::Impl {
     }
     ++stats.reinvites;
     o.client_pending = true;
-    nua_invite(o.nh, SIPTAG_CONTENT_TYPE_STR(kSdpType), SIPTAG_PAYLOAD_STR(out->c_str()), TAG_END());
+    nua_invite(o.nh, SIPTAG_CONTENT_TYPE_STR(kSdpType), SIPTAG_PAYLOAD_STR(out->c_str()),
+               TAG_IF(!o.contact.empty(), SIPTAG_CONTACT_STR(o.contact.c_str())), TAG_END());
   }
 
   // ---- tear-down ------------------------------------------------------------------------
@@ -1049,6 +1530,7 @@ struct B2bua::Impl {
     stop_timer(call);
     release_media(call);
     for (Leg& leg : call->leg) {
+      drop_pending(leg);
       if (leg.terminated || !leg.nh) continue;
       if (leg.server_pending) {
         nua_respond(leg.nh, 487, standard_phrase(487), TAG_END());
@@ -1076,6 +1558,7 @@ struct B2bua::Impl {
     release_media(call);
     for (Leg& leg : call->leg)
       if (leg.nh) {
+        drop_pending(leg);
         nua_handle_bind(leg.nh, nullptr);
         nua_handle_destroy(leg.nh);
         leg.nh = nullptr;
@@ -1087,8 +1570,11 @@ struct B2bua::Impl {
     for (Call* call : std::vector<Call*>(calls.begin(), calls.end())) {
       stop_timer(call);
       release_media(call);
-      for (Leg& leg : call->leg)
+      for (Leg& leg : call->leg) {
+        if (leg.update_req) msg_destroy(leg.update_req);
+        for (msg_t* m : leg.info_reqs) msg_destroy(m);
         if (leg.nh) nua_handle_destroy(leg.nh);
+      }
       delete call;
     }
     calls.clear();
@@ -1126,16 +1612,38 @@ bool B2bua::start(std::string* error) {
   }
   su_log_redirect(nta_log, &Impl::sofia_log, &d);
   su_log_redirect(tport_log, &Impl::sofia_log, &d);
+  // sofia-sip's TLS transport reads its key and certificate from <dir>/agent.pem (and CAs from
+  // <dir>/cafile.pem): Veil builds that directory privately (0700, files 0600) from the
+  // configured files, creates the agents, and removes it (OpenSSL holds the key in memory).
+  std::string tls_dir;
+  if (d.cfg.external.tls_port || d.cfg.internal.tls_port) {
+    std::string e = make_tls_dir(d.cfg, &tls_dir);
+    if (!e.empty()) {
+      if (error) *error = e;
+      return false;
+    }
+  }
+  struct DirRemover {
+    std::string& dir;
+    ~DirRemover() { remove_tls_dir(dir); }
+  } remover{tls_dir};
   for (int side : {kExternal, kInternal}) {
     const SipSideConfig& sc = side == kExternal ? d.cfg.external : d.cfg.internal;
     std::string url = "sip:" + uri_host(sc.addr) + ":" + std::to_string(sc.port);
     if (sc.udp != sc.tcp) url += sc.udp ? ";transport=udp" : ";transport=tcp";
+    // Only TLS on this side: the plain URL binds nothing that is not asked for.
+    if (!sc.udp && !sc.tcp) url = "sip:" + uri_host(sc.addr) + ":" + std::to_string(sc.tls_port) + ";transport=tls";
+    std::string sips_url = sc.tls_port ? "sips:" + uri_host(sc.addr) + ":" + std::to_string(sc.tls_port) : "";
+    bool verify = !d.cfg.tls_ca_file.empty();
     const char* ua = d.cfg.user_agent.empty() ? nullptr : d.cfg.user_agent.c_str();
     d.agent[side] = nua_create(
         d.root, Impl::callback, reinterpret_cast<nua_magic_t*>(&d), NUTAG_URL(url.c_str()),
         NUTAG_MEDIA_ENABLE(0), NUTAG_AUTOACK(0), NUTAG_AUTOALERT(0), NUTAG_AUTOANSWER(0),
         NUTAG_ENABLEMESSAGE(0), NUTAG_ENABLEINVITE(1),
         NTATAG_SIP_T1(d.cfg.t1_ms), NTATAG_MAXSIZE(d.cfg.max_message_size),
+        TAG_IF(!sips_url.empty() && (sc.udp || sc.tcp), NUTAG_SIPS_URL(sips_url.c_str())),
+        TAG_IF(!tls_dir.empty() && sc.tls_port, TPTAG_CERTIFICATE(tls_dir.c_str())),
+        TAG_IF(sc.tls_port && verify, TPTAG_TLS_VERIFY_POLICY(TPTLS_VERIFY_OUT)),
         // sofia-sip's transports answer STUN binding requests on the SIP port by default
         // (anything starting with 0x00/0x01 is taken for STUN): Veil is no STUN server.
         TPTAG_STUN_SERVER(0),
@@ -1147,12 +1655,14 @@ bool B2bua::start(std::string* error) {
         // Where a peer makes Veil the refresher: UPDATE if the peer allows it, else a
         // re-INVITE (see on_invite_response).
         NUTAG_UPDATE_REFRESH(1),
-        SIPTAG_ALLOW_STR(side == kExternal ? "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER"
-                                           : "INVITE, ACK, BYE, CANCEL, OPTIONS"),
-        // REGISTER from clients reaches Veil (on_register), which relays it.
-        TAG_IF(side == kExternal, NUTAG_APPL_METHOD("REGISTER")),
-        // 100rel/PRACK is not relayed yet: do not offer it.
-        SIPTAG_SUPPORTED_STR("timer"),
+        SIPTAG_ALLOW_STR(side == kExternal ? "INVITE, ACK, BYE, CANCEL, OPTIONS, PRACK, UPDATE, INFO, REGISTER"
+                                           : "INVITE, ACK, BYE, CANCEL, OPTIONS, PRACK, UPDATE, INFO"),
+        // REGISTER from clients reaches Veil (on_register), which relays it; UPDATE and INFO
+        // reach Veil, which relays them to the other leg (nua would answer them itself).
+        NUTAG_APPL_METHOD(side == kExternal ? "REGISTER, UPDATE, INFO" : "UPDATE, INFO"),
+        // 100rel (RFC 3262) per leg: sofia-sip sends PRACK for reliable provisionals on the
+        // legs Veil originates and answers PRACKs on the legs it terminates.
+        SIPTAG_SUPPORTED_STR("timer, 100rel"),
         // The exact text, or no User-Agent at all (sofia-sip's default names itself and its
         // version). The header form takes NONE; the _STR form would strlen() it.
         TAG_IF(ua != nullptr, SIPTAG_USER_AGENT_STR(ua)),

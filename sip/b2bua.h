@@ -33,6 +33,12 @@ struct B2buaStats {
   uint64_t no_media_ports = 0;       // port allocation or flow programming failed (503)
   uint64_t no_response_timeouts = 0; // other leg silent (CANCEL, 503)
   uint64_t reinvites = 0;            // re-INVITEs relayed
+  uint64_t early_media = 0;          // provisional responses with SDP relayed (early media)
+  uint64_t reliable_provisionals = 0; // provisionals sent reliably to the caller (100rel)
+  uint64_t updates = 0;              // UPDATEs relayed (RFC 3311)
+  uint64_t infos = 0;                // INFOs relayed
+  uint64_t late_offers = 0;          // INVITEs without SDP relayed (offer in the 2xx, answer in ACK)
+  uint64_t auth_challenges = 0;      // 401/407 to an INVITE relayed to the caller with the challenge
   uint64_t callback_exceptions = 0;  // C++ exceptions caught in sofia callbacks
   uint64_t media_timeouts = 0;       // calls ended (BYE on both legs) because their media went idle
   uint64_t options_answered = 0;     // OPTIONS answered 200 by Veil itself (never relayed)

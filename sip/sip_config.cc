@@ -36,8 +36,20 @@ std::string validate(const SipConfig& cfg) {
   if (!cfg.external.addr.valid()) return "sip.external.address: not set";
   if (!cfg.internal.addr.valid()) return "sip.internal.address: not set";
   if (cfg.external.port == 0 || cfg.internal.port == 0) return "sip.*.port: must be 1-65535";
-  if (!cfg.external.udp && !cfg.external.tcp) return "sip.external: no transport enabled";
-  if (!cfg.internal.udp && !cfg.internal.tcp) return "sip.internal: no transport enabled";
+  if (!cfg.external.udp && !cfg.external.tcp && !cfg.external.tls_port)
+    return "sip.external: no transport enabled";
+  if (!cfg.internal.udp && !cfg.internal.tcp && !cfg.internal.tls_port)
+    return "sip.internal: no transport enabled";
+  bool tls = cfg.external.tls_port || cfg.internal.tls_port;
+  if (tls && (cfg.tls_certificate.empty() || cfg.tls_private_key.empty()))
+    return "sip.tls_port: TLS needs sip.tls_certificate and sip.tls_private_key";
+  for (const SipSideConfig* sc : {&cfg.external, &cfg.internal})
+    if (sc->tls_port && sc->tls_port == sc->port && (sc->tcp || sc->udp))
+      return "sip.tls_port: must differ from sip.port";
+  if (cfg.pbx_transport == Transport::Tls && !cfg.internal.tls_port)
+    return "sip.pbx_transport: \"tls\" needs TLS on the trusted side (sip.tls_port)";
+  if (cfg.untrusted_transport == Transport::Tls && !cfg.external.tls_port)
+    return "sip.untrusted_transport: \"tls\" needs TLS on the untrusted side (sip.tls_port)";
   if (cfg.external.addr == cfg.internal.addr)
     return "sip.external.address and sip.internal.address must differ";
   if (!cfg.pbx.valid()) return "sip.pbx: address:port not set";

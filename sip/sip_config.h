@@ -12,7 +12,7 @@
 
 namespace veil::sip {
 
-enum class Transport : uint8_t { Udp, Tcp };
+enum class Transport : uint8_t { Udp, Tcp, Tls };
 
 // One side of the SBC: where Veil listens for SIP there.
 struct SipSideConfig {
@@ -20,6 +20,9 @@ struct SipSideConfig {
   uint16_t port = 5060;
   bool udp = true;
   bool tcp = true;
+  // SIP over TLS (RFC 3261 26.3.1, OpenSSL through sofia-sip's tls transport) on this port
+  // of `addr`; 0: no TLS on this side. Needs SipConfig::tls_certificate/tls_private_key.
+  uint16_t tls_port = 0;
 };
 
 struct SipConfig {
@@ -35,6 +38,12 @@ struct SipConfig {
   // untrusted peer. Unset: calls from the PBX are refused with 480.
   std::optional<Endpoint> untrusted_target;
   Transport untrusted_transport = Transport::Udp;
+
+  // TLS (both sides use the same certificate). PEM files: the certificate (chain) Veil
+  // presents and its private key (unencrypted); Veil reads them at start-up. tls_ca_file:
+  // CA certificates Veil verifies the TLS peers it connects to against (the PBX, clients
+  // called over TLS); empty: the peer's certificate is not verified.
+  std::string tls_certificate, tls_private_key, tls_ca_file;
 
   // Headers copied from one leg to the other (both directions), by name, case-insensitive.
   // Nothing else of the other leg's headers crosses (Veil sends only what sofia-sip's

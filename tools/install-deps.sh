@@ -6,11 +6,16 @@ set -euo pipefail
 pkgs=(
   build-essential meson ninja-build pkg-config
   libdpdk-dev dpdk dpdk-dev libnuma-dev libpcap-dev
-  libssl-dev libsofia-sip-ua-dev libtomlplusplus-dev
+  libssl-dev libsofia-sip-ua-dev libtomlplusplus-dev libboost-dev openssl
   libgtest-dev libgmock-dev
   dpkg-dev fakeroot autoconf automake libtool
-  iproute2 iputils-ping sip-tester tshark tcpdump python3 shellcheck
+  iproute2 iputils-ping sip-tester tshark tcpdump python3 python3-websockets shellcheck
+  chromium
 )
+# node and npm for the browser-side test tools (tests/browser): Debian's, unless a node is
+# already installed (NodeSource's package brings its own npm and conflicts with Debian's).
+command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
+command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -38,5 +43,16 @@ if [ ${#missing[@]} -gt 0 ] || [ $need_src -eq 1 ] || [ ! -d /var/lib/apt/lists 
     echo "install-deps: installing ${missing[*]}"
     apt-get install -y -q --no-install-recommends "${missing[@]}"
   fi
+fi
+# Browser-side test tools from npm (playwright-core drives Debian's chromium; sip.js is the
+# page's SIP stack), pinned by tests/browser/package-lock.json. playwright never downloads a
+# browser here (PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD, and only playwright-core is installed).
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+browser_dir=$here/tests/browser
+lock_sum=$(sha256sum "$browser_dir/package-lock.json" | cut -d' ' -f1)
+if [ "$(cat "$browser_dir/node_modules/.veil-lock-sha256" 2>/dev/null)" != "$lock_sum" ]; then
+  echo "install-deps: npm ci in tests/browser"
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix "$browser_dir" --no-audit --no-fund --loglevel=error
+  echo "$lock_sum" >"$browser_dir/node_modules/.veil-lock-sha256"
 fi
 echo "install-deps: all dependencies present"

@@ -14,7 +14,10 @@
 # ./build), VEIL_LAB_PUNT_PER_SOURCE ([limits] punt_pps_per_source, default 2000; 0 = off),
 # VEIL_CORES ("control,worker" lcores, default "0,1"), VEIL_LAB_SIP=1 (enable the
 # B2BUA: [sip] with the trusted host 198.51.100.10:5060 as PBX and the untrusted host
-# 203.0.113.10:5060 as the target of calls from the PBX).
+# 203.0.113.10:5060 as the target of calls from the PBX), VEIL_LAB_WS=1 (with VEIL_LAB_SIP:
+# SIP over WebSocket, ws on 203.0.113.1:8080 and wss on :8443 with a throw-away certificate
+# in /run/veil-lab-LAB/wss.crt, origin https://phone.example.test; VEIL_LAB_WS_PER_SOURCE
+# connections per source, default 8).
 #
 #   untrusted host (ns LAB-ext)         SBC (ns LAB-sbc)                 trusted host (ns LAB-int)
 #   eth0 203.0.113.10/24  <-veth->  dp-ext [veild] dp-int  <-veth->  eth0 198.51.100.10/24
@@ -93,6 +96,23 @@ port = 5060
 pbx = "198.51.100.10:5060"
 untrusted_target = "203.0.113.10:5060"
 no_response_timeout_ms = 3000
+TOML
+  fi
+  if [ "${VEIL_LAB_WS:-0}" = 1 ]; then
+    # SIP over WebSocket for browsers: a throw-away certificate for 203.0.113.1.
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+      -subj "/CN=sbc.example.test" -addext "subjectAltName=IP:203.0.113.1,DNS:sbc.example.test" \
+      -keyout "$STATE/wss.key" -out "$STATE/wss.crt" 2>/dev/null
+    cat >>"$STATE/veil.toml" <<TOML
+
+[websocket]
+ws_port = 8080
+wss_port = 8443
+certificate = "$STATE/wss.crt"
+private_key = "$STATE/wss.key"
+allowed_origins = ["https://phone.example.test"]
+max_connections_per_source = ${VEIL_LAB_WS_PER_SOURCE:-8}
+handshake_timeout_ms = 2000
 TOML
   fi
 }

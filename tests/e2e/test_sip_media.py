@@ -11,11 +11,14 @@ tools/rtp-peer.py on both hosts sending there, and checks that every packet arri
 from Veil's address on that side; that `veilctl flows` shows the call's flows with their
 packet counters going up; and, after the BYE, that the flows are gone and `veilctl stats`
 shows 0 active calls. A call with no RTP at all is ended by Veil's media timeout (BYE to
-both sipp peers, which answer 200). Both wires are captured: no frame on one host's wire names the
+both sipp peers, which answer 200). Early media (183 with SDP) is relayed while the call
+rings; a PBX that does not answer gets the caller 503 with no state left. Both wires are
+audited by tools/veil-leak-audit.py. Both wires are captured: no frame on one host's wire names the
 other host (address, raw or text, or MAC)."""
 import os
 import re
 import shutil
+import subprocess
 import sys
 import time
 
@@ -24,6 +27,8 @@ from lab import (EXT_HOST4, EXT_HOST6, EXT_VEIL4, INT_HOST4, INT_HOST6, INT_VEIL
                  Failure, Proc, addr_needles, check, find_leaks, log, rtp_ok, run_tests, wait_for)
 
 SCEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'scenarios')
+ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
+SIP_SCEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'sip', 'scenarios')
 COUNT = 150
 INTERVAL = 0.01
 TALK_MS = 6000  # the caller's pause between ACK and BYE: RTP runs inside it
@@ -242,6 +247,114 @@ def test_media_timeout(lab):
     check(st['callback_exceptions'] == 0, 'media timeout: exceptions in SIP callbacks: %s' % st)
 
 
+def test_early_media(lab):
+    """Early media through the dataplane: the PBX answers 183 with SDP and plays for 6 s before
+    its 200. The caller's 183 names Veil's untrusted address; while the call still rings
+    (`veilctl calls`: ringing) RTP flows both ways through the flows the 183's answer programmed,
+    every packet from Veil's address on that side. Then 200, ACK, BYE; flows removed."""
+    State.calls += 1
+    n = State.calls
+    caller_rtp, callee_rtp = 4000 + 10 * n, 4002 + 10 * n
+    stats0 = lab.ctl('stats')
+    uas, uas_msg = sipp(lab, 'int', 'uas_early_media.xml', INT_HOST4, 5060, callee_rtp, 'early-uas')
+    wait_listening(lab, 'int', 5060)
+    uac, uac_msg = sipp(lab, 'ext', 'uac_media.xml', EXT_HOST4, 5070 + n, caller_rtp, 'early-uac',
+                        remote=ep(EXT_VEIL4, 5060), extra=['-d', '500'])
+    caller_saw = wait_for('early media: no 183 with SDP in the caller\'s trace',
+                          lambda: sdp_endpoint(uac_msg, r'SIP/2\.0 183 '), 15)
+    callee_saw = wait_for('early media: no INVITE with SDP in the callee\'s trace',
+                          lambda: sdp_endpoint(uas_msg, r'INVITE '), 5)
+    t183 = time.monotonic()
+    log('  early media: caller was told %s:%d, callee %s:%d' % (caller_saw + callee_saw))
+    check(caller_saw[0] == EXT_VEIL4 and callee_saw[0] == INT_VEIL4, 'early media: SDP addresses %s %s'
+          % (caller_saw, callee_saw))
+    calls = lab.ctl('calls')
+    check(len(calls) == 1 and calls[0]['state'] == 'ringing', 'early media: veilctl calls: %s' % calls)
+    caller_veil, callee_veil = ep(*caller_saw), ep(*callee_saw)
+    count = 100
+    pc = lab.peer('ext', ep(EXT_HOST4, caller_rtp), send_to=caller_veil, count=count, interval=0.01,
+                  ssrc=0x1E1E0000 + n, delay=0.2, linger=0.5)
+    pe = lab.peer('int', ep(INT_HOST4, callee_rtp), send_to=callee_veil, count=count, interval=0.01,
+                  ssrc=0x2E2E0000 + n, delay=0.2, linger=0.5)
+    rc_, re_ = pc.json(30), pe.json(30)
+    took = time.monotonic() - t183
+    log('  early media: caller host %s' % rc_)
+    log('  early media: callee host %s' % re_)
+    rtp_ok(rc_, 'early media, caller host', count, caller_veil)
+    rtp_ok(re_, 'early media, callee host', count, callee_veil)
+    calls = lab.ctl('calls')
+    check(took < 5.5 and len(calls) == 1 and calls[0]['state'] == 'ringing',
+          'early media: the RTP was not all inside the early phase (%.1f s, calls %s)' % (took, calls))
+    sipp_finish(uac, 'early caller', uac_msg)
+    sipp_finish(uas, 'early callee', uas_msg)
+    wait_for('early media: call or flows left (stats %s)' % lab.ctl('stats').get('sip'),
+             lambda: lab.ctl('stats')['calls'] == 0 and not lab.ctl('calls'), 5)
+    st = lab.ctl('stats')['sip']
+    check(st['early_media'] == stats0['sip'].get('early_media', 0) + 1, 'early media: counter %s' % st)
+    check(st['calls_answered'] == stats0['sip']['calls_answered'] + 1, 'early media: not answered')
+
+
+BLACKHOLE = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+print('bound', flush=True)
+while True:
+    s.recvfrom(65535)
+"""
+
+
+def unreachable_call(lab, label, port):
+    """A call from the untrusted host while the PBX does not answer: the caller's sipp expects
+    503 (tests/sip/scenarios/uac_pbx_unreachable.xml). Returns (seconds to the 503, stats
+    before). Afterwards: `veilctl calls` empty, 0 calls, the offer's flows gone."""
+    stats0 = lab.ctl('stats')
+    flows0 = {row['id'] for row in lab.ctl('flows')}
+    State.calls += 1
+    n = State.calls
+    t0 = time.monotonic()
+    uac_msg = os.path.join(lab.tmp, '%s.msg' % label)
+    uac = Proc(lab, lab.ns_argv('ext', [
+        'sipp', '-sf', os.path.join(SIP_SCEN, 'uac_pbx_unreachable.xml'), '-i', EXT_HOST4, '-p', str(port),
+        '-m', '1', '-nostdin', '-timeout', '20', '-timeout_error', '-s', 'bob', '-mp', str(6000 + 10 * n),
+        '-trace_msg', '-message_file', uac_msg, '-trace_err', '-error_file', uac_msg[:-4] + '.err',
+        ep(EXT_VEIL4, 5060)]), 'sipp %s' % label)
+    sipp_finish(uac, label, uac_msg, timeout=20)
+    took = time.monotonic() - t0
+
+    def clean():
+        st = lab.ctl('stats')
+        return (st['calls'] == 0 and st['sip']['active_calls'] == 0 and not lab.ctl('calls') and
+                {row['id'] for row in lab.ctl('flows')} <= flows0)
+    wait_for('%s: call state or flows left: stats %s, calls %s' % (label, lab.ctl('stats').get('sip'), lab.ctl('calls')),
+             clean, 3)
+    st = lab.ctl('stats')['sip']
+    check(st['calls_failed'] == stats0['sip']['calls_failed'] + 1, '%s: calls_failed %d -> %d'
+          % (label, stats0['sip']['calls_failed'], st['calls_failed']))
+    return took, stats0
+
+
+def test_pbx_unreachable(lab):
+    """Issue 3: PBX unreachable, through veild. Nothing listens on the PBX's port: the caller
+    gets 503 at once (ICMP port unreachable). The PBX host swallows every datagram: 503 after
+    [sip] no_response_timeout_ms (3000 in the lab), long before timer B. Each time `veilctl calls`
+    is empty, `veilctl stats` shows 0 calls and the offer's flows are removed."""
+    took, _ = unreachable_call(lab, 'pbx-closed', 5090)
+    log('  PBX port closed: 503 after %.2f s' % took)
+    check(took < 3.0, 'PBX port closed: 503 after %.1f s' % took)
+    bh = Proc(lab, lab.ns_argv('int', ['python3', '-c', BLACKHOLE, INT_HOST4, '5060']), 'blackhole PBX')
+    wait_for('the blackhole did not bind', lambda: b'bound' in bh.early_output(), 5, 0.05)
+    try:
+        took, stats0 = unreachable_call(lab, 'pbx-silent', 5091)
+    finally:
+        bh.p.kill()
+        bh.wait(5)
+    log('  PBX silent: 503 after %.2f s' % took)
+    check(2.5 <= took < 4.5, 'PBX silent: 503 after %.1f s (no_response_timeout_ms = 3000)' % took)
+    st = lab.ctl('stats')['sip']
+    check(st['no_response_timeouts'] == stats0['sip']['no_response_timeouts'] + 1, 'no_response_timeouts')
+
+
 def test_no_leaks_on_the_wire(lab):
     """Neither host's wire carries the other host's address (raw or text) or MAC: SIP and RTP."""
     frames = {h: c.stop() for h, c in State.captures.items()}
@@ -253,6 +366,18 @@ def test_no_leaks_on_the_wire(lab):
         sip = sum(1 for f in fr if b'SIP/2.0' in f)
         log('  %s host capture: %d frames, %d with SIP' % (host, len(fr), sip))
         check(sip >= 8, 'the %s capture holds only %d SIP frames' % (host, sip))
+        # The operators' audit over the same capture: the other side's prefixes in every form
+        # (text, binary, hex, reverse DNS, IPv4 inside IPv6...) and its host's MAC.
+        other = 'int' if host == 'ext' else 'ext'
+        prefixes = ['198.51.100.0/24', '2001:db8:2::/48'] if host == 'ext' else ['203.0.113.0/24', '2001:db8:1::/48']
+        argv = [sys.executable, os.path.join(ROOT, 'tools', 'veil-leak-audit.py'), State.captures[host].path,
+                '--forbid-mac', macs[other]]
+        for pfx in prefixes:
+            argv += ['--forbid', pfx]
+        r = subprocess.run(argv, capture_output=True, text=True)
+        log('  %s host capture, veil-leak-audit: %s' % (host, (r.stdout.strip().splitlines() or [''])[-1]))
+        check(r.returncode == 0, 'veil-leak-audit on the %s host\'s capture exited %d: %s %s'
+              % (host, r.returncode, r.stdout[:2000], r.stderr[-500:]))
         leaks = find_leaks(fr, needles[host])
         if leaks:
             i, what = leaks[0]
@@ -266,4 +391,5 @@ if __name__ == '__main__':
         sys.exit(0)
     os.environ['VEIL_LAB_SIP'] = '1'
     sys.exit(run_tests('sip', [test_sip_enabled, test_call_untrusted_to_pbx, test_call_pbx_to_untrusted,
-                               test_media_timeout, test_no_leaks_on_the_wire]))
+                               test_media_timeout, test_early_media, test_pbx_unreachable,
+                               test_no_leaks_on_the_wire]))

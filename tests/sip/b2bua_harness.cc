@@ -6,6 +6,7 @@
 //                 [--int-media 30000] [--no-response-ms 4000] [--allow-header NAME]...
 //                 [--min-se SECONDS] [--register-domain HOST] [--register-min-interval S]
 //                 [--register-min-expires S] [--register-max-expires S]
+//                 [--tls-port P --tls-cert PEM --tls-key PEM [--tls-ca PEM]] [--pbx-transport udp|tcp|tls]
 //
 // Prints "ready" when both agents are bound. Commands on stdin, one per line:
 //   stats  -> one JSON line: calls, counters, live ports, every program/remove call
@@ -103,6 +104,20 @@ struct Harness {
   std::string line;
   bool quit = false;
 
+  // Counters added since the format string above was written.
+  std::string extra() const {
+    const B2buaStats& st = b2bua->stats();
+    std::string s;
+    auto add = [&](const char* k, uint64_t v) { s += std::string("\"") + k + "\":" + std::to_string(v) + ","; };
+    add("auth_challenges", st.auth_challenges);
+    add("early_media", st.early_media);
+    add("reliable_provisionals", st.reliable_provisionals);
+    add("updates", st.updates);
+    add("infos", st.infos);
+    add("late_offers", st.late_offers);
+    return s;
+  }
+
   void print_stats() {
     const B2buaStats& st = b2bua->stats();
     std::printf(
@@ -111,7 +126,7 @@ struct Harness {
         "\"no_response_timeouts\":%lu,\"reinvites\":%lu,\"callback_exceptions\":%lu,"
         "\"media_timeouts\":%lu,\"options_answered\":%lu,\"malformed_dropped\":%lu,"
         "\"bindings\":%zu,\"registers_received\":%lu,\"registers_relayed\":%lu,"
-        "\"registers_throttled\":%lu,\"registers_removed\":%lu,\"registers_expired\":%lu,%s}\n",
+        "\"registers_throttled\":%lu,\"registers_removed\":%lu,\"registers_expired\":%lu,%s%s}\n",
         b2bua->active_calls(), (unsigned long)st.calls_total, (unsigned long)st.calls_answered,
         (unsigned long)st.calls_failed, (unsigned long)st.refused_source,
         (unsigned long)st.sdp_rejected, (unsigned long)st.no_media_ports,
@@ -120,7 +135,7 @@ struct Harness {
         (unsigned long)st.options_answered, (unsigned long)st.malformed_dropped,
         b2bua->bindings(), (unsigned long)st.registers_received, (unsigned long)st.registers_relayed,
         (unsigned long)st.registers_throttled, (unsigned long)st.registers_removed,
-        (unsigned long)st.registers_expired, anchor->json().c_str());
+        (unsigned long)st.registers_expired, extra().c_str(), anchor->json().c_str());
     std::fflush(stdout);
   }
 };
@@ -188,6 +203,14 @@ int main(int argc, char** argv) {
     else if (a == "--register-min-interval") cfg.register_min_interval_s = uint32_t(std::stoul(next()));
     else if (a == "--register-min-expires") cfg.register_min_expires_s = uint32_t(std::stoul(next()));
     else if (a == "--register-max-expires") cfg.register_max_expires_s = uint32_t(std::stoul(next()));
+    else if (a == "--tls-port") cfg.external.tls_port = cfg.internal.tls_port = uint16_t(std::stoi(next()));
+    else if (a == "--tls-cert") cfg.tls_certificate = next();
+    else if (a == "--tls-key") cfg.tls_private_key = next();
+    else if (a == "--tls-ca") cfg.tls_ca_file = next();
+    else if (a == "--pbx-transport") {
+      std::string t = next();
+      cfg.pbx_transport = t == "tls" ? Transport::Tls : t == "tcp" ? Transport::Tcp : Transport::Udp;
+    }
     else usage(("unknown argument " + a).c_str());
   }
 

@@ -69,6 +69,10 @@ CASES = [
     ('refer', lambda: udp(message('REFER', extra=['Refer-To: <sip:carol@%s>' % LOCAL]))),
     ('message', lambda: udp(message('MESSAGE', extra=['Content-Type: text/plain'], body='hi'))),
     ('subscribe', lambda: udp(message('SUBSCRIBE', extra=['Event: presence']))),
+    # INFO and UPDATE outside any dialog: nothing to relay them on.
+    ('info_no_dialog', lambda: udp(message('INFO', extra=['Content-Type: application/dtmf-relay'],
+                                           body='Signal=1\r\nDuration=100\r\n'))),
+    ('update_no_dialog', lambda: udp(message('UPDATE'))),
     ('no_call_id', lambda: udp(message('OPTIONS', call_id=False))),
     ('bad_cseq', lambda: udp(message('OPTIONS', cseq='abc OPTIONS'))),
     ('cseq_method_mismatch', lambda: udp(message('OPTIONS', cseq='1 INVITE'))),

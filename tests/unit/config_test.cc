@@ -908,8 +908,10 @@ TEST(ConfigSip, ErrorsAreReportedAtTheValue) {
        "is an IPv6 address but Veil's SIP address on that side is 198.51.100.1", "same address family"},
       {"pbx = \"198.51.100.10:5060\"", "pbx = \"198.51.100.1:5060\"", "pbx = |\"198.51.100.1:5060\"",
        "is Veil's own address", "ADDRESS:PORT"},
+      {"pbx_transport = \"tcp\"", "pbx_transport = \"sctp\"", "pbx_transport = |\"sctp\"",
+       "sip.pbx_transport: \"sctp\" is not a transport", "\"udp\", \"tcp\" or \"tls\""},
       {"pbx_transport = \"tcp\"", "pbx_transport = \"tls\"", "pbx_transport = |\"tls\"",
-       "sip.pbx_transport: \"tls\" is not a transport", "\"udp\" or \"tcp\""},
+       "sip.pbx_transport: \"tls\" but sip.tls_port is not set", "set tls_port"},
       {"untrusted_target = \"[2001:db8:1::10]:5062\"", "untrusted_target = \"203.0.113.10:5062\"",
        "untrusted_target = |\"203.0.113.10:5062\"", "is an IPv4 address", "same address family"},
       {"\"X-Case-Id\"]", "\"Via\"]", "|\"Via\"]", "sip.header_allow_list[1]: \"Via\" is never copied across",
@@ -936,6 +938,86 @@ TEST(ConfigSip, ErrorsAreReportedAtTheValue) {
     SCOPED_TRACE(c.to);
     expect_error(replace_first(base, c.from, c.to), c.where, c.what, c.fix);
   }
+}
+
+// TLS: PEM files written to a private temporary directory.
+struct PemFiles {
+  std::string dir, cert, key, ca;
+  PemFiles() {
+    char tmpl[] = "/tmp/veil-config-test-XXXXXX";
+    dir = ::mkdtemp(tmpl);
+    cert = dir + "/cert.pem";
+    key = dir + "/key.pem";
+    ca = dir + "/ca.pem";
+    write(cert, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
+    write(key, "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n");
+    write(ca, "-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n");
+  }
+  ~PemFiles() {
+    for (const auto& f : {cert, key, ca}) std::remove(f.c_str());
+    ::rmdir(dir.c_str());
+  }
+  static void write(const std::string& path, const char* text) {
+    FILE* f = std::fopen(path.c_str(), "w");
+    std::fputs(text, f);
+    std::fclose(f);
+  }
+  std::string toml() const {
+    return "tls_port = 5061\ntls_certificate = \"" + cert + "\"\ntls_private_key = \"" + key +
+           "\"\ntls_ca_file = \"" + ca + "\"\n";
+  }
+};
+
+TEST(ConfigSip, TlsKeysMapOntoSipConfig) {
+  PemFiles pem;
+  std::string text = std::string(kFull) + replace_first(kSip, "pbx_transport = \"tcp\"", "pbx_transport = \"tls\"") +
+                     pem.toml();
+  ParseResult r = parse_string(text, "t.toml");
+  ASSERT_TRUE(r.ok()) << dump(r);
+  const sip::SipConfig& b = r.config->sip.b2bua;
+  EXPECT_EQ(b.external.tls_port, 5061);
+  EXPECT_EQ(b.internal.tls_port, 5061);
+  EXPECT_EQ(b.tls_certificate, pem.cert);
+  EXPECT_EQ(b.tls_private_key, pem.key);
+  EXPECT_EQ(b.tls_ca_file, pem.ca);
+  EXPECT_EQ(b.pbx_transport, sip::Transport::Tls);
+  EXPECT_EQ(sip::validate(b), "");
+  // Without TLS nothing is set.
+  ParseResult plain = parse_string(std::string(kFull) + kSip, "t.toml");
+  ASSERT_TRUE(plain.ok()) << dump(plain);
+  EXPECT_EQ(plain.config->sip.b2bua.external.tls_port, 0);
+  EXPECT_TRUE(plain.config->sip.b2bua.tls_certificate.empty());
+}
+
+TEST(ConfigSip, TlsErrorsAreReportedAtTheValue) {
+  PemFiles pem;
+  const std::string base = std::string(kFull) + kSip + pem.toml();
+  const std::string missing = "\"" + pem.dir + "/none.pem\"";
+  struct Case {
+    std::string from, to, where, what, fix;
+  } cases[] = {
+      {"tls_port = 5061", "tls_port = 5070", "tls_port = |5070", "sip.tls_port: 5070 is also sip.port",
+       "a port of its own"},
+      {"tls_port = 5061", "tls_port = 20000", "tls_port = |20000", "sip.tls_port: 20000 lies in media.external.ports",
+       "outside both"},
+      {"tls_port = 5061", "tls_port = 70000", "tls_port = |70000", "sip.tls_port: 70000 is out of range",
+       "1 to 65535"},
+      {"\"" + pem.cert + "\"", missing, "tls_certificate = |" + missing,
+       "sip.tls_certificate: " + missing + ": No such file or directory", "PEM file with the certificate"},
+      {"tls_private_key = \"" + pem.key, "tls_private_key = \"" + pem.cert, "tls_private_key = |\"" + pem.cert,
+       "holds no private key", "PEM file with the private key"},
+      {"tls_ca_file = \"" + pem.ca, "tls_ca_file = \"" + pem.key, "tls_ca_file = |\"" + pem.key,
+       "holds no CA certificates", "PEM file with the CA certificates"},
+      {"tls_certificate = ", "tls_certificatex = ", "|tls_certificatex", "unknown key \"tls_certificatex\"",
+       "did you mean \"tls_certificate\"?"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.to);
+    expect_error(replace_first(base, c.from, c.to), c.where, c.what, c.fix);
+  }
+  // tls_port without the key file: reported at the table.
+  std::string no_key = std::string(kFull) + kSip + "tls_port = 5061\ntls_certificate = \"" + pem.cert + "\"\n";
+  expect_error(no_key, "|[sip]", "sip.tls_private_key: missing (required)", "tls_private_key = ");
 }
 
 TEST(ConfigSip, BothTransportsOffIsAnError) {

@@ -1,0 +1,61 @@
+// SDP for a WebRTC leg (issue 5): what a browser's SDP says about ICE, DTLS-SRTP, BUNDLE and
+// mids, and the two conversions the B2BUA needs around sip/sdp_rewrite.h:
+//   to_plain():  a browser's offer or answer, already rewritten for the trusted side by
+//                rewrite_sdp(), made plain RTP/AVP for the PBX: no DTLS, ICE, BUNDLE, mid,
+//                msid, ssrc, header extensions or transport-wide feedback;
+//   to_webrtc(): an SDP rewritten for the untrusted side by rewrite_sdp(), made what a
+//                browser accepts from Veil as an ICE-lite, DTLS-SRTP endpoint: the offer's
+//                transport protocol and mids, Veil's ICE credentials, one host candidate per
+//                m-line (Veil's own address and port), Veil's certificate fingerprint and
+//                DTLS role, rtcp-mux.
+// Pure text functions on SDP that sofia-sip's parser has already accepted (rewrite_sdp's
+// output): CRLF lines in, CRLF lines out. Golden-tested in tests/sip/.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dataplane/addr.h"
+
+namespace veil::sip {
+
+struct WebRtcMedia {
+  std::string media;   // "audio", "video", ...
+  std::string proto;   // "UDP/TLS/RTP/SAVPF", ...
+  std::string mid;     // a=mid (empty if none)
+  bool rtcp_mux = false;
+  bool disabled = false;  // port 0
+};
+
+struct WebRtcInfo {
+  bool webrtc = false;       // the SDP asks for DTLS-SRTP (UDP/TLS/RTP/SAVP[F] or a=fingerprint)
+  std::string ice_ufrag, ice_pwd;           // session level, else the first m-line's
+  std::string fingerprint;                  // "sha-256 AB:CD:...", session or first m-line
+  std::string setup;                        // actpass / active / passive ("" if absent)
+  bool ice_lite = false;
+  std::vector<std::string> bundle;          // mids of a=group:BUNDLE, in order
+  std::vector<WebRtcMedia> media;           // per m-line
+};
+
+WebRtcInfo inspect_webrtc(std::string_view sdp);
+
+// Plain RTP/AVP SDP for the trusted side (see above). `rewritten` is rewrite_sdp()'s output.
+std::string to_plain(std::string_view rewritten);
+
+struct WebRtcParams {
+  std::string ice_ufrag, ice_pwd;  // Veil's, for this call's browser leg
+  std::string fingerprint;         // Veil's certificate: "sha-256 AB:CD:..."
+  std::string setup;               // "passive" in an answer to actpass, "actpass" in an offer
+  // Per m-line (rewrite_sdp's order): the mid and protocol to use. From the browser's offer
+  // when answering it; empty when Veil makes the offer ("0", "1", ... and UDP/TLS/RTP/SAVPF).
+  std::vector<WebRtcMedia> offer_media;
+  bool bundle = true;              // a=group:BUNDLE over the active m-lines' mids
+};
+
+// The browser-facing SDP (see above). `rewritten` is rewrite_sdp()'s output for the
+// untrusted side: its c= and m= ports are Veil's candidate.
+std::string to_webrtc(std::string_view rewritten, const WebRtcParams& p);
+
+}  // namespace veil::sip

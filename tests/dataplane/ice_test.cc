@@ -1,0 +1,725 @@
+// ICE-lite and DTLS on the dataplane, on DPDK net_ring ports (same harness as relay_test.cc:
+// the test feeds and drains the rings, time is the TSC value passed to WorkerCtx::pass()).
+// A browser-side flow pair: flow 1 receives from the browser on 203.0.113.1:20000 (ICE
+// credentials, DTLS to the control plane), flow 2 receives from the PBX on
+// 198.51.100.1:30000 and sends to the browser only while flow 1 holds consent.
+#include <gtest/gtest.h>
+#include <rte_eal.h>
+#include <rte_eth_ring.h>
+#include <rte_ethdev.h>
+#include <rte_ring.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "controlplane/doc.h"
+#include "controlplane/dtls_srtp.h"
+#include "controlplane/mgmt.h"
+#include "dataplane/dataplane.h"
+#include "dataplane/packet.h"
+#include "dataplane/stun.h"
+#include "dataplane/worker.h"
+
+using namespace veil;
+using namespace veil::dp;
+
+namespace {
+
+class EalEnv : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    std::string prefix = "veil-icetest-" + std::to_string(getpid());
+    std::vector<std::string> args = {"ice_test", "--lcores", "0@0", "--no-huge", "-m", "256",
+                                     "--no-pci", "--no-shconf", "--file-prefix", prefix,
+                                     "--log-level", "lib.eal:warning"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    ASSERT_GE(rte_eal_init(int(argv.size()), argv.data()), 0);
+  }
+  void TearDown() override { rte_eal_cleanup(); }
+};
+const auto* g_env = ::testing::AddGlobalTestEnvironment(new EalEnv);
+
+IpAddr addr(const char* s) { return *IpAddr::parse(s); }
+Endpoint ep(const char* s) { return *Endpoint::parse(s); }
+
+const MacAddr kExtHostMac{{0x02, 0xee, 0, 0, 0, 0x10}};
+const MacAddr kIntHostMac{{0x02, 0x11, 0, 0, 0, 0x10}};
+const char kPwd[] = "0123456789abcdefghijkl";  // Veil's a=ice-pwd
+const uint8_t kTxid[12] = {0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8, 0xa9, 0xaa, 0xab, 0xac};
+
+struct RingPort {
+  rte_ring* rx = nullptr;
+  rte_ring* tx = nullptr;
+  std::string name;
+};
+std::atomic<int> g_seq{0};
+
+RingPort make_ring_port(const std::string& tag) {
+  RingPort p;
+  p.name = "ip_" + tag + std::to_string(g_seq.fetch_add(1));
+  p.rx = rte_ring_create(("rx_" + p.name).c_str(), 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+  p.tx = rte_ring_create(("tx_" + p.name).c_str(), 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+  EXPECT_GE(rte_eth_from_rings(p.name.c_str(), &p.rx, 1, &p.tx, 1, 0), 0);
+  p.name = "net_ring_" + p.name;
+  return p;
+}
+
+void put16(std::vector<uint8_t>& f, size_t o, uint16_t v) {
+  f[o] = uint8_t(v >> 8);
+  f[o + 1] = uint8_t(v);
+}
+
+// Ethernet + IPv4/IPv6 + UDP with a full checksum, DSCP EF, TTL/hop limit 57.
+std::vector<uint8_t> udp_frame(const MacAddr& dst_mac, const MacAddr& src_mac, const Endpoint& src,
+                               const Endpoint& dst, const std::vector<uint8_t>& payload,
+                               uint8_t ttl = 57) {
+  bool v4 = src.addr.is_v4();
+  size_t l3 = v4 ? 20 : 40;
+  std::vector<uint8_t> f(14 + l3 + 8 + payload.size());
+  std::memcpy(&f[0], dst_mac.b, 6);
+  std::memcpy(&f[6], src_mac.b, 6);
+  put16(f, 12, v4 ? 0x0800 : 0x86dd);
+  uint8_t* ipp = &f[14];
+  uint16_t ulen = uint16_t(8 + payload.size());
+  if (v4) {
+    ipp[0] = 0x45;
+    ipp[1] = 0xb8;
+    put16(f, 16, uint16_t(20 + ulen));
+    put16(f, 18, 0x1234);
+    put16(f, 20, 0x4000);
+    ipp[8] = ttl;
+    ipp[9] = 17;
+    std::memcpy(ipp + 12, src.addr.bytes.data(), 4);
+    std::memcpy(ipp + 16, dst.addr.bytes.data(), 4);
+    uint16_t c = ipv4_header_checksum(ipp);
+    std::memcpy(ipp + 10, &c, 2);
+  } else {
+    ipp[0] = 0x6b;
+    ipp[1] = 0x80;
+    put16(f, 18, ulen);
+    ipp[6] = 17;
+    ipp[7] = ttl;
+    std::memcpy(ipp + 8, src.addr.bytes.data(), 16);
+    std::memcpy(ipp + 24, dst.addr.bytes.data(), 16);
+  }
+  size_t u = 14 + l3;
+  put16(f, u, src.port);
+  put16(f, u + 2, dst.port);
+  put16(f, u + 4, ulen);
+  std::memcpy(&f[u + 8], payload.data(), payload.size());
+  uint16_t c = l4_checksum(v4 ? Family::V4 : Family::V6, ipp, &f[u], ulen, 17);
+  std::memcpy(&f[u + 6], &c, 2);
+  return f;
+}
+
+std::vector<uint8_t> rtp(uint16_t seq, size_t len = 172) {
+  std::vector<uint8_t> p(len);
+  p[0] = 0x80;
+  p[1] = 111;
+  p[2] = uint8_t(seq >> 8);
+  p[3] = uint8_t(seq);
+  p[8] = 0xca;
+  p[9] = 0xfe;
+  p[10] = 0xba;
+  p[11] = 0xbe;
+  for (size_t i = 12; i < len; ++i) p[i] = uint8_t(i * 7 + seq);
+  return p;
+}
+
+// A connectivity check as a browser (controlling, full ICE) sends it: USERNAME
+// "veil:brow", PRIORITY, ICE-CONTROLLING, optional USE-CANDIDATE, MESSAGE-INTEGRITY with
+// Veil's password, FINGERPRINT (RFC 8445 7.2.2).
+std::vector<uint8_t> check(bool use_candidate, const char* pwd = kPwd,
+                           const char* username = "veil:brow") {
+  std::vector<uint8_t> b(256);
+  stun::Writer w(b.data(), uint32_t(b.size()));
+  w.begin(stun::kBindingRequest, kTxid);
+  w.add(stun::kAttrUsername, username, uint16_t(std::strlen(username)));
+  w.add_u32(stun::kAttrPriority, 0x6e7f1eff);
+  w.add_u64(stun::kAttrIceControlling, 0x0102030405060708ull);
+  if (use_candidate) w.add(stun::kAttrUseCandidate, nullptr, 0);
+  stun::HmacKey k;
+  stun::hmac_key_init(k, pwd);
+  w.add_integrity(k);
+  w.add_fingerprint();
+  b.resize(w.size());
+  return b;
+}
+
+// The success response Veil must send for a check from `mapped`, built here independently.
+std::vector<uint8_t> expected_success(const Endpoint& mapped) {
+  std::vector<uint8_t> b(256);
+  stun::Writer w(b.data(), uint32_t(b.size()));
+  w.begin(stun::kBindingSuccess, kTxid);
+  w.add_xor_address(stun::kAttrXorMappedAddress, mapped);
+  stun::HmacKey k;
+  stun::hmac_key_init(k, kPwd);
+  w.add_integrity(k);
+  w.add_fingerprint();
+  b.resize(w.size());
+  return b;
+}
+
+// A DTLS 1.2 handshake record header and some body (content type 22, RFC 7983 range 20-63).
+std::vector<uint8_t> dtls_record(size_t body = 60) {
+  std::vector<uint8_t> r = {22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, uint8_t(body)};
+  for (size_t i = 0; i < body; ++i) r.push_back(uint8_t(0x40 + i));
+  return r;
+}
+
+Parsed parse(const std::vector<uint8_t>& f) {
+  Parsed p;
+  MacAddr any;
+  std::memcpy(any.b, f.data(), 6);
+  EXPECT_EQ(parse_frame(f.data(), uint32_t(f.size()), any, p), kNoDrop);
+  return p;
+}
+
+struct Lab {
+  RingPort ext, intp, ext_exc, int_exc;
+  std::unique_ptr<Dataplane> dp;
+  MacAddr ext_mac, int_mac;
+  uint64_t tsc = 1'000'000'000;
+
+  Lab() {
+    ext = make_ring_port("e");
+    intp = make_ring_port("i");
+    ext_exc = make_ring_port("ex");
+    int_exc = make_ring_port("ix");
+    config::Config cfg;
+    config::PortConfig e, i;
+    e.name = "ext0";
+    e.role = config::Role::External;
+    e.device = ext.name;
+    e.addresses = {*IpPrefix::parse("203.0.113.1/24"), *IpPrefix::parse("2001:db8:1::1/64")};
+    i.name = "int0";
+    i.role = config::Role::Internal;
+    i.device = intp.name;
+    i.addresses = {*IpPrefix::parse("198.51.100.1/24")};
+    cfg.ports = {e, i};
+    cfg.media_external = {20000, 29999};
+    cfg.media_internal = {30000, 39999};
+    cfg.limits.max_flows = 64;
+    cfg.limits.relatch_after_ms = 100;
+    cfg.dataplane.mbufs = 2047;
+    Options opt;
+    opt.exception_devices = {ext_exc.name, int_exc.name};
+    std::string err;
+    dp = Dataplane::create(cfg, opt, err);
+    EXPECT_TRUE(dp) << err;
+    if (!dp) return;
+    ext_mac = dp->ports()[0].mac;
+    int_mac = dp->ports()[1].mac;
+    dp->neighbours().learn(0, addr("203.0.113.10"), kExtHostMac);
+    dp->neighbours().learn(0, addr("203.0.113.11"), kExtHostMac);
+    dp->neighbours().learn(0, addr("2001:db8:1::10"), kExtHostMac);
+    dp->neighbours().learn(1, addr("198.51.100.10"), kIntHostMac);
+  }
+  ~Lab() {
+    dp.reset();
+    for (RingPort* p : {&ext, &intp, &ext_exc, &int_exc}) {
+      void* m;
+      for (rte_ring* r : {p->tx, p->rx})
+        while (rte_ring_dequeue(r, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
+      rte_ring_free(p->rx);
+      rte_ring_free(p->tx);
+    }
+  }
+  uint64_t ms(uint64_t n) const { return dp->tsc_hz() / 1000 * n; }
+  void inject(RingPort& p, const std::vector<uint8_t>& frame) {
+    rte_mbuf* m = rte_pktmbuf_alloc(dp->pool());
+    ASSERT_NE(m, nullptr);
+    std::memcpy(rte_pktmbuf_append(m, uint16_t(frame.size())), frame.data(), frame.size());
+    ASSERT_EQ(rte_ring_enqueue(p.rx, m), 0);
+  }
+  std::vector<std::vector<uint8_t>> take(RingPort& p) {
+    std::vector<std::vector<uint8_t>> out;
+    void* v;
+    while (rte_ring_dequeue(p.tx, &v) == 0) {
+      auto* m = static_cast<rte_mbuf*>(v);
+      const uint8_t* d = rte_pktmbuf_mtod(m, const uint8_t*);
+      out.emplace_back(d, d + m->data_len);
+      rte_pktmbuf_free(m);
+    }
+    return out;
+  }
+  void pass(uint64_t advance = 1000) {
+    tsc += advance;
+    dp->worker(0).pass(tsc);
+  }
+  // From the browser at `src` to Veil's browser-side media port.
+  void from_browser(const Endpoint& src, const std::vector<uint8_t>& payload) {
+    Endpoint dst = src.addr.is_v4() ? ep("203.0.113.1:20000") : ep("[2001:db8:1::1]:20002");
+    inject(ext, udp_frame(ext_mac, kExtHostMac, src, dst, payload));
+  }
+  void from_pbx(const std::vector<uint8_t>& payload) {
+    inject(intp, udp_frame(int_mac, kIntHostMac, ep("198.51.100.10:5000"), ep("198.51.100.1:30000"),
+                           payload));
+  }
+  void install(const char* local = "203.0.113.1:20000") {
+    FlowSpec a;
+    a.id = 1;
+    a.ingress_port = 0;
+    a.local = ep(local);
+    a.egress_port = 1;
+    a.egress_local = ep("198.51.100.1:30000");
+    a.egress_remote = ep("198.51.100.10:5000");
+    a.peer_id = 2;
+    a.ice_ufrag = "veil";
+    a.ice_pwd = kPwd;
+    a.ice_remote_ufrag = "brow";
+    a.dtls = true;
+    FlowSpec b;
+    b.id = 2;
+    b.ingress_port = 1;
+    b.local = ep("198.51.100.1:30000");
+    b.signaled_remote = ep("198.51.100.10:5000");
+    b.egress_port = 0;
+    b.egress_local = ep(local);  // no egress_remote: nothing goes to the browser before a check
+    b.peer_id = 1;
+    b.ice_consent_from_peer = true;
+    std::string why;
+    ASSERT_EQ(dp->flows().install(a, &why), 0) << why;
+    ASSERT_EQ(dp->flows().install(b, &why), 0) << why;
+  }
+  uint64_t flow_drop(uint32_t id, FlowDrop d) { return dp->flows().get(id)->counters.drops[unsigned(d)]; }
+};
+
+const Endpoint kBrowser = ep("203.0.113.10:4000");
+
+}  // namespace
+
+TEST(IceDataplane, CheckAnsweredByteExactAndSelectsSource) {
+  Lab lab;
+  lab.install();
+  lab.from_browser(kBrowser, check(/*use_candidate=*/true));
+  lab.pass();
+  auto out = lab.take(lab.ext);
+  ASSERT_EQ(out.size(), 1u);
+  // Back to the sender from Veil's media address and port: MACs and addresses swapped,
+  // TTL 64, DSCP and IPv4 ID carried, full UDP checksum, the success response as payload.
+  auto want = udp_frame(kExtHostMac, lab.ext_mac, ep("203.0.113.1:20000"), kBrowser,
+                        expected_success(kBrowser), 64);
+  EXPECT_EQ(out[0], want);
+  // And what a browser checks: MESSAGE-INTEGRITY with the password, FINGERPRINT,
+  // XOR-MAPPED-ADDRESS = where the check came from.
+  Parsed p = parse(out[0]);
+  EXPECT_TRUE(l4_checksum_ok(out[0].data(), p));
+  const uint8_t* s = out[0].data() + p.l4 + 8;
+  stun::Message m;
+  ASSERT_EQ(stun::parse(s, p.l4_len - 8u, m), stun::ParseResult::Ok);
+  EXPECT_EQ(m.type, stun::kBindingSuccess);
+  stun::HmacKey k;
+  stun::hmac_key_init(k, kPwd);
+  EXPECT_TRUE(stun::integrity_ok(s, m, k));
+  EXPECT_NE(m.fp_off, 0);
+  Endpoint mapped;
+  ASSERT_TRUE(stun::xor_mapped_address(s, m, mapped));
+  EXPECT_EQ(mapped, kBrowser);
+
+  auto f1 = lab.dp->flows().get(1);
+  EXPECT_EQ(f1->learned, kBrowser);
+  EXPECT_EQ(f1->counters.ice_checks, 1u);
+  EXPECT_EQ(f1->counters.ice_consent_tsc, lab.tsc);
+  EXPECT_EQ(lab.dp->flows().get(2)->egress_dst, kBrowser);  // media to the browser goes there
+  EXPECT_EQ(lab.dp->event_count(Event::stun_answered), 1u);
+  EXPECT_EQ(lab.dp->event_count(Event::latched), 1u);
+  EXPECT_TRUE(lab.take(lab.intp).empty());
+  EXPECT_TRUE(lab.take(lab.ext_exc).empty());  // nothing punted
+}
+
+TEST(IceDataplane, Ipv6CheckAnswered) {
+  Lab lab;
+  lab.install("[2001:db8:1::1]:20002");
+  Endpoint b6 = ep("[2001:db8:1::10]:4002");
+  lab.from_browser(b6, check(false));
+  lab.pass();
+  auto out = lab.take(lab.ext);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0], udp_frame(kExtHostMac, lab.ext_mac, ep("[2001:db8:1::1]:20002"), b6,
+                              expected_success(b6), 64));
+  EXPECT_EQ(lab.dp->flows().get(1)->learned, b6);
+}
+
+TEST(IceDataplane, UnvalidatedMediaDroppedAndCounted) {
+  Lab lab;
+  lab.install();
+  lab.from_browser(kBrowser, rtp(1));
+  lab.from_browser(kBrowser, dtls_record());
+  lab.pass();
+  EXPECT_TRUE(lab.take(lab.intp).empty());
+  EXPECT_EQ(lab.dp->drop_count(Drop::ice_unvalidated), 2u);
+  EXPECT_EQ(lab.flow_drop(1, FlowDrop::ice_unvalidated), 2u);
+  EXPECT_FALSE(lab.dp->flows().get(1)->learned.valid());  // media never latches an ICE flow
+  EXPECT_EQ(lab.dp->event_count(Event::dtls_to_control), 0u);
+  // The PBX's media has nowhere to go and no consent.
+  lab.from_pbx(rtp(2));
+  lab.pass();
+  EXPECT_TRUE(lab.take(lab.ext).empty());
+  EXPECT_EQ(lab.flow_drop(2, FlowDrop::ice_consent_expired), 1u);
+
+  // After a check from one source, another source is still unvalidated.
+  lab.from_browser(kBrowser, check(true));
+  lab.pass();
+  lab.take(lab.ext);
+  lab.from_browser(ep("203.0.113.11:4000"), rtp(3));
+  lab.pass();
+  EXPECT_TRUE(lab.take(lab.intp).empty());
+  EXPECT_EQ(lab.dp->drop_count(Drop::ice_unvalidated), 3u);
+}
+
+TEST(IceDataplane, ValidatedSourceMediaFlowsBothWays) {
+  Lab lab;
+  lab.install();
+  lab.from_browser(kBrowser, check(true));
+  lab.pass();
+  ASSERT_EQ(lab.take(lab.ext).size(), 1u);
+  auto payload = rtp(7);
+  lab.from_browser(kBrowser, payload);
+  lab.pass();
+  auto out = lab.take(lab.intp);
+  ASSERT_EQ(out.size(), 1u);
+  auto want = udp_frame(kIntHostMac, lab.int_mac, ep("198.51.100.1:30000"), ep("198.51.100.10:5000"),
+                        payload, 64);
+  EXPECT_EQ(out[0], want);
+  lab.from_pbx(rtp(8));
+  lab.pass();
+  out = lab.take(lab.ext);
+  ASSERT_EQ(out.size(), 1u);
+  Parsed p = parse(out[0]);
+  EXPECT_EQ(udp_source(out[0].data(), p), ep("203.0.113.1:20000"));
+  EXPECT_EQ(udp_destination(out[0].data(), p), kBrowser);
+  EXPECT_EQ(lab.dp->event_count(Event::relayed), 2u);
+  uint64_t d[kDropCount], e[kEventCount];
+  lab.dp->counters(d, e);
+  for (unsigned k = 0; k < kDropCount; ++k) EXPECT_EQ(d[k], 0u) << kDropNames[k];
+}
+
+TEST(IceDataplane, BadIntegrityCheckAnswered401NotSelected) {
+  Lab lab;
+  lab.install();
+  lab.from_browser(kBrowser, check(true, "not-the-password-at-all"));
+  lab.pass();
+  auto out = lab.take(lab.ext);
+  ASSERT_EQ(out.size(), 1u);  // 401 (RFC 8489 9.1.3), never a success response
+  Parsed p = parse(out[0]);
+  EXPECT_EQ(udp_destination(out[0].data(), p), kBrowser);
+  const uint8_t* s = out[0].data() + p.l4 + 8;
+  stun::Message m;
+  ASSERT_EQ(stun::parse(s, p.l4_len - 8u, m), stun::ParseResult::Ok);
+  EXPECT_EQ(m.type, stun::kBindingError);
+  EXPECT_EQ(m.error_code, 401);
+  EXPECT_EQ(m.mi_off, 0);  // nothing signed with a key the peer did not prove it has
+  EXPECT_EQ(m.xor_mapped_off, 0);
+  EXPECT_FALSE(lab.dp->flows().get(1)->learned.valid());
+  EXPECT_EQ(lab.dp->flows().get(1)->counters.ice_consent_tsc, 0u);
+  EXPECT_EQ(lab.dp->drop_count(Drop::stun_auth_fail), 1u);
+  EXPECT_EQ(lab.flow_drop(1, FlowDrop::stun_auth_fail), 1u);
+  EXPECT_EQ(lab.dp->event_count(Event::stun_answered), 0u);
+  EXPECT_EQ(lab.dp->event_count(Event::stun_errors), 1u);
+  EXPECT_EQ(lab.dp->event_count(Event::latched), 0u);
+  // Wrong ufrag: same.
+  lab.from_browser(kBrowser, check(true, kPwd, "veil:mallory"));
+  lab.pass();
+  EXPECT_EQ(lab.take(lab.ext).size(), 1u);
+  EXPECT_EQ(lab.dp->drop_count(Drop::stun_auth_fail), 2u);
+  // Its media stays dropped.
+  lab.from_browser(kBrowser, rtp(1));
+  lab.pass();
+  EXPECT_TRUE(lab.take(lab.intp).empty());
+  EXPECT_EQ(lab.dp->drop_count(Drop::ice_unvalidated), 1u);
+  // A corrupted check (bad FINGERPRINT) is not answered at all.
+  auto bad = check(true);
+  bad.back() ^= 0xff;
+  lab.from_browser(kBrowser, bad);
+  lab.pass();
+  EXPECT_TRUE(lab.take(lab.ext).empty());
+  EXPECT_EQ(lab.dp->drop_count(Drop::stun_invalid), 1u);
+}
+
+TEST(IceDataplane, NominationMovesTheSelectedPair) {
+  Lab lab;
+  lab.install();
+  Endpoint other = ep("203.0.113.11:4100");
+  lab.from_browser(kBrowser, check(false));  // first valid check: selected (nothing else is)
+  lab.pass();
+  lab.from_browser(other, check(false));     // answered, not selected
+  lab.pass();
+  EXPECT_EQ(lab.take(lab.ext).size(), 2u);
+  EXPECT_EQ(lab.dp->flows().get(1)->learned, kBrowser);
+  lab.from_browser(other, check(true));      // nominated: media moves there
+  lab.pass();
+  EXPECT_EQ(lab.take(lab.ext).size(), 1u);
+  EXPECT_EQ(lab.dp->flows().get(1)->learned, other);
+  EXPECT_EQ(lab.dp->flows().get(2)->egress_dst, other);
+  lab.from_browser(kBrowser, rtp(1));
+  lab.from_browser(other, rtp(2));
+  lab.pass();
+  EXPECT_EQ(lab.take(lab.intp).size(), 1u);
+  EXPECT_EQ(lab.flow_drop(1, FlowDrop::ice_unvalidated), 1u);
+  EXPECT_EQ(lab.dp->event_count(Event::stun_answered), 3u);
+}
+
+TEST(IceDataplane, DtlsHandedToControlPlaneAndSentBack) {
+  Lab lab;
+  lab.install();
+  lab.from_browser(kBrowser, check(true));
+  lab.pass();
+  lab.take(lab.ext);
+  auto rec = dtls_record();
+  lab.from_browser(kBrowser, rec);
+  lab.pass();
+  EXPECT_TRUE(lab.take(lab.intp).empty());
+  EXPECT_TRUE(lab.take(lab.ext_exc).empty());  // not the kernel's
+  EXPECT_EQ(lab.dp->event_count(Event::dtls_to_control), 1u);
+  std::vector<DtlsDatagram> got;
+  std::vector<std::vector<uint8_t>> data;
+  unsigned n = lab.dp->poll_dtls([&](const DtlsDatagram& d) {
+    got.push_back(d);
+    data.emplace_back(d.data, d.data + d.len);
+  });
+  ASSERT_EQ(n, 1u);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].flow_id, 1u);
+  EXPECT_EQ(got[0].port, 0);
+  EXPECT_EQ(got[0].local, ep("203.0.113.1:20000"));
+  EXPECT_EQ(got[0].remote, kBrowser);
+  EXPECT_EQ(data[0], rec);
+  EXPECT_EQ(lab.dp->poll_dtls([](const DtlsDatagram&) {}), 0u);
+
+  // The control plane answers from the flow's address and port, through worker 0.
+  auto reply = dtls_record(90);
+  ASSERT_TRUE(lab.dp->send_udp_from_control(0, got[0].local, got[0].remote, reply.data(),
+                                            uint32_t(reply.size())));
+  lab.pass();
+  auto out = lab.take(lab.ext);
+  ASSERT_EQ(out.size(), 1u);
+  auto want = udp_frame(kExtHostMac, lab.ext_mac, ep("203.0.113.1:20000"), kBrowser, reply, 64);
+  want[15] = 0;             // DSCP 0
+  want[18] = want[19] = 0;  // IPv4 ID 0
+  want[24] = want[25] = 0;
+  uint16_t c = ipv4_header_checksum(&want[14]);
+  std::memcpy(&want[24], &c, 2);
+  EXPECT_EQ(out[0], want);
+  // No neighbour yet: refused, resolution asked for.
+  EXPECT_FALSE(lab.dp->send_udp_from_control(0, got[0].local, ep("203.0.113.99:4000"), reply.data(),
+                                             uint32_t(reply.size())));
+
+  // A flow without `dtls` drops DTLS as not RTP.
+  FlowSpec plain;
+  plain.id = 9;
+  plain.local = ep("203.0.113.1:20010");
+  plain.egress_port = 1;
+  plain.egress_local = ep("198.51.100.1:30010");
+  plain.egress_remote = ep("198.51.100.10:5010");
+  ASSERT_EQ(lab.dp->flows().install(plain), 0);
+  lab.inject(lab.ext, udp_frame(lab.ext_mac, kExtHostMac, kBrowser, ep("203.0.113.1:20010"), rec));
+  lab.pass();
+  EXPECT_EQ(lab.flow_drop(9, FlowDrop::not_rtp), 1u);
+}
+
+TEST(IceDataplane, ConsentExpiryStopsMediaUntilChecksResume) {
+  Lab lab;
+  lab.dp->set_ice_consent_timeout_ms(50);
+  lab.install();
+  lab.from_browser(kBrowser, check(true));
+  lab.pass();
+  lab.take(lab.ext);
+  lab.from_browser(kBrowser, rtp(1));
+  lab.pass(lab.ms(40));  // 40 ms after the check: fresh
+  EXPECT_EQ(lab.take(lab.intp).size(), 1u);
+  lab.from_browser(kBrowser, rtp(2));
+  lab.from_pbx(rtp(3));
+  lab.pass(lab.ms(20));  // 60 ms: expired, both directions stop
+  EXPECT_TRUE(lab.take(lab.intp).empty());
+  EXPECT_TRUE(lab.take(lab.ext).empty());
+  EXPECT_EQ(lab.dp->drop_count(Drop::ice_consent_expired), 2u);
+  EXPECT_EQ(lab.flow_drop(1, FlowDrop::ice_consent_expired), 1u);
+  EXPECT_EQ(lab.flow_drop(2, FlowDrop::ice_consent_expired), 1u);
+  // A failed check does not restore consent.
+  lab.from_browser(kBrowser, check(false, "wrong-password-wrong-pw"));
+  lab.pass();
+  lab.take(lab.ext);
+  lab.from_browser(kBrowser, rtp(4));
+  lab.pass();
+  EXPECT_TRUE(lab.take(lab.intp).empty());
+  // Checks resume: media flows again (same source, no nomination needed).
+  lab.from_browser(kBrowser, check(false));
+  lab.pass();
+  EXPECT_EQ(lab.take(lab.ext).size(), 1u);
+  lab.from_browser(kBrowser, rtp(5));
+  lab.from_pbx(rtp(6));
+  lab.pass();
+  EXPECT_EQ(lab.take(lab.intp).size(), 1u);
+  EXPECT_EQ(lab.take(lab.ext).size(), 1u);
+}
+
+TEST(IceDataplane, DemuxDropsUnknownFirstBytes) {
+  Lab lab;
+  lab.install();
+  lab.from_browser(kBrowser, check(true));
+  lab.pass();
+  lab.take(lab.ext);
+  std::vector<uint8_t> junk(40, 0);
+  junk[0] = 70;  // between DTLS (20-63) and RTP (128-191): RFC 7983 assigns it nothing here
+  lab.from_browser(kBrowser, junk);
+  junk[0] = 200;
+  lab.from_browser(kBrowser, junk);
+  lab.pass();
+  EXPECT_TRUE(lab.take(lab.intp).empty());
+  EXPECT_EQ(lab.flow_drop(1, FlowDrop::not_rtp), 2u);
+}
+
+TEST(IceDataplane, CredentialChangeRestartsValidation) {
+  Lab lab;
+  lab.install();
+  lab.from_browser(kBrowser, check(true));
+  lab.pass();
+  lab.take(lab.ext);
+  ASSERT_TRUE(lab.dp->flows().get(1)->learned.valid());
+  FlowSpec s = lab.dp->flows().get(1)->spec;
+  // An update that keeps the credentials (say a re-INVITE with new candidates) keeps the
+  // selected pair: on an ICE flow the checks select, not the signaled address.
+  s.signaled_remote = ep("203.0.113.50:6000");
+  ASSERT_EQ(lab.dp->flows().update(s), 0);
+  EXPECT_EQ(lab.dp->flows().get(1)->learned, kBrowser);
+  lab.from_browser(kBrowser, rtp(9));
+  lab.pass();
+  EXPECT_EQ(lab.take(lab.intp).size(), 1u);
+  s.ice_pwd = "a-new-password-for-ice-restart";
+  ASSERT_EQ(lab.dp->flows().update(s), 0);
+  EXPECT_FALSE(lab.dp->flows().get(1)->learned.valid());
+  lab.from_browser(kBrowser, rtp(1));
+  lab.from_browser(kBrowser, check(true));  // old password: 401
+  lab.pass();
+  EXPECT_TRUE(lab.take(lab.intp).empty());
+  EXPECT_EQ(lab.dp->drop_count(Drop::ice_unvalidated), 1u);
+  EXPECT_EQ(lab.dp->drop_count(Drop::stun_auth_fail), 1u);
+  lab.take(lab.ext);
+  lab.from_browser(kBrowser, check(true, "a-new-password-for-ice-restart"));
+  lab.from_browser(kBrowser, rtp(2));
+  lab.pass();
+  EXPECT_EQ(lab.take(lab.intp).size(), 1u);
+
+  // Bad specs are refused.
+  FlowSpec bad = s;
+  bad.id = 5;
+  bad.local = ep("203.0.113.1:20020");
+  bad.ice_pwd = "";
+  std::string why;
+  EXPECT_EQ(lab.dp->flows().install(bad, &why), -EINVAL);
+  bad.ice_pwd = "pw";
+  bad.ice_ufrag = "";
+  EXPECT_EQ(lab.dp->flows().install(bad, &why), -EINVAL);
+}
+
+// The whole DTLS-SRTP path through the dataplane: a browser's DTLS session (in the test)
+// talks to veild's DtlsHub only through frames on the external port; Veil as DTLS server
+// (browser a=setup:active), then as client (browser passive). Keys come out mirrored.
+namespace {
+
+void handshake_through_dataplane(ctl::DtlsRole veil_role) {
+  Lab lab;
+  lab.install();
+  std::string err;
+  auto veil_id = ctl::DtlsIdentity::generate(err);
+  ASSERT_TRUE(veil_id) << err;
+  auto browser_id = ctl::DtlsIdentity::generate(err);
+  ASSERT_TRUE(browser_id) << err;
+  std::vector<std::pair<uint32_t, ctl::SrtpKeys>> keys;
+  unsigned sent = 0;
+  ctl::DtlsHub hub(
+      *veil_id,
+      [&](uint8_t port, const Endpoint& local, const Endpoint& remote, const uint8_t* d, size_t n) {
+        ++sent;
+        return lab.dp->send_udp_from_control(port, local, remote, d, uint32_t(n));
+      },
+      [&](uint32_t flow, const ctl::SrtpKeys& k) { keys.emplace_back(flow, k); },
+      [&](uint32_t flow, const std::string& why) { ADD_FAILURE() << "flow " << flow << ": " << why; },
+      [&](uint32_t flow) -> std::optional<Endpoint> {
+        Endpoint l = lab.dp->flows().get(flow)->learned;
+        return l.valid() ? std::optional<Endpoint>(l) : std::nullopt;
+      });
+  ASSERT_TRUE(hub.add(1, veil_role, browser_id->fingerprint(), 0, ep("203.0.113.1:20000")));
+  ctl::DtlsRole browser_role =
+      veil_role == ctl::DtlsRole::Server ? ctl::DtlsRole::Client : ctl::DtlsRole::Server;
+  std::vector<std::vector<uint8_t>> to_veil;
+  ctl::DtlsSession browser(*browser_id, browser_role, veil_id->fingerprint(),
+                           [&](const uint8_t* d, size_t n) { to_veil.emplace_back(d, d + n); });
+  // The client side waits for ICE: nothing is sent before a check selected the browser.
+  hub.tick();
+  EXPECT_EQ(sent, 0u);
+  lab.from_browser(kBrowser, check(true));
+  lab.pass();
+  ASSERT_EQ(lab.take(lab.ext).size(), 1u);  // the check's answer
+  browser.start();
+  for (int round = 0; round < 20; ++round) {
+    for (auto& d : to_veil) lab.from_browser(kBrowser, d);
+    to_veil.clear();
+    lab.pass();
+    lab.dp->poll_dtls([&](const DtlsDatagram& d) { hub.on_datagram(d.flow_id, d.remote, d.data, d.len); });
+    hub.tick();
+    lab.pass();  // worker 0 sends what the control plane queued
+    for (auto& f : lab.take(lab.ext)) {
+      Parsed p = parse(f);
+      EXPECT_EQ(udp_source(f.data(), p), ep("203.0.113.1:20000"));
+      EXPECT_EQ(udp_destination(f.data(), p), kBrowser);
+      EXPECT_TRUE(l4_checksum_ok(f.data(), p));
+      browser.on_datagram(f.data() + p.l4 + 8, p.l4_len - 8u);
+    }
+    if (browser.state() == ctl::DtlsSession::State::Connected && !keys.empty()) break;
+  }
+  ASSERT_EQ(browser.state(), ctl::DtlsSession::State::Connected) << browser.error();
+  ASSERT_EQ(keys.size(), 1u);
+  EXPECT_EQ(keys[0].first, 1u);
+  const ctl::SrtpKeys& k = keys[0].second;
+  EXPECT_EQ(k.profile, ctl::SrtpProfile::AeadAes128Gcm);
+  EXPECT_EQ(k.local_master(), browser.keys().remote_master());
+  EXPECT_EQ(k.remote_master(), browser.keys().local_master());
+  EXPECT_EQ(hub.session(1)->role(), veil_role);
+  EXPECT_GT(lab.dp->event_count(Event::dtls_to_control), 0u);
+  EXPECT_EQ(hub.unknown_flow_records(), 0u);
+  EXPECT_EQ(lab.dp->drop_count(Drop::dtls_ring_full), 0u);
+}
+
+}  // namespace
+
+TEST(IceDataplane, DtlsSrtpHandshakeThroughDataplaneVeilPassive) {
+  handshake_through_dataplane(ctl::DtlsRole::Server);
+}
+
+TEST(IceDataplane, DtlsSrtpHandshakeThroughDataplaneVeilActive) {
+  handshake_through_dataplane(ctl::DtlsRole::Client);
+}
+
+// `veilctl flow ID` shows the ICE state (and never the password).
+TEST(IceDataplane, FlowDetailShowsIceState) {
+  Lab lab;
+  lab.install();
+  lab.from_browser(kBrowser, check(true));
+  lab.pass();
+  config::Config cfg;
+  ctl::Api api(*lab.dp, cfg);
+  auto show = [&](const char* id) {
+    ctl::Request r;
+    r.command = "flow";
+    r.args["id"] = id;
+    ctl::Response resp = api.handle(r);
+    EXPECT_EQ(resp.status, 0) << resp.message;
+    return doc::to_json(resp.body);
+  };
+  std::string j = show("1");
+  EXPECT_NE(j.find("\"ice_ufrag\":\"veil\""), std::string::npos) << j;
+  EXPECT_NE(j.find("\"ice_remote_ufrag\":\"brow\""), std::string::npos) << j;
+  EXPECT_NE(j.find("\"ice_checks\":1"), std::string::npos) << j;
+  EXPECT_NE(j.find("\"ice_consent_age_s\":"), std::string::npos) << j;
+  EXPECT_NE(j.find("\"dtls\":true"), std::string::npos) << j;
+  EXPECT_NE(j.find("\"ice_unvalidated\":0"), std::string::npos) << j;
+  EXPECT_EQ(j.find(kPwd), std::string::npos) << j;
+  std::string j2 = show("2");
+  EXPECT_NE(j2.find("\"ice_consent_from_peer\":true"), std::string::npos) << j2;
+}

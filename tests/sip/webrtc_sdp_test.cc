@@ -1,0 +1,117 @@
+// The WebRTC SDP conversions (sip/webrtc_sdp.h) after rewrite_sdp(), golden-tested:
+// a browser's offer made plain for the PBX (webrtc_to_pbx), and the PBX's plain answer made
+// an ICE-lite, DTLS-SRTP answer for the browser (webrtc_to_browser).
+#include "sip/webrtc_sdp.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "sip/sdp_rewrite.h"
+
+namespace veil::sip {
+namespace {
+
+std::string read_golden(const std::string& name) {
+  std::ifstream f(std::string(VEIL_SOURCE_DIR) + "/tests/sip/golden/" + name, std::ios::binary);
+  EXPECT_TRUE(f.good()) << "cannot read " << name;
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// Golden files are LF; SDP on the wire is CRLF.
+std::string crlf(std::string s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '\n') out += '\r';
+    out += c;
+  }
+  return out;
+}
+
+std::string fill(std::string s, const char* addr, uint16_t port) {
+  auto rep = [&](const std::string& from, const std::string& to) {
+    for (size_t p = s.find(from); p != std::string::npos; p = s.find(from, p + to.size())) s.replace(p, from.size(), to);
+  };
+  rep("{{SBC_ADDR}}", addr);
+  rep("{{PORT_0}}", std::to_string(port));
+  rep("{{SESSION_ID}}", "1700000042");
+  rep("{{VERSION}}", "7");  // the first SDP on a leg keeps the origin's version
+  return s;
+}
+
+std::string rewrite(const std::string& in, const char* addr, uint16_t port) {
+  SdpRewriteParams p;
+  p.sbc_addr = *IpAddr::parse(addr);
+  p.local.push_back(Endpoint{p.sbc_addr, port});
+  SdpOrigin o;
+  o.session_id = 1700000042;
+  o.version = 7;
+  SdpRewriteResult r = rewrite_sdp(in, p, o);
+  EXPECT_EQ(r.error, SdpError::None) << r.detail;
+  return r.sdp;
+}
+
+TEST(WebRtcSdp, InspectsABrowserOffer) {
+  WebRtcInfo w = inspect_webrtc(read_golden("browser_offer.in.sdp"));
+  EXPECT_TRUE(w.webrtc);
+  EXPECT_EQ(w.ice_ufrag, "Xy7b");
+  EXPECT_EQ(w.ice_pwd, "Rq4l2n0Zl8v0sJvZkQ9g1aT3");
+  EXPECT_EQ(w.setup, "actpass");
+  EXPECT_EQ(w.fingerprint.rfind("sha-256 4A:AD:B9", 0), 0u) << w.fingerprint;
+  ASSERT_EQ(w.bundle.size(), 1u);
+  EXPECT_EQ(w.bundle[0], "0");
+  ASSERT_EQ(w.media.size(), 1u);
+  EXPECT_EQ(w.media[0].mid, "0");
+  EXPECT_EQ(w.media[0].proto, "UDP/TLS/RTP/SAVPF");
+  EXPECT_TRUE(w.media[0].rtcp_mux);
+}
+
+TEST(WebRtcSdp, PlainSdpIsNotWebRtc) {
+  WebRtcInfo w = inspect_webrtc(read_golden("webrtc_plain_answer.in.sdp"));
+  EXPECT_FALSE(w.webrtc);
+  EXPECT_TRUE(w.media[0].rtcp_mux);
+}
+
+TEST(WebRtcSdp, BrowserOfferBecomesPlainForThePbx) {
+  std::string out = to_plain(rewrite(read_golden("browser_offer.in.sdp"), "198.51.100.1", 30000));
+  EXPECT_EQ(out, crlf(fill(read_golden("webrtc_to_pbx.out.sdp"), "198.51.100.1", 30000)));
+  for (const char* gone : {"fingerprint", "ssrc", "msid", "mid", "extmap", "rtcp-fb", "BUNDLE", "SAVPF", "setup"})
+    EXPECT_EQ(out.find(gone), std::string::npos) << gone << " reached the PBX:\n" << out;
+}
+
+TEST(WebRtcSdp, PlainAnswerBecomesIceLiteDtlsForTheBrowser) {
+  WebRtcInfo offer = inspect_webrtc(read_golden("browser_offer.in.sdp"));
+  WebRtcParams p;
+  p.ice_ufrag = "vEiL";
+  p.ice_pwd = "0123456789abcdefghijklmn";
+  p.fingerprint = "sha-256 AA:BB:CC";
+  p.setup = "passive";
+  p.offer_media = offer.media;
+  std::string out = to_webrtc(rewrite(read_golden("webrtc_plain_answer.in.sdp"), "203.0.113.1", 20000), p);
+  EXPECT_EQ(out, crlf(fill(read_golden("webrtc_to_browser.out.sdp"), "203.0.113.1", 20000)));
+  EXPECT_EQ(out.find("198.51.100"), std::string::npos) << out;
+}
+
+TEST(WebRtcSdp, VeilsOwnOfferToABrowserNumbersMids) {
+  WebRtcParams p;
+  p.ice_ufrag = "u";
+  p.ice_pwd = "p";
+  p.fingerprint = "sha-256 AA";
+  p.setup = "actpass";
+  std::string two = "v=0\r\no=veil 1 1 IN IP4 203.0.113.1\r\ns=-\r\nc=IN IP4 203.0.113.1\r\nt=0 0\r\n"
+                    "m=audio 20000 RTP/AVP 0\r\nm=video 0 RTP/AVP 96\r\n";
+  std::string out = to_webrtc(two, p);
+  EXPECT_NE(out.find("a=group:BUNDLE 0\r\n"), std::string::npos) << "the disabled m-line is not bundled:\n" << out;
+  EXPECT_NE(out.find("m=audio 20000 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("m=video 0 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\n"), std::string::npos) << out;
+  EXPECT_EQ(out.find("a=mid:1\r\na=ice-ufrag"), std::string::npos) << "ICE on a disabled m-line:\n" << out;
+  EXPECT_EQ(out.find("a=candidate:1 1 udp 2130706431 203.0.113.1 0 "), std::string::npos) << "candidate for a disabled line";
+  EXPECT_NE(out.find("a=setup:actpass"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace veil::sip
