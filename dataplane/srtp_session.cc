@@ -209,7 +209,8 @@ SrtpResult srtp_session_unprotect(SrtpSession& s, uint8_t* payload, uint32_t& le
   bool known;
   if (!ssrc_admitted(s, ssrc, known)) return SrtpResult::Error;
   int n = int(len);
-  // libsrtp checks the replay window, then the tag, and only then decrypts (RFC 3711 3.3).
+  // libsrtp checks the replay window, then the tag before decrypting (RFC 3711 3.3); AES-GCM
+  // checks its tag while decrypting in place, and a packet that fails is dropped whole.
   srtp_err_status_t st = rtcp ? srtp_unprotect_rtcp(s.ctx, payload, &n) : srtp_unprotect(s.ctx, payload, &n);
   if (st != srtp_err_status_ok) return map(st);
   if (!known) s.ssrcs[s.n_ssrc++] = ssrc;

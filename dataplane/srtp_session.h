@@ -104,8 +104,9 @@ void srtp_session_free(SrtpSession* s);
 inline bool is_rtcp(const uint8_t* payload) { return payload[1] >= 192 && payload[1] <= 223; }
 
 // Worker. `payload`/`len`: the UDP payload (RTP or RTCP, told apart per RFC 5761), changed
-// in place. Unprotect verifies the tag (and the replay window) before anything is decrypted
-// or returned; protect needs `room` bytes after the payload for the trailer.
+// in place. Unprotect returns Ok only for a packet whose tag verified and that the replay
+// window accepts (on any other result the payload is garbage and must be dropped); protect
+// needs `room` bytes after the payload for the trailer.
 SrtpResult srtp_session_unprotect(SrtpSession& s, uint8_t* payload, uint32_t& len);
 SrtpResult srtp_session_protect(SrtpSession& s, uint8_t* payload, uint32_t& len, uint32_t room);
 
