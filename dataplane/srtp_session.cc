@@ -1,5 +1,6 @@
 #include "dataplane/srtp_session.h"
 
+#include "dataplane/srtp_gcm.h"
 #include "dataplane/srtp_hmac.h"
 #include "dataplane/srtp_icm.h"
 
@@ -145,7 +146,7 @@ SrtpSession* srtp_session_create(const SrtpKeying& k, bool outbound, std::string
     init_status = srtp_set_debug_module("aes icm ossl", 0) == srtp_err_status_ok ? srtp_err_status_ok
                                                                                 : srtp_init();
     if (init_status == srtp_err_status_ok && !g_stock_crypto.load() &&
-        (!srtp_fast_hmac_install() || !srtp_fast_icm_install()))
+        (!srtp_fast_hmac_install() || !srtp_fast_icm_install() || !srtp_fast_gcm_install()))
       init_status = srtp_err_status_init_fail;
   });
   if (init_status != srtp_err_status_ok) return set_why(why, "libsrtp2 initialisation failed"), nullptr;

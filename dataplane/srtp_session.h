@@ -87,11 +87,11 @@ struct alignas(64) SrtpSession {
   uint32_t ssrcs[kSrtpMaxSsrc] = {};  // SSRCs libsrtp holds a stream for
 };
 
-// Sessions use libsrtp2 with two of its primitives replaced through its own extension points
+// Sessions use libsrtp2 with three of its primitives replaced through its own extension points
 // on first use: HMAC-SHA1 (dataplane/srtp_hmac.h: libsrtp2's allocates twice per packet on
-// OpenSSL 3) and AES-ICM-128 (dataplane/srtp_icm.h: libsrtp2's re-initialises OpenSSL per
-// packet). Called before the first session, `true` keeps libsrtp2's own (veil-srtp-bench
-// compares the two).
+// OpenSSL 3), AES-ICM-128 (dataplane/srtp_icm.h: libsrtp2's re-initialises OpenSSL per packet)
+// and AES-GCM-128 (dataplane/srtp_gcm.h: fewer OpenSSL calls per packet). Called before the
+// first session, `true` keeps libsrtp2's own (veil-srtp-bench compares the two).
 void srtp_use_stock_crypto(bool stock);
 
 // Control plane. nullptr and `why` on failure (bad profile or key length, libsrtp error).
