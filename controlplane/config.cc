@@ -940,7 +940,8 @@ void parse_sip(Checker& c, const toml::table& root, Config& cfg, bool ports_ok) 
           "pbx_transport", "untrusted_target", "untrusted_transport", "header_allow_list",
           "user_agent", "no_response_timeout_ms", "t1_ms", "register_domain",
           "register_min_expires_s", "register_max_expires_s", "register_min_interval_s",
-          "tls_port", "tls_certificate", "tls_private_key", "tls_ca_file"});
+          "tls_port", "tls_certificate", "tls_private_key", "tls_ca_file", "max_message_size",
+          "min_se_s"});
   if (auto v = c.boolean(*t, "sip", "enabled")) s.enabled = *v;
   if (auto v = c.integer(*t, "sip", "port", 1, 65535)) {
     bool clash = false;
@@ -1069,6 +1070,12 @@ void parse_sip(Checker& c, const toml::table& root, Config& cfg, bool ports_ok) 
     b.no_response_timeout_ms = uint32_t(*v);
   if (auto v = c.integer(*t, "sip", "t1_ms", 100, 5000, "expected milliseconds from 100 to 5000"))
     b.t1_ms = uint32_t(*v);
+  if (auto v = c.integer(*t, "sip", "max_message_size", 1024, 1048576,
+                         "expected bytes from 1024 to 1048576 (larger messages get 413)"))
+    b.max_message_size = uint32_t(*v);
+  if (auto v = c.integer(*t, "sip", "min_se_s", 1, 86400,
+                         "expected seconds from 1 to 86400 (RFC 4028 recommends at least 90)"))
+    b.min_se_s = uint32_t(*v);
 
   // Registrations (issue 3, item 4).
   const std::string domain_fix =

@@ -377,6 +377,22 @@ int main(int argc, char** argv) {
       api.set_call_end([&sip](uint64_t id, const std::string& reason) {
         return sip.b2bua->end_call(id, reason);
       });
+      api.set_registrations([&sip] {
+        std::vector<veil::ctl::RegistrationInfo> out;
+        for (const auto& b : sip.b2bua->registrations()) {
+          veil::ctl::RegistrationInfo i;
+          i.aor = b.aor;
+          i.contact = b.contact;
+          i.client_contact = b.client_contact;
+          i.source = b.source.valid() ? b.source.str() : "-";
+          i.transport = b.transport == veil::sip::Transport::Tcp ? "tcp" : "udp";
+          i.state = b.active ? (b.pending ? "refreshing" : "registered") : "pending";
+          i.expires_s = double(b.expires_in.count());
+          i.last_refresh_s = double(b.since_relayed.count()) / 1000.0;
+          out.push_back(std::move(i));
+        }
+        return out;
+      });
     } else {
       log("info", "SIP disabled ([sip] enabled = false)");
     }
@@ -451,6 +467,7 @@ int main(int argc, char** argv) {
       uint64_t now = rte_rdtsc();
       if (now >= next_scan) {
         next_scan = now + hz;
+        api.sample_ports(now);  // port rates for `veilctl ports`
         auto& reported = api.idle_flows();
         std::vector<uint32_t> idle = dp->flows().idle(now, idle_cycles);
         for (uint32_t id : idle) {
@@ -489,6 +506,7 @@ int main(int argc, char** argv) {
     api.set_sip_stats({});
     api.set_calls({});
     api.set_call_end({});
+    api.set_registrations({});
     dp->stop();
     log("info", "stopped");
   }

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -96,9 +97,50 @@ std::string render_metrics(Api& api) {
   head(o, "veil_flows_idle", "gauge", "Flows reported idle (no packet for flow_idle_timeout).");
   line(o, "veil_flows_idle", "", uint64_t(api.idle_flows().size()));
 
+  // RFC 3550 reception quality per flow carrying RTP (reset when a flow's SSRC changes, hence
+  // gauges); a flow without RTP has no series. Per-flow series only while the table holds at
+  // most kFlowSeriesMax flows: beyond that a scrape would walk the whole table on the control
+  // thread and return millions of series (veilctl flow/flows give the figures at any size).
+  constexpr size_t kFlowSeriesMax = 10000;
+  head(o, "veil_flow_rtp_series", "gauge",
+       "1 when the per-flow RTP series below are exported (at most 10000 flows installed), else 0.");
+  line(o, "veil_flow_rtp_series", "", uint64_t(dp.flows().size() <= kFlowSeriesMax ? 1 : 0));
+  if (dp.flows().size() <= kFlowSeriesMax) {
+    std::string lost, expected, jitter;
+    auto ids = dp.flows().ids();
+    std::sort(ids.begin(), ids.end());
+    for (uint32_t id : ids) {
+      auto s = dp.flows().get(id);
+      if (!s) continue;
+      RtpQuality q = rtp_quality(*s);
+      if (!q.has_rtp) continue;
+      std::string lb = "flow=\"" + std::to_string(id) + "\"";
+      line(lost, "veil_flow_rtp_lost_packets", lb, double(q.lost));
+      line(expected, "veil_flow_rtp_expected_packets", lb, q.expected);
+      if (q.jitter_s >= 0) line(jitter, "veil_flow_rtp_jitter_seconds", lb, q.jitter_s);
+    }
+    head(o, "veil_flow_rtp_expected_packets", "gauge",
+         "RTP packets expected from the flow's current SSRC (RFC 3550 A.3: extended highest sequence - first + 1).");
+    o += expected;
+    head(o, "veil_flow_rtp_lost_packets", "gauge",
+         "RTP packets of the flow's current SSRC that never arrived (expected - received; negative with duplicates).");
+    o += lost;
+    head(o, "veil_flow_rtp_jitter_seconds", "gauge",
+         "Interarrival jitter of the flow's current SSRC (RFC 3550 A.8), where its clock rate is known.");
+    o += jitter;
+  }
+
   Api::SipStats sip = api.sip_stats();
   head(o, "veil_calls_active", "gauge", "Calls in progress in the B2BUA.");
   line(o, "veil_calls_active", "", sip.active_calls);
+
+  if (api.has_registrations()) {
+    uint64_t n = 0;
+    for (const auto& g : api.registration_list())
+      if (g.state != "pending") ++n;
+    head(o, "veil_registrations", "gauge", "Clients registered through the B2BUA (bindings the PBX confirmed).");
+    line(o, "veil_registrations", "", n);
+  }
 
   uint64_t d[dp::kDropCount], e[dp::kEventCount];
   dp.counters(d, e);

@@ -13,7 +13,9 @@
 #include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <cmath>
 #include <cstring>
+#include <ctime>
 #include <set>
 
 #include "controlplane/metrics.h"
@@ -85,6 +87,24 @@ const char* flow_drop_name(unsigned i) { return dp::kDropNames[unsigned(dp::kFlo
 
 }  // namespace
 
+RtpQuality rtp_quality(const dp::FlowSnapshot& s) {
+  RtpQuality q;
+  const auto& r = s.counters.rtp;
+  if (r.received == 0) return q;
+  q.has_rtp = true;
+  q.clock_rate = s.spec.clock_rate ? s.spec.clock_rate : dp::static_clock_rate(s.counters.last_pt);
+  dp::RtpReport rep = dp::rtp_report(r);
+  q.received = r.received;
+  q.expected = rep.expected;
+  q.lost = rep.lost;
+  q.loss_ratio = rep.lost > 0 && rep.expected ? double(rep.lost) / double(rep.expected) : 0.0;
+  if (q.clock_rate) {
+    q.jitter_ts = rep.jitter_ts;
+    q.jitter_s = rep.jitter_ts / double(q.clock_rate);
+  }
+  return q;
+}
+
 Value Api::flow_doc(uint32_t id, bool detail) {
   auto s = dp_.flows().get(id);
   if (!s) return Value();
@@ -128,6 +148,23 @@ Value Api::flow_doc(uint32_t id, bool detail) {
     o.push_back({"last_ssrc", std::string(ssrc)});
     o.push_back({"last_seq", uint32_t(s->counters.last_seq)});
     o.push_back({"last_pt", uint32_t(s->counters.last_pt)});
+    o.push_back({"last_ts", uint64_t(s->counters.rtp.last_ts)});
+    // RFC 3550 reception statistics of the current SSRC (reset when the SSRC changes).
+    RtpQuality q = rtp_quality(*s);
+    o.push_back({"clock_rate", q.clock_rate ? Value(uint64_t(q.clock_rate)) : Value("-")});
+    o.push_back({"rtp_received", q.received});
+    o.push_back({"rtp_expected", q.expected});
+    o.push_back({"rtp_lost", q.lost});
+    char pct[32];
+    std::snprintf(pct, sizeof pct, "%.2f", q.loss_ratio * 100);
+    o.push_back({"loss_pct", std::strtod(pct, nullptr)});
+    if (q.jitter_ts >= 0) {
+      o.push_back({"jitter_ts", std::round(q.jitter_ts * 100) / 100});
+      o.push_back({"jitter_ms", std::round(q.jitter_s * 1e5) / 100});
+    } else {
+      o.push_back({"jitter_ts", "-"});
+      o.push_back({"jitter_ms", "-"});
+    }
     Object d;
     for (unsigned i = 0; i < dp::kFlowDropCount; ++i)
       d.push_back({flow_drop_name(i), s->counters.drops[i]});
@@ -183,8 +220,9 @@ Response Api::flows(const Request& r) {
         return error(EINVAL, "state must be latched, waiting, strict or idle");
       state = v;
     } else if (k == "sort") {
-      if (v != "packets" && v != "bytes" && v != "drops" && v != "age" && v != "id")
-        return error(EINVAL, "sort must be packets, bytes, drops, age or id");
+      if (v != "packets" && v != "bytes" && v != "drops" && v != "age" && v != "id" && v != "lost" &&
+          v != "jitter")
+        return error(EINVAL, "sort must be packets, bytes, drops, age, lost, jitter or id");
       sort = v;
     } else if (k == "call") {
       uint32_t cid;
@@ -205,6 +243,22 @@ Response Api::flows(const Request& r) {
     uint64_t key;
   };
   std::vector<Row> rows;
+  // Without a filter or a sort by a counter, the answer is the `limit` lowest ids: no need to
+  // copy every flow's state (a scripted `flows limit=10` stays cheap with a million flows).
+  if (!addr && !udp_port && port_name.empty() && side.empty() && state.empty() && !of_call &&
+      (sort.empty() || sort == "id")) {
+    auto ids = dp_.flows().ids();
+    size_t n = std::min<size_t>(limit, ids.size());
+    std::partial_sort(ids.begin(), ids.begin() + ptrdiff_t(n), ids.end());
+    Array out;
+    for (size_t i = 0; i < n; ++i) {
+      Value v = flow_doc(ids[i], false);
+      if (v.is_object()) out.push_back(std::move(v));
+    }
+    Response resp;
+    resp.body = std::move(out);
+    return resp;
+  }
   for (uint32_t id : dp_.flows().ids()) {
     auto s = dp_.flows().get(id);
     if (!s) continue;
@@ -231,6 +285,8 @@ Response Api::flows(const Request& r) {
                    : sort == "bytes" ? s->counters.bytes
                    : sort == "drops" ? drops_of(*s)
                    : sort == "age"   ? now - s->created_tsc
+                   : sort == "lost"  ? uint64_t(std::max<int64_t>(0, rtp_quality(*s).lost))
+                   : sort == "jitter" ? uint64_t(std::max(0.0, rtp_quality(*s).jitter_s) * 1e9)
                                      : 0;
     rows.push_back({id, key});
   }
@@ -319,12 +375,41 @@ Response Api::call_end(const Request& r) {
   return resp;
 }
 
+// Registered clients of the B2BUA: what the client registered (AOR, its Contact, where from)
+// and what the PBX knows (Veil's Contact); aor= filters.
+Response Api::registrations(const Request& r) {
+  std::string aor;
+  for (const auto& [k, v] : r.args) {
+    if (k != "aor") return error(EINVAL, "registrations takes only aor=USER");
+    aor = v;
+  }
+  if (!registrations_)
+    return error(ENOSYS, "registrations are not available (SIP disabled, or this veild cannot list them)");
+  Array rows;
+  for (const auto& g : registrations_()) {
+    if (!aor.empty() && g.aor != aor) continue;
+    rows.push_back(Object{{"aor", g.aor},
+                          {"state", g.state},
+                          {"source", g.source},
+                          {"transport", g.transport},
+                          {"client_contact", g.client_contact},
+                          {"contact", g.contact},
+                          {"expires_s", uint64_t(g.expires_s)},
+                          {"last_refresh_s", std::round(g.last_refresh_s * 10) / 10}});
+  }
+  if (!aor.empty() && rows.empty()) return error(ENOENT, "no registration for " + aor);
+  Response resp;
+  resp.body = std::move(rows);
+  return resp;
+}
+
 void Api::record(const std::string& command, double seconds) {
   // Only known commands get their own label: a client cannot grow the map without bound.
   static const std::set<std::string> known{"version", "flows", "flow", "flow-add", "flow-update",
                                            "flow-del", "drops", "stats", "ports", "neighbours",
                                            "calls", "call", "call-end", "dtls", "dtls-add",
-                                           "dtls-del"};
+                                           "dtls-del", "registrations", "capture-start", "capture-read",
+                                           "capture-stop"};
   ++req_count_[known.count(command) ? command : "other"];
   size_t b = 0;
   while (b < kLatencyBuckets.size() && seconds > kLatencyBuckets[b]) ++b;
@@ -373,6 +458,8 @@ Response Api::flow_add(const Request& r, bool update) {
     } else if (k == "latch") {
       ok = v == "latch" || v == "strict";
       s.latch = v == "strict" ? dp::LatchMode::Strict : dp::LatchMode::Latch;
+    } else if (k == "clock-rate") {
+      ok = to_u32(v, s.clock_rate) && s.clock_rate <= 1000000;
     } else if (k == "rtp-check" || k == "disabled") {
       ok = v == "yes" || v == "no";
       (k == "rtp-check" ? s.rtp_check : s.drop) = v == "yes";
@@ -392,8 +479,8 @@ Response Api::flow_add(const Request& r, bool update) {
     } else {
       return error(EINVAL, "unknown argument " + k +
                                " (allowed: id port local remote latch egress-port egress-local "
-                               "egress-remote peer rtp-check disabled srtp-in srtp-out ice-ufrag ice-pwd "
-                               "ice-remote-ufrag ice-consent-from-peer dtls)");
+                               "egress-remote peer rtp-check disabled clock-rate srtp-in srtp-out ice-ufrag "
+                               "ice-pwd ice-remote-ufrag ice-consent-from-peer dtls)");
     }
     if (!ok) return error(EINVAL, "bad value for " + k + ": " + v);
   }
@@ -428,6 +515,131 @@ Response Api::flow_del(const Request& r) {
   idle_.erase(id);
   Response resp;
   resp.body = std::move(last);
+  return resp;
+}
+
+// --- capture (dataplane/capture.h) ---------------------------------------------------------
+
+void Api::capture_disarm() {
+  auto& c = dp_.capture();
+  c.on.store(false, std::memory_order_release);
+  c.left.store(0, std::memory_order_relaxed);
+  dp::CapRecord r;
+  while (rte_ring_sc_dequeue_elem(c.ring, &r, sizeof r) == 0) rte_pktmbuf_free(r.m);
+}
+
+Response Api::capture_start(const Request& r) {
+  auto now = std::chrono::steady_clock::now();
+  if (cap_.active && now - cap_.touched < kCaptureIdle && r.args.count("force") == 0)
+    return error(EBUSY, "a capture (" + cap_.target + ") is already running; capture-stop ends it");
+  uint32_t flow = 0, count = 100, snaplen = 65535;
+  int port = -1;
+  uint8_t dir = dp::kCapIn;
+  const auto& ports = dp_.ports();
+  for (const auto& [k, v] : r.args) {
+    if (k == "flow") {
+      if (!to_u32(v, flow) || flow == 0) return error(EINVAL, "flow must be a flow id");
+    } else if (k == "port") {
+      for (size_t i = 0; i < ports.size(); ++i)
+        if (ports[i].name == v || v == config::role_name(ports[i].role)) port = int(i);
+      if (port < 0) return error(ENOENT, "no port " + v + " (veilctl ports)");
+    } else if (k == "count") {
+      if (!to_u32(v, count) || count == 0 || count > 1000000) return error(EINVAL, "count must be 1-1000000");
+    } else if (k == "snaplen") {
+      if (!to_u32(v, snaplen) || snaplen < 14 || snaplen > 65535) return error(EINVAL, "snaplen must be 14-65535");
+    } else if (k == "dir") {
+      if (v == "in") dir = dp::kCapIn;
+      else if (v == "out") dir = dp::kCapOut;
+      else if (v == "both") dir = dp::kCapIn | dp::kCapOut;
+      else return error(EINVAL, "dir must be in, out or both");
+    } else if (k != "force") {
+      return error(EINVAL, "unknown argument " + k + " (allowed: flow port count dir snaplen force)");
+    }
+  }
+  if ((flow != 0) == (port >= 0)) return error(EINVAL, "capture-start needs flow=ID or port=NAME (one of them)");
+  if (flow && !dp_.flows().get(flow)) return error(ENOENT, "no flow " + std::to_string(flow));
+  capture_disarm();
+  auto& c = dp_.capture();
+  c.flow_id = flow;
+  c.port = uint8_t(port < 0 ? 0 : port);
+  c.dir = dir;
+  c.snaplen = uint16_t(snaplen);
+  c.captured.store(0, std::memory_order_relaxed);
+  c.dropped.store(0, std::memory_order_relaxed);
+  c.left.store(int64_t(count), std::memory_order_relaxed);
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  cap_.base_tsc = rte_rdtsc();
+  cap_.base_ns = int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+  cap_.active = true;
+  cap_.count = count;
+  cap_.delivered = 0;
+  cap_.touched = now;
+  cap_.target = flow ? "flow " + std::to_string(flow) : "port " + ports[size_t(port)].name;
+  c.on.store(true, std::memory_order_release);
+  Response resp;
+  resp.body = Object{{"target", cap_.target}, {"count", uint64_t(count)}, {"snaplen", snaplen},
+                     {"dir", dir == dp::kCapIn ? "in" : dir == dp::kCapOut ? "out" : "both"}};
+  return resp;
+}
+
+Response Api::capture_read(const Request& r) {
+  uint32_t max = 256;
+  for (const auto& [k, v] : r.args) {
+    if (k != "max" || !to_u32(v, max) || max == 0) return error(EINVAL, "capture-read takes only max=N");
+  }
+  if (!cap_.active) return error(ENOENT, "no capture running (capture-start)");
+  cap_.touched = std::chrono::steady_clock::now();
+  auto& c = dp_.capture();
+  const auto& ports = dp_.ports();
+  const double ns_per_tick = 1e9 / double(dp_.tsc_hz());
+  Array pkts;
+  std::string hex;
+  static const char* digits = "0123456789abcdef";
+  uint8_t buf[65536];
+  dp::CapRecord rec;
+  // At most `max` packets and about 256 KiB of hex per answer: the control thread writes the
+  // answer while the client reads it, so keep it to what a socket buffer takes in a few steps.
+  size_t bytes = 0;
+  while (pkts.size() < max && bytes < 256 * 1024 && rte_ring_sc_dequeue_elem(c.ring, &rec, sizeof rec) == 0) {
+    uint32_t len = rec.m->pkt_len;
+    const uint8_t* d = static_cast<const uint8_t*>(rte_pktmbuf_read(rec.m, 0, len, buf));
+    hex.assign(size_t(len) * 2, '0');
+    for (uint32_t i = 0; d && i < len; ++i) {
+      hex[2 * i] = digits[d[i] >> 4];
+      hex[2 * i + 1] = digits[d[i] & 15];
+    }
+    int64_t ts = cap_.base_ns + int64_t(double(int64_t(rec.tsc - cap_.base_tsc)) * ns_per_tick);
+    pkts.push_back(Object{{"ts_ns", ts},
+                          {"port", rec.port < ports.size() ? ports[rec.port].name : "?"},
+                          {"dir", rec.dir == dp::kCapIn ? "in" : "out"},
+                          {"wire_len", uint64_t(rec.wire_len)},
+                          {"data", hex}});
+    bytes += hex.size();
+    rte_pktmbuf_free(rec.m);
+    ++cap_.delivered;
+  }
+  uint64_t captured = c.captured.load(std::memory_order_relaxed);
+  uint64_t dropped = c.dropped.load(std::memory_order_relaxed);
+  // Done when the workers have taken `count` packets (captured or dropped) and all were handed out.
+  bool done = captured + dropped >= cap_.count && cap_.delivered >= captured;
+  Response resp;
+  resp.body = Object{{"target", cap_.target}, {"state", done ? "done" : "running"},
+                     {"captured", captured}, {"dropped", dropped}, {"delivered", cap_.delivered},
+                     {"packets", std::move(pkts)}};
+  return resp;
+}
+
+Response Api::capture_stop() {
+  if (!cap_.active) return error(ENOENT, "no capture running");
+  capture_disarm();
+  auto& c = dp_.capture();
+  cap_.active = false;
+  Response resp;
+  resp.body = Object{{"target", cap_.target},
+                     {"captured", c.captured.load(std::memory_order_relaxed)},
+                     {"dropped", c.dropped.load(std::memory_order_relaxed)},
+                     {"delivered", cap_.delivered}};
   return resp;
 }
 
@@ -468,30 +680,96 @@ Response Api::stats() {
   return resp;
 }
 
-Response Api::ports() {
-  Array rows;
-  for (const auto& p : dp_.ports()) {
+void Api::sample_ports(uint64_t now_tsc) {
+  const auto& ports = dp_.ports();
+  port_samples_.resize(ports.size());
+  for (size_t i = 0; i < ports.size(); ++i) {
+    rte_eth_stats st{};
+    if (rte_eth_stats_get(ports[i].nic, &st) != 0) continue;
+    auto& s = port_samples_[i];
+    s[0] = s[1];
+    s[1] = PortSample{now_tsc, st.ipackets, st.opackets, st.ibytes, st.obytes, st.imissed};
+  }
+}
+
+// Every port with its counters, the rates over the last second (sample_ports) and DPDK's
+// extended statistics (the driver's own counters: non-zero ones, or all with xstats=all).
+Response Api::ports(const Request& r) {
+  std::string xmode = "nonzero";
+  for (const auto& [k, v] : r.args) {
+    if (k != "xstats" || (v != "nonzero" && v != "all" && v != "none"))
+      return error(EINVAL, "ports takes only xstats=nonzero|all|none");
+    xmode = v;
+  }
+  Array rows, xrows;
+  const auto& ports = dp_.ports();
+  for (size_t pi = 0; pi < ports.size(); ++pi) {
+    const auto& p = ports[pi];
     rte_eth_stats st{};
     rte_eth_stats_get(p.nic, &st);
     rte_eth_link link{};
     rte_eth_link_get_nowait(p.nic, &link);
     std::string addrs;
     for (unsigned i = 0; i < p.n_addrs; ++i) addrs += (i ? "," : "") + p.prefixes[i].str();
-    rows.push_back(Object{{"name", p.name},
-                          {"role", config::role_name(p.role)},
-                          {"dpdk_port", uint32_t(p.nic)},
-                          {"mac", mac_str(p.mac)},
-                          {"link", link.link_status ? "up" : "down"},
-                          {"addresses", addrs},
-                          {"exception_iface", p.has_exc ? p.exc_iface : "-"},
-                          {"rx_packets", uint64_t(st.ipackets)},
-                          {"tx_packets", uint64_t(st.opackets)},
-                          {"rx_missed", uint64_t(st.imissed)},
-                          {"rx_errors", uint64_t(st.ierrors)},
-                          {"tx_errors", uint64_t(st.oerrors)}});
+    Object row{{"name", p.name},
+               {"role", config::role_name(p.role)},
+               {"dpdk_port", uint32_t(p.nic)},
+               {"mac", mac_str(p.mac)},
+               {"link", link.link_status ? "up" : "down"},
+               {"speed_mbps", link.link_status && link.link_speed != RTE_ETH_SPEED_NUM_UNKNOWN
+                                  ? Value(uint64_t(link.link_speed)) : Value("-")},
+               {"addresses", addrs},
+               {"exception_iface", p.has_exc ? p.exc_iface : "-"},
+               {"rx_packets", uint64_t(st.ipackets)},
+               {"tx_packets", uint64_t(st.opackets)},
+               {"rx_missed", uint64_t(st.imissed)},
+               {"rx_errors", uint64_t(st.ierrors)},
+               {"tx_errors", uint64_t(st.oerrors)}};
+    // Rates between the last two one-second samples.
+    double rx_pps = 0, tx_pps = 0, rx_mbps = 0, tx_mbps = 0;
+    if (pi < port_samples_.size() && port_samples_[pi][0].tsc) {
+      const auto& a = port_samples_[pi][0];
+      const auto& b = port_samples_[pi][1];
+      double dt = double(b.tsc - a.tsc) / double(dp_.tsc_hz());
+      if (dt > 0) {
+        rx_pps = double(b.rx_packets - a.rx_packets) / dt;
+        tx_pps = double(b.tx_packets - a.tx_packets) / dt;
+        rx_mbps = double(b.rx_bytes - a.rx_bytes) * 8 / dt / 1e6;
+        tx_mbps = double(b.tx_bytes - a.tx_bytes) * 8 / dt / 1e6;
+      }
+    }
+    row.push_back({"rx_pps", uint64_t(std::llround(rx_pps))});
+    row.push_back({"tx_pps", uint64_t(std::llround(tx_pps))});
+    row.push_back({"rx_mbps", std::round(rx_mbps * 1000) / 1000});
+    row.push_back({"tx_mbps", std::round(tx_mbps * 1000) / 1000});
+    if (xmode != "none") {
+      Object xs;
+      int n = rte_eth_xstats_get_names(p.nic, nullptr, 0);
+      if (n > 0) {
+        std::vector<rte_eth_xstat_name> names(static_cast<size_t>(n));
+        std::vector<rte_eth_xstat> vals(static_cast<size_t>(n));
+        int got = rte_eth_xstats_get_names(p.nic, names.data(), unsigned(n));
+        int gotv = rte_eth_xstats_get(p.nic, vals.data(), unsigned(n));
+        for (int i = 0; i < std::min(got, gotv); ++i) {
+          if (vals[size_t(i)].id >= unsigned(got)) continue;
+          uint64_t v = vals[size_t(i)].value;
+          if (xmode == "nonzero" && v == 0) continue;
+          std::string name = names[vals[size_t(i)].id].name;
+          xs.push_back({name, v});
+          xrows.push_back(Object{{"port", p.name}, {"xstat", name}, {"value", v}});
+        }
+      }
+      row.push_back({"xstats", std::move(xs)});
+    }
+    rows.push_back(std::move(row));
   }
   Response resp;
-  resp.body = std::move(rows);
+  if (r.json || xmode == "none") {
+    resp.body = std::move(rows);  // JSON: an array of ports, each with its xstats object
+  } else {
+    // Text: the port table, then one xstat per line (a table cannot hold a nested object).
+    resp.body = Object{{"ports", std::move(rows)}, {"xstats", std::move(xrows)}};
+  }
   return resp;
 }
 
@@ -521,17 +799,21 @@ Response Api::handle(const Request& req) {
   if (c == "flow-del") return flow_del(req);
   if (c == "drops") return drops();
   if (c == "stats") return stats();
-  if (c == "ports") return ports();
+  if (c == "ports") return ports(req);
   if (c == "neighbours") return neighbours();
   if (c == "calls") return calls(req);
   if (c == "call") return call(req);
   if (c == "call-end") return call_end(req);
   if (c == "dtls" || c == "dtls-add" || c == "dtls-del")
     return dtls_ ? dtls_(req) : error(ENOSYS, "DTLS-SRTP is not running");
+  if (c == "registrations") return registrations(req);
+  if (c == "capture-start") return capture_start(req);
+  if (c == "capture-read") return capture_read(req);
+  if (c == "capture-stop") return capture_stop();
   return error(EOPNOTSUPP, "unknown command " + c +
                                " (commands: version flows flow flow-add flow-update flow-del "
-                               "drops stats ports neighbours calls call call-end dtls dtls-add "
-                               "dtls-del)");
+                               "drops stats ports neighbours calls call call-end registrations capture-start "
+                               "capture-read capture-stop dtls dtls-add dtls-del)");
 }
 
 Server::~Server() {

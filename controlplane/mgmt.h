@@ -9,6 +9,7 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -53,9 +54,36 @@ struct CallInfo {
   std::vector<uint32_t> streams;  // MediaStreamPlan ids of its m-lines
 };
 
+// One registration of the B2BUA (`registrations`), filled through Api::set_registrations().
+struct RegistrationInfo {
+  std::string aor;
+  std::string contact;         // Veil's Contact toward the PBX
+  std::string client_contact;  // the client's Contact
+  std::string source;          // "203.0.113.10:5060"
+  std::string transport;       // "udp", "tcp"
+  std::string state;           // "registered", "refreshing", "pending" (first REGISTER at the PBX)
+  double expires_s = 0;
+  double last_refresh_s = 0;   // since its last REGISTER relayed to the PBX
+};
+
 // Bounds of the management-request latency histogram (seconds); +Inf is implied.
 inline constexpr std::array<double, 8> kLatencyBuckets{0.00005, 0.0001, 0.00025, 0.0005,
                                                        0.001,   0.0025, 0.01,    0.05};
+
+// RTP reception quality of a flow (RFC 3550 A.3, A.8) from its counters, for `flow ID` and
+// /metrics. The clock rate is the flow's (flow-add clock-rate=) or that of its last static
+// payload type; without one there is no jitter estimate at all (the worker cannot measure
+// arrival times in timestamp units it does not know), only loss.
+struct RtpQuality {
+  bool has_rtp = false;     // at least one RTP packet of the current SSRC
+  uint32_t clock_rate = 0;  // Hz; 0 unknown
+  uint64_t received = 0, expected = 0;
+  int64_t lost = 0;
+  double loss_ratio = 0;    // lost / expected, 0 when none lost (or duplicates)
+  double jitter_ts = -1;    // timestamp units; -1 unknown
+  double jitter_s = -1;     // seconds; -1 unknown
+};
+RtpQuality rtp_quality(const dp::FlowSnapshot& s);
 
 // Parses a request line; false with `err` if it is not "VEIL/1 command k=v...".
 bool parse_request(const std::string& line, Request& out, std::string& err);
@@ -78,6 +106,11 @@ class Api {
   // those commands answer ENOSYS. `flow_stream` maps a flow id to its MediaStreamPlan id.
   void set_calls(std::function<std::vector<CallInfo>()> fn) { calls_ = std::move(fn); }
   void set_call_end(std::function<bool(uint64_t, const std::string&)> fn) { call_end_ = std::move(fn); }
+  void set_registrations(std::function<std::vector<RegistrationInfo>()> fn) { registrations_ = std::move(fn); }
+  bool has_registrations() const { return bool(registrations_); }
+  std::vector<RegistrationInfo> registration_list() const {
+    return registrations_ ? registrations_() : std::vector<RegistrationInfo>{};
+  }
   void set_flow_stream(std::function<std::optional<uint32_t>(uint32_t)> fn) { flow_stream_ = std::move(fn); }
   // DTLS-SRTP sessions (`dtls`, `dtls-add`, `dtls-del`; controlplane/dtls_api.h); unset, ENOSYS.
   void set_dtls(std::function<Response(const Request&)> fn) { dtls_ = std::move(fn); }
@@ -89,6 +122,9 @@ class Api {
   double latency_sum() const { return lat_sum_; }
   uint64_t latency_count() const { return lat_count_; }
   dp::Dataplane& dataplane() { return dp_; }
+  // Port rates: the control loop calls this once a second; `ports` shows the rates between
+  // the last two samples.
+  void sample_ports(uint64_t now_tsc);
 
  private:
   Response flows(const Request& r);
@@ -97,11 +133,16 @@ class Api {
   Response flow_del(const Request& r);
   Response drops();
   Response stats();
-  Response ports();
+  Response ports(const Request& r);
   Response neighbours();
   Response calls(const Request& r);
   Response call(const Request& r);
   Response call_end(const Request& r);
+  Response registrations(const Request& r);
+  Response capture_start(const Request& r);
+  Response capture_read(const Request& r);
+  Response capture_stop();
+  void capture_disarm();  // stops the workers copying and frees what the ring holds
   doc::Value flow_doc(uint32_t id, bool detail);
   doc::Value call_doc(const CallInfo& c, bool detail);
 
@@ -113,10 +154,28 @@ class Api {
   std::function<bool(uint64_t, const std::string&)> call_end_;
   std::function<Response(const Request&)> dtls_;
   std::function<std::optional<uint32_t>(uint32_t)> flow_stream_;
+  std::function<std::vector<RegistrationInfo>()> registrations_;
   std::map<std::string, uint64_t> req_count_;
   std::array<uint64_t, kLatencyBuckets.size() + 1> lat_buckets_{};
   double lat_sum_ = 0;
   uint64_t lat_count_ = 0;
+  // veilctl capture: one capture at a time. A capture nobody has read for kCaptureIdle is
+  // abandoned (its veilctl died) and the next capture-start may take over.
+  struct CaptureSession {
+    bool active = false;
+    std::string target;           // "flow 10", "port ext0"
+    uint64_t count = 0;
+    uint64_t base_tsc = 0;        // TSC and wall clock at arming: timestamps of the packets
+    int64_t base_ns = 0;
+    uint64_t delivered = 0;
+    std::chrono::steady_clock::time_point touched;
+  } cap_;
+  static constexpr std::chrono::seconds kCaptureIdle{10};
+  struct PortSample {
+    uint64_t tsc = 0;
+    uint64_t rx_packets = 0, tx_packets = 0, rx_bytes = 0, tx_bytes = 0, rx_missed = 0;
+  };
+  std::vector<std::array<PortSample, 2>> port_samples_;  // per port: [previous, latest]
 };
 
 

@@ -244,6 +244,17 @@ std::unique_ptr<Dataplane> Dataplane::create(const config::Config& cfg, const Op
     err = std::string("cannot create DTLS ring: ") + rte_strerror(rte_errno);
     return nullptr;
   }
+  // veilctl capture: copies go to a pool of their own, so a capture can never starve the
+  // receive queues.
+  dp->cap_.pool = rte_pktmbuf_pool_create(("veil_cap" + sfx).c_str(), CaptureArm::kRingSize - 1, 0, 0,
+                                          RTE_MBUF_DEFAULT_BUF_SIZE, socket);
+  dp->cap_.ring = rte_ring_create_elem(("veil_capr" + sfx).c_str(), sizeof(CapRecord),
+                                       CaptureArm::kRingSize, socket, RING_F_SC_DEQ);
+  if (!dp->cap_.pool || !dp->cap_.ring) {
+    err = std::string("cannot create the capture pool/ring: ") + rte_strerror(rte_errno) +
+          " (raise [dataplane] memory_mb)";
+    return nullptr;
+  }
   uint64_t hz = dp->tsc_hz_;
   for (size_t i = 0; i < nworkers; ++i) {
     auto w = std::make_unique<WorkerCtx>();
@@ -260,6 +271,7 @@ std::unique_ptr<Dataplane> Dataplane::create(const config::Config& cfg, const Op
       w->src_cycles_per_token = std::max<uint64_t>(1, hz / src_rate);
       w->src_max = uint32_t(std::max<uint64_t>(16, src_rate / 5));  // 200 ms of burst
     }
+    for (unsigned pt = 0; pt < 128; ++pt) w->pt_mult[pt] = rtp_clock_mult(static_clock_rate(uint8_t(pt)), hz);
     w->relatch_cycles = hz / 1000 * cfg.limits.relatch_after_ms;
     w->resolve_cycles = hz / 10;
     w->consent_cycles = hz / 1000 * kIceConsentTimeoutMs;
@@ -301,6 +313,12 @@ Dataplane::~Dataplane() {
     while (rte_ring_dequeue(dtls_ring_, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
     rte_ring_free(dtls_ring_);
   }
+  if (cap_.ring) {
+    CapRecord r;
+    while (rte_ring_sc_dequeue_elem(cap_.ring, &r, sizeof r) == 0) rte_pktmbuf_free(r.m);
+    rte_ring_free(cap_.ring);
+  }
+  rte_mempool_free(cap_.pool);
   rcu_.reset();
   rte_mempool_free(pool_);
 }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "controlplane/config.h"
+#include "dataplane/capture.h"
 #include "dataplane/drops.h"
 #include "dataplane/flow_table.h"
 #include "dataplane/neigh_table.h"
@@ -153,6 +154,9 @@ class Dataplane {
   uint64_t event_count(Event e) const;
   uint64_t tsc_hz() const { return tsc_hz_; }
 
+  // veilctl capture: the arm the workers test, its ring and pool (dataplane/capture.h).
+  CaptureArm& capture() { return cap_; }
+
   // Sends a frame built by the control plane out of `port` (through worker 0's ring).
   bool send_from_control(uint8_t port, const uint8_t* frame, uint32_t len);
 
@@ -187,6 +191,7 @@ class Dataplane {
   std::unique_ptr<FlowTable> flows_;
   std::unique_ptr<NeighTable> neigh_;
   std::atomic<bool> stop_{false};
+  CaptureArm cap_;
   bool launched_ = false;
   uint64_t tsc_hz_ = 0;
   std::vector<uint16_t> started_ports_;

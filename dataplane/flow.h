@@ -10,6 +10,7 @@
 
 #include "dataplane/addr.h"
 #include "dataplane/packet.h"
+#include "dataplane/rtp_stats.h"
 #include "dataplane/seq_endpoint.h"
 #include "dataplane/srtp_session.h"
 
@@ -58,6 +59,7 @@ struct FlowSpec {
   // DTLS records (first byte 20..63, RFC 7983) arriving on this flow's port go to the
   // control plane (Dataplane::poll_dtls) instead of being dropped as not RTP.
   bool dtls = false;
+  uint32_t clock_rate = 0;     // RTP clock (Hz) for the jitter estimate; 0: from a static payload type
 };
 
 // Per-flow drop reasons (a subset of Drop, kept per flow for `veilctl flow`).
@@ -97,13 +99,17 @@ struct alignas(64) FlowAction {
   uint8_t ingress_port = 0;
   uint8_t egress_port = 0;
   LatchMode latch = LatchMode::Latch;
-  bool rtp_check = true;
-  bool drop = false;
-  bool ice = false;               // FlowSpec::ice_ufrag set: Flow::ice_creds is valid
-  bool dtls = false;              // FlowSpec::dtls
-  bool ice_consent_from_peer = false;
+  // One byte of flags, so that the line keeps room for the endpoints and the peer.
+  bool rtp_check : 1 = true;
+  bool drop : 1 = false;
+  bool ice : 1 = false;             // FlowSpec::ice_ufrag set: Flow::ice_creds is valid
+  bool dtls : 1 = false;            // FlowSpec::dtls
+  bool ice_consent_from_peer : 1 = false;
+  bool srtp_in : 1 = false;         // FlowSpec::srtp_in enabled: unprotect (Flow::srtp_in)
+  bool srtp_out : 1 = false;        // FlowSpec::srtp_out enabled: protect (Flow::srtp_out)
   Endpoint signaled_remote;
   Endpoint egress_local;
+  uint32_t rtp_mult = 0;  // TSC -> RTP timestamp units (rtp_clock_mult); 0: by payload type
   Flow* peer = nullptr;  // ctl keeps it valid: republished without it before the peer is freed
 };
 static_assert(sizeof(FlowAction) == 64);
@@ -126,6 +132,7 @@ struct FlowCounters {
   uint8_t last_pt = 0;
   uint64_t ice_checks = 0;          // authenticated STUN checks answered with success
   uint64_t ice_consent_tsc = 0;     // last authenticated check from the selected source (0: none)
+  RtpStats rtp;  // RFC 3550 loss and jitter state of the current SSRC
 };
 
 // Laid out by access: a relayed packet touches line 0 (latching, destination, next hop),
@@ -148,10 +155,7 @@ struct alignas(64) Flow {
   uint32_t last_ssrc = 0;
   uint16_t last_seq = 0;
   uint8_t last_pt = 0;
-  // SRTP sessions (nullptr: plain on that side). ctl: wo (install, re-key; the old one freed
-  // after a grace period), dp: ro pointer, the session itself used by one worker at a time.
-  SrtpSession* srtp_in = nullptr;
-  SrtpSession* srtp_out = nullptr;
+  RtpStats rtp;  // loss/jitter (rtp_stats.h): fills the rest of line 1, dp: wo, ctl: ro
   // Lines 2-3: the two action slots.
   FlowAction slots[2];
   // Cold: drop counters (dp: wo on drops only) and the control plane's bookkeeping.
@@ -165,6 +169,12 @@ struct alignas(64) Flow {
   // ICE-lite (only read when the action says `ice`). Credentials: ctl writes (install, or
   // update with new credentials: the old block is freed after an RCU grace period), dp reads.
   std::atomic<const stun::IceCreds*> ice_creds{nullptr};
+  // SRTP sessions (nullptr: plain on that side), read only when the action says srtp_in /
+  // srtp_out (so plain RTP flows never touch this line; SRTP flows prefetch it a few packets
+  // ahead). ctl: wo (install, re-key; the old one freed after a grace period), dp: ro
+  // pointer, the session itself used by one worker at a time.
+  SrtpSession* srtp_in = nullptr;
+  SrtpSession* srtp_out = nullptr;
   // TSC of the last authenticated check from the selected (latched) source. dp: wo, ctl: ro.
   uint64_t ice_consent_tsc = 0;
   uint64_t ice_checks = 0;  // authenticated checks answered with success. dp: wo, ctl: ro
@@ -173,5 +183,6 @@ struct alignas(64) Flow {
 };
 static_assert(offsetof(Flow, packets) == 64);
 static_assert(offsetof(Flow, slots) == 128);
+static_assert(offsetof(Flow, rtp) + sizeof(RtpStats) <= 128, "RTP stats must stay on the counter line");
 
 }  // namespace veil::dp

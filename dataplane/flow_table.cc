@@ -134,8 +134,11 @@ void FlowTable::fill_action(const FlowSpec& s, FlowAction& a) const {
   a.ice = !s.ice_ufrag.empty();
   a.dtls = s.dtls;
   a.ice_consent_from_peer = s.ice_consent_from_peer;
+  a.srtp_in = s.srtp_in.enabled();
+  a.srtp_out = s.srtp_out.enabled();
   a.signaled_remote = s.signaled_remote;
   a.egress_local = s.egress_local;
+  a.rtp_mult = s.clock_rate ? rtp_clock_mult(s.clock_rate, rte_get_tsc_hz()) : 0;
   if (s.peer_id) {
     auto it = by_id_.find(s.peer_id);
     if (it != by_id_.end()) a.peer = it->second.flow;
@@ -308,6 +311,12 @@ std::optional<FlowSnapshot> FlowTable::get(uint32_t id) const {
   s.counters.last_pt = __atomic_load_n(&f->last_pt, __ATOMIC_RELAXED);
   s.counters.ice_checks = peek(f->ice_checks);
   s.counters.ice_consent_tsc = peek(f->ice_consent_tsc);
+  s.counters.rtp.ext_max = __atomic_load_n(&f->rtp.ext_max, __ATOMIC_RELAXED);
+  s.counters.rtp.base = __atomic_load_n(&f->rtp.base, __ATOMIC_RELAXED);
+  s.counters.rtp.received = __atomic_load_n(&f->rtp.received, __ATOMIC_RELAXED);
+  s.counters.rtp.transit = __atomic_load_n(&f->rtp.transit, __ATOMIC_RELAXED);
+  s.counters.rtp.jitter = __atomic_load_n(&f->rtp.jitter, __ATOMIC_RELAXED);
+  s.counters.rtp.last_ts = __atomic_load_n(&f->rtp.last_ts, __ATOMIC_RELAXED);
   s.created_tsc = f->created_tsc;
   return s;
 }

@@ -67,11 +67,18 @@ void WorkerCtx::punt(uint8_t pi, rte_mbuf* m, uint64_t now, const uint8_t* src_i
 }
 
 namespace {
-inline void srtp_prefetch(const Flow* f, bool ctx) {
+// SRTP flows only (the action's srtp_in/srtp_out bits; the action slots were prefetched for
+// the whole burst): stage 0 fetches the flow's line holding the session pointers, stage 1 the
+// sessions, stage 2 their libsrtp2 contexts. Plain RTP flows cost one test of the action.
+inline void srtp_prefetch(const Flow* f, int stage) {
   if (!f) return;
-  for (SrtpSession* s : {__atomic_load_n(&f->srtp_in, __ATOMIC_RELAXED), __atomic_load_n(&f->srtp_out, __ATOMIC_RELAXED)}) {
+  const FlowAction& a = f->action();
+  if (!(a.srtp_in | a.srtp_out)) return;
+  if (stage == 0) return rte_prefetch0(&f->srtp_in);
+  for (SrtpSession* s : {a.srtp_in ? __atomic_load_n(&f->srtp_in, __ATOMIC_RELAXED) : nullptr,
+                         a.srtp_out ? __atomic_load_n(&f->srtp_out, __ATOMIC_RELAXED) : nullptr}) {
     if (!s) continue;
-    if (ctx)
+    if (stage == 2)
       rte_prefetch0(s->ctx);
     else
       rte_prefetch0(s);
@@ -186,9 +193,10 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
   }
   for (unsigned j = 0; j < nm; ++j) {
     // SRTP flows: libsrtp2's state is a chain of dependent lines per session; fetch the
-    // session two packets ahead and its libsrtp2 context one packet ahead.
-    if (j + 2 < nm) srtp_prefetch(flows[j + 2], false);
-    if (j + 1 < nm) srtp_prefetch(flows[j + 1], true);
+    // pointers three packets ahead, the session two ahead, its libsrtp2 context one ahead.
+    if (j + 3 < nm) srtp_prefetch(flows[j + 3], 0);
+    if (j + 2 < nm) srtp_prefetch(flows[j + 2], 1);
+    if (j + 1 < nm) srtp_prefetch(flows[j + 1], 2);
     relay(media[j], media_p[j], flows[j], now);
   }
 }
@@ -196,6 +204,7 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
 void WorkerCtx::relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
   if (!fl) return drop(m, Drop::media_no_flow);
   const FlowAction* a = &fl->action();
+  if (__builtin_expect(dp->cap_.armed(), 0)) capture_flow(a, m, kCapIn, now);
   auto flow_drop = [&](FlowDrop why) {
     bump(fl->drops[unsigned(why)]);
     drop(m, kFlowDropGlobal[unsigned(why)]);
@@ -216,9 +225,10 @@ void WorkerCtx::relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
       latch_decide(a->latch, a->signaled_remote, learned, now - last, relatch_cycles, src);
   if (verdict == LatchVerdict::Drop) return flow_drop(FlowDrop::src_mismatch);
   // SRTP in: the tag (and replay window) verified before the packet may latch or go anywhere.
-  SrtpSession* srtp_in = __atomic_load_n(&fl->srtp_in, __ATOMIC_ACQUIRE);
-  if (srtp_in) {
-    SrtpResult r = srtp_session_unprotect(*srtp_in, payload, plen);
+  // No session yet under an action that wants one (keys being installed): never forwarded.
+  if (a->srtp_in) {
+    SrtpSession* srtp_in = __atomic_load_n(&fl->srtp_in, __ATOMIC_ACQUIRE);
+    SrtpResult r = srtp_in ? srtp_session_unprotect(*srtp_in, payload, plen) : SrtpResult::NoKey;
     if (r != SrtpResult::Ok) return flow_drop(srtp_flow_drop(r));
   }
   switch (verdict) {
@@ -261,7 +271,8 @@ void WorkerCtx::relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
   }
 
   // SRTP out: the trailer goes after the payload, inside the mbuf's own buffer.
-  SrtpSession* srtp_out = __atomic_load_n(&fl->srtp_out, __ATOMIC_ACQUIRE);
+  SrtpSession* srtp_out = a->srtp_out ? __atomic_load_n(&fl->srtp_out, __ATOMIC_ACQUIRE) : nullptr;
+  if (a->srtp_out && !srtp_out) return flow_drop(FlowDrop::srtp_no_key);
   if (srtp_out) {
     const uint8_t* buf_end = static_cast<const uint8_t*>(m->buf_addr) + m->buf_len;
     SrtpResult r = srtp_session_protect(*srtp_out, payload, plen, uint32_t(buf_end - (payload + plen)));
@@ -284,12 +295,14 @@ void WorkerCtx::relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
     m->l2_len = kEthHdrLen;
     m->l3_len = v4 ? kIpv4HdrLen : kIpv6HdrLen;
   }
+  if (__builtin_expect(dp->cap_.armed(), 0)) capture_flow(a, m, kCapOut, now);
   bump(fl->packets);
   bump(fl->bytes, plen);
   __atomic_store_n(&fl->last_seen_tsc, now, __ATOMIC_RELAXED);
   if (plen >= 12 && (payload[1] < 192 || payload[1] > 223)) {  // RTP, not RTCP (RFC 5761 4)
     uint32_t ssrc = uint32_t(payload[8]) << 24 | uint32_t(payload[9]) << 16 |
                     uint32_t(payload[10]) << 8 | payload[11];
+    rtp_stats(fl, a, payload, ssrc, now);
     __atomic_store_n(&fl->last_ssrc, ssrc, __ATOMIC_RELAXED);
     __atomic_store_n(&fl->last_seq, uint16_t(payload[2] << 8 | payload[3]), __ATOMIC_RELAXED);
     __atomic_store_n(&fl->last_pt, uint8_t(payload[1] & 0x7f), __ATOMIC_RELAXED);
@@ -398,11 +411,51 @@ void WorkerCtx::ice_check(rte_mbuf* m, const Parsed& p, Flow* fl, const FlowActi
   push(nic_tx[a.ingress_port], port.nic, m);
 }
 
+void WorkerCtx::rtp_stats(Flow* fl, const FlowAction* a, const uint8_t* rtp, uint32_t ssrc, uint64_t now) {
+  uint8_t pt = rtp[1] & 0x7f;
+  uint32_t mult = a->rtp_mult ? a->rtp_mult : pt_mult[pt];
+  uint32_t ts = uint32_t(rtp[4]) << 24 | uint32_t(rtp[5]) << 16 | uint32_t(rtp[6]) << 8 | rtp[7];
+  uint32_t arrival = rtp_arrival(now, mult);
+  rtp_track(fl->rtp, ssrc != fl->last_ssrc, uint16_t(rtp[2] << 8 | rtp[3]), ts, arrival, mult != 0);
+}
+
+void WorkerCtx::capture_copy(const rte_mbuf* m, uint8_t port, uint8_t dir, uint64_t now) {
+  CaptureArm& c = dp->cap_;
+  int64_t left = c.left.fetch_sub(1, std::memory_order_relaxed);
+  if (left <= 0) return;  // another worker took the last one and is clearing `on`
+  if (left == 1) c.on.store(false, std::memory_order_relaxed);
+  rte_mbuf* copy = rte_pktmbuf_copy(m, c.pool, 0, c.snaplen);
+  if (!copy) {
+    c.dropped.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  CapRecord r{copy, now, m->pkt_len, port, dir, 0};
+  if (rte_ring_mp_enqueue_elem(c.ring, &r, sizeof r) != 0) {
+    rte_pktmbuf_free(copy);
+    c.dropped.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  c.captured.fetch_add(1, std::memory_order_relaxed);
+}
+
+void WorkerCtx::capture_port(uint8_t pi, rte_mbuf* const* pkts, uint16_t n, uint8_t dir, uint64_t now) {
+  const CaptureArm& c = dp->cap_;
+  if (c.flow_id != 0 || c.port != pi || !(c.dir & dir)) return;
+  for (uint16_t i = 0; i < n && c.armed(); ++i) capture_copy(pkts[i], pi, dir, now);
+}
+
+void WorkerCtx::capture_flow(const FlowAction* a, const rte_mbuf* m, uint8_t dir, uint64_t now) {
+  const CaptureArm& c = dp->cap_;
+  if (c.flow_id != a->id || !(c.dir & dir)) return;
+  capture_copy(m, dir == kCapIn ? a->ingress_port : a->egress_port, dir, now);
+}
+
 void WorkerCtx::flush() {
   const auto& ports = dp->ports_;
   for (size_t pi = 0; pi < ports.size(); ++pi) {
     TxBuf& b = nic_tx[pi];
     if (b.n) {
+      if (__builtin_expect(dp->cap_.armed(), 0)) capture_port(uint8_t(pi), b.m, b.n, kCapOut, rte_rdtsc());
       uint16_t sent = rte_eth_tx_burst(ports[pi].nic, uint16_t(index), b.m, b.n);
       count(Event::tx, sent);
       for (uint16_t i = sent; i < b.n; ++i) drop(b.m[i], Drop::tx_full);
@@ -425,6 +478,7 @@ unsigned WorkerCtx::pass(uint64_t now) {
     uint16_t n = rte_eth_rx_burst(ports[pi].nic, uint16_t(index), pkts, burst);
     if (n) {
       count(Event::rx, n);
+      if (__builtin_expect(dp->cap_.armed(), 0)) capture_port(uint8_t(pi), pkts, n, kCapIn, now);
       process_burst(uint8_t(pi), pkts, n, now);
       total += n;
     }

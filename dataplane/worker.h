@@ -45,6 +45,9 @@ struct alignas(64) WorkerCtx {
   uint32_t src_max = 0;            // bucket depth (0: per-source policing off)
   uint64_t src_cycles_per_token = 1;
 
+  // TSC -> RTP timestamp units for each static payload type (0: dynamic, rate unknown).
+  uint32_t pt_mult[128] = {};
+
   uint64_t relatch_cycles = 0;
   uint64_t resolve_cycles = 0;
   uint64_t consent_cycles = 0;  // ICE consent freshness (RFC 7675)
@@ -86,6 +89,12 @@ struct alignas(64) WorkerCtx {
   bool source_allows(const uint8_t* src_ip, Family fam, uint64_t now);
   void to_ctl(const CtlMsg& msg);
   void push(TxBuf& b, uint16_t port_id, rte_mbuf* m);
+  // RFC 3550 loss/jitter state of the flow (rtp_stats.h), for every relayed RTP packet.
+  void rtp_stats(Flow* fl, const FlowAction* a, const uint8_t* rtp, uint32_t ssrc, uint64_t now);
+  // veilctl capture (dataplane/capture.h): called only while a capture is armed.
+  void capture_port(uint8_t pi, rte_mbuf* const* pkts, uint16_t n, uint8_t dir, uint64_t now);
+  void capture_flow(const FlowAction* a, const rte_mbuf* m, uint8_t dir, uint64_t now);
+  void capture_copy(const rte_mbuf* m, uint8_t port, uint8_t dir, uint64_t now);
 };
 
 }  // namespace veil::dp

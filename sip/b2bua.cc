@@ -485,8 +485,6 @@ struct B2bua::Impl {
     }
     Call* call = make_call(side, nh);
     if (!sip || !sip->sip_request || !sip->sip_from || !sip->sip_to) return fail(call, 400, "malformed INVITE");
-    if (side == kExternal)
-      if (auto f = source_of(agent[kExternal])) pin_to_flow(nh, *f);
     if (sip->sip_from->a_tag) call->caller_from_tag = sip->sip_from->a_tag;
     call->caller_requires_100rel = sip_has_feature(sip->sip_require, "100rel");
     call->caller_100rel = call->caller_requires_100rel || sip_has_feature(sip->sip_supported, "100rel");
@@ -503,6 +501,8 @@ struct B2bua::Impl {
         break;
       }
     }
+    if (side == kExternal)
+      if (auto f = source_of(agent[kExternal])) pin_to_flow(nh, *f);
 
     std::optional<Endpoint> target;
     Transport transport = Transport::Udp;
@@ -871,7 +871,8 @@ struct B2bua::Impl {
                                  valid_user(sip->sip_from->a_url->url_user) ? sip->sip_from->a_url->url_user : aor,
                                  domain());
     std::string to = name_addr(safe_display(sip->sip_to->a_display), aor, domain());
-    std::string contact = "<sip:" + b.token + "@" + uri_hostport(Endpoint{cfg.internal.addr, cfg.internal.port}) +
+    uint16_t contact_port = cfg.pbx_transport == Transport::Tls ? cfg.internal.tls_port : cfg.internal.port;
+    std::string contact = "<sip:" + b.token + "@" + uri_hostport(Endpoint{cfg.internal.addr, contact_port}) +
                           transport_param(cfg.pbx_transport) + ">";
     std::string exp = std::to_string(sent);
     // Where the REGISTER goes when the Request-URI names a domain: a loose route to the
@@ -1763,6 +1764,26 @@ size_t B2bua::bindings() const {
   for (const auto& [aor, b] : impl_->bindings)
     if (b.active) ++n;
   return n;
+}
+
+std::vector<BindingView> B2bua::registrations() const {
+  std::vector<BindingView> out;
+  auto now = std::chrono::steady_clock::now();
+  for (const auto& [aor, b] : impl_->bindings) {
+    BindingView v;
+    v.aor = b.aor;
+    v.contact = "sip:" + b.token + "@" + uri_hostport(Endpoint{impl_->cfg.internal.addr, impl_->cfg.internal.port}) +
+                transport_param(impl_->cfg.pbx_transport);
+    v.client_contact = b.client_contact;
+    v.source = b.flow.ep;
+    v.transport = b.flow.tr;
+    v.active = b.active;
+    v.pending = b.relay_pending;
+    v.expires_in = std::chrono::seconds(Impl::seconds_left(b));
+    v.since_relayed = std::chrono::duration_cast<std::chrono::milliseconds>(now - b.last_relayed);
+    out.push_back(std::move(v));
+  }
+  return out;
 }
 
 const B2buaStats& B2bua::stats() const { return impl_->stats; }

@@ -65,6 +65,19 @@ struct CallView {
   std::vector<uint32_t> streams;  // MediaStreamPlan ids
 };
 
+// One registration as `veilctl registrations` shows it (a read-only copy).
+struct BindingView {
+  std::string aor;             // address-of-record user (the To user of the client's REGISTER)
+  std::string contact;         // Veil's Contact for it toward the PBX (sip:veil-...@internal)
+  std::string client_contact;  // the client's own Contact URI (only ever answered back to it)
+  Endpoint source;             // where the client registered from (what a NAT maps back)
+  Transport transport = Transport::Udp;
+  bool active = false;         // the PBX confirmed it (false: first REGISTER still at the PBX)
+  bool pending = false;        // a REGISTER for it is at the PBX now
+  std::chrono::seconds expires_in{0};
+  std::chrono::milliseconds since_relayed{0};  // since its last REGISTER went to the PBX
+};
+
 class B2bua {
  public:
   using Logger = std::function<void(std::string_view)>;
@@ -96,6 +109,8 @@ class B2bua {
   // Registered clients (bindings the PBX confirmed and that have not expired or been
   // removed; expired ones are swept once a second).
   size_t bindings() const;
+  // Read-only snapshot of the bindings, by AOR (`veilctl registrations`).
+  std::vector<BindingView> registrations() const;
   const B2buaStats& stats() const;
   // Read-only snapshot of the calls, by serial (`veilctl calls`).
   std::vector<CallView> calls() const;

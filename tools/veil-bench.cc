@@ -6,7 +6,14 @@
 // records the results.
 //
 //   veil-bench [--flows 1000,100000,1000000] [--packets 4M] [--reps 9] [--sequence 1M]
-//              [--mbufs 1024] [--lcore 0]
+//              [--mbufs 1024] [--lcore 0] [--api-load 100] [--api-cpu N]
+//
+// --api-load RPS: after the usual measurement, the fast path runs again in repetitions that
+// alternate between no management traffic and RPS requests per second served by the real
+// management API (controlplane/mgmt.h: Api + Server on a Unix socket, an epoll loop on its
+// own thread as in veild's control loop, on another CPU) and issued by a client thread over
+// that socket (stats, drops, ports, neighbours, flow id=N, flows limit=10 in turn). It
+// prints Mpps without and with the load, from the same run.
 //
 // Each flow count gets its own Dataplane (two net_ring ports, a flow table sized for it).
 // The flows come in pairs, external <-> internal, as a call's two media directions do.
@@ -33,7 +40,18 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 #include <rte_version.h>
+#include <pthread.h>
+#include <sched.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
 
 #include <algorithm>
 #include <cerrno>
@@ -50,6 +68,7 @@
 #include <vector>
 
 #include "controlplane/config.h"
+#include "controlplane/mgmt.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/packet.h"
 #include "dataplane/worker.h"
@@ -258,6 +277,9 @@ struct Args {
   unsigned mbufs = 1024;       // mbufs cycled through, like a NIC rx ring of 1024 descriptors
   unsigned lcore = 0;          // CPU the benchmark runs on (EAL -l)
   bool hugepages = false;      // EAL memory on hugepages (reserved beforehand), as in production
+  unsigned api_rps = 0;        // --api-load: management requests per second (0: not measured)
+  int api_cpu = -1;            // CPU of the API threads (-1: the first one that is not lcore)
+  std::vector<std::string> api_mix{"stats", "drops", "ports", "neighbours", "flow", "flows"};
   std::string cmdline;
 };
 
@@ -285,6 +307,11 @@ void usage(FILE* to) {
       "  --sequence  distinct packets in the random sequence (64-byte headers); default 1048576\n"
       "  --mbufs     packet buffers cycled through (an rx ring's worth); default 1024\n"
       "  --lcore     CPU to run on (EAL -l); default 0\n"
+      "  --api-load  also measure the fast path while the management API answers this many\n"
+      "              requests per second (real Api/Server, client and server threads on\n"
+      "              --api-cpu, default: the first CPU other than --lcore)\n"
+      "  --api-mix   the requests, in turn (default stats,drops,ports,neighbours,flow,flows;\n"
+      "              flow: flow id=<random>, flows: flows limit=10, metrics: the /metrics text)\n"
       "  --hugepages EAL memory (flow table, flows, mbufs) on hugepages, as on a production\n"
       "              host (reserve ~2.5 GB first: hugepages-setup/hugepages.sh reserve --mb 2560);\n"
       "              default --no-huge\n",
@@ -328,6 +355,25 @@ bool parse_args(int argc, char** argv, Args& a) {
       a.mbufs = unsigned(v / kBurst * kBurst);
     } else if (opt == "--lcore" && parse_count(val, v) && v < 1024) {
       a.lcore = unsigned(v);
+    } else if (opt == "--api-load" && parse_count(val, v) && v >= 1 && v <= 100000) {
+      a.api_rps = unsigned(v);
+    } else if (opt == "--api-mix") {
+      a.api_mix.clear();
+      std::string_view rest = val;
+      while (!rest.empty()) {
+        size_t c = rest.find(',');
+        std::string w(rest.substr(0, c));
+        if (w != "stats" && w != "drops" && w != "ports" && w != "neighbours" && w != "flow" && w != "flows" &&
+            w != "metrics") {
+          std::fprintf(stderr, "veil-bench: --api-mix: unknown request %s\n", w.c_str());
+          return false;
+        }
+        a.api_mix.push_back(w);
+        rest = c == std::string_view::npos ? std::string_view() : rest.substr(c + 1);
+      }
+      if (a.api_mix.empty()) return false;
+    } else if (opt == "--api-cpu" && parse_count(val, v) && v < 1024) {
+      a.api_cpu = int(v);
     } else if (opt == "--reps" && parse_count(val, v) && v >= 1 && v <= 1000) {
       a.reps = unsigned(v);
     } else if (opt == "--sequence" && parse_count(val, v) && v >= 2 * kBurst) {
@@ -421,7 +467,12 @@ class Bench {
   bool setup();
   bool warm_up_and_verify();
   void measure();
+  // --api-load: alternating repetitions without and with management requests.
+  bool measure_api_load();
 
+  double api_idle_cpp = 0, api_loaded_cpp = 0, api_rate = 0, api_p50_ms = 0, api_max_ms = 0;
+  double api_idle_spread = 0, api_loaded_spread = 0;  // (max - min) / median of each series
+  uint64_t api_answered = 0, api_failed = 0;
   double veil_cpp = 0, veil_min = 0, base_cpp = 0, restore_cpp = 0;
   double install_s = 0;
 
@@ -436,6 +487,7 @@ class Bench {
   const Args& args_;
   uint32_t flows_;
   unsigned run_;
+  veil::config::Config cfg_;  // outlives dp_ (the management API keeps a reference)
   rte_ring* rings_[4] = {};
   std::unique_ptr<Dataplane> dp_;
   std::vector<rte_mbuf*> mbufs_;
@@ -452,7 +504,7 @@ Bench::~Bench() {
 }
 
 bool Bench::setup() {
-  veil::config::Config cfg;
+  veil::config::Config& cfg = cfg_;
   cfg.source = "veil-bench";
   const char* names[2] = {"ext", "int"};
   uint32_t nets[2] = {kExtNet, kIntNet};
@@ -680,6 +732,175 @@ void Bench::measure() {
       flows_, args_.reps, *vmin, veil_cpp, *vmax);
 }
 
+int other_cpu(unsigned lcore) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) != 0) CPU_ZERO(&set);
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  for (long c = 0; c < n; ++c)
+    if (unsigned(c) != lcore) return int(c);
+  return -1;
+}
+
+void pin(int cpu) {
+  if (cpu < 0) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
+// One request over the Unix socket, as veilctl sends it; true on "VEIL/1 0 ...".
+bool api_request(const std::string& path, const std::string& line) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::memcpy(sa.sun_path, path.c_str(), path.size());
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  bool ok = connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0 &&
+            write(fd, line.data(), line.size()) == ssize_t(line.size());
+  std::string resp;
+  char buf[65536];
+  ssize_t r;
+  while (ok && (r = read(fd, buf, sizeof buf)) > 0) resp.append(buf, size_t(r));
+  close(fd);
+  return ok && resp.rfind("VEIL/1 0 ", 0) == 0;
+}
+
+// GET /metrics on 127.0.0.1:port; true on a 200 answer read to the end.
+bool http_get_metrics(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(uint16_t(port));
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const char req[] = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  bool ok = connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0 &&
+            write(fd, req, sizeof req - 1) == ssize_t(sizeof req - 1);
+  std::string resp;
+  char buf[65536];
+  ssize_t r;
+  while (ok && (r = read(fd, buf, sizeof buf)) > 0) resp.append(buf, size_t(r));
+  close(fd);
+  return ok && resp.rfind("HTTP/1.1 200", 0) == 0;
+}
+
+bool Bench::measure_api_load() {
+  using Clock = std::chrono::steady_clock;
+  veil::ctl::Api api(*dp_, cfg_);
+  veil::ctl::Server server(api);
+  std::string path = "/tmp/veil-bench-" + std::to_string(getpid()) + "-" + std::to_string(run_) + ".sock";
+  std::string err;
+  if (!server.listen(path, err)) {
+    std::fprintf(stderr, "veil-bench: %s\n", err.c_str());
+    return false;
+  }
+  int epfd = epoll_create1(EPOLL_CLOEXEC);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = server.listen_fd();
+  epoll_ctl(epfd, EPOLL_CTL_ADD, server.listen_fd(), &ev);
+  // /metrics in the same loop, as in veild (Server hands its descriptors over).
+  veil::ctl::MetricsServer metrics(api);
+  const int metrics_port = 20000 + int(getpid() % 20000) + int(run_);
+  if (!metrics.listen("127.0.0.1:" + std::to_string(metrics_port), epfd, err)) {
+    std::fprintf(stderr, "veil-bench: metrics: %s\n", err.c_str());
+    return false;
+  }
+  server.attach(&metrics);
+  int cpu = args_.api_cpu >= 0 ? args_.api_cpu : other_cpu(args_.lcore);
+  std::atomic<bool> stop{false}, stop_client{false}, load{false};
+  std::atomic<uint64_t> answered{0}, failed{0};
+  std::vector<double> lat_ms;  // client thread only, read after join
+  // The control thread: veild's loop, minus everything but the management socket.
+  std::thread ctl([&] {
+    pin(cpu);
+    epoll_event evs[16];
+    while (!stop.load()) {
+      int n = epoll_wait(epfd, evs, 16, 1);
+      for (int i = 0; i < n; ++i) {
+        if (evs[i].data.fd == server.listen_fd()) server.on_listen_ready(epfd);
+        else server.on_client_ready(epfd, evs[i].data.fd);
+      }
+    }
+  });
+  std::thread cli([&] {
+    pin(cpu);
+    const auto period = std::chrono::nanoseconds(1000000000 / args_.api_rps);
+    std::mt19937 rng(7);
+    unsigned k = 0;
+    auto next = Clock::now();
+    while (!stop_client.load()) {
+      if (!load.load()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        next = Clock::now();
+        continue;
+      }
+      std::this_thread::sleep_until(next);
+      next += period;
+      const std::string& kind = args_.api_mix[k++ % args_.api_mix.size()];
+      std::string req = kind == "flow"    ? "flow id=" + std::to_string(1 + rng() % flows_) + " format=json"
+                        : kind == "flows" ? std::string("flows limit=10 format=json")
+                                          : kind + " format=json";
+      if (kind == "metrics") {  // a Prometheus scrape, over HTTP as Prometheus does it
+        auto t0 = Clock::now();
+        bool ok = http_get_metrics(metrics_port);
+        lat_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+        (ok ? answered : failed).fetch_add(1);
+        continue;
+      }
+      auto t0 = Clock::now();
+      bool ok = api_request(path, "VEIL/1 " + req + "\n");
+      lat_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+      (ok ? answered : failed).fetch_add(1);
+    }
+  });
+  std::vector<double> idle, loaded;
+  double loaded_s = 0;
+  uint64_t in_runs = 0;
+  double n = double(args_.packets);
+  for (unsigned r = 0; r < args_.reps; ++r) {
+    load.store(false);
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    idle.push_back(double(run_veil(args_.packets)) / n);
+    load.store(true);
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    uint64_t a0 = answered.load();
+    auto t0 = Clock::now();
+    loaded.push_back(double(run_veil(args_.packets)) / n);
+    loaded_s += std::chrono::duration<double>(Clock::now() - t0).count();
+    in_runs += answered.load() - a0;
+  }
+  stop_client.store(true);  // the client first: the server answers what it has sent
+  cli.join();
+  stop.store(true);
+  ctl.join();
+  close(epfd);
+  api_idle_cpp = median(idle);
+  api_loaded_cpp = median(loaded);
+  auto spread = [](const std::vector<double>& v, double med) {
+    auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+    return (*hi - *lo) / med;
+  };
+  api_idle_spread = spread(idle, api_idle_cpp);
+  api_loaded_spread = spread(loaded, api_loaded_cpp);
+  api_rate = loaded_s > 0 ? double(in_runs) / loaded_s : 0;
+  api_answered = answered.load();
+  api_failed = failed.load();
+  if (!lat_ms.empty()) {
+    api_p50_ms = median(lat_ms);
+    api_max_ms = *std::max_element(lat_ms.begin(), lat_ms.end());
+  }
+  std::fprintf(stderr, "  %u flows: API load on CPU %d: %llu requests answered (%llu failed)\n", flows_, cpu,
+               (unsigned long long)api_answered, (unsigned long long)api_failed);
+  return api_failed == 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -737,6 +958,11 @@ int main(int argc, char** argv) {
     uint32_t flows;
     double veil, veil_min, base, restore;
   };
+  struct ApiRow {
+    uint32_t flows;
+    double idle, loaded, rate, p50, max, idle_spread, loaded_spread;
+  };
+  std::vector<ApiRow> api_rows;
   std::vector<Row> rows;
   unsigned run = 0;
   for (uint32_t flows : args.flows) {
@@ -749,6 +975,11 @@ int main(int argc, char** argv) {
                  flows);
     b.measure();
     rows.push_back({flows, b.veil_cpp, b.veil_min, b.base_cpp, b.restore_cpp});
+    if (args.api_rps) {
+      if (!b.measure_api_load()) return 1;
+      api_rows.push_back({flows, b.api_idle_cpp, b.api_loaded_cpp, b.api_rate, b.api_p50_ms, b.api_max_ms,
+                          b.api_idle_spread, b.api_loaded_spread});
+    }
   }
 
   std::printf("%10s %8s %12s %9s %14s %7s %13s\n", "flows", "Mpps", "cycles/pkt", "(min)",
@@ -762,6 +993,24 @@ int main(int argc, char** argv) {
       "Mpps = TSC Hz / cycles per packet. Both loops include restoring each packet's headers\n"
       "(restore c/p: that step alone). Load average at the end: %s\n",
       double(hz) / 1e9, loadavg().c_str());
+  if (!api_rows.empty()) {
+    std::string mix;
+    for (const auto& w : args.api_mix) mix += (mix.empty() ? "" : ",") + w;
+    std::printf("\nManagement API load: %u requests/s through controlplane/mgmt (Api + Server, Unix socket),\n"
+                "server and client threads on CPU %d; requests in turn: %s;\n"
+                "repetitions alternate without/with the load.\n",
+                args.api_rps, args.api_cpu >= 0 ? args.api_cpu : other_cpu(args.lcore), mix.c_str());
+    std::printf("%10s %10s %8s %12s %8s %7s %11s %8s %8s\n", "flows", "Mpps idle", "(spread)", "Mpps loaded",
+                "(spread)", "ratio", "requests/s", "p50 ms", "max ms");
+    for (const ApiRow& r : api_rows)
+      std::printf("%10u %10.2f %7.0f%% %12.2f %7.0f%% %7.3f %11.1f %8.3f %8.3f\n", r.flows, double(hz) / r.idle / 1e6,
+                  r.idle_spread * 100, double(hz) / r.loaded / 1e6, r.loaded_spread * 100, r.idle / r.loaded, r.rate,
+                  r.p50, r.max);
+    std::printf("ratio = Mpps loaded / Mpps idle (medians); spread = (slowest - fastest) / median of\n"
+                "each series' cycles per packet: a ratio within the spread is not a measurable change;\n"
+                "requests/s = answered during the loaded repetitions / their duration; latency as the\n"
+                "client saw it (connect to last byte).\n");
+  }
   rte_eal_cleanup();
   return 0;
 }

@@ -17,7 +17,8 @@
 # 203.0.113.10:5060 as the target of calls from the PBX), VEIL_LAB_WS=1 (with VEIL_LAB_SIP:
 # SIP over WebSocket, ws on 203.0.113.1:8080 and wss on :8443 with a throw-away certificate
 # in /run/veil-lab-LAB/wss.crt, origin https://phone.example.test; VEIL_LAB_WS_PER_SOURCE
-# connections per source, default 8).
+# connections per source, default 8), VEIL_LAB_SIP_TLS=1 (with VEIL_LAB_SIP: SIP over TLS on
+# port 5061 on both sides, throw-away certificate in /run/veil-lab-LAB/sip-tls.crt).
 #
 #   untrusted host (ns LAB-ext)         SBC (ns LAB-sbc)                 trusted host (ns LAB-int)
 #   eth0 203.0.113.10/24  <-veth->  dp-ext [veild] dp-int  <-veth->  eth0 198.51.100.10/24
@@ -97,6 +98,14 @@ pbx = "198.51.100.10:5060"
 untrusted_target = "203.0.113.10:5060"
 no_response_timeout_ms = 3000
 TOML
+    if [ "${VEIL_LAB_SIP_TLS:-0}" = 1 ]; then
+      # SIP over TLS on 5061 on both sides: a throw-away certificate for Veil's two addresses.
+      openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj "/CN=sbc.example.test" -addext "subjectAltName=IP:203.0.113.1,IP:198.51.100.1,DNS:sbc.example.test" \
+        -keyout "$STATE/sip-tls.key" -out "$STATE/sip-tls.crt" 2>/dev/null
+      printf 'tls_port = 5061\ntls_certificate = "%s"\ntls_private_key = "%s"\n' \
+        "$STATE/sip-tls.crt" "$STATE/sip-tls.key" >>"$STATE/veil.toml"
+    fi
   fi
   if [ "${VEIL_LAB_WS:-0}" = 1 ]; then
     # SIP over WebSocket for browsers: a throw-away certificate for 203.0.113.1.

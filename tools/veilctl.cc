@@ -6,8 +6,9 @@
 // operator declined a confirmation; 2 usage error (also: an action without --yes and no
 // terminal to confirm on); 3 veild not running (no socket); 4 permission denied on the socket.
 //
-// `top` is the one command that is more than one request: it samples `ports` and `flows`
-// every second and shows rates (packets/s) computed here.
+// Two commands are more than one request: `top` samples `ports` and `flows` every second and
+// shows rates (packets/s) computed here; `capture` arms a capture, drains it into a pcap file
+// (capture-read every 20 ms) and stops it.
 #include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -40,22 +41,34 @@ void usage(FILE* to) {
       "  version                     daemon and API version\n"
       "  stats                       totals: flows, calls, events, drops, SIP counters\n"
       "  drops                       every named drop counter with its description\n"
-      "  ports                       ports, link, addresses, NIC counters\n"
+      "  ports [--all]               ports: link, addresses, NIC counters, rates over the\n"
+      "                              last second, DPDK xstats (non-zero ones; --all: all)\n"
       "  neighbours                  learned next hops (ARP/ND)\n"
       "  flows [call=N] [address=IP] [port=NUM|NAME] [side=external|internal]\n"
-      "        [state=latched|waiting|strict|idle] [sort=packets|bytes|drops|age] [limit=N]\n"
+      "        [state=latched|waiting|strict|idle] [sort=packets|bytes|drops|age|lost|jitter]\n"
+      "        [limit=N]\n"
       "                              media flows with endpoints and counters (filters AND;\n"
       "                              sort is descending)\n"
-      "  flow ID                     one flow in detail (latching, SSRC, drops by reason)\n"
+      "  flow ID                     one flow in detail: latching, SSRC/sequence/timestamp,\n"
+      "                              RFC 3550 loss and jitter, drops by reason\n"
       "  calls                       calls of the B2BUA: both legs' Call-IDs, users, state\n"
       "  dtls                        DTLS-SRTP: the certificate's fingerprint, sessions, state\n"
       "  call ID                     one call: both legs and its media flows with counters\n"
+      "  registrations [aor=USER]    registered clients: AOR, where from, their Contact and\n"
+      "                              Veil's toward the PBX, expiry, last refresh\n"
       "  top [--once]                live view: busiest flows by packets/s, port rates\n"
-      "                              (q or Ctrl-C quits; --once prints one frame)\n"
+      "                              (q or Ctrl-C quits; --once prints one frame; --json\n"
+      "                              prints one frame as JSON)\n"
+      "  capture FLOW|PORT -w FILE [--count N] [--timeout S] [dir=in|out|both] [snaplen=N]\n"
+      "                              the next N packets (default 100) of a flow (by id) or a\n"
+      "                              port (by name) as received (in, default) and/or as sent\n"
+      "                              (out), written as pcap (-w - for stdout); Ctrl-C stops\n"
+      "                              early, keeping what was written\n"
       "actions (ask for confirmation on a terminal unless --yes):\n"
       "  flow-add id=N port=P local=A:P [remote=A:P] [latch=latch|strict]\n"
       "           egress-port=P egress-local=A:P [egress-remote=A:P] [peer=N]\n"
-      "           [rtp-check=yes|no] [disabled=yes|no]\n"
+      "           [rtp-check=yes|no] [disabled=yes|no] [clock-rate=HZ]\n"
+      "           [srtp-in=PROFILE:HEX|PROFILE:pending|none] [srtp-out=...]\n"
       "           [ice-ufrag=U ice-pwd=P [ice-remote-ufrag=R]] [ice-consent-from-peer=yes|no]\n"
       "           [dtls=yes|no]   (ICE-lite and DTLS: docs/architecture.md)\n"
       "  dtls-add flow=N setup=PEER_SETUP [hash=sha-256] fingerprint=AB:CD:...\n"
@@ -66,9 +79,11 @@ void usage(FILE* to) {
       "  call-end ID                 end a call (BYE/CANCEL on both legs, flows removed)\n"
       "\n"
       "options: -s, --socket PATH (default %s, or $VEIL_SOCKET); --json;\n"
-      "         -y, --yes (no confirmation); --once (top)\n"
-      "exit codes: 0 ok, 1 request refused or declined, 2 usage (or an action without --yes\n"
-      "            and no terminal), 3 veild not running, 4 permission denied\n",
+      "         -y, --yes (no confirmation); --once (top); --all (ports); -w FILE, -c/--count N,\n"
+      "         --timeout SECONDS (capture; default 0: wait until N packets)\n"
+      "exit codes: 0 ok, 1 request refused or declined (capture: stopped before N packets),\n"
+      "            2 usage (or an action without --yes and no terminal), 3 veild not\n"
+      "            running, 4 permission denied\n",
       kDefaultSocket);
 }
 
@@ -375,14 +390,66 @@ std::string frame(const Sample& prev, const Sample& cur, size_t max_flows, bool 
   return o;
 }
 
-int top(const std::string& sock, bool once) {
+std::string jstr(const std::string& v) {
+  std::string o = "\"";
+  for (char c : v) {
+    if (c == '"' || c == '\\') o += '\\';
+    o += c;
+  }
+  return o + "\"";
+}
+
+// top --json: one frame (two samples 1 s apart) as JSON: the rates top shows.
+std::string frame_json(const Sample& prev, const Sample& cur) {
+  double dt = double(cur.at.tv_sec - prev.at.tv_sec) + double(cur.at.tv_nsec - prev.at.tv_nsec) / 1e9;
+  if (dt <= 0) dt = 1;
+  std::map<std::string, const Row*> before;
+  for (const auto& r : prev.ports) before["p" + field(r, "name")] = &r;
+  for (const auto& r : prev.flows) before["f" + field(r, "id")] = &r;
+  auto rate = [&](const std::string& key, const Row& r, const char* k) {
+    auto it = before.find(key);
+    double d = num(r, k) - (it == before.end() ? 0 : num(*it->second, k));
+    return it == before.end() || d < 0 ? 0.0 : d / dt;
+  };
+  std::string o = "{\"interval_s\":" + fmt("%.3f", dt) + ",\"ports\":[";
+  for (size_t i = 0; i < cur.ports.size(); ++i) {
+    const Row& r = cur.ports[i];
+    std::string key = "p" + field(r, "name");
+    o += std::string(i ? "," : "") + "{\"name\":" + jstr(field(r, "name")) + ",\"role\":" + jstr(field(r, "role")) +
+         ",\"link\":" + jstr(field(r, "link")) + ",\"rx_pps\":" + fmt("%.1f", rate(key, r, "rx_packets")) +
+         ",\"tx_pps\":" + fmt("%.1f", rate(key, r, "tx_packets")) +
+         ",\"rx_missed_ps\":" + fmt("%.1f", rate(key, r, "rx_missed")) + "}";
+  }
+  struct F {
+    const Row* r;
+    double pps, bps, dps;
+  };
+  std::vector<F> fl;
+  for (const auto& r : cur.flows) {
+    std::string key = "f" + field(r, "id");
+    fl.push_back({&r, rate(key, r, "packets"), rate(key, r, "bytes") * 8, rate(key, r, "drops")});
+  }
+  std::stable_sort(fl.begin(), fl.end(), [](const F& a, const F& b) { return a.pps > b.pps; });
+  o += "],\"flows\":[";
+  for (size_t i = 0; i < fl.size(); ++i) {
+    const Row& r = *fl[i].r;
+    o += std::string(i ? "," : "") + "{\"id\":" + field(r, "id") + ",\"port\":" + jstr(field(r, "port")) +
+         ",\"remote\":" + jstr(field(r, "remote")) + ",\"local\":" + jstr(field(r, "local")) +
+         ",\"egress_dst\":" + jstr(field(r, "egress_dst")) + ",\"latch\":" + jstr(field(r, "latch")) +
+         ",\"pps\":" + fmt("%.1f", fl[i].pps) + ",\"kbps\":" + fmt("%.1f", fl[i].bps / 1000) +
+         ",\"drops_ps\":" + fmt("%.1f", fl[i].dps) + ",\"packets\":" + field(r, "packets") + "}";
+  }
+  return o + "]}\n";
+}
+
+int top(const std::string& sock, bool once, bool json) {
   Sample prev, cur;
   if (int rc = take(sock, prev)) return rc;
-  if (once) {
+  if (once || json) {
     timespec d{1, 0};
     nanosleep(&d, nullptr);
     if (int rc = take(sock, cur)) return rc;
-    std::fputs(frame(prev, cur, 1000, false).c_str(), stdout);
+    std::fputs(json ? frame_json(prev, cur).c_str() : frame(prev, cur, 1000, false).c_str(), stdout);
     return 0;
   }
   struct sigaction sa{};
@@ -423,11 +490,137 @@ int top(const std::string& sock, bool once) {
   return rc;
 }
 
+// --- capture ----------------------------------------------------------------------------
+
+void put32(std::string& o, uint32_t v) { o.append(reinterpret_cast<const char*>(&v), 4); }
+void put16(std::string& o, uint16_t v) { o.append(reinterpret_cast<const char*>(&v), 2); }
+
+int hexval(char c) {
+  return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+// Arms a capture, drains it every 20 ms into a pcap file (nanosecond timestamps, Ethernet),
+// stops it. Returns the exit code.
+int capture(const std::string& sock, const std::vector<std::string>& words, const std::string& file,
+            unsigned long count, double timeout_s, bool json) {
+  if (words.size() < 2 || words[1].find('=') != std::string::npos) {
+    std::fprintf(stderr, "veilctl: usage: capture FLOW|PORT -w FILE [--count N] [--timeout S] [dir=in|out|both] [snaplen=N]\n");
+    return 2;
+  }
+  if (file.empty()) {
+    std::fprintf(stderr, "veilctl: capture needs -w FILE (- for stdout)\n");
+    return 2;
+  }
+  const std::string& target = words[1];
+  bool is_flow = !target.empty() && std::all_of(target.begin(), target.end(), [](char c) { return c >= '0' && c <= '9'; });
+  std::vector<std::string> start{"capture-start", (is_flow ? "flow=" : "port=") + target,
+                                 "count=" + std::to_string(count)};
+  for (size_t i = 2; i < words.size(); ++i) start.push_back(words[i]);
+  Answer a;
+  if (int rc = request(sock, start, true, a)) return rc;
+  if (a.status != 0) {
+    std::fprintf(stderr, "veilctl: %s\n", a.message.c_str());
+    return a.status == EINVAL ? 2 : 1;
+  }
+  Row started = parse_row(a.body);
+  uint32_t snaplen = uint32_t(num(started, "snaplen"));
+  FILE* out = file == "-" ? stdout : std::fopen(file.c_str(), "wb");
+  if (!out) {
+    std::fprintf(stderr, "veilctl: cannot write %s: %s\n", file.c_str(), std::strerror(errno));
+    request(sock, {"capture-stop"}, true, a);
+    return 1;
+  }
+  std::string hdr;
+  put32(hdr, 0xa1b23c4d);  // pcap, nanosecond timestamps
+  put16(hdr, 2);
+  put16(hdr, 4);
+  put32(hdr, 0);
+  put32(hdr, 0);
+  put32(hdr, snaplen ? snaplen : 65535);
+  put32(hdr, 1);  // LINKTYPE_ETHERNET
+  std::fwrite(hdr.data(), 1, hdr.size(), out);
+  std::fflush(out);
+
+  struct sigaction sa{};
+  sa.sa_handler = on_sigint;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  unsigned long written = 0;
+  bool done = false;
+  int rc = 0;
+  std::string why = "interrupted";
+  while (!done) {
+    if (g_stop) break;
+    if (int e = request(sock, {"capture-read", "max=512"}, true, a)) {
+      rc = e;
+      why = "lost veild";
+      break;
+    }
+    if (a.status != 0) {
+      std::fprintf(stderr, "veilctl: %s\n", a.message.c_str());
+      rc = 1;
+      why = "capture ended by veild";
+      break;
+    }
+    Row st = parse_row(a.body);
+    done = field(st, "state") == "done";
+    auto pos = a.body.find("\"packets\":");
+    std::vector<Row> pk;
+    if (pos != std::string::npos) {
+      Json j{a.body, pos + 10};
+      pk = j.array();
+    }
+    for (const Row& p : pk) {
+      const std::string& hex = field(p, "data");
+      std::string rec;
+      long long ts = std::strtoll(field(p, "ts_ns").c_str(), nullptr, 10);
+      put32(rec, uint32_t(ts / 1000000000));
+      put32(rec, uint32_t(ts % 1000000000));
+      put32(rec, uint32_t(hex.size() / 2));
+      put32(rec, uint32_t(num(p, "wire_len")));
+      for (size_t i = 0; i + 1 < hex.size(); i += 2) rec += char(hexval(hex[i]) << 4 | hexval(hex[i + 1]));
+      std::fwrite(rec.data(), 1, rec.size(), out);
+      ++written;
+    }
+    std::fflush(out);
+    if (done) break;
+    timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (timeout_s > 0 && double(now.tv_sec - t0.tv_sec) + double(now.tv_nsec - t0.tv_nsec) / 1e9 >= timeout_s) {
+      why = "timed out";
+      break;
+    }
+    if (pk.size() < 64) {  // a full answer: read again at once; else let the ring fill a while
+      timespec d{0, 20 * 1000000};
+      nanosleep(&d, nullptr);
+    }
+  }
+  Answer fin;
+  Row last;
+  if (request(sock, {"capture-stop"}, true, fin) == 0 && fin.status == 0) last = parse_row(fin.body);
+  if (out != stdout) std::fclose(out);
+  else std::fflush(out);
+  std::string dropped = last.count("dropped") ? field(last, "dropped") : "?";
+  if (json && file != "-")
+    std::printf("{\"target\":\"%s\",\"file\":\"%s\",\"packets\":%lu,\"requested\":%lu,\"dropped\":%s,\"complete\":%s}\n",
+                field(started, "target").c_str(), file.c_str(), written, count, dropped.c_str(), done ? "true" : "false");
+  std::fprintf(stderr, "veilctl: %lu packet(s) of %s written to %s (%s dropped by the capture)%s\n", written,
+               field(started, "target").c_str(), file == "-" ? "stdout" : file.c_str(), dropped.c_str(),
+               done ? "" : ("; " + why + " before " + std::to_string(count)).c_str());
+  if (rc) return rc;
+  return done ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string sock = std::getenv("VEIL_SOCKET") ? std::getenv("VEIL_SOCKET") : kDefaultSocket;
-  bool json = false, yes = false, once = false;
+  bool json = false, yes = false, once = false, all = false;
+  std::string wfile;
+  unsigned long cap_count = 100;
+  double cap_timeout = 0;
   std::vector<std::string> words;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -437,12 +630,35 @@ int main(int argc, char** argv) {
       yes = true;
     } else if (a == "--once") {
       once = true;
+    } else if (a == "--all") {
+      all = true;
     } else if (a == "-s" || a == "--socket") {
       if (++i >= argc) {
         usage(stderr);
         return 2;
       }
       sock = argv[i];
+    } else if (a == "-w" || a == "-c" || a == "--count" || a == "--timeout") {
+      if (++i >= argc) {
+        std::fprintf(stderr, "veilctl: %s needs a value\n", a.c_str());
+        return 2;
+      }
+      char* end = nullptr;
+      if (a == "-w") {
+        wfile = argv[i];
+      } else if (a == "--timeout") {
+        cap_timeout = std::strtod(argv[i], &end);
+        if (*end || cap_timeout < 0) {
+          std::fprintf(stderr, "veilctl: --timeout needs seconds\n");
+          return 2;
+        }
+      } else {
+        cap_count = std::strtoul(argv[i], &end, 10);
+        if (*end || !cap_count || cap_count > 1000000) {
+          std::fprintf(stderr, "veilctl: --count needs a number 1-1000000\n");
+          return 2;
+        }
+      }
     } else if (a == "-h" || a == "--help") {
       usage(stdout);
       return 0;
@@ -462,19 +678,27 @@ int main(int argc, char** argv) {
     usage(stderr);
     return 2;
   }
-  const std::string& cmd = words[0];
+  const std::string cmd = words[0];
   // "veilctl flow 7" is "flow id=7".
   if ((cmd == "flow" || cmd == "flow-del" || cmd == "call" || cmd == "call-end") && words.size() == 2 &&
       words[1].find('=') == std::string::npos)
     words[1] = "id=" + words[1];
 
   if (cmd == "top") {
-    if (words.size() != 1 || json) {
-      std::fprintf(stderr, "veilctl: top takes no arguments and has no --json (use flows sort=packets --json)\n");
+    if (words.size() != 1) {
+      std::fprintf(stderr, "veilctl: top takes no arguments\n");
       return 2;
     }
-    return top(sock, once);
+    return top(sock, once, json);
   }
+  if (all) {
+    if (cmd != "ports") {
+      std::fprintf(stderr, "veilctl: --all goes with ports\n");
+      return 2;
+    }
+    words.push_back("xstats=all");
+  }
+  if (cmd == "capture") return capture(sock, words, wfile, cap_count, cap_timeout, json);
   if (cmd == "flow-del" || cmd == "call-end") {
     if (words.size() != 2 || words[1].rfind("id=", 0) != 0) {
       std::fprintf(stderr, "veilctl: usage: %s ID [--yes]\n", cmd.c_str());

@@ -393,6 +393,125 @@ TEST(Drops, CountedByReasonAndNeverForwarded) {
   EXPECT_EQ(s->counters.packets, 0u);
 }
 
+// veilctl capture (dataplane/capture.h): an armed flow capture copies that flow's packets,
+// as received and as relayed, onto the capture ring and nothing else; when the ring and its
+// pool are full the copies are dropped and counted while every packet is still relayed; the
+// arm turns itself off after `count` packets.
+namespace {
+std::vector<uint8_t> cap_bytes(const CapRecord& r) {
+  const uint8_t* d = rte_pktmbuf_mtod(r.m, const uint8_t*);
+  return {d, d + r.m->data_len};
+}
+void cap_arm(Dataplane& dp, uint32_t flow, uint8_t port, uint8_t dir, int64_t count) {
+  CaptureArm& c = dp.capture();
+  c.flow_id = flow;
+  c.port = port;
+  c.dir = dir;
+  c.snaplen = 65535;
+  c.captured = 0;
+  c.dropped = 0;
+  c.left = count;
+  c.on.store(true, std::memory_order_release);
+}
+std::vector<CapRecord> cap_drain(Dataplane& dp) {
+  std::vector<CapRecord> out;
+  CapRecord r;
+  while (rte_ring_sc_dequeue_elem(dp.capture().ring, &r, sizeof r) == 0) out.push_back(r);
+  return out;
+}
+}  // namespace
+
+TEST(Capture, FlowCopiesBothDirectionsOnlyItsPackets) {
+  Lab lab;
+  lab.pair_v4();
+  cap_arm(*lab.dp, 1, 0, kCapIn | kCapOut, 4);
+  auto in = udp_frame(lab.ext_mac, kExtHostMac, ep("203.0.113.10:4000"), ep("203.0.113.1:20000"), rtp_payload(1));
+  lab.inject(lab.ext, in);
+  lab.inject(lab.intp, udp_frame(lab.int_mac, kIntHostMac, ep("198.51.100.10:5000"), ep("198.51.100.1:30000"),
+                                 rtp_payload(2)));  // flow 2: not captured
+  lab.pass();
+  auto out = lab.take(lab.intp);
+  ASSERT_EQ(out.size(), 1u);
+  auto recs = cap_drain(*lab.dp);
+  ASSERT_EQ(recs.size(), 2u);
+  EXPECT_EQ(recs[0].dir, kCapIn);
+  EXPECT_EQ(recs[0].port, 0);
+  EXPECT_EQ(cap_bytes(recs[0]), in);       // as received
+  EXPECT_EQ(recs[1].dir, kCapOut);
+  EXPECT_EQ(recs[1].port, 1);
+  EXPECT_EQ(cap_bytes(recs[1]), out[0]);   // as relayed
+  EXPECT_EQ(recs[1].wire_len, out[0].size());
+  for (auto& r : recs) rte_pktmbuf_free(r.m);
+  EXPECT_TRUE(lab.dp->capture().armed());  // 2 of 4 taken
+  lab.inject(lab.ext, in);
+  lab.pass();
+  EXPECT_FALSE(lab.dp->capture().armed());  // the 4th copy disarmed it
+  EXPECT_EQ(lab.dp->capture().captured.load(), 4u);
+  for (auto& r : cap_drain(*lab.dp)) rte_pktmbuf_free(r.m);
+  lab.inject(lab.ext, in);
+  lab.pass();
+  EXPECT_TRUE(cap_drain(*lab.dp).empty());
+  EXPECT_EQ(lab.take(lab.intp).size(), 2u);
+}
+
+TEST(Capture, FullRingDropsCopiesNeverPackets) {
+  Lab lab;
+  lab.pair_v4();
+  const unsigned n = 2600;  // more than the pool (2047) and the ring (2048) hold
+  cap_arm(*lab.dp, 1, 0, kCapIn, n);
+  unsigned relayed = 0;
+  for (unsigned i = 0; i < n; i += 26) {
+    for (unsigned k = 0; k < 26; ++k)
+      lab.inject(lab.ext, udp_frame(lab.ext_mac, kExtHostMac, ep("203.0.113.10:4000"), ep("203.0.113.1:20000"),
+                                    rtp_payload(uint16_t(i + k))));
+    lab.pass();
+    relayed += unsigned(lab.take(lab.intp).size());
+  }
+  EXPECT_EQ(relayed, n);
+  EXPECT_EQ(lab.dp->event_count(Event::relayed), n);
+  const CaptureArm& c = lab.dp->capture();
+  EXPECT_EQ(c.captured.load() + c.dropped.load(), n);
+  EXPECT_EQ(c.captured.load(), CaptureArm::kRingSize - 1);  // the pool runs out first
+  EXPECT_FALSE(c.armed());
+  auto recs = cap_drain(*lab.dp);
+  EXPECT_EQ(recs.size(), c.captured.load());
+  for (auto& r : recs) rte_pktmbuf_free(r.m);
+}
+
+TEST(Capture, PortCaptureTakesThatPortOnly) {
+  Lab lab;
+  lab.pair_v4();
+  cap_arm(*lab.dp, 0, 1, kCapIn, 10);  // int0, as received
+  lab.inject(lab.ext, udp_frame(lab.ext_mac, kExtHostMac, ep("203.0.113.10:4000"), ep("203.0.113.1:20000"),
+                                rtp_payload(1)));
+  auto back = udp_frame(lab.int_mac, kIntHostMac, ep("198.51.100.10:5000"), ep("198.51.100.1:30000"), rtp_payload(2));
+  lab.inject(lab.intp, back);
+  lab.pass();
+  auto recs = cap_drain(*lab.dp);
+  ASSERT_EQ(recs.size(), 1u);
+  EXPECT_EQ(recs[0].port, 1);
+  EXPECT_EQ(cap_bytes(recs[0]), back);
+  for (auto& r : recs) rte_pktmbuf_free(r.m);
+}
+
+// RFC 3550 statistics as the worker keeps them for a relayed RTP stream with a gap.
+TEST(RtpStats, WorkerCountsLossOnTheFlow) {
+  Lab lab;
+  lab.pair_v4();
+  for (uint16_t seq = 100; seq < 120; ++seq) {
+    if (seq == 105 || seq == 106) continue;
+    lab.inject(lab.ext, udp_frame(lab.ext_mac, kExtHostMac, ep("203.0.113.10:4000"), ep("203.0.113.1:20000"),
+                                  rtp_payload(seq)));
+    lab.pass(2600000 * 20 / 1000);  // 20 ms at a 2.6 GHz TSC
+  }
+  auto s = lab.dp->flows().get(1);
+  ASSERT_TRUE(s);
+  RtpReport r = rtp_report(s->counters.rtp);
+  EXPECT_EQ(s->counters.rtp.received, 18u);
+  EXPECT_EQ(r.expected, 20u);
+  EXPECT_EQ(r.lost, 2);
+}
+
 TEST(Neighbours, UnresolvedNextHopIsRequestedThenUsed) {
   Lab lab;
   lab.pair_v4();

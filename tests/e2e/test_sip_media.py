@@ -15,6 +15,7 @@ both sipp peers, which answer 200). Early media (183 with SDP) is relayed while 
 rings; a PBX that does not answer gets the caller 503 with no state left. Both wires are
 audited by tools/veil-leak-audit.py. Both wires are captured: no frame on one host's wire names the
 other host (address, raw or text, or MAC)."""
+import json
 import os
 import re
 import shutil
@@ -294,6 +295,39 @@ def test_early_media(lab):
     check(st['calls_answered'] == stats0['sip']['calls_answered'] + 1, 'early media: not answered')
 
 
+def test_tls_call(lab):
+    """SIP over TLS through veild: the [sip] TLS port (5061, the lab's throw-away certificate)
+    reached through the dataplane's exception path. A TLS caller on the untrusted host verifies
+    Veil's certificate, gets 200 to OPTIONS, and calls the PBX (sipp over UDP): 200 with Veil's
+    untrusted address in the SDP, ACK, BYE; no call or flow left."""
+    State.calls += 1
+    n = State.calls
+    flows0 = {row['id'] for row in lab.ctl('flows')}
+    stats0 = lab.ctl('stats')
+    uas, uas_msg = sipp(lab, 'int', 'uas_media.xml', INT_HOST4, 5060, 4002 + 10 * n, 'tls-uas')
+    wait_listening(lab, 'int', 5060)
+    peer = os.path.join(ROOT, 'tests', 'sip', 'sip_tls_peer.py')
+    uac = Proc(lab, lab.ns_argv('ext', [sys.executable, peer, 'uac', EXT_HOST4, EXT_VEIL4, '5061',
+                                        '/run/veil-lab-%s/sip-tls.crt' % lab.name, 'sbc.example.test',
+                                        str(4000 + 10 * n)]), 'TLS caller')
+    rc = uac.wait(30)
+    out = uac.out.decode(errors='replace').strip()
+    log('  TLS caller: %s' % out[:500])
+    check(rc == 0, 'TLS caller exited %d: %s %s' % (rc, out[-600:], uac.err.decode(errors='replace')[-400:]))
+    c = json.loads(out.splitlines()[-1])
+    check(c['peer_subject'].get('commonName') == 'sbc.example.test', 'Veil presented %s' % c['peer_subject'])
+    check(c['options'] == 'SIP/2.0 200 OK' and c['final'] == 'SIP/2.0 200 OK', 'TLS caller: %s' % c)
+    check('c=IN IP4 %s\r\n' % EXT_VEIL4 in c['sdp'] and INT_HOST4 not in c['sdp'], 'TLS caller SDP %r' % c['sdp'])
+    check(c['contact'] == '<sip:%s:5061;transport=tls>' % EXT_VEIL4, 'Veil\'s Contact: %s' % c['contact'])
+    sipp_finish(uas, 'TLS call callee', uas_msg)
+    callee_saw = sdp_endpoint(uas_msg, r'INVITE ')
+    check(callee_saw and callee_saw[0] == INT_VEIL4, 'the PBX\'s INVITE SDP: %s' % (callee_saw,))
+    wait_for('TLS call: call or flows left (stats %s)' % lab.ctl('stats').get('sip'),
+             lambda: lab.ctl('stats')['calls'] == 0 and {row['id'] for row in lab.ctl('flows')} <= flows0, 5)
+    st = lab.ctl('stats')['sip']
+    check(st['calls_answered'] == stats0['sip']['calls_answered'] + 1, 'TLS call not answered: %s' % st)
+
+
 BLACKHOLE = r"""
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -390,6 +424,7 @@ if __name__ == '__main__':
         print('1..0 # SKIP sipp is not installed (package sip-tester)')
         sys.exit(0)
     os.environ['VEIL_LAB_SIP'] = '1'
+    os.environ['VEIL_LAB_SIP_TLS'] = '1'
     sys.exit(run_tests('sip', [test_sip_enabled, test_call_untrusted_to_pbx, test_call_pbx_to_untrusted,
-                               test_media_timeout, test_early_media, test_pbx_unreachable,
+                               test_media_timeout, test_early_media, test_tls_call, test_pbx_unreachable,
                                test_no_leaks_on_the_wire]))

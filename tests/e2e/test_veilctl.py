@@ -5,11 +5,13 @@ with non-zero rates, Prometheus /metrics (VEIL_METRICS) parsing and agreeing wit
 and flow-del refusing without --yes when there is no terminal, removing with it."""
 import os
 import re
+import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lab import (EXT_HOST4, EXT_VEIL4, INT_HOST4, INT_VEIL4, check, log, run_tests, wait_for)  # noqa: E402
+from lab import (EXT_HOST4, EXT_VEIL4, INT_HOST4, INT_VEIL4, Failure, check, log, read_pcap, run_tests, udp_of,  # noqa: E402
+                 wait_for)
 
 METRICS = '127.0.0.1:9464'  # inside the lab's SBC namespace (each lab has its own)
 os.environ['VEIL_METRICS'] = METRICS  # inherited by veild through tools/veil-lab.sh
@@ -125,6 +127,40 @@ def test_top_once(lab):
           'port rates in top --once: %s' % ports)
 
 
+def test_ports(lab):
+    """ports while pair A streams at 200 packets/s each way: both ports up with rx/tx rates
+    near 200 packets/s over the last second; DPDK xstats of each port, non-zero ones by
+    default (rx_good_packets at least the port's rx_packets), all of them with --all (zeros
+    included); the text form lists the xstats under the port table."""
+    pe, pi = stream(lab, 5, 700, interval=0.005)
+    time.sleep(2.5)  # rates come from one-second samples: two full ones while traffic runs
+    rows = lab.ctl('ports')
+    text = lab.ctl_raw('ports').stdout
+    everything = lab.ctl_raw('--all', 'ports', json_out=True)
+    for p in (pe, pi):
+        p.json(30)
+    log('  ports: %s' % [(r['name'], r['rx_pps'], r['tx_pps'], r['rx_mbps'], len(r['xstats'])) for r in rows])
+    check(len(rows) == 2 and all(r['link'] == 'up' for r in rows), 'ports: %s' % rows)
+    for r in rows:
+        check(120 < r['rx_pps'] < 300 and 120 < r['tx_pps'] < 300,
+              '%s rates %s/%s packets/s, expected about 200' % (r['name'], r['rx_pps'], r['tx_pps']))
+        check(r['rx_mbps'] > 0.2, '%s rx_mbps %s' % (r['name'], r['rx_mbps']))
+        xs = r['xstats']
+        check(xs and all(v > 0 for v in xs.values()), '%s non-zero xstats: %s' % (r['name'], xs))
+        check(xs.get('rx_good_packets', 0) >= r['rx_packets'] > 0,
+              '%s: xstat rx_good_packets %s, rx_packets %s' % (r['name'], xs.get('rx_good_packets'), r['rx_packets']))
+    check(everything.returncode == 0, 'ports --all: %d %s' % (everything.returncode, everything.stderr))
+    full = {r['name']: r['xstats'] for r in __import__('json').loads(everything.stdout)}
+    for r in rows:
+        check(set(r['xstats']) < set(full[r['name']]) and 0 in full[r['name']].values(),
+              'ports --all for %s lists %d xstats (non-zero: %d), expected more, zeros included'
+              % (r['name'], len(full[r['name']]), len(r['xstats'])))
+    check(re.search(r'^xstats:$', text, re.M) and re.search(r'^\s+ext0\s+rx_good_packets\s+[1-9][0-9]*$', text, re.M),
+          'text ports has no xstats section:\n%s' % text)
+    r = lab.ctl_raw('--all', 'flows')
+    check(r.returncode == 2, 'flows --all: exit %d' % r.returncode)
+
+
 def scrape(lab):
     code = ('import urllib.request,sys\n'
             'r=urllib.request.urlopen("http://%s/metrics",timeout=5)\n'
@@ -212,5 +248,211 @@ def test_flow_del_confirmation(lab):
     check(r.returncode == 1 and 'not available' in r.stderr, 'calls without SIP: %d %r' % (r.returncode, r.stderr))
 
 
+def tshark_rtp(path, rtp_ports):
+    """tshark's reading of a capture: (src, sport, dst, dport, ssrc, seq) per packet."""
+    argv = ['tshark', '-r', path, '-n', '-T', 'fields', '-E', 'separator=,',
+            '-e', 'ip.src', '-e', 'udp.srcport', '-e', 'ip.dst', '-e', 'udp.dstport', '-e', 'rtp.ssrc', '-e', 'rtp.seq']
+    for p in rtp_ports:
+        argv += ['-d', 'udp.port==%d,rtp' % p]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0, 'tshark cannot read %s: %s' % (path, r.stderr.strip()))
+    rows = []
+    for ln in r.stdout.splitlines():
+        f = ln.split(',')
+        rows.append((f[0], int(f[1]), f[2], int(f[3]), int(f[4], 16) if f[4] else None, int(f[5]) if f[5] else None))
+    return rows
+
+
+def test_capture(lab):
+    """capture FLOW --count 20 -w FILE while RTP flows: tshark reads exactly 20 RTP packets of
+    that flow as received (ext host -> Veil's external media port, the sender's SSRC, consecutive
+    sequence numbers); dir=out shows them as relayed (Veil's internal address -> int host); a port
+    capture holds only that port's packets; errors give the documented exit codes."""
+    ext_veil, ext_host, int_veil, int_host = install_pair(lab, 40, 20)
+    out_in, out_out, out_port = (os.path.join(lab.tmp, n) for n in ('in.pcap', 'out.pcap', 'port.pcap'))
+    argv = [lab.veilctl, '-s', lab.sock]
+    cin = subprocess.Popen(argv + ['capture', '40', '--count', '20', '-w', out_in, '--timeout', '30'],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)
+    pe, pi = stream(lab, 20, 300, interval=0.01)  # 3 s of traffic
+    o, e = cin.communicate(timeout=40)  # one capture at a time: the next ones start after it
+    cout = subprocess.run(argv + ['--json', 'capture', '40', '-c', '10', '-w', out_out, 'dir=out', '--timeout', '20'],
+                          capture_output=True, text=True, timeout=30)
+    cport = subprocess.run(argv + ['capture', 'int0', '--count', '15', '-w', out_port, '--timeout', '20'],
+                           capture_output=True, text=True, timeout=30)
+    for p in (pe, pi):
+        p.json(30)
+    log('capture: %s / %s / %s' % (e.strip(), cout.stderr.strip(), cport.stderr.strip()))
+    check(cin.returncode == 0 and '20 packet(s) of flow 40' in e, 'capture 40: exit %d, %r' % (cin.returncode, e))
+    rows = tshark_rtp(out_in, [20040])
+    log('  tshark (in): %s ...' % rows[:3])
+    check(len(rows) == 20, 'tshark read %d packets from the flow capture, expected 20' % len(rows))
+    h, hp = ext_host.split(':')
+    v, vp = ext_veil.split(':')
+    check(all(r[:4] == (h, int(hp), v, int(vp)) for r in rows), 'flow 40 capture holds other packets: %s' % rows)
+    check(all(r[4] == 0x5EED0001 for r in rows), 'SSRCs in the capture: %s' % {r[4] for r in rows})
+    seqs = [r[5] for r in rows]
+    check(seqs == list(range(seqs[0], seqs[0] + 20)), 'sequence numbers not consecutive: %s' % seqs)
+    frames = read_pcap(out_in)
+    check(all(udp_of(f) and len(udp_of(f)[4]) == 12 + 160 for f in frames), 'captured payloads are not whole')
+    # dir=out: the same flow as relayed, from Veil's internal address to the internal host.
+    check(cout.returncode == 0, 'capture dir=out: exit %d %s' % (cout.returncode, cout.stderr))
+    summary = __import__('json').loads(cout.stdout)
+    check(summary['packets'] == 10 and summary['complete'] is True and summary['target'] == 'flow 40',
+          'capture --json summary: %s' % summary)
+    rows = tshark_rtp(out_out, [20040, 30040])
+    h, hp = int_host.split(':')
+    v, vp = int_veil.split(':')
+    check(len(rows) == 10 and all(r[:4] == (v, int(vp), h, int(hp)) for r in rows),
+          'dir=out capture: %s' % rows)
+    check(all(r[4] == 0x5EED0001 for r in rows), 'dir=out SSRCs: %s' % rows)
+    # Port capture: only packets received on int0 (addressed to Veil's internal address).
+    check(cport.returncode == 0, 'capture int0: exit %d %s' % (cport.returncode, cport.stderr))
+    frames = read_pcap(out_port)
+    udp = [udp_of(f) for f in frames if udp_of(f)]
+    check(len(frames) == 15 and len(udp) >= 12, 'port capture holds %d packets (%d UDP), expected 15'
+          % (len(frames), len(udp)))
+    check(all(u[2] == INT_VEIL4 and u[0] == INT_HOST4 for u in udp),
+          'port capture of int0 holds packets not received on int0: %s' % [u[:4] for u in udp])
+    # Errors: unknown flow (1), no -w (2), bad dir (2); a quiet flow times out with exit 1.
+    r = lab.ctl_raw('capture', '999', '-w', os.path.join(lab.tmp, 'x.pcap'))
+    check(r.returncode == 1 and 'no flow 999' in r.stderr, 'capture 999: %d %r' % (r.returncode, r.stderr))
+    r = lab.ctl_raw('capture', '40')
+    check(r.returncode == 2 and '-w' in r.stderr, 'capture without -w: %d %r' % (r.returncode, r.stderr))
+    r = lab.ctl_raw('capture', '40', '-w', os.path.join(lab.tmp, 'x.pcap'), 'dir=sideways')
+    check(r.returncode == 2, 'capture dir=sideways: %d %r' % (r.returncode, r.stderr))
+    r = lab.ctl_raw('capture', '41', '-w', os.path.join(lab.tmp, 'q.pcap'), '--count', '5', '--timeout', '1')
+    check(r.returncode == 1 and 'timed out' in r.stderr, 'capture of a quiet flow: %d %r' % (r.returncode, r.stderr))
+    check(len(read_pcap(os.path.join(lab.tmp, 'q.pcap'))) == 0, 'quiet flow capture is not empty')
+
+
+RTP_SENDER = '''
+import socket, struct, sys, time
+src, dst = sys.argv[1].rsplit(":", 1), sys.argv[2].rsplit(":", 1)
+ssrc, first, n, skip_every, pt = int(sys.argv[3], 0), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
+wobble = float(sys.argv[8]) / 1000  # every other packet sent this much late
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((src[0], int(src[1])))
+t0 = time.monotonic()
+for i in range(n):
+    time.sleep(max(0, t0 + i * 0.005 + (i % 2) * wobble - time.monotonic()))  # 5 ms = 40 units at 8 kHz
+    if skip_every and i % skip_every == skip_every // 2:
+        continue
+    s.sendto(struct.pack("!BBHII", 0x80, pt, (first + i) & 0xFFFF, 40 * i, ssrc) + bytes(40), (dst[0], int(dst[1])))
+'''
+
+
+def is_num(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def send_rtp(lab, src, dst, ssrc, first, n, skip_every, pt=0, wobble_ms=0):
+    p = lab.python('ext', RTP_SENDER, src, dst, hex(ssrc), first, n, skip_every, pt, wobble_ms, desc='RTP sender')
+    check(p.wait(60) == 0, 'RTP sender failed: %s' % p.err.decode(errors='replace'))
+
+
+def test_loss_jitter(lab):
+    """flow ID shows RFC 3550 loss and jitter: 200 PCMU packets (sequence wrapping past
+    65535) with every 10th missing give expected 200, lost 20, 10 %; a paced stream gives a
+    jitter of a few ms at most, in timestamp units and ms (8 kHz from the payload type); the
+    same in text and in /metrics; a new SSRC restarts the figures, and every other packet
+    4 ms late shows a jitter of about 4 ms; a dynamic payload type
+    without clock-rate has no jitter estimate until flow-update sets clock-rate=."""
+    ext_veil, ext_host, _, _ = install_pair(lab, 50, 25)
+    send_rtp(lab, ext_host, ext_veil, 0x1234ABCD, 65436, 200, 10)
+    f = lab.flow(50)
+    log('  flow 50: %s' % {k: f[k] for k in ('last_ssrc', 'last_seq', 'last_ts', 'clock_rate', 'rtp_received',
+                                             'rtp_expected', 'rtp_lost', 'loss_pct', 'jitter_ts', 'jitter_ms')})
+    check(f['last_ssrc'] == '0x1234abcd' and f['clock_rate'] == 8000, 'flow 50: %s' % f)
+    check(f['rtp_received'] == 180 and f['rtp_expected'] == 200 and f['rtp_lost'] == 20 and f['loss_pct'] == 10.0,
+          'loss of flow 50: received %s expected %s lost %s (%s %%), want 180/200/20/10.0'
+          % (f['rtp_received'], f['rtp_expected'], f['rtp_lost'], f['loss_pct']))
+    check(f['last_seq'] == (65436 + 199) & 0xFFFF and f['last_ts'] == 40 * 199, 'last seq/ts: %s %s'
+          % (f['last_seq'], f['last_ts']))
+    check(is_num(f['jitter_ms']) and 0 <= f['jitter_ms'] < 20 and
+          abs(f['jitter_ts'] - f['jitter_ms'] * 8) < 0.1, 'jitter of a paced stream: %s ts, %s ms'
+          % (f['jitter_ts'], f['jitter_ms']))
+    text = lab.ctl_raw('flow', '50').stdout
+    check(re.search(r'^rtp_lost:\s+20$', text, re.M) and re.search(r'^loss_pct:\s+10\.000$', text, re.M) and
+          re.search(r'^jitter_ms:\s+[0-9.]+$', text, re.M), 'text flow 50:\n%s' % text)
+    m = parse_metrics(scrape(lab)[1])
+    check(m.get('veil_flow_rtp_series') == 1, 'veil_flow_rtp_series %s with a few flows' % m.get('veil_flow_rtp_series'))
+    check(m.get('veil_flow_rtp_lost_packets{flow="50"}') == 20 and
+          m.get('veil_flow_rtp_expected_packets{flow="50"}') == 200 and
+          abs(m.get('veil_flow_rtp_jitter_seconds{flow="50"}', -1) - f['jitter_ms'] / 1000) < 0.005,
+          '/metrics for flow 50: %s' % {k: v for k, v in m.items() if 'flow="50"' in k})
+    worst = ids(lab.ctl('flows', 'sort=lost', 'limit=1'))
+    check(worst == [50], 'flows sort=lost limit=1: %s, expected [50]' % worst)
+    # A new SSRC restarts the statistics. Every other packet 4 ms late: |D| = 32 units for
+    # every packet, so the A.8 estimate converges towards 32 units (4 ms).
+    send_rtp(lab, ext_host, ext_veil, 0x0BADCAFE, 7, 200, 0, wobble_ms=4)
+    f = lab.flow(50)
+    log('  after the SSRC change, 4 ms wobble: jitter %s ts, %s ms' % (f['jitter_ts'], f['jitter_ms']))
+    check(f['last_ssrc'] == '0x0badcafe' and f['rtp_received'] == 200 and f['rtp_expected'] == 200 and
+          f['rtp_lost'] == 0, 'after an SSRC change: %s' % f)
+    check(2.5 < f['jitter_ms'] < 6, 'jitter of a stream with every other packet 4 ms late: %s ms (expected about 4)'
+          % f['jitter_ms'])
+    # Dynamic payload type: loss yes, jitter only once the clock rate is known.
+    send_rtp(lab, ext_host, ext_veil, 0x0BADCAFE, 207, 20, 5, pt=96)
+    f = lab.flow(50)
+    check(f['clock_rate'] == '-' and f['jitter_ms'] == '-' and f['rtp_lost'] == 4,
+          'PT 96 without clock-rate: %s' % {k: f[k] for k in ('clock_rate', 'jitter_ms', 'rtp_lost')})
+    ext_veil, ext_host, int_veil, int_host = ep(EXT_VEIL4, 20050), ep(EXT_HOST4, 4050), ep(INT_VEIL4, 30050), ep(INT_HOST4, 4050)
+    lab.flow_update(id=50, port='external', local=ext_veil, remote=ext_host, egress_port='internal',
+                    egress_local=int_veil, egress_remote=int_host, peer=51, clock_rate=48000)
+    send_rtp(lab, ext_host, ext_veil, 0x0BADCAFE, 227, 20, 0, pt=96)
+    f = lab.flow(50)
+    check(f['clock_rate'] == 48000 and is_num(f['jitter_ms']), 'PT 96 with clock-rate=48000: %s'
+          % {k: f[k] for k in ('clock_rate', 'jitter_ts', 'jitter_ms')})
+
+
+COMMANDS = [  # every veilctl command, with arguments that make sense against this lab
+    ['version'], ['stats'], ['drops'], ['ports'], ['ports', '--all'], ['neighbours'], ['flows'],
+    ['flows', 'sort=packets'], ['flow', '10'], ['calls'], ['call', '1'], ['registrations'], ['top', '--once'],
+    ['capture', '10', '-w', '/dev/null', '--count', '1'],
+    ['flow-add', 'id=99', 'port=external', 'local=%s' % ep(EXT_VEIL4, 21000), 'egress-port=internal',
+     'egress-local=%s' % ep(INT_VEIL4, 31000)],
+    ['flow-update', 'id=99', 'port=external', 'local=%s' % ep(EXT_VEIL4, 21000), 'egress-port=internal',
+     'egress-local=%s' % ep(INT_VEIL4, 31000)],
+    ['--yes', 'flow-del', '99'], ['--yes', 'call-end', '1'],
+]
+
+
+def test_cli_contract(lab):
+    """Every command: with the daemon down, exit 3 and 'veild is not running'; as a user
+    without access to the socket, exit 4 and 'permission denied'; with --json, valid JSON on
+    stdout (or, for what this lab cannot do — calls without SIP — exit 1 and a message);
+    an unknown command exits 2."""
+    nobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']
+    for args in COMMANDS:
+        r = lab.ctl_raw(*args, sock='/nonexistent/veil.sock')
+        check(r.returncode == 3 and r.stderr.startswith('veilctl: veild is not running'),
+              '%s with no daemon: exit %d %r' % (' '.join(args), r.returncode, r.stderr))
+        r = subprocess.run(nobody + [lab.veilctl, '-s', lab.sock] + args, capture_output=True, text=True, timeout=20)
+        check(r.returncode == 4 and 'permission denied' in r.stderr,
+              '%s as nobody: exit %d %r' % (' '.join(args), r.returncode, r.stderr))
+    for args in COMMANDS:
+        if args[0] == 'capture':  # flow 10 is quiet: give up after 0.5 s
+            args = args + ['--timeout', '0.5']
+        r = lab.ctl_raw(*args, json_out=True)
+        if args[-2:] == ['call', '1'] or args[-1] in ('calls', 'registrations') or 'call-end' in args:
+            check(r.returncode == 1 and 'not available' in r.stderr, '%s --json without SIP: %d %r'
+                  % (' '.join(args), r.returncode, r.stderr))
+            continue
+        if args[0] == 'capture':  # a summary on stdout even when no packet came in time
+            check(r.returncode == 1 and 'timed out' in r.stderr, 'capture --json: %d %r' % (r.returncode, r.stderr))
+        else:
+            check(r.returncode == 0, '%s --json: exit %d %r' % (' '.join(args), r.returncode, r.stderr))
+        try:
+            v = __import__('json').loads(r.stdout)
+        except ValueError:
+            raise Failure('%s --json printed no JSON: %r' % (' '.join(args), r.stdout[:300]))
+        if args[0] == 'top':
+            check({'interval_s', 'ports', 'flows'} <= set(v) and len(v['ports']) == 2, 'top --json: %s' % v)
+    r = lab.ctl_raw('frobnicate')
+    check(r.returncode == 2 and 'unknown command' in r.stderr, 'unknown command: %d %r' % (r.returncode, r.stderr))
+
+
 if __name__ == '__main__':
-    sys.exit(run_tests('veilctl', [test_flows_filters, test_top_once, test_metrics, test_flow_del_confirmation]))
+    sys.exit(run_tests('veilctl', [test_flows_filters, test_top_once, test_ports, test_metrics, test_flow_del_confirmation,
+                                   test_capture, test_loss_jitter, test_cli_contract]))

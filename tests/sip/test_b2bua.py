@@ -837,7 +837,9 @@ def t_tls_both_sides(lab, h, ctx):
     TLS) verifies Veil's certificate, gets 200 to OPTIONS, calls over TLS; the PBX (a TLS server)
     receives Veil's INVITE over TLS with Veil's trusted address in its SDP and Via; 200, ACK and
     BYE cross; no call or media state is left. Then a PBX with a certificate the CA file does not
-    vouch for: Veil refuses the session and the caller gets 503."""
+    vouch for: Veil refuses the session and the caller gets 503. Then a client registers over TLS,
+    Veil registers it at the TLS PBX (Contact on Veil's TLS port, ;transport=tls), the PBX calls
+    that Contact and the call reaches the client over its own TLS connection."""
     for ns, dev, addr in (('sbc', 'ext0', EXT_SBC_TLS), ('sbc', 'int0', INT_SBC_TLS)):
         sh('ip', '-n', lab.ns[ns], 'addr', 'add', addr + '/24', 'dev', dev)
     sbc_cert, sbc_key = openssl_cert(lab, 'sbc', 'sbc.example', 'DNS:sbc.example,IP:' + EXT_SBC_TLS)
@@ -845,7 +847,8 @@ def t_tls_both_sides(lab, h, ctx):
     h2 = Harness(lab, ['--ext', EXT_SBC_TLS, '--int', INT_SBC_TLS, '--pbx', '%s:%d' % (INT_PEER, TLS_PORT),
                        '--pbx-transport', 'tls', '--tls-port', str(TLS_PORT), '--tls-cert', sbc_cert,
                        '--tls-key', sbc_key, '--tls-ca', pbx_cert, '--ext-media', '22000',
-                       '--int-media', '32000', '--no-response-ms', '3000'], name='harness-tls')
+                       '--int-media', '32000', '--no-response-ms', '3000', '--register-domain', REG_DOMAIN],
+                 name='harness-tls')
     try:
         # The key directory sofia-sip needed is gone once the agents are up.
         left = [f for f in os.listdir('/tmp') if f.startswith('veil-sip-tls-')]
@@ -902,6 +905,30 @@ def t_tls_both_sides(lab, h, ctx):
         st = h2.wait_idle()
         check(st['active_calls'] == 0 and st['calls_failed'] == 1, 'TLS harness after the rogue PBX: %s' % {
             k: st[k] for k in ('active_calls', 'calls_answered', 'calls_failed')})
+
+        # A client registering over TLS (Veil relays the REGISTER to the PBX over TLS); the
+        # PBX calls the Contact Veil registered; Veil calls the client over the client's own
+        # TLS connection (its flow is TLS: the Via said so).
+        pbx = lab.popen('int', ['python3', peer, 'pbx-registrar', INT_PEER, str(TLS_PORT), pbx_cert, pbx_key, '17094'],
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        check(b'listening' in pbx.stdout.readline(), 'TLS registrar did not start')
+        cl = lab.popen('ext', ['python3', peer, 'reg-client', EXT_PEER, EXT_SBC_TLS, str(TLS_PORT), sbc_cert,
+                               'sbc.example', '16094', REG_DOMAIN], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out_p, err_p = pbx.communicate(timeout=30)
+        out_c, err_c = cl.communicate(timeout=10)
+        log('TLS registrar: %s' % out_p.decode(errors='replace').strip()[-600:])
+        log('TLS client: %s' % out_c.decode(errors='replace').strip()[-600:])
+        check(pbx.returncode == 0 and cl.returncode == 0, 'TLS registration: PBX %d, client %d: %s %s'
+              % (pbx.returncode, cl.returncode, err_p[-300:], err_c[-300:]))
+        p, c = json.loads(out_p.splitlines()[-1]), json.loads(out_c.splitlines()[-1])
+        check(re.match(r'<sip:veil-[0-9a-f]{16}@%s:%d;transport=tls>' % (re.escape(INT_SBC_TLS), TLS_PORT),
+                       p['register_contact']), 'Veil\'s Contact at the PBX: %s' % p['register_contact'])
+        check(c['invite'].startswith('INVITE sip:dave@%s:' % EXT_PEER) and 'transport=tls' in c['invite'],
+              'the INVITE the client got: %s' % c['invite'])
+        check('c=IN IP4 %s\r\n' % EXT_SBC_TLS in c['invite_sdp'], 'client SDP %r' % c['invite_sdp'])
+        st = h2.wait_idle()
+        check(st['active_calls'] == 0 and st['calls_answered'] == 2, 'TLS harness after the registered call: %s' % {
+            k: st[k] for k in ('active_calls', 'calls_answered', 'calls_failed', 'bindings')})
     finally:
         st, rc = h2.quit()
     check(rc == 0 and st['live_flows'] == 0 and not st['live_ports'] and st['callback_exceptions'] == 0,

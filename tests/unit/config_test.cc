@@ -822,6 +822,8 @@ register_domain = "voice.example.com"
 register_min_expires_s = 120
 register_max_expires_s = 1800
 register_min_interval_s = 60
+max_message_size = 32768
+min_se_s = 120
 )";
 
 TEST(ConfigSip, DisabledByDefault) {
@@ -859,6 +861,8 @@ TEST(ConfigSip, EveryKeyMapsOntoSipConfig) {
   EXPECT_EQ(b.register_min_expires_s, 120u);
   EXPECT_EQ(b.register_max_expires_s, 1800u);
   EXPECT_EQ(b.register_min_interval_s, 60u);
+  EXPECT_EQ(b.max_message_size, 32768u);
+  EXPECT_EQ(b.min_se_s, 120u);
   EXPECT_EQ(sip::validate(b), "");
 }
 
@@ -933,6 +937,9 @@ TEST(ConfigSip, ErrorsAreReportedAtTheValue) {
        "sip.register_min_expires_s (120) is above sip.register_max_expires_s (100)", "min <= max"},
       {"register_min_interval_s = 60", "register_min_interval_s = -1", "register_min_interval_s = |-1",
        "sip.register_min_interval_s: -1 is out of range", "0 (relay every refresh) to 86400"},
+      {"max_message_size = 32768", "max_message_size = 512", "max_message_size = |512",
+       "sip.max_message_size: 512 is out of range", "1024 to 1048576"},
+      {"min_se_s = 120", "min_se_s = 0", "min_se_s = |0", "sip.min_se_s: 0 is out of range", "1 to 86400"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.to);
