@@ -154,6 +154,8 @@ const srtp_cipher_type_t kFastIcm = {icm_alloc, icm_dealloc, icm_init, nullptr, 
 
 }  // namespace
 
+const srtp_cipher_type_t* srtp_fast_icm_type() { return &kFastIcm; }
+
 bool srtp_fast_icm_install() {
   static std::once_flag once;
   static bool ok = false;

@@ -12,9 +12,13 @@
 // RFC 3711 B.2 and libsrtp2's own AES-ICM-128 test case.
 #pragma once
 
+struct srtp_cipher_type_t;  // <srtp2/cipher.h>
+
 namespace veil::dp {
 
 // Installs it (once; later calls return the first result). libsrtp2 must be initialised.
 bool srtp_fast_icm_install();
+// The cipher type itself (tests run the RFC vectors through it directly).
+const srtp_cipher_type_t* srtp_fast_icm_type();
 
 }  // namespace veil::dp

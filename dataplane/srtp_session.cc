@@ -1,5 +1,6 @@
 #include "dataplane/srtp_session.h"
 
+#include "dataplane/srtp_gcm.h"
 #include "dataplane/srtp_hmac.h"
 #include "dataplane/srtp_icm.h"
 
@@ -145,7 +146,7 @@ SrtpSession* srtp_session_create(const SrtpKeying& k, bool outbound, std::string
     init_status = srtp_set_debug_module("aes icm ossl", 0) == srtp_err_status_ok ? srtp_err_status_ok
                                                                                 : srtp_init();
     if (init_status == srtp_err_status_ok && !g_stock_crypto.load() &&
-        (!srtp_fast_hmac_install() || !srtp_fast_icm_install()))
+        (!srtp_fast_hmac_install() || !srtp_fast_icm_install() || !srtp_fast_gcm_install()))
       init_status = srtp_err_status_init_fail;
   });
   if (init_status != srtp_err_status_ok) return set_why(why, "libsrtp2 initialisation failed"), nullptr;
@@ -209,7 +210,8 @@ SrtpResult srtp_session_unprotect(SrtpSession& s, uint8_t* payload, uint32_t& le
   bool known;
   if (!ssrc_admitted(s, ssrc, known)) return SrtpResult::Error;
   int n = int(len);
-  // libsrtp checks the replay window, then the tag, and only then decrypts (RFC 3711 3.3).
+  // libsrtp checks the replay window, then the tag before decrypting (RFC 3711 3.3); AES-GCM
+  // checks its tag while decrypting in place, and a packet that fails is dropped whole.
   srtp_err_status_t st = rtcp ? srtp_unprotect_rtcp(s.ctx, payload, &n) : srtp_unprotect(s.ctx, payload, &n);
   if (st != srtp_err_status_ok) return map(st);
   if (!known) s.ssrcs[s.n_ssrc++] = ssrc;

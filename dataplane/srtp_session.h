@@ -87,11 +87,11 @@ struct alignas(64) SrtpSession {
   uint32_t ssrcs[kSrtpMaxSsrc] = {};  // SSRCs libsrtp holds a stream for
 };
 
-// Sessions use libsrtp2 with two of its primitives replaced through its own extension points
+// Sessions use libsrtp2 with three of its primitives replaced through its own extension points
 // on first use: HMAC-SHA1 (dataplane/srtp_hmac.h: libsrtp2's allocates twice per packet on
-// OpenSSL 3) and AES-ICM-128 (dataplane/srtp_icm.h: libsrtp2's re-initialises OpenSSL per
-// packet). Called before the first session, `true` keeps libsrtp2's own (veil-srtp-bench
-// compares the two).
+// OpenSSL 3), AES-ICM-128 (dataplane/srtp_icm.h: libsrtp2's re-initialises OpenSSL per packet)
+// and AES-GCM-128 (dataplane/srtp_gcm.h: fewer OpenSSL calls per packet). Called before the
+// first session, `true` keeps libsrtp2's own (veil-srtp-bench compares the two).
 void srtp_use_stock_crypto(bool stock);
 
 // Control plane. nullptr and `why` on failure (bad profile or key length, libsrtp error).
@@ -104,8 +104,9 @@ void srtp_session_free(SrtpSession* s);
 inline bool is_rtcp(const uint8_t* payload) { return payload[1] >= 192 && payload[1] <= 223; }
 
 // Worker. `payload`/`len`: the UDP payload (RTP or RTCP, told apart per RFC 5761), changed
-// in place. Unprotect verifies the tag (and the replay window) before anything is decrypted
-// or returned; protect needs `room` bytes after the payload for the trailer.
+// in place. Unprotect returns Ok only for a packet whose tag verified and that the replay
+// window accepts (on any other result the payload is garbage and must be dropped); protect
+// needs `room` bytes after the payload for the trailer.
 SrtpResult srtp_session_unprotect(SrtpSession& s, uint8_t* payload, uint32_t& len);
 SrtpResult srtp_session_protect(SrtpSession& s, uint8_t* payload, uint32_t& len, uint32_t room);
 

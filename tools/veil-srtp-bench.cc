@@ -196,7 +196,7 @@ struct Args {
   unsigned mbufs = 1024;
   unsigned lcore = 0;
   std::vector<SrtpProfile> profiles{SrtpProfile::AesCm128HmacSha1_80, SrtpProfile::AeadAes128Gcm};
-  bool stock_crypto = false;  // libsrtp2's own HMAC-SHA1 and AES-ICM (srtp_use_stock_crypto)
+  bool stock_crypto = false;  // libsrtp2's own primitives (srtp_use_stock_crypto)
   std::string cmdline;
 };
 
@@ -224,8 +224,8 @@ void usage(FILE* to) {
                "  --lcore     CPU to run on, default 0\n"
                "  --profiles  AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32, AEAD_AES_128_GCM;\n"
                "              default AES_CM_128_HMAC_SHA1_80,AEAD_AES_128_GCM\n"
-               "  --stock-crypto  libsrtp2's own HMAC-SHA1 and AES-ICM instead of Veil's replacements\n"
-               "              (dataplane/srtp_hmac.h, srtp_icm.h), in both the pipeline and the baseline\n");
+               "  --stock-crypto  libsrtp2's own HMAC-SHA1, AES-ICM and AES-GCM instead of Veil's replacements\n"
+               "              (dataplane/srtp_hmac.h, srtp_icm.h, srtp_gcm.h), in both the pipeline and the baseline\n");
 }
 
 bool parse_args(int argc, char** argv, Args& a) {
@@ -691,8 +691,8 @@ int main(int argc, char** argv) {
               "assertions on"
 #endif
   );
-  std::printf("crypto:   %s\n", args.stock_crypto ? "libsrtp2's own HMAC-SHA1 and AES-ICM (--stock-crypto)"
-                                                 : "libsrtp2 with Veil's HMAC-SHA1 and AES-ICM (dataplane/srtp_hmac.h, srtp_icm.h)");
+  std::printf("crypto:   %s\n", args.stock_crypto ? "libsrtp2's own HMAC-SHA1, AES-ICM and AES-GCM (--stock-crypto)"
+                                                 : "libsrtp2 with Veil's HMAC-SHA1, AES-ICM and AES-GCM (dataplane/srtp_hmac.h, srtp_icm.h, srtp_gcm.h)");
   std::printf("load:     %s (load average)\n", loadavg().c_str());
   std::printf("per run:  %u flows (%u SRTP->RTP, %u RTP->SRTP), %llu packets x %u repetitions, %u mbufs\n\n",
               args.flows, args.flows / 2, args.flows / 2, (unsigned long long)args.packets, args.reps, args.mbufs);

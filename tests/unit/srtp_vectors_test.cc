@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "dataplane/srtp_gcm.h"
 #include "dataplane/srtp_hmac.h"
 #include "dataplane/srtp_icm.h"
 #include "dataplane/srtp_session.h"
@@ -168,8 +169,10 @@ struct LibCipher {
 // RFC 3711 appendix B.
 
 TEST(Rfc3711, B2AesCmKeystreamThroughLibsrtp) {
+  for (const srtp_cipher_type_t* type : {&srtp_aes_icm_128, srtp_fast_icm_type()}) {
+  SCOPED_TRACE(type->description);
   // Session key, session salt; IV = salt * 2^16 (SSRC 0, index 0).
-  LibCipher cm(srtp_aes_icm_128, hex("2B7E151628AED2A6ABF7158809CF4F3C F0F1F2F3F4F5F6F7F8F9FAFBFCFD"),
+  LibCipher cm(*type, hex("2B7E151628AED2A6ABF7158809CF4F3C F0F1F2F3F4F5F6F7F8F9FAFBFCFD"),
                SRTP_AES_ICM_128_KEY_LEN_WSALT, 0);
   uint8_t iv[16] = {};  // libsrtp XORs the salt into it
   ASSERT_EQ(srtp_cipher_set_iv(cm.c, iv, srtp_direction_encrypt), srtp_err_status_ok);
@@ -182,6 +185,15 @@ TEST(Rfc3711, B2AesCmKeystreamThroughLibsrtp) {
   EXPECT_EQ(aes_ctr(hex("2B7E151628AED2A6ABF7158809CF4F3C"), hex("F0F1F2F3F4F5F6F7F8F9FAFBFCFD0000"),
                     Bytes(48, 0)),
             buf);
+  // The keystream continues across calls that end inside a block (libsrtp2's KDF does that).
+  ASSERT_EQ(srtp_cipher_set_iv(cm.c, iv, srtp_direction_encrypt), srtp_err_status_ok);
+  Bytes parts(48, 0);
+  for (auto [at, len] : {std::pair{0u, 5u}, std::pair{5u, 20u}, std::pair{25u, 23u}}) {
+    uint32_t l = len;
+    ASSERT_EQ(srtp_cipher_encrypt(cm.c, parts.data() + at, &l), srtp_err_status_ok);
+  }
+  EXPECT_EQ(parts, buf);
+  }
 }
 
 TEST(Rfc3711, B3KeyDerivation) {
@@ -234,7 +246,8 @@ Bytes lib_protect(srtp_t s, Bytes pkt) {
 // sequence-number wrap (ROC 1). First with libsrtp2's own HMAC-SHA1 and AES-ICM (this test runs
 // before any Veil session installs the replacements), then with dataplane/srtp_hmac.h's and
 // srtp_icm.h's (the KDF runs on the AES-ICM type too). The RFC 7714 tests below run after it,
-// so their KDF check goes through the replacement as well.
+// so their KDF check and srtp_protect with AES-GCM go through the replacements
+// (dataplane/srtp_gcm.h) as well.
 TEST(Rfc3711, LibsrtpProtectMatchesDerivedKeys) {
   const Bytes mk = hex("E1F97A0D3E018BE0D64FA32C06DE4139"), ms = hex("0EC675AD498AFEEBB6960B3AABE6");
   const Bytes key = kdf(mk, ms, 0, 16), salt = kdf(mk, ms, 2, 14), auth = kdf(mk, ms, 1, 20);
@@ -243,6 +256,7 @@ TEST(Rfc3711, LibsrtpProtectMatchesDerivedKeys) {
   if (pass == 1) {
     ASSERT_TRUE(srtp_fast_hmac_install());  // runs its RFC 2202 self-test
     ASSERT_TRUE(srtp_fast_icm_install());   // runs its RFC 3711 B.2 self-test
+    ASSERT_TRUE(srtp_fast_gcm_install());   // runs its RFC 7714 16.1.1 self-test
   }
   for (auto [profile, tag] : {std::pair{srtp_profile_aes128_cm_sha1_80, size_t(10)},
                               std::pair{srtp_profile_aes128_cm_sha1_32, size_t(4)}}) {
@@ -287,14 +301,22 @@ TEST(Rfc7714, IvFormation) {
   EXPECT_EQ(gcm_rtcp_iv(kGcmSalt, 0x4d617273, 0x5d4), hex("517524055203726f207170bb"));
 }
 
-// Runs libsrtp2's AES-GCM cipher over one packet: header as AAD (plus `extra_aad`), body
-// encrypted (tag appended) or decrypted (tag checked and removed).
-srtp_err_status_t lib_gcm(const Bytes& iv, const Bytes& aad, Bytes& body, srtp_cipher_direction_t dir) {
-  LibCipher gcm(srtp_aes_gcm_128, cat(kGcmKey, kGcmSalt), SRTP_AES_GCM_128_KEY_LEN_WSALT, 16);
+// Runs an AES-GCM cipher type (libsrtp2's, or Veil's dataplane/srtp_gcm.h) over one packet:
+// `aad` as AAD (in two calls split at `split`, as libsrtp2 passes SRTCP's header and then
+// E || index), body encrypted (tag appended) or decrypted (tag checked and removed).
+const srtp_cipher_type_t* g_gcm = &srtp_aes_gcm_128;
+srtp_err_status_t lib_gcm(const Bytes& iv, const Bytes& aad, Bytes& body, srtp_cipher_direction_t dir,
+                          size_t split = 0) {
+  LibCipher gcm(*g_gcm, cat(kGcmKey, kGcmSalt), SRTP_AES_GCM_128_KEY_LEN_WSALT, 16);
   Bytes ivc = iv;
   ivc.resize(16, 0);
   EXPECT_EQ(srtp_cipher_set_iv(gcm.c, ivc.data(), dir), srtp_err_status_ok);
-  EXPECT_EQ(srtp_cipher_set_aad(gcm.c, aad.data(), uint32_t(aad.size())), srtp_err_status_ok);
+  if (split) {
+    EXPECT_EQ(srtp_cipher_set_aad(gcm.c, aad.data(), uint32_t(split)), srtp_err_status_ok);
+    EXPECT_EQ(srtp_cipher_set_aad(gcm.c, aad.data() + split, uint32_t(aad.size() - split)), srtp_err_status_ok);
+  } else {
+    EXPECT_EQ(srtp_cipher_set_aad(gcm.c, aad.data(), uint32_t(aad.size())), srtp_err_status_ok);
+  }
   uint32_t n = uint32_t(body.size());
   if (dir == srtp_direction_encrypt) {
     body.resize(body.size() + 16);
@@ -311,6 +333,9 @@ srtp_err_status_t lib_gcm(const Bytes& iv, const Bytes& aad, Bytes& body, srtp_c
 }
 
 TEST(Rfc7714, Srtp16_1ThroughLibsrtpGcm) {
+  for (const srtp_cipher_type_t* type : {&srtp_aes_gcm_128, srtp_fast_gcm_type()}) {
+  SCOPED_TRACE(type->description);
+  g_gcm = type;
   Bytes iv = gcm_rtp_iv(kGcmSalt, 0x5501a0b2, 0, 0xf17b);
   Bytes hdr(kRtpPlain.begin(), kRtpPlain.begin() + 12);
   Bytes body(kRtpPlain.begin() + 12, kRtpPlain.end());
@@ -330,23 +355,33 @@ TEST(Rfc7714, Srtp16_1ThroughLibsrtpGcm) {
   bad_hdr[3] ^= 0x01;  // the header is authenticated too (AAD)
   Bytes enc2(kRtpProtected.begin() + 12, kRtpProtected.end());
   EXPECT_EQ(lib_gcm(iv, bad_hdr, enc2, srtp_direction_decrypt), srtp_err_status_auth_fail);
+  }
+  g_gcm = &srtp_aes_gcm_128;
 }
 
 TEST(Rfc7714, Srtcp17_1ThroughLibsrtpGcm) {
+  for (const srtp_cipher_type_t* type : {&srtp_aes_gcm_128, srtp_fast_gcm_type()}) {
+  for (size_t split : {size_t(0), size_t(8)}) {
+  SCOPED_TRACE(type->description);
+  SCOPED_TRACE(split);
+  g_gcm = type;
   Bytes iv = gcm_rtcp_iv(kGcmSalt, 0x4d617273, 0x5d4);
   const Bytes e_index = hex("800005d4");
   Bytes hdr(kRtcpPlain.begin(), kRtcpPlain.begin() + 8);
   Bytes body(kRtcpPlain.begin() + 8, kRtcpPlain.end());
   // RFC 7714 9.2: the AAD is the 8-byte header followed by E || SRTCP index.
-  ASSERT_EQ(lib_gcm(iv, cat(hdr, e_index), body, srtp_direction_encrypt), srtp_err_status_ok);
+  ASSERT_EQ(lib_gcm(iv, cat(hdr, e_index), body, srtp_direction_encrypt, split), srtp_err_status_ok);
   EXPECT_EQ(cat(cat(hdr, body), e_index), kRtcpProtected);
 
   Bytes enc(kRtcpProtected.begin() + 8, kRtcpProtected.end() - 4);
-  ASSERT_EQ(lib_gcm(iv, cat(hdr, e_index), enc, srtp_direction_decrypt), srtp_err_status_ok);
+  ASSERT_EQ(lib_gcm(iv, cat(hdr, e_index), enc, srtp_direction_decrypt, split), srtp_err_status_ok);
   EXPECT_EQ(cat(hdr, enc), kRtcpPlain);
   Bytes enc2(kRtcpProtected.begin() + 8, kRtcpProtected.end() - 4);
-  EXPECT_EQ(lib_gcm(iv, cat(hdr, hex("800005d5")), enc2, srtp_direction_decrypt),
+  EXPECT_EQ(lib_gcm(iv, cat(hdr, hex("800005d5")), enc2, srtp_direction_decrypt, split),
             srtp_err_status_auth_fail);  // index is authenticated
+  }
+  }
+  g_gcm = &srtp_aes_gcm_128;
 }
 
 // srtp_protect with a GCM master key equals the RFC 7714 construction (checked against the
