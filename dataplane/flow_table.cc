@@ -95,6 +95,7 @@ std::unique_ptr<FlowTable> FlowTable::create(uint32_t capacity, Rcu& rcu, int so
 FlowTable::~FlowTable() {
   rcu_.drain();
   for (auto& [id, e] : by_id_) free_flow(e.flow);
+  for (Flow** t : index_) rte_free(t);
   rte_hash_free(hash_);
 }
 
@@ -160,6 +161,16 @@ void FlowTable::republish(uint32_t id) {
   f->slot_token_valid = true;
 }
 
+void FlowTable::index_set(const FlowKey& key, Flow* f) {
+  Flow** t = index_[key.addr_index];
+  if (!t) {
+    t = static_cast<Flow**>(rte_zmalloc_socket("veil_flow_index", sizeof(Flow*) * 65536, 64, socket_));
+    if (!t) return;  // install() checked index_ready() before
+    __atomic_store_n(&index_[key.addr_index], t, __ATOMIC_RELEASE);
+  }
+  __atomic_store_n(&t[key.port], f, __ATOMIC_RELEASE);
+}
+
 bool FlowTable::key_for(const Endpoint& local, FlowKey& key) const {
   for (size_t i = 0; i < local_addrs_.size(); ++i) {
     if (local_addrs_[i] == local.addr) {
@@ -179,6 +190,13 @@ int FlowTable::install(const FlowSpec& s, std::string* why) {
     return set_why(why, s.local.addr.str() + " is not one of the SBC's addresses"), -EINVAL;
   if (rte_hash_lookup(hash_, &key) >= 0)
     return set_why(why, "local endpoint " + s.local.str() + " already has a flow"), -EEXIST;
+  if (key.addr_index >= kIndexAddrs)
+    return set_why(why, "more local addresses than the flow index holds"), -EINVAL;
+  if (!index_[key.addr_index]) {
+    index_set(FlowKey{key.addr_index, 0, 0, 0}, nullptr);  // allocate this address's index
+    if (!index_[key.addr_index])
+      return set_why(why, "out of memory for the flow index (raise [dataplane] memory_mb)"), -ENOSPC;
+  }
 
   Flow* f = alloc_flow(socket_);
   if (!f) return set_why(why, "out of memory for flows (raise [dataplane] memory_mb)"), -ENOSPC;
@@ -206,6 +224,7 @@ int FlowTable::install(const FlowSpec& s, std::string* why) {
     return set_why(why, "flow table full"), -ENOSPC;
   }
   f->hash_pos = rte_hash_lookup(hash_, &key);
+  index_set(key, f);
   if (s.peer_id) referrers_[s.peer_id].insert(s.id);
   // Flows installed earlier that name this one as their peer can now point at it.
   if (auto it = referrers_.find(s.id); it != referrers_.end())
@@ -292,6 +311,7 @@ int FlowTable::remove(uint32_t id) {
   if (auto r = referrers_.find(id); r != referrers_.end())
     for (uint32_t ref : r->second) republish(ref);
   int32_t pos = rte_hash_del_key(hash_, &f->key);
+  index_set(f->key, nullptr);
   rte_hash* h = hash_;
   rcu_.defer([h, pos, f] {
     // RW_CONCURRENCY_LF implies NO_FREE_ON_DEL: the slot is ours to free after the grace.

@@ -54,13 +54,31 @@ class FlowTable {
   void lookup_bulk(const FlowKey** keys, unsigned n, Flow** out) const;
   Flow* lookup(const FlowKey& key) const;
 
+  // Dataplane fast path: the flow receiving on (address index, port), or nullptr; the same
+  // answer as lookup() from a direct-mapped port index (one load, no hashing). Media ports
+  // are Veil's own allocation from dense ranges, so the key space is small and direct
+  // indexing is a perfect hash. Published with release stores by the control plane (the
+  // flow is complete before its slot points at it), cleared before the flow is freed after
+  // an RCU grace period, like the hash entry.
+  static constexpr unsigned kIndexAddrs = 64;  // >= kMaxPorts * kMaxAddrs
+  Flow* find(uint32_t addr_index, uint16_t port) const { return load(slot(addr_index, port)); }
+  // find() in two steps, so that a burst can prefetch every slot before loading any.
+  Flow* const* slot(uint32_t addr_index, uint16_t port) const {
+    Flow* const* t = addr_index < kIndexAddrs ? __atomic_load_n(&index_[addr_index], __ATOMIC_ACQUIRE) : nullptr;
+    return t ? t + port : nullptr;
+  }
+  static Flow* load(Flow* const* slot) { return slot ? __atomic_load_n(slot, __ATOMIC_ACQUIRE) : nullptr; }
+
  private:
   FlowTable(Rcu& rcu) : rcu_(rcu) {}
   void fill_action(const FlowSpec& spec, FlowAction& out) const;
   void republish(uint32_t id);  // new action for `id` (its peer pointer re-resolved)
   int validate(const FlowSpec& spec, std::string* why) const;
 
+  void index_set(const FlowKey& key, Flow* f);
+
   Rcu& rcu_;
+  Flow** index_[kIndexAddrs] = {};  // per address index: 65536 Flow*, allocated at first use
   rte_hash* hash_ = nullptr;
   uint32_t capacity_ = 0;
   int socket_ = SOCKET_ID_ANY;

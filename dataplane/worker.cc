@@ -88,8 +88,7 @@ inline void srtp_prefetch(const Flow* f, int stage) {
 
 void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t now) {
   const PortInfo& port = dp->ports_[pi];
-  FlowKey keys[kMaxBurst];
-  const FlowKey* key_ptrs[kMaxBurst];
+  Flow* const* slots[kMaxBurst];
   rte_mbuf* media[kMaxBurst];
   Parsed media_p[kMaxBurst];
   unsigned nm = 0;
@@ -147,8 +146,9 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
         drop(m, Drop::ip_options);
         continue;
       }
-      keys[nm] = FlowKey{port.addr_index[addr_i], p.dport, 0, 0};
-      key_ptrs[nm] = &keys[nm];
+      // The port index slot: prefetched now, read once the whole burst is parsed.
+      slots[nm] = dp->flows_->slot(port.addr_index[addr_i], p.dport);
+      if (slots[nm]) rte_prefetch0(slots[nm]);
       media_p[nm] = p;
       media[nm++] = m;
       continue;
@@ -180,11 +180,11 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
 
   if (nm == 0) return;
   Flow* flows[kMaxBurst];
-  dp->flows_->lookup_bulk(key_ptrs, nm, flows);
   // Every line relay() reads or writes (Flow: line 0 state, line 1 counters, the action
   // slots), issued for the whole burst before the first packet is relayed so the misses
-  // overlap; no address depends on a load that might miss.
+  // overlap; the index slots they depend on were prefetched while the burst was parsed.
   for (unsigned j = 0; j < nm; ++j) {
+    flows[j] = FlowTable::load(slots[j]);
     if (!flows[j]) continue;
     const char* fp = reinterpret_cast<const char*>(flows[j]);
     __builtin_prefetch(fp, 1);
