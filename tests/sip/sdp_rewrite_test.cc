@@ -100,7 +100,9 @@ INSTANTIATE_TEST_SUITE_P(
         GoldenCase{"rtcp_mux_answer", "203.0.113.1", {30000}, 0},
         GoldenCase{"two_mlines", "198.51.100.1", {20004, 20006}, 0},
         GoldenCase{"disabled_mline", "203.0.113.1", {30002, 0}, 0},
-        GoldenCase{"ipv6", "2001:db8:2::1", {20008}, 1}),
+        GoldenCase{"ipv6", "2001:db8:2::1", {20008}, 1},
+        // baresip: a=ssrc cname:sip:alice@<its address>; addresses after a scheme or name.
+        GoldenCase{"baresip_offer", "198.51.100.1", {20010}, 3}),
     [](const ::testing::TestParamInfo<GoldenCase>& i) { return std::string(i.param.name); });
 
 struct BadCase {
