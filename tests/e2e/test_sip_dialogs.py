@@ -297,6 +297,121 @@ def test_register_then_call(lab):
     sees_only_veil(uas_msg, 'ext', 'call to the registered client, client')
     check(len(lab.ctl('registrations')) == 1, 'register: the binding went away with the call')
 
+BARESIP_CONFIG = """poll_method epoll
+sip_listen {host}:5080
+net_interface eth0
+call_local_timeout 120
+audio_path /usr/share/baresip
+audio_player aufile,{tmp}/baresip-heard.wav
+audio_alert aufile,{tmp}/baresip-alert.wav
+audio_source ausine,440
+ausrc_srate 48000
+auplay_srate 48000
+ausrc_channels 2
+auplay_channels 2
+rtp_ports 10000-10020
+rtcp_mux no
+jitter_buffer_delay 1-10
+module_path /usr/lib/baresip/modules
+module g711.so
+module ausine.so
+module aufile.so
+module_app account.so
+module_app menu.so
+"""
+# alice / s3cret is what tests/sip/scenarios/uas_registrar.xml verifies; the registration and
+# the calls go over TCP to Veil's untrusted address; calls are answered at once.
+BARESIP_ACCOUNT = ('<sip:alice@voice.example.com;transport=tcp>;auth_user=alice;auth_pass=s3cret;'
+                   'outbound="sip:%s:5060;transport=tcp";regint=300;answermode=auto;audio_codecs=PCMU\n' % EXT_VEIL4)
+
+
+def test_baresip_registers_over_tcp_and_is_called(lab):
+    """A second real user agent: baresip (a 440 Hz tone as its microphone) registers alice
+    through Veil over TCP; the PBX (sipp) challenges it and grants 120 s to Veil's Contact;
+    `veilctl registrations` shows the binding on the client's TCP connection. The PBX calls
+    Veil's Contact: baresip answers it on that connection (its own output: call established,
+    RTP received from Veil's untrusted address and port), the PBX receives baresip's RTP from
+    Veil's trusted address only, and baresip's flow counts the PBX's packets. The PBX hangs up:
+    baresip reports the call terminated; no call, no flow left."""
+    check(shutil.which('baresip'), 'baresip is not installed (tools/install-deps.sh installs baresip-core)')
+    conf = os.path.join(lab.tmp, 'baresip')
+    os.makedirs(conf, exist_ok=True)
+    with open(os.path.join(conf, 'config'), 'w') as f:
+        f.write(BARESIP_CONFIG.format(host=EXT_HOST4, tmp=lab.tmp))
+    with open(os.path.join(conf, 'accounts'), 'w') as f:
+        f.write(BARESIP_ACCOUNT)
+    regs0 = {(g['aor'], g['source']) for g in lab.ctl('registrations')}
+    pbx, pbx_msg = sipp(lab, 'int', os.path.join(SIP_SCEN, 'uas_registrar.xml'), INT_HOST4, 5060, 4990, 'bs-pbx',
+                        service='voice.example.com')
+    wait_listening(lab, 'int', 5060)
+    bs = tsm.Proc(lab, lab.ns_argv('ext', ['baresip', '-f', conf, '-t', '60']), 'baresip')
+    out = b''
+
+    def output(what):
+        nonlocal out
+        out = bs.early_output()
+        return what.encode() in out
+    try:
+        wait_for('baresip did not report its registration: %r' % out[-1500:],
+                 lambda: output('{0/TCP/v4} 200 OK'), 10, 0.05)
+        sipp_finish(pbx, 'PBX registrar', pbx_msg)
+        sees_only_veil(pbx_msg, 'int', 'baresip register, PBX')
+        with open(pbx_msg, errors='replace') as f:
+            tokens = re.findall(r'^Contact:\s*<sip:(veil-[0-9a-f]{16})@' + re.escape(INT_VEIL4), f.read(),
+                                re.M | re.I)
+        check(tokens, 'baresip: no Veil Contact in the PBX\'s REGISTER')
+        regs = [g for g in lab.ctl('registrations') if (g['aor'], g['source']) not in regs0]
+        log('  baresip: registrations %s' % regs)
+        check(len(regs) == 1 and regs[0]['transport'] == 'tcp' and regs[0]['source'].startswith(EXT_HOST4 + ':')
+              and regs[0]['contact'].startswith('sip:%s@' % tokens[-1]),
+              'baresip: veilctl registrations: %s' % regs)
+
+        # The PBX calls the registered client.
+        State.calls += 1
+        n = State.calls
+        pbx_rtp = 4002 + 10 * n
+        stats0 = lab.ctl('stats')
+        uac, uac_msg = sipp(lab, 'int', 'uac_media.xml', INT_HOST4, 5070 + n, pbx_rtp, 'bs-call',
+                            remote=ep(INT_VEIL4, 5060), service=tokens[-1], extra=['-d', '4000'])
+        saw = wait_for('baresip: no 200 OK with SDP for the PBX', lambda: sdp_endpoint(uac_msg, r'SIP/2\.0 200 '), 10,
+                       0.05)
+        check(saw[0] == INT_VEIL4, 'baresip: the PBX was told %s' % (saw,))
+        pbx_veil = ep(*saw)
+        calls = lab.ctl('calls')
+        check(len(calls) == 1 and calls[0]['state'] == 'answered', 'baresip: veilctl calls %s' % calls)
+        ids = {row['id'] for row in lab.ctl('flows', 'call=%d' % calls[0]['id'])}
+        check(len(ids) == 4, 'baresip: the call has flows %s' % sorted(ids))
+        client_veil = flows_by_local(lab)[pbx_veil]['egress_local']
+        count = 100
+        peer = lab.peer('int', ep(INT_HOST4, pbx_rtp), send_to=pbx_veil, count=count, interval=0.01, delay=0.2,
+                        linger=0.5, ssrc=0x3C3C0000 + n)
+        rep = peer.json(15)
+        log('  baresip: the PBX host received %s' % {k: rep[k] for k in ('received', 'sources', 'ssrcs')})
+        # baresip's own RTP (a PCMU tone, not rtp-peer's test pattern) reaches the PBX from Veil.
+        check(rep['received'] >= 50 and list(rep['sources']) == [pbx_veil] and len(rep['ssrcs']) == 1,
+              'baresip: the PBX host received %s' % rep)
+        f = flows_by_local(lab)
+        check(f[pbx_veil]['packets'] == count and f[pbx_veil]['egress_dst'].startswith(EXT_HOST4 + ':'),
+              'baresip: the flow toward baresip: %s' % f[pbx_veil])
+        check(f[client_veil]['latch'] == 'latched' and f[client_veil]['remote'].startswith(EXT_HOST4 + ':'),
+              'baresip: the flow from baresip: %s' % f[client_veil])
+        wait_for('baresip did not report the call and Veil\'s RTP: %r' % out[-1500:],
+                 lambda: output('Call established') and output('receiving from %s' % client_veil), 5, 0.05)
+        sipp_finish(uac, 'PBX calling baresip', uac_msg)
+        got = first_lines(uac_msg)
+        log('  baresip: the PBX received %s' % got)
+        check(got[-1].startswith('SIP/2.0 200') and any(g.startswith('SIP/2.0 180') for g in got),
+              'baresip: the PBX received %s' % got)
+        sees_only_veil(uac_msg, 'int', 'baresip call, PBX')
+        wait_for('baresip did not report the end of the call: %r' % out[-1500:], lambda: output('terminated'), 5, 0.05)
+        check_clean(lab, 'baresip', ids)
+        st = lab.ctl('stats')['sip']
+        check(st['calls_answered'] == stats0['sip']['calls_answered'] + 1, 'baresip: call not counted answered')
+    finally:
+        bs.kill()
+        log('  baresip output (tail): %s' % ' | '.join(
+            ln.strip() for ln in (bs.out or out).decode(errors='replace').splitlines()[-12:] if ln.strip()))
+
 
 def test_no_leaks_on_the_wire(lab):
     """Both wires over all scenarios above: veil-leak-audit (the other side's prefixes in every
@@ -311,4 +426,5 @@ if __name__ == '__main__':
     os.environ['VEIL_LAB_SIP'] = '1'
     sys.exit(run_tests('dialogs', [test_setup, test_cancel, test_hold_resume_callee_bye,
                                    test_bye_from_untrusted_callee, test_register_then_call,
+                                   test_baresip_registers_over_tcp_and_is_called,
                                    test_no_leaks_on_the_wire]))
