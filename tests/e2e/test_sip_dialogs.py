@@ -11,6 +11,8 @@ the DPDK dataplane on af_packet ports) with sipp peers on both sides, in one lab
   with RTP both ways; the caller holds (a=sendonly reaches the PBX, its a=recvonly reaches the
   caller; the flows stay, one-way RTP is relayed), then resumes from a new RTP port (the flows'
   egress follows the re-INVITE to the new port; RTP both ways again); the PBX hangs up.
+- hold from the trusted side: the PBX calls the untrusted host and holds with a=inactive; the
+  callee's re-INVITE says so, the call keeps its flows; the PBX hangs up.
 - BYE from the untrusted callee: the PBX calls the untrusted host, RTP both ways, the callee
   hangs up.
 - REGISTER then a call from the PBX to the registered client: the client registers through Veil
@@ -249,6 +251,62 @@ def test_hold_resume_callee_bye(lab):
     check(st['calls_answered'] == stats0['sip']['calls_answered'] + 1, 'hold: not answered')
 
 
+def test_pbx_holds_inactive(lab):
+    """A re-INVITE from the trusted side: the PBX calls the untrusted host (RTP both ways), then
+    puts the call on hold with a=inactive. The callee's re-INVITE says a=inactive at Veil's
+    untrusted address and the same port, the PBX's 200 a=inactive at Veil's trusted one; the
+    call stays answered with the same four flows, their egress unchanged. BYE from the PBX;
+    nothing left."""
+    State.calls += 1
+    n = State.calls
+    rtp_a, rtp_b = 4000 + 10 * n, 4002 + 10 * n
+    stats0 = lab.ctl('stats')
+    uas, uas_msg = sipp(lab, 'ext', 'uas_hold_inactive.xml', EXT_HOST4, 5060, rtp_b, 'inactive-uas')
+    wait_listening(lab, 'ext', 5060)
+    uac, uac_msg = sipp(lab, 'int', 'uac_hold_inactive.xml', INT_HOST4, 5070 + n, rtp_a, 'inactive-uac',
+                        remote=ep(INT_VEIL4, 5060))
+    ok = wait_for('inactive: no 200 with SDP for the PBX', lambda: nth_with(uac_msg, r'SIP/2\.0 200 ', 0), 15, 0.05)
+    inv = wait_for('inactive: no INVITE at the callee', lambda: nth_with(uas_msg, r'INVITE ', 0), 5, 0.05)
+    pbx_saw, callee_saw = media_of(ok), media_of(inv)
+    check(pbx_saw[0] == INT_VEIL4 and callee_saw[0] == EXT_VEIL4, 'inactive: SDP %s %s' % (pbx_saw, callee_saw))
+    pbx_veil, callee_veil = ep(*pbx_saw[:2]), ep(*callee_saw[:2])
+    calls = lab.ctl('calls')
+    check(len(calls) == 1 and calls[0]['state'] == 'answered', 'inactive: veilctl calls %s' % calls)
+    call_id = calls[0]['id']
+    before = {row['id']: row for row in lab.ctl('flows', 'call=%d' % call_id)}
+    check(len(before) == 4, 'inactive: the call has flows %s' % sorted(before))
+    pa = lab.peer('int', ep(INT_HOST4, rtp_a), send_to=pbx_veil, count=40, interval=0.01, delay=0.1, linger=0.3,
+                  ssrc=0x50500000 + n)
+    pb = lab.peer('ext', ep(EXT_HOST4, rtp_b), send_to=callee_veil, count=40, interval=0.01, delay=0.1, linger=0.3,
+                  ssrc=0x60600000 + n)
+    rtp_ok(pa.json(10), 'inactive (up), PBX', 40, pbx_veil)
+    rtp_ok(pb.json(10), 'inactive (up), callee', 40, callee_veil)
+    hold = wait_for('inactive: no hold re-INVITE at the callee', lambda: nth_with(uas_msg, r'INVITE ', 1), 5, 0.05)
+    hold_ok = wait_for('inactive: no 200 to the hold for the PBX', lambda: nth_with(uac_msg, r'SIP/2\.0 200 ', 1), 5,
+                       0.05)
+    h_callee, h_pbx = media_of(hold), media_of(hold_ok)
+    log('  inactive: callee got %s, PBX got %s' % (h_callee, h_pbx))
+    check(h_callee == (EXT_VEIL4, callee_saw[1], 'inactive'), 'inactive: the callee\'s re-INVITE %s' % (h_callee,))
+    check(h_pbx == (INT_VEIL4, pbx_saw[1], 'inactive'), 'inactive: the PBX\'s 200 %s' % (h_pbx,))
+    calls = lab.ctl('calls')
+    check(len(calls) == 1 and calls[0]['id'] == call_id and calls[0]['state'] == 'answered',
+          'inactive: veilctl calls on hold %s' % calls)
+    held = {row['id']: row for row in lab.ctl('flows', 'call=%d' % call_id)}
+    check(set(held) == set(before) and all(held[i]['egress_dst'] == before[i]['egress_dst'] for i in held),
+          'inactive: flows on hold %s, before %s' % (held, before))
+    sipp_finish(uac, 'inactive caller (PBX)', uac_msg)
+    sipp_finish(uas, 'inactive callee', uas_msg)
+    got = [m.split(' ', 1)[0] for m in first_lines(uas_msg)]
+    log('  inactive: the callee received %s' % got)
+    check(got == ['INVITE', 'ACK', 'INVITE', 'ACK', 'BYE'], 'inactive: the callee received %s' % got)
+    sees_only_veil(uac_msg, 'int', 'inactive, PBX')
+    sees_only_veil(uas_msg, 'ext', 'inactive, callee')
+    check_clean(lab, 'inactive', set(before))
+    st = lab.ctl('stats')['sip']
+    check(st['reinvites'] == stats0['sip']['reinvites'] + 1, 'inactive: reinvites %d -> %d'
+          % (stats0['sip']['reinvites'], st['reinvites']))
+
+
 def test_bye_from_untrusted_callee(lab):
     """A call from the PBX to the untrusted host, RTP both ways, the untrusted callee hangs up:
     its BYE reaches the PBX from Veil; then no call, no flow."""
@@ -424,7 +482,7 @@ if __name__ == '__main__':
         print('1..0 # SKIP sipp is not installed (package sip-tester)')
         sys.exit(0)
     os.environ['VEIL_LAB_SIP'] = '1'
-    sys.exit(run_tests('dialogs', [test_setup, test_cancel, test_hold_resume_callee_bye,
+    sys.exit(run_tests('dialogs', [test_setup, test_cancel, test_hold_resume_callee_bye, test_pbx_holds_inactive,
                                    test_bye_from_untrusted_callee, test_register_then_call,
                                    test_baresip_registers_over_tcp_and_is_called,
                                    test_no_leaks_on_the_wire]))

@@ -166,8 +166,11 @@ def call_with_media(lab, caller, callee, callee_ip, callee_sip_port, caller_ip, 
 
     pc = lab.peer(caller, caller_host, send_to=caller_veil, count=COUNT, interval=INTERVAL, ssrc=0x1A1A0000 + n)
     pe = lab.peer(callee, callee_host, send_to=callee_veil, count=COUNT, interval=INTERVAL, ssrc=0x2B2B0000 + n)
-    time.sleep(0.5 + COUNT * INTERVAL / 2)  # --delay, then half the stream
-    mid = flows_by_local(lab)
+    # Mid-stream: both flows have counted packets (the peers start after --delay, later on a
+    # loaded machine), the stream is not over yet.
+    mid = wait_for('%s: no packet counted on %s or %s' % (label, caller_veil, callee_veil),
+                   lambda: (lambda f: f if f[caller_veil]['packets'] and f[callee_veil]['packets'] else None)(
+                       flows_by_local(lab)), 10, 0.05)
     rc_, re_ = pc.json(30), pe.json(30)
     end = flows_by_local(lab)
     log('  %s: caller host %s' % (label, rc_))
