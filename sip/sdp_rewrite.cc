@@ -245,6 +245,8 @@ SdpInspectResult inspect_sdp(std::string_view text) {
       st.family = addr.family;
       // c=0.0.0.0 (RFC 2543 hold) or :: says "do not send": remote unknown.
       if (!is_unspecified(addr)) st.rtp = Endpoint{addr, uint16_t(m->m_port)};
+      sdp_mode_t mode = sdp_attribute_mode(m->m_attributes, sdp_attribute_mode(s->sdp_attributes, sdp_sendrecv));
+      st.held = mode != sdp_sendrecv || is_unspecified(addr);
     }
     r.info.streams.push_back(std::move(st));
   }

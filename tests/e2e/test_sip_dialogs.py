@@ -255,16 +255,18 @@ def test_pbx_holds_inactive(lab):
     """A re-INVITE from the trusted side: the PBX calls the untrusted host (RTP both ways), then
     puts the call on hold with a=inactive. The callee's re-INVITE says a=inactive at Veil's
     untrusted address and the same port, the PBX's 200 a=inactive at Veil's trusted one; the
-    call stays answered with the same four flows, their egress unchanged. BYE from the PBX;
-    nothing left."""
+    call stays answered with the same four flows, their egress unchanged, and, silent on hold
+    for longer than [limits] flow_idle_timeout (5 s in the lab), is not ended by the media
+    timeout (its flows are reported idle). BYE from the PBX; nothing left."""
     State.calls += 1
     n = State.calls
     rtp_a, rtp_b = 4000 + 10 * n, 4002 + 10 * n
     stats0 = lab.ctl('stats')
     uas, uas_msg = sipp(lab, 'ext', 'uas_hold_inactive.xml', EXT_HOST4, 5060, rtp_b, 'inactive-uas')
     wait_listening(lab, 'ext', 5060)
+    # The hold lasts longer than the lab's flow_idle_timeout (5 s): no RTP at all while held.
     uac, uac_msg = sipp(lab, 'int', 'uac_hold_inactive.xml', INT_HOST4, 5070 + n, rtp_a, 'inactive-uac',
-                        remote=ep(INT_VEIL4, 5060))
+                        remote=ep(INT_VEIL4, 5060), extra=['-d', '6500'])
     ok = wait_for('inactive: no 200 with SDP for the PBX', lambda: nth_with(uac_msg, r'SIP/2\.0 200 ', 0), 15, 0.05)
     inv = wait_for('inactive: no INVITE at the callee', lambda: nth_with(uas_msg, r'INVITE ', 0), 5, 0.05)
     pbx_saw, callee_saw = media_of(ok), media_of(inv)
@@ -294,6 +296,17 @@ def test_pbx_holds_inactive(lab):
     held = {row['id']: row for row in lab.ctl('flows', 'call=%d' % call_id)}
     check(set(held) == set(before) and all(held[i]['egress_dst'] == before[i]['egress_dst'] for i in held),
           'inactive: flows on hold %s, before %s' % (held, before))
+    # Silent on hold past the idle timeout: the flows are reported idle, the call stays up
+    # (no media timeout for a held stream), until the PBX hangs up.
+    def rtp_idle():
+        f = flows_by_local(lab)
+        return f[pbx_veil]['reported_idle'] and f[callee_veil]['reported_idle']
+    wait_for('inactive: the held call\'s RTP flows were never reported idle', rtp_idle, 8, 0.2)
+    time.sleep(1.2)  # one more idle scan (once a second)
+    calls = lab.ctl('calls')
+    check(len(calls) == 1 and calls[0]['id'] == call_id and calls[0]['state'] == 'answered',
+          'inactive: the call on hold was ended while its media was idle: calls %s, stats %s'
+          % (calls, lab.ctl('stats')['sip']))
     sipp_finish(uac, 'inactive caller (PBX)', uac_msg)
     sipp_finish(uas, 'inactive callee', uas_msg)
     got = [m.split(' ', 1)[0] for m in first_lines(uas_msg)]
@@ -305,6 +318,8 @@ def test_pbx_holds_inactive(lab):
     st = lab.ctl('stats')['sip']
     check(st['reinvites'] == stats0['sip']['reinvites'] + 1, 'inactive: reinvites %d -> %d'
           % (stats0['sip']['reinvites'], st['reinvites']))
+    check(st['media_timeouts'] == stats0['sip']['media_timeouts'], 'inactive: media_timeouts %d -> %d'
+          % (stats0['sip']['media_timeouts'], st['media_timeouts']))
 
 
 def test_bye_from_untrusted_callee(lab):
