@@ -300,6 +300,8 @@ def test_pbx_holds_inactive(lab):
     # (no media timeout for a held stream), until the PBX hangs up.
     def rtp_idle():
         f = flows_by_local(lab)
+        check(pbx_veil in f and callee_veil in f, 'inactive: the call on hold lost its flows (ended for idle '
+              'media?): calls %s, stats %s' % (lab.ctl('calls'), lab.ctl('stats')['sip']))
         return f[pbx_veil]['reported_idle'] and f[callee_veil]['reported_idle']
     wait_for('inactive: the held call\'s RTP flows were never reported idle', rtp_idle, 8, 0.2)
     time.sleep(1.2)  # one more idle scan (once a second)
