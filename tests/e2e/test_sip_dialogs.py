@@ -33,7 +33,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lab import EXT_HOST4, EXT_VEIL4, INT_HOST4, INT_VEIL4, Failure, check, log, rtp_ok, run_tests, wait_for  # noqa: E402
+from lab import EXT_HOST4, EXT_VEIL4, INT_HOST4, INT_VEIL4, check, log, rtp_ok, run_tests, wait_for  # noqa: E402
 import test_sip_media as tsm  # noqa: E402
 from test_sip_media import State, ep, flows_by_local, sdp_endpoint, sipp, sipp_finish, wait_listening  # noqa: E402
 
