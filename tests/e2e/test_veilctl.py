@@ -275,12 +275,13 @@ def test_capture(lab):
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(0.3)
     pe, pi = stream(lab, 20, 150, interval=0.01)
-    time.sleep(0.6)  # the first 20 ingress packets of flow 40 belong to the first capture
+    # One capture at a time: the first (20 ingress packets of flow 40) ends before the next starts
+    # (a fixed 0.6 s here was too short on a loaded machine: "a capture is already running").
+    o, e = cin.communicate(timeout=40)
     cout = subprocess.run(argv + ['--json', 'capture', '40', '-c', '10', '-w', out_out, 'dir=out', '--timeout', '20'],
                           capture_output=True, text=True, timeout=30)
     cport = subprocess.run(argv + ['capture', 'int0', '--count', '15', '-w', out_port, '--timeout', '20'],
                            capture_output=True, text=True, timeout=30)
-    o, e = cin.communicate(timeout=40)
     for p in (pe, pi):
         p.json(30)
     log('capture: %s / %s / %s' % (e.strip(), cout.stderr.strip(), cport.stderr.strip()))
