@@ -187,6 +187,7 @@ struct Leg {
 struct Stream {
   bool active = false;          // ports allocated
   bool programmed = false;
+  bool held = false;            // the last offer or its answer put the stream on hold: no media timeout
   uint32_t id = 0;
   Endpoint local[2];            // SBC endpoints, by side
   Endpoint remote[2];           // peers' endpoints, by side
@@ -1098,6 +1099,7 @@ struct B2bua::Impl {
         st.local[1 - side] = *b;
       }
       st.remote[side] = in.rtp;
+      st.held = in.held;
       st.offer_mux = in.rtcp_mux;
       st.mux = in.rtcp_mux;
       if (!program(call, st)) {
@@ -1121,6 +1123,7 @@ struct B2bua::Impl {
         continue;
       }
       st.remote[side] = info.streams[i].rtp;
+      st.held = st.held || info.streams[i].held;
       st.mux = st.offer_mux && info.streams[i].rtcp_mux;
       if (!program(call, st)) return false;
     }
@@ -1756,10 +1759,16 @@ bool B2bua::end_call_for_media(uint32_t plan_id, std::string_view reason,
                                std::chrono::milliseconds idle_for) {
   Impl& d = *impl_;
   for (Call* call : d.calls) {
-    bool mine = false;
+    bool mine = false, held = false;
     for (const Stream& st : call->streams)
-      if (st.programmed && st.id == plan_id) mine = true;
+      if (st.programmed && st.id == plan_id) {
+        mine = true;
+        held = st.held;
+      }
     if (!mine) continue;
+    // A stream on hold (a=sendonly/recvonly/inactive, c=0.0.0.0) may carry no RTP at all for
+    // as long as the hold lasts: idle media is not a dead call then.
+    if (held) return false;
     if (call->ending || !call->answered ||
         std::chrono::steady_clock::now() - call->answered_at < idle_for)
       return false;

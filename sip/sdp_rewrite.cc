@@ -4,6 +4,7 @@
 #include <sofia-sip/su_alloc.h>
 
 #include <array>
+#include <cctype>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -30,22 +31,45 @@ bool is_ice_attribute(const char* name) {
   return false;
 }
 
-// True when a token of `value` (split on blanks) is an IP address or address:port: such an
-// attribute names a network and is never passed across, whatever its name.
+// True when `piece` is an IP address or address:port, bare, in brackets, or after
+// "scheme:" / "name:" prefixes (cname:203.0.113.10, sip:203.0.113.10:5060,
+// x-addr:[2001:db8::1]:9). A prefix is only a name when it has a letter that is not a hex
+// digit: the groups of a=fingerprint:sha-256 AB:CD:... are no prefix (their last eight would
+// read as an IPv6 address).
+bool names_address(std::string_view piece) {
+  auto is_addr = [](std::string_view tok) {
+    if (tok.empty()) return false;
+    if (IpAddr::parse(tok) || Endpoint::parse(tok)) return true;
+    return tok.front() == '[' && tok.back() == ']' && IpAddr::parse(tok.substr(1, tok.size() - 2));
+  };
+  if (is_addr(piece)) return true;
+  for (size_t colon = piece.find(':'); colon != std::string_view::npos; colon = piece.find(':', colon + 1)) {
+    std::string_view name = piece.substr(0, colon);
+    size_t last = name.rfind(':');
+    name = last == std::string_view::npos ? name : name.substr(last + 1);
+    bool named = false;
+    for (char ch : name)
+      if (std::isalpha(static_cast<unsigned char>(ch)) && !std::isxdigit(static_cast<unsigned char>(ch)))
+        named = true;
+    if (!named) break;
+    if (is_addr(piece.substr(colon + 1))) return true;
+  }
+  return false;
+}
+
+// True when a token of `value` (split on blanks, and on the characters that join a user to a
+// host or separate parameters: a=ssrc:1 cname:sip:alice@203.0.113.10 as baresip sends it) is
+// an IP address or address:port: such an attribute names a network and is never passed
+// across, whatever its name.
 bool carries_address(const char* value) {
   if (!value) return false;
   std::string_view v(value);
   size_t i = 0;
   while (i < v.size()) {
-    while (i < v.size() && (v[i] == ' ' || v[i] == '\t')) ++i;
+    while (i < v.size() && std::strchr(" \t@;,=<>/()\"'", v[i])) ++i;
     size_t j = i;
-    while (j < v.size() && v[j] != ' ' && v[j] != '\t') ++j;
-    std::string_view tok = v.substr(i, j - i);
-    if (!tok.empty()) {
-      if (IpAddr::parse(tok) || Endpoint::parse(tok)) return true;
-      if (tok.front() == '[' && tok.back() == ']' && IpAddr::parse(tok.substr(1, tok.size() - 2)))
-        return true;
-    }
+    while (j < v.size() && !std::strchr(" \t@;,=<>/()\"'", v[j])) ++j;
+    if (j > i && names_address(v.substr(i, j - i))) return true;
     i = j;
   }
   return false;
@@ -222,6 +246,8 @@ SdpInspectResult inspect_sdp(std::string_view text) {
       st.family = addr.family;
       // c=0.0.0.0 (RFC 2543 hold) or :: says "do not send": remote unknown.
       if (!is_unspecified(addr)) st.rtp = Endpoint{addr, uint16_t(m->m_port)};
+      sdp_mode_t mode = sdp_attribute_mode(m->m_attributes, sdp_attribute_mode(s->sdp_attributes, sdp_sendrecv));
+      st.held = mode != sdp_sendrecv || is_unspecified(addr);
     }
     r.info.streams.push_back(std::move(st));
   }

@@ -30,6 +30,9 @@ struct SdpStream {
   Endpoint rtp;           // peer's RTP endpoint (invalid when disabled or c= is 0.0.0.0/::)
   Family family = Family::None;  // family of its c= (set even when rtp is invalid)
   bool rtcp_mux = false;
+  // On hold: a=sendonly/recvonly/inactive (media level, else session level) or c=0.0.0.0/::.
+  // Media is not expected both ways, so the B2BUA does not end the call for idle media.
+  bool held = false;
 };
 
 struct SdpInfo {

@@ -47,11 +47,14 @@ class State:
 def sipp(lab, host, scenario, ip, port, rtp, label, remote=None, service='bob', extra=()):
     msg = os.path.join(lab.tmp, '%s.msg' % label)
     argv = ['sipp', '-sf', os.path.join(SCEN, scenario), '-i', ip, '-p', str(port), '-m', '1', '-nostdin',
-            '-timeout', '40', '-timeout_error', '-s', service, '-set', 'rtp', str(rtp),
+            '-timeout', '40', '-timeout_error', '-s', service,
             # sipp's own RTP echo socket stays unused; rtp-peer.py owns the SDP's port.
             '-mp', str(rtp + 2000),
             '-trace_msg', '-message_file', msg,
             '-trace_err', '-error_file', os.path.join(lab.tmp, '%s.err' % label)] + list(extra)
+    with open(os.path.join(SCEN, scenario), errors='replace') as f:
+        if re.search(r'<Global variables="[^"]*\brtp\b', f.read()):  # scenarios of tests/sip have no [$rtp]
+            argv[1:1] = ['-set', 'rtp', str(rtp)]
     if remote:
         argv.append(remote)
     return Proc(lab, lab.ns_argv(host, argv), 'sipp %s (%s)' % (label, scenario)), msg
@@ -103,16 +106,21 @@ def flows_by_local(lab):
     return {row['local']: row for row in lab.ctl('flows')}
 
 
-def call_with_media(lab, caller, callee, callee_ip, callee_sip_port, caller_ip, caller_sbc, label):
-    """One call from `caller` to `callee` through Veil; RTP both ways while it is up."""
+def call_with_media(lab, caller, callee, callee_ip, callee_sip_port, caller_ip, caller_sbc, label,
+                    service='bob', uac_scen='uac_media.xml', uas_scen='uas_media.xml', callee_hangs_up=False):
+    """One call from `caller` to `callee` through Veil; RTP both ways while it is up. The
+    caller hangs up after TALK_MS, or with `callee_hangs_up` the callee does (scenarios that
+    do so: tests/e2e/test_sip_dialogs.py). Returns (caller's trace, callee's trace)."""
     State.calls += 1
     n = State.calls
     caller_rtp, callee_rtp = 4000 + 10 * n, 4002 + 10 * n
     stats0 = lab.ctl('stats')
-    uas, uas_msg = sipp(lab, callee, 'uas_media.xml', callee_ip, callee_sip_port, callee_rtp, label + '-uas')
+    talk = ['-d', str(TALK_MS)]
+    uas, uas_msg = sipp(lab, callee, uas_scen, callee_ip, callee_sip_port, callee_rtp, label + '-uas',
+                        extra=talk if callee_hangs_up else ())
     wait_listening(lab, callee, callee_sip_port)
-    uac, uac_msg = sipp(lab, caller, 'uac_media.xml', caller_ip, 5070 + n, caller_rtp, label + '-uac',
-                        remote=ep(caller_sbc, 5060), extra=['-d', str(TALK_MS)])
+    uac, uac_msg = sipp(lab, caller, uac_scen, caller_ip, 5070 + n, caller_rtp, label + '-uac',
+                        remote=ep(caller_sbc, 5060), service=service, extra=() if callee_hangs_up else talk)
 
     # What each sipp was told: the caller's 200 OK, the callee's INVITE.
     caller_saw = wait_for('%s: no 200 OK with SDP in the caller\'s trace %s' % (label, uac_msg),
@@ -158,8 +166,11 @@ def call_with_media(lab, caller, callee, callee_ip, callee_sip_port, caller_ip, 
 
     pc = lab.peer(caller, caller_host, send_to=caller_veil, count=COUNT, interval=INTERVAL, ssrc=0x1A1A0000 + n)
     pe = lab.peer(callee, callee_host, send_to=callee_veil, count=COUNT, interval=INTERVAL, ssrc=0x2B2B0000 + n)
-    time.sleep(0.5 + COUNT * INTERVAL / 2)  # --delay, then half the stream
-    mid = flows_by_local(lab)
+    # Mid-stream: both flows have counted packets (the peers start after --delay, later on a
+    # loaded machine), the stream is not over yet.
+    mid = wait_for('%s: no packet counted on %s or %s' % (label, caller_veil, callee_veil),
+                   lambda: (lambda f: f if f[caller_veil]['packets'] and f[callee_veil]['packets'] else None)(
+                       flows_by_local(lab)), 10, 0.05)
     rc_, re_ = pc.json(30), pe.json(30)
     end = flows_by_local(lab)
     log('  %s: caller host %s' % (label, rc_))
@@ -188,6 +199,7 @@ def call_with_media(lab, caller, callee, callee_ip, callee_sip_port, caller_ip, 
           '%s: calls_answered went from %d to %d' % (label, stats0['sip']['calls_answered'],
                                                       st['sip']['calls_answered']))
     check(st['sip']['callback_exceptions'] == 0, '%s: exceptions in SIP callbacks: %s' % (label, st['sip']))
+    return uac_msg, uas_msg
 
 
 def test_sip_enabled(lab):

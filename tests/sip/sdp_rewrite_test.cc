@@ -100,7 +100,9 @@ INSTANTIATE_TEST_SUITE_P(
         GoldenCase{"rtcp_mux_answer", "203.0.113.1", {30000}, 0},
         GoldenCase{"two_mlines", "198.51.100.1", {20004, 20006}, 0},
         GoldenCase{"disabled_mline", "203.0.113.1", {30002, 0}, 0},
-        GoldenCase{"ipv6", "2001:db8:2::1", {20008}, 1}),
+        GoldenCase{"ipv6", "2001:db8:2::1", {20008}, 1},
+        // baresip: a=ssrc cname:sip:alice@<its address>; addresses after a scheme or name.
+        GoldenCase{"baresip_offer", "198.51.100.1", {20010}, 3}),
     [](const ::testing::TestParamInfo<GoldenCase>& i) { return std::string(i.param.name); });
 
 struct BadCase {
@@ -172,6 +174,25 @@ TEST(SdpInspect, HoldAddressMeansRemoteUnknown) {
   ASSERT_EQ(r.error, SdpError::None) << r.detail;
   EXPECT_FALSE(r.info.streams[0].rtp.valid());
   EXPECT_FALSE(r.info.streams[0].disabled);
+  EXPECT_TRUE(r.info.streams[0].held);
+}
+
+// A stream on hold expects no media both ways (no media timeout for it in the B2BUA).
+TEST(SdpInspect, HeldByDirection) {
+  auto held = [](const std::string& session_attr, const std::string& media_attr) {
+    std::string sdp = "v=0\r\no=x 1 1 IN IP4 203.0.113.10\r\ns=-\r\nc=IN IP4 203.0.113.10\r\nt=0 0\r\n" +
+                      session_attr + "m=audio 4000 RTP/AVP 0\r\n" + media_attr;
+    SdpInspectResult r = inspect_sdp(sdp);
+    EXPECT_EQ(r.error, SdpError::None) << r.detail;
+    return r.error == SdpError::None && r.info.streams[0].held;
+  };
+  EXPECT_FALSE(held("", ""));
+  EXPECT_FALSE(held("", "a=sendrecv\r\n"));
+  EXPECT_TRUE(held("", "a=sendonly\r\n"));
+  EXPECT_TRUE(held("", "a=recvonly\r\n"));
+  EXPECT_TRUE(held("", "a=inactive\r\n"));
+  EXPECT_TRUE(held("a=inactive\r\n", ""));
+  EXPECT_FALSE(held("a=inactive\r\n", "a=sendrecv\r\n"));  // the media level wins
 }
 
 TEST(SdpInspect, EmptyAndNoMedia) {
