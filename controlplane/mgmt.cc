@@ -87,12 +87,11 @@ const char* flow_drop_name(unsigned i) { return dp::kDropNames[unsigned(dp::kFlo
 
 }  // namespace
 
-RtpQuality rtp_quality(const dp::FlowSnapshot& s) {
+RtpQuality rtp_quality(uint32_t spec_clock_rate, uint8_t last_pt, const dp::RtpStats& r) {
   RtpQuality q;
-  const auto& r = s.counters.rtp;
   if (r.received == 0) return q;
   q.has_rtp = true;
-  q.clock_rate = s.spec.clock_rate ? s.spec.clock_rate : dp::static_clock_rate(s.counters.last_pt);
+  q.clock_rate = spec_clock_rate ? spec_clock_rate : dp::static_clock_rate(last_pt);
   dp::RtpReport rep = dp::rtp_report(r);
   q.received = r.received;
   q.expected = rep.expected;
@@ -103,6 +102,10 @@ RtpQuality rtp_quality(const dp::FlowSnapshot& s) {
     q.jitter_s = rep.jitter_ts / double(q.clock_rate);
   }
   return q;
+}
+
+RtpQuality rtp_quality(const dp::FlowSnapshot& s) {
+  return rtp_quality(s.spec.clock_rate, s.counters.last_pt, s.counters.rtp);
 }
 
 Value Api::flow_doc(uint32_t id, bool detail) {
@@ -183,21 +186,18 @@ Value Api::flow_doc(uint32_t id, bool detail) {
   return o;
 }
 
-namespace {
-
-uint64_t drops_of(const dp::FlowSnapshot& s) {
-  uint64_t d = 0;
-  for (unsigned i = 0; i < dp::kFlowDropCount; ++i) d += s.counters.drops[i];
-  return d;
-}
-
-}  // namespace
-
 // One function filters for veilctl and for scripts: every argument is a condition, all must
 // hold. address= and port= match any endpoint of the flow (local, signaled or learned
 // remote, egress local, egress destination); port= with a name matches the ingress port.
+//
+// Cost (docs/operations.md): without sort= the flows are visited in id order from after=
+// and the walk stops at the `limit`-th match, so `flows limit=10` costs ten flows whatever
+// the table holds (a filter that matches few flows walks further). A sort by a counter must
+// see every flow: it reads only the fields it sorts by, keeps the best `limit` in a bounded
+// heap, and builds rows for those alone.
 Response Api::flows(const Request& r) {
-  uint32_t limit = 1000;
+  uint32_t limit = 1000, after = 0;
+  bool has_after = false;
   std::optional<IpAddr> addr;
   std::optional<uint32_t> udp_port;
   std::string port_name, side, state, sort;
@@ -205,6 +205,9 @@ Response Api::flows(const Request& r) {
   for (const auto& [k, v] : r.args) {
     if (k == "limit") {
       if (!to_u32(v, limit)) return error(EINVAL, "limit must be a number");
+    } else if (k == "after") {
+      if (!to_u32(v, after)) return error(EINVAL, "after must be a flow id (the last one listed)");
+      has_after = true;
     } else if (k == "address") {
       addr = IpAddr::parse(v);
       if (!addr) return error(EINVAL, "address must be an IPv4 or IPv6 address: " + v);
@@ -223,7 +226,7 @@ Response Api::flows(const Request& r) {
       if (v != "packets" && v != "bytes" && v != "drops" && v != "age" && v != "id" && v != "lost" &&
           v != "jitter")
         return error(EINVAL, "sort must be packets, bytes, drops, age, lost, jitter or id");
-      sort = v;
+      sort = v == "id" ? "" : v;
     } else if (k == "call") {
       uint32_t cid;
       if (!to_u32(v, cid)) return error(EINVAL, "call must be a call id (veilctl calls)");
@@ -233,71 +236,96 @@ Response Api::flows(const Request& r) {
       if (!of_call) return error(ENOENT, "no call " + v);
     } else {
       return error(EINVAL, "unknown argument " + k +
-                               " (allowed: call address port side state sort limit)");
+                               " (allowed: call address port side state sort limit after)");
     }
   }
+  if (has_after && !sort.empty())
+    return error(EINVAL, "after= pages through flows in id order; it does not combine with sort=" + sort);
   const auto& ports = dp_.ports();
   uint64_t now = rte_rdtsc();
-  struct Row {
-    uint32_t id;
-    uint64_t key;
-  };
-  std::vector<Row> rows;
-  // Without a filter or a sort by a counter, the answer is the `limit` lowest ids: no need to
-  // copy every flow's state (a scripted `flows limit=10` stays cheap with a million flows).
-  if (!addr && !udp_port && port_name.empty() && side.empty() && state.empty() && !of_call &&
-      (sort.empty() || sort == "id")) {
-    auto ids = dp_.flows().ids();
-    size_t n = std::min<size_t>(limit, ids.size());
-    std::partial_sort(ids.begin(), ids.begin() + ptrdiff_t(n), ids.end());
-    Array out;
-    for (size_t i = 0; i < n; ++i) {
-      Value v = flow_doc(ids[i], false);
-      if (v.is_object()) out.push_back(std::move(v));
-    }
-    Response resp;
-    resp.body = std::move(out);
-    return resp;
-  }
-  for (uint32_t id : dp_.flows().ids()) {
-    auto s = dp_.flows().get(id);
-    if (!s) continue;
-    const auto& sp = s->spec;
-    if (addr || udp_port) {
-      bool hit = false;
-      for (const Endpoint* e : std::initializer_list<const Endpoint*>{&sp.local, &sp.signaled_remote, &s->learned, &sp.egress_local, &s->egress_dst})
-        if (e->addr.valid() && (!addr || e->addr == *addr) && (!udp_port || e->port == *udp_port)) hit = true;
-      if (!hit) continue;
-    }
+  const bool by_endpoint = addr || udp_port;
+  auto matches = [&](const dp::FlowTable::Ref& f) {
+    const auto& sp = f.spec;
     if (!port_name.empty() && (sp.ingress_port >= ports.size() || ports[sp.ingress_port].name != port_name))
-      continue;
+      return false;
     if (!side.empty() && (sp.ingress_port >= ports.size() || config::role_name(ports[sp.ingress_port].role) != side))
-      continue;
-    if (!state.empty()) {
-      std::string st = sp.latch == dp::LatchMode::Strict ? "strict" : s->learned.valid() ? "latched" : "waiting";
-      if (state == "idle" ? idle_.count(id) == 0 : st != state) continue;
+      return false;
+    if (by_endpoint || (!state.empty() && state != "idle")) {
+      Endpoint learned = f.flow.learned.get();
+      if (by_endpoint) {
+        Endpoint dst = f.flow.egress_dst.get();
+        bool hit = false;
+        for (const Endpoint* e : std::initializer_list<const Endpoint*>{&sp.local, &sp.signaled_remote, &learned, &sp.egress_local, &dst})
+          if (e->addr.valid() && (!addr || e->addr == *addr) && (!udp_port || e->port == *udp_port)) hit = true;
+        if (!hit) return false;
+      }
+      if (!state.empty() && state != "idle") {
+        const char* st = sp.latch == dp::LatchMode::Strict ? "strict" : learned.valid() ? "latched" : "waiting";
+        if (state != st) return false;
+      }
     }
+    if (state == "idle" && idle_.count(f.id) == 0) return false;
     if (of_call) {
-      auto stream = flow_stream_(id);
-      if (!stream || !of_call->count(*stream)) continue;
+      auto stream = flow_stream_(f.id);
+      if (!stream || !of_call->count(*stream)) return false;
     }
-    uint64_t key = sort == "packets" ? s->counters.packets
-                   : sort == "bytes" ? s->counters.bytes
-                   : sort == "drops" ? drops_of(*s)
-                   : sort == "age"   ? now - s->created_tsc
-                   : sort == "lost"  ? uint64_t(std::max<int64_t>(0, rtp_quality(*s).lost))
-                   : sort == "jitter" ? uint64_t(std::max(0.0, rtp_quality(*s).jitter_s) * 1e9)
-                                     : 0;
-    rows.push_back({id, key});
+    return true;
+  };
+  std::vector<uint32_t> chosen;
+  if (sort.empty()) {
+    // Ascending id from the cursor; stops at the limit-th match.
+    if (limit > 0)
+      dp_.flows().walk(after, [&](const dp::FlowTable::Ref& f) {
+        if (matches(f)) chosen.push_back(f.id);
+        return chosen.size() < limit;
+      });
+  } else if (limit > 0) {
+    // The sort key from the fields it needs, read in place (no snapshot, no row).
+    auto key_of = [&](const dp::FlowTable::Ref& f) -> uint64_t {
+      const dp::Flow& fl = f.flow;
+      if (sort == "packets") return dp::peek(fl.packets);
+      if (sort == "bytes") return dp::peek(fl.bytes);
+      if (sort == "drops") {
+        uint64_t d = 0;
+        for (unsigned i = 0; i < dp::kFlowDropCount; ++i) d += dp::peek(fl.drops[i]);
+        return d;
+      }
+      if (sort == "age") return now - fl.created_tsc;
+      dp::RtpStats st;
+      st.ext_max = __atomic_load_n(&fl.rtp.ext_max, __ATOMIC_RELAXED);
+      st.base = __atomic_load_n(&fl.rtp.base, __ATOMIC_RELAXED);
+      st.received = __atomic_load_n(&fl.rtp.received, __ATOMIC_RELAXED);
+      st.jitter = __atomic_load_n(&fl.rtp.jitter, __ATOMIC_RELAXED);
+      RtpQuality q = rtp_quality(f.spec.clock_rate, __atomic_load_n(&fl.last_pt, __ATOMIC_RELAXED), st);
+      if (sort == "lost") return uint64_t(std::max<int64_t>(0, q.lost));
+      return uint64_t(std::max(0.0, q.jitter_s) * 1e9);  // jitter
+    };
+    struct Row {
+      uint32_t id;
+      uint64_t key;
+    };
+    // Descending by the key, ties by ascending id; the heap's top is the worst row kept.
+    auto better = [](const Row& a, const Row& b) { return a.key != b.key ? a.key > b.key : a.id < b.id; };
+    std::vector<Row> heap;
+    dp_.flows().walk(0, [&](const dp::FlowTable::Ref& f) {
+      if (!matches(f)) return true;
+      Row row{f.id, key_of(f)};
+      if (heap.size() < limit) {
+        heap.push_back(row);
+        std::push_heap(heap.begin(), heap.end(), better);
+      } else if (better(row, heap.front())) {
+        std::pop_heap(heap.begin(), heap.end(), better);
+        heap.back() = row;
+        std::push_heap(heap.begin(), heap.end(), better);
+      }
+      return true;
+    });
+    std::sort_heap(heap.begin(), heap.end(), better);
+    for (const auto& row : heap) chosen.push_back(row.id);
   }
-  // Descending by the key; ties (and sort=id or none) by ascending id.
-  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
-    return a.key != b.key ? a.key > b.key : a.id < b.id;
-  });
   Array out;
-  for (const auto& row : rows) {
-    if (out.size() >= limit) break;
-    Value v = flow_doc(row.id, false);
+  for (uint32_t id : chosen) {
+    Value v = flow_doc(id, false);
     if (v.is_object()) out.push_back(std::move(v));
   }
   Response resp;
@@ -322,9 +350,7 @@ Value Api::call_doc(const CallInfo& c, bool detail) {
   o.push_back({"legs", std::move(legs)});
   Array media;
   std::set<uint32_t> mine(c.streams.begin(), c.streams.end());
-  auto ids = dp_.flows().ids();
-  std::sort(ids.begin(), ids.end());
-  for (uint32_t id : ids) {
+  for (uint32_t id : dp_.flows().ids()) {  // ascending
     auto st = flow_stream_ ? flow_stream_(id) : std::nullopt;
     if (!st || !mine.count(*st)) continue;
     Value v = flow_doc(id, false);

@@ -84,6 +84,8 @@ struct RtpQuality {
   double jitter_s = -1;     // seconds; -1 unknown
 };
 RtpQuality rtp_quality(const dp::FlowSnapshot& s);
+// The same from the fields it reads (the flow's clock rate, last payload type, RTP state).
+RtpQuality rtp_quality(uint32_t spec_clock_rate, uint8_t last_pt, const dp::RtpStats& r);
 
 // Parses a request line; false with `err` if it is not "VEIL/1 command k=v...".
 bool parse_request(const std::string& line, Request& out, std::string& err);

@@ -5,6 +5,7 @@
 
 #include <rte_hash.h>
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -44,10 +45,26 @@ class FlowTable {
   int update(const FlowSpec& spec, std::string* why = nullptr);
   int remove(uint32_t id);
   std::optional<FlowSnapshot> get(uint32_t id) const;
-  std::vector<uint32_t> ids() const;
+  std::vector<uint32_t> ids() const;  // ascending
   // Flows with no accepted packet for `idle_cycles` TSC cycles (since creation if none).
   std::vector<uint32_t> idle(uint64_t now_tsc, uint64_t idle_cycles) const;
   size_t size() const { return by_id_.size(); }
+
+  // A flow as the control plane walks the table: its spec and its live state (read the
+  // counters with peek()/relaxed loads, as get() does). Valid until the next install,
+  // update or remove; the walk itself copies nothing.
+  struct Ref {
+    uint32_t id;
+    const FlowSpec& spec;
+    const Flow& flow;
+  };
+  // Calls fn(ref) for the flows with an id above `after`, in ascending id order, until fn
+  // returns false. Costs what it visits: O(log n) to find the start, then one step per flow.
+  template <class Fn>
+  void walk(uint32_t after, Fn&& fn) const {
+    for (auto it = by_id_.upper_bound(after); it != by_id_.end(); ++it)
+      if (!fn(Ref{it->first, it->second.spec, *it->second.flow})) break;
+  }
   uint32_t capacity() const { return capacity_; }
 
   // Dataplane: up to 64 keys; `out[i]` is the flow or nullptr. Lock-free, wait-free.
@@ -87,7 +104,10 @@ class FlowTable {
     FlowSpec spec;
     Flow* flow;
   };
-  std::unordered_map<uint32_t, Entry> by_id_;
+  // Ordered by id: listings page through it (walk) without sorting the table. A red-black
+  // tree node per flow; install/remove pay O(log n) instead of a hash map's O(1)
+  // (docs/performance.md, "Management API load vs throughput").
+  std::map<uint32_t, Entry> by_id_;
   std::unordered_map<uint32_t, std::unordered_set<uint32_t>> referrers_;  // peer id -> ids
 };
 

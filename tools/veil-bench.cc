@@ -311,7 +311,9 @@ void usage(FILE* to) {
       "              requests per second (real Api/Server, client and server threads on\n"
       "              --api-cpu, default: the first CPU other than --lcore)\n"
       "  --api-mix   the requests, in turn (default stats,drops,ports,neighbours,flow,flows;\n"
-      "              flow: flow id=<random>, flows: flows limit=10, metrics: the /metrics text)\n"
+      "              flow: flow id=<random>, flows: flows limit=10, flows-page: flows limit=10\n"
+      "              after=<random id>, flows-sorted: flows sort=packets limit=10 (a scan of\n"
+      "              every flow's counters), metrics: the /metrics text)\n"
       "  --hugepages EAL memory (flow table, flows, mbufs) on hugepages, as on a production\n"
       "              host (reserve ~2.5 GB first: hugepages-setup/hugepages.sh reserve --mb 2560);\n"
       "              default --no-huge\n",
@@ -364,7 +366,7 @@ bool parse_args(int argc, char** argv, Args& a) {
         size_t c = rest.find(',');
         std::string w(rest.substr(0, c));
         if (w != "stats" && w != "drops" && w != "ports" && w != "neighbours" && w != "flow" && w != "flows" &&
-            w != "metrics") {
+            w != "flows-page" && w != "flows-sorted" && w != "metrics") {
           std::fprintf(stderr, "veil-bench: --api-mix: unknown request %s\n", w.c_str());
           return false;
         }
@@ -846,7 +848,10 @@ bool Bench::measure_api_load() {
       const std::string& kind = args_.api_mix[k++ % args_.api_mix.size()];
       std::string req = kind == "flow"    ? "flow id=" + std::to_string(1 + rng() % flows_) + " format=json"
                         : kind == "flows" ? std::string("flows limit=10 format=json")
-                                          : kind + " format=json";
+                        : kind == "flows-page"
+                            ? "flows limit=10 after=" + std::to_string(rng() % flows_) + " format=json"
+                        : kind == "flows-sorted" ? std::string("flows sort=packets limit=10 format=json")
+                                                 : kind + " format=json";
       if (kind == "metrics") {  // a Prometheus scrape, over HTTP as Prometheus does it
         auto t0 = Clock::now();
         bool ok = http_get_metrics(metrics_port);
@@ -968,7 +973,8 @@ int main(int argc, char** argv) {
   for (uint32_t flows : args.flows) {
     Bench b(args, flows, run++);
     if (!b.setup()) return 1;
-    std::fprintf(stderr, "  %u flows installed in %.2f s\n", flows, b.install_s);
+    std::fprintf(stderr, "  %u flows installed in %.2f s (%.2f us per flow)\n", flows, b.install_s,
+                 flows ? b.install_s * 1e6 / flows : 0.0);
     if (!b.warm_up_and_verify()) return 1;
     std::fprintf(stderr,
                  "  %u flows: every packet relayed and verified (checksums, addresses, payload)\n",

@@ -46,9 +46,10 @@ void usage(FILE* to) {
       "  neighbours                  learned next hops (ARP/ND)\n"
       "  flows [call=N] [address=IP] [port=NUM|NAME] [side=external|internal]\n"
       "        [state=latched|waiting|strict|idle] [sort=packets|bytes|drops|age|lost|jitter]\n"
-      "        [limit=N]\n"
+      "        [limit=N] [after=ID]\n"
       "                              media flows with endpoints and counters (filters AND;\n"
-      "                              sort is descending)\n"
+      "                              sort is descending; without sort, by id: after=ID\n"
+      "                              pages on from the last id shown)\n"
       "  flow ID                     one flow in detail: latching, SSRC/sequence/timestamp,\n"
       "                              RFC 3550 loss and jitter, drops by reason\n"
       "  calls                       calls of the B2BUA: both legs' Call-IDs, users, state\n"
@@ -297,7 +298,12 @@ void on_sigint(int) { g_stop = 1; }
 struct Sample {
   timespec at{};
   std::vector<Row> ports, flows;
+  double total_flows = 0;  // installed flows (stats); `flows` holds the busiest of them
 };
+
+// The flows top samples: the ones with the most packets in total. A bounded heap on the
+// daemon (mgmt.cc, flows sort=packets): a scan of the counters, rows for these only.
+constexpr const char* kTopFlows = "limit=1000";
 
 int take(const std::string& sock, Sample& s) {
   Answer a;
@@ -308,12 +314,14 @@ int take(const std::string& sock, Sample& s) {
     return 1;
   }
   s.ports = parse_rows(a.body);
-  if (int rc = request(sock, {"flows", "limit=4294967295"}, true, a)) return rc;
+  if (int rc = request(sock, {"flows", "sort=packets", kTopFlows}, true, a)) return rc;
   if (a.status != 0) {
     std::fprintf(stderr, "veilctl: %s\n", a.message.c_str());
     return 1;
   }
   s.flows = parse_rows(a.body);
+  if (int rc = request(sock, {"stats"}, true, a)) return rc;
+  s.total_flows = a.status == 0 ? num(parse_row(a.body), "flows") : double(s.flows.size());
   return 0;
 }
 
@@ -358,7 +366,7 @@ std::string frame(const Sample& prev, const Sample& cur, size_t max_flows, bool 
   gmtime_r(&now, &tm);
   char ts[32];
   std::strftime(ts, sizeof ts, "%Y-%m-%d %H:%M:%SZ", &tm);
-  std::string o = std::string("veil top  ") + ts + "  " + std::to_string(cur.flows.size()) +
+  std::string o = std::string("veil top  ") + ts + "  " + fmt("%.0f", cur.total_flows) +
                   " flow(s)  interval " + fmt("%.1f", dt) + " s" + (live ? "  (q quits)" : "") + eol + eol;
   std::vector<std::vector<std::string>> pt{{"PORT", "ROLE", "LINK", "RX PPS", "TX PPS", "RX MISSED/S", "RX TOTAL", "TX TOTAL"}};
   for (const auto& r : cur.ports) {
@@ -386,7 +394,8 @@ std::string frame(const Sample& prev, const Sample& cur, size_t max_flows, bool 
                   field(r, "packets")});
   }
   o += table(ft, eol.c_str());
-  if (fl.size() > max_flows) o += "(" + std::to_string(fl.size() - max_flows) + " more)" + eol;
+  if (cur.total_flows > double(std::min(fl.size(), max_flows)))
+    o += "(" + fmt("%.0f", cur.total_flows - double(std::min(fl.size(), max_flows))) + " more)" + eol;
   return o;
 }
 

@@ -838,6 +838,38 @@ TEST(FlowTable, ApiRejectsBadSpecsAndReportsIdle) {
   EXPECT_EQ(lab.take(lab.intp).size(), 1u);
 }
 
+// The id index: ids() ascending whatever the install order, walk() resumes past a cursor and
+// stops when told (the management API's `flows after=ID limit=N`).
+TEST(FlowTable, WalkInIdOrderFromCursor) {
+  Lab lab;
+  lab.pair_v4();  // flows 1 and 2
+  for (uint32_t id : {50u, 7u, 30u, 4000000000u}) {
+    FlowSpec s;
+    s.id = id;
+    s.local = ep(("203.0.113.1:" + std::to_string(21000 + id % 1000)).c_str());
+    s.egress_local = ep(("198.51.100.1:" + std::to_string(31000 + id % 1000)).c_str());
+    std::string why;
+    ASSERT_EQ(lab.dp->flows().install(s, &why), 0) << why;
+  }
+  EXPECT_EQ(lab.dp->flows().ids(), (std::vector<uint32_t>{1, 2, 7, 30, 50, 4000000000u}));
+  auto walk = [&](uint32_t after, size_t limit) {
+    std::vector<uint32_t> v;
+    lab.dp->flows().walk(after, [&](const FlowTable::Ref& f) {
+      EXPECT_EQ(f.spec.id, f.id);
+      EXPECT_EQ(f.flow.id, f.id);
+      v.push_back(f.id);
+      return v.size() < limit;
+    });
+    return v;
+  };
+  EXPECT_EQ(walk(0, 2), (std::vector<uint32_t>{1, 2}));
+  EXPECT_EQ(walk(2, 2), (std::vector<uint32_t>{7, 30}));
+  EXPECT_EQ(walk(8, 100), (std::vector<uint32_t>{30, 50, 4000000000u}));
+  EXPECT_TRUE(walk(4000000000u, 100).empty());
+  EXPECT_EQ(lab.dp->flows().remove(30), 0);
+  EXPECT_EQ(walk(7, 1), (std::vector<uint32_t>{50}));
+}
+
 // A worker on its own lcore relays a steady stream while the control plane re-points the
 // flow between two trusted hosts and churns unrelated flows. Every packet must come out
 // exactly once, at one of the two destinations, with nothing dropped.

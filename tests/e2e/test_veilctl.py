@@ -74,6 +74,22 @@ def test_flows_filters(lab):
         (('sort=bytes', 'side=internal', 'limit=1'), [11]),
         (('sort=age', 'limit=2'), [10, 11]),
         (('sort=drops', 'state=waiting'), [30, 31]),
+        # limit= without sort stops at the limit-th match in id order; after=ID resumes past ID
+        # (need not be an installed id); filters apply while walking.
+        (('limit=2',), [10, 11]),
+        (('limit=0',), []),
+        (('limit=2', 'after=11'), [20, 21]),
+        (('after=15',), [20, 21, 30, 31]),
+        (('after=31',), []),
+        (('side=internal', 'limit=2'), [11, 21]),
+        (('side=internal', 'limit=2', 'after=11'), [21, 31]),
+        (('state=latched', 'after=10'), [11]),
+        (('port=%d' % (30000 + 20), 'limit=1', 'after=20'), [21]),
+        # sort= with limit: the best rows by the key, ties by ascending id.
+        (('sort=packets', 'limit=3'), [10, 11, 20]),
+        (('sort=packets', 'side=internal', 'limit=2'), [11, 21]),
+        (('sort=bytes', 'state=strict', 'limit=1'), [20]),
+        (('sort=id', 'after=20', 'limit=2'), [21, 30]),
     ]
     for args, want in cases:
         got = ids(lab.ctl('flows', *args))
@@ -82,11 +98,28 @@ def test_flows_filters(lab):
     pk = [r['packets'] for r in rows]
     check(pk == sorted(pk, reverse=True), 'sort=packets is not descending: %s' % pk)
     check(pk[0] == 200 and pk[2] == 50 and pk[-1] == 0, 'packet counts %s, expected 200/200/50/50/0/0' % pk)
+    rows = lab.ctl('flows', 'sort=packets', 'limit=3')
+    check([(r['id'], r['packets']) for r in rows] == [(10, 200), (11, 200), (20, 50)],
+          'flows sort=packets limit=3: %s' % [(r['id'], r['packets']) for r in rows])
+    # Paging one flow at a time with the last id as the cursor yields every flow once.
+    paged, cursor = [], 0
+    for _ in range(10):
+        page = lab.ctl('flows', 'limit=1', 'after=%d' % cursor)
+        if not page:
+            break
+        check(len(page) == 1, 'flows limit=1 after=%d returned %d rows' % (cursor, len(page)))
+        paged.append(page[0]['id'])
+        cursor = page[0]['id']
+    check(paged == [10, 11, 20, 21, 30, 31], 'paging with after= visited %s' % paged)
+    r = lab.ctl_raw('flows', 'limit=2', 'after=11')
+    check(r.returncode == 0 and [ln.split()[0] for ln in r.stdout.splitlines()[1:]] == ['20', '21'],
+          'text flows limit=2 after=11:\n%s' % r.stdout)
     # Text output filters the same way.
     r = lab.ctl_raw('flows', 'side=internal', 'sort=packets')
     check(r.returncode == 0 and [ln.split()[0] for ln in r.stdout.splitlines()[1:]] == ['11', '21', '31'],
           'text flows side=internal sort=packets:\n%s' % r.stdout)
-    for bad in (('state=bogus',), ('sort=name',), ('address=nope',), ('colour=red',), ('side=left',)):
+    for bad in (('state=bogus',), ('sort=name',), ('address=nope',), ('colour=red',), ('side=left',),
+                ('after=x',), ('sort=packets', 'after=10')):
         r = lab.ctl_raw('flows', *bad)
         check(r.returncode == 1 and r.stderr.startswith('veilctl: '),
               'flows %s: exit %d (%s), expected 1 with a message' % (bad, r.returncode, r.stderr.strip()))
