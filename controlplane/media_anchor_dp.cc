@@ -43,6 +43,19 @@ dp::SrtpKeying keying(SrtpProfile p, const std::vector<uint8_t>& master) {
   return k;
 }
 
+// An SDES leg's key; an empty master: that profile with keys pending (drop, srtp_no_key).
+dp::SrtpKeying sdes_keying(sip::SdesSuite suite, const std::vector<uint8_t>& master) {
+  dp::SrtpKeying k;
+  switch (suite) {
+    case sip::SdesSuite::AesCm128HmacSha1_32: k.profile = dp::SrtpProfile::AesCm128HmacSha1_32; break;
+    case sip::SdesSuite::AeadAes128Gcm: k.profile = dp::SrtpProfile::AeadAes128Gcm; break;
+    default: k.profile = dp::SrtpProfile::AesCm128HmacSha1_80; break;
+  }
+  k.keyed = master.size() == dp::srtp_master_len(k.profile);
+  if (k.keyed) std::copy(master.begin(), master.end(), k.master);
+  return k;
+}
+
 }  // namespace
 
 DpMediaAnchor::DpMediaAnchor(dp::Dataplane& dp, const config::Config& cfg, Logger log)
@@ -136,6 +149,17 @@ void DpMediaAnchor::build(const sip::MediaStreamPlan& plan, const Stream& st, bo
     from_int.egress_remote = Endpoint{};
     from_int.ice_consent_from_peer = true;
     from_int.srtp_out = st.srtp_out.enabled() ? st.srtp_out : pending_keying();
+  }
+  // SDES-SRTP (RFC 4568) per leg: what arrives from that side is unprotected with the peer's
+  // key (pending until its answer: dropped, never relayed), what goes to it is protected
+  // with Veil's key for that leg. Both legs keyed: SRTP<->SRTP, re-keyed.
+  for (int side : {sip::kExternal, sip::kInternal}) {
+    const sip::SdesPlan& sd = plan.sdes[side];
+    if (!sd.enabled()) continue;
+    dp::FlowSpec& from = side == sip::kExternal ? from_ext : from_int;
+    dp::FlowSpec& toward = side == sip::kExternal ? from_int : from_ext;
+    from.srtp_in = sdes_keying(sd.suite, sd.remote);
+    toward.srtp_out = sdes_keying(sd.suite, sd.local);
   }
 }
 
