@@ -23,7 +23,8 @@ bool same(const dp::FlowSpec& a, const dp::FlowSpec& b) {
          a.rtp_check == b.rtp_check && a.drop == b.drop && a.srtp_in == b.srtp_in &&
          a.srtp_out == b.srtp_out && a.ice_ufrag == b.ice_ufrag && a.ice_pwd == b.ice_pwd &&
          a.ice_remote_ufrag == b.ice_remote_ufrag &&
-         a.ice_consent_from_peer == b.ice_consent_from_peer && a.dtls == b.dtls;
+         a.ice_consent_from_peer == b.ice_consent_from_peer && a.dtls == b.dtls &&
+         a.rtcp_split == b.rtcp_split;
 }
 
 // SRTP of a WebRTC flow before DTLS has exported keys: drop (srtp_no_key), never forward.
@@ -40,6 +41,19 @@ dp::SrtpKeying keying(SrtpProfile p, const std::vector<uint8_t>& master) {
                                               : dp::SrtpProfile::AesCm128HmacSha1_80;
   k.keyed = master.size() == dp::srtp_master_len(k.profile);
   std::copy(master.begin(), master.begin() + std::min<size_t>(master.size(), sizeof k.master), k.master);
+  return k;
+}
+
+// An SDES leg's key; an empty master: that profile with keys pending (drop, srtp_no_key).
+dp::SrtpKeying sdes_keying(sip::SdesSuite suite, const std::vector<uint8_t>& master) {
+  dp::SrtpKeying k;
+  switch (suite) {
+    case sip::SdesSuite::AesCm128HmacSha1_32: k.profile = dp::SrtpProfile::AesCm128HmacSha1_32; break;
+    case sip::SdesSuite::AeadAes128Gcm: k.profile = dp::SrtpProfile::AeadAes128Gcm; break;
+    default: k.profile = dp::SrtpProfile::AesCm128HmacSha1_80; break;
+  }
+  k.keyed = master.size() == dp::srtp_master_len(k.profile);
+  if (k.keyed) std::copy(master.begin(), master.end(), k.master);
   return k;
 }
 
@@ -121,6 +135,19 @@ void DpMediaAnchor::build(const sip::MediaStreamPlan& plan, const Stream& st, bo
   };
   fill(from_ext, ext_id, int_id, sip::kExternal, plan.ext, plan.in);
   fill(from_int, int_id, ext_id, sip::kInternal, plan.in, plan.ext);
+  if (plan.webrtc.enabled && rtcp) {
+    // A browser muxes; a PBX that does not sends its RTCP to Veil's RTCP port: that flow sends
+    // it out of the browser's muxed port (Veil's RTP port there) to the ICE-selected source,
+    // SRTCP-protected, only with consent. The untrusted RTCP port is unused (drops).
+    from_ext.drop = true;
+    from_int.egress_local = plan.ext.sbc_local;
+    from_int.egress_remote = Endpoint{};
+    from_int.peer_id = st.flow[0];
+    from_int.ice_consent_from_peer = true;
+    from_int.rtcp_split = true;
+    from_int.srtp_out = st.srtp_out.enabled() ? st.srtp_out : pending_keying();
+    return;
+  }
   if (plan.webrtc.enabled) {
     // Browser side: ICE checks select the source (never the SDP's address), DTLS to the
     // control plane, SRTP in; towards the browser: only with consent, SRTP out.
@@ -133,9 +160,21 @@ void DpMediaAnchor::build(const sip::MediaStreamPlan& plan, const Stream& st, bo
     from_ext.ice_remote_ufrag = w.remote_ufrag;
     from_ext.dtls = true;
     from_ext.srtp_in = st.srtp_in.enabled() ? st.srtp_in : pending_keying();
+    from_ext.rtcp_split = !plan.rtcp_mux;  // the browser's RTCP to the PBX's RTCP port
     from_int.egress_remote = Endpoint{};
     from_int.ice_consent_from_peer = true;
     from_int.srtp_out = st.srtp_out.enabled() ? st.srtp_out : pending_keying();
+  }
+  // SDES-SRTP (RFC 4568) per leg: what arrives from that side is unprotected with the peer's
+  // key (pending until its answer: dropped, never relayed), what goes to it is protected
+  // with Veil's key for that leg. Both legs keyed: SRTP<->SRTP, re-keyed.
+  for (int side : {sip::kExternal, sip::kInternal}) {
+    const sip::SdesPlan& sd = plan.sdes[side];
+    if (!sd.enabled()) continue;
+    dp::FlowSpec& from = side == sip::kExternal ? from_ext : from_int;
+    dp::FlowSpec& toward = side == sip::kExternal ? from_int : from_ext;
+    from.srtp_in = sdes_keying(sd.suite, sd.remote);
+    toward.srtp_out = sdes_keying(sd.suite, sd.local);
   }
 }
 
@@ -229,12 +268,13 @@ bool DpMediaAnchor::program(const sip::MediaStreamPlan& plan) {
     return false;
   }
   bool ok = put(st, st.flow[0], st.flow[1], plan, false);
-  if (ok && !plan.rtcp_mux && !plan.webrtc.enabled) {
+  if (ok && !plan.rtcp_mux) {
+    // RTCP flows. On a WebRTC stream (the browser always muxes) with a PBX that does not,
+    // the browser's RTCP goes from the RTP flow to the PBX's RTCP port (rtcp_split), and the
+    // PBX's RTCP port flow sends out of the browser's muxed port (build()).
     ok = put(st, st.flow[2], st.flow[3], plan, true);
   } else if (ok) {
-    // rtcp-mux (now) agreed by both legs: RTCP shares the RTP flows. A WebRTC stream has no
-    // RTCP flows: the browser muxes; a trusted side without rtcp-mux gets the browser's RTCP
-    // on its RTP port, and what it sends to RTP port + 1 finds no flow (docs/architecture.md).
+    // rtcp-mux (now) agreed by both legs: RTCP shares the RTP flows.
     drop_flow(st.flow[2]);
     drop_flow(st.flow[3]);
   }
@@ -303,7 +343,9 @@ bool DpMediaAnchor::on_dtls_keys(uint32_t flow_id, const SrtpKeys& keys) {
     logf("media: stream " + std::to_string(*p) + ": exported keys have the wrong length");
     return false;
   }
-  return put(st, st.flow[0], st.flow[1], st.plan, false);
+  bool ok = put(st, st.flow[0], st.flow[1], st.plan, false);
+  if (ok && st.flow[3]) ok = put(st, st.flow[2], st.flow[3], st.plan, true);
+  return ok;
 }
 
 }  // namespace veil::ctl

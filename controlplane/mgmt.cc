@@ -180,6 +180,7 @@ Value Api::flow_doc(uint32_t id, bool detail) {
       o.push_back({"ice_consent_age_s", c ? double(now - c) / double(hz) : -1.0});
     }
     if (sp.ice_consent_from_peer) o.push_back({"ice_consent_from_peer", true});
+    if (sp.rtcp_split) o.push_back({"rtcp_split", true});
     if (sp.dtls) o.push_back({"dtls", true});
   }
   o.push_back({"reported_idle", idle_.count(id) != 0});

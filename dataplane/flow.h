@@ -59,6 +59,12 @@ struct FlowSpec {
   // DTLS records (first byte 20..63, RFC 7983) arriving on this flow's port go to the
   // control plane (Dataplane::poll_dtls) instead of being dropped as not RTP.
   bool dtls = false;
+  // A browser that muxes RTP and RTCP (RFC 5761) with a PBX that does not. On the ICE flow
+  // (browser -> PBX): RTCP (second byte 192-223) leaves from egress_local's port + 1 to the
+  // destination's port + 1 (the PBX's RTCP port). On an ice_consent_from_peer flow (the PBX's
+  // RTCP port -> browser, its peer the ICE flow): the destination is the peer's ICE-selected
+  // source, and latching never writes the peer's destination.
+  bool rtcp_split = false;
   uint32_t clock_rate = 0;     // RTP clock (Hz) for the jitter estimate; 0: from a static payload type
 };
 
@@ -107,6 +113,7 @@ struct alignas(64) FlowAction {
   bool ice_consent_from_peer : 1 = false;
   bool srtp_in : 1 = false;         // FlowSpec::srtp_in enabled: unprotect (Flow::srtp_in)
   bool srtp_out : 1 = false;        // FlowSpec::srtp_out enabled: protect (Flow::srtp_out)
+  bool rtcp_split : 1 = false;      // FlowSpec::rtcp_split
   Endpoint signaled_remote;
   Endpoint egress_local;
   uint32_t rtp_mult = 0;  // TSC -> RTP timestamp units (rtp_clock_mult); 0: by payload type

@@ -110,6 +110,8 @@ int FlowTable::validate(const FlowSpec& s, std::string* why) const {
   if (s.signaled_remote.valid() && s.signaled_remote.addr.family != s.local.addr.family)
     return set_why(why, "signaled remote and local endpoint differ in address family"), -EINVAL;
   if (s.peer_id == s.id) return set_why(why, "a flow cannot be its own peer"), -EINVAL;
+  if (s.rtcp_split && s.ice_ufrag.empty() && !(s.ice_consent_from_peer && s.peer_id))
+    return set_why(why, "rtcp-split needs an ICE flow, or consent from a peer"), -EINVAL;
   for (const SrtpKeying* k : {&s.srtp_in, &s.srtp_out})
     if (k->enabled() && srtp_master_len(k->profile) == 0)
       return set_why(why, "unknown SRTP profile"), -EINVAL;
@@ -137,6 +139,7 @@ void FlowTable::fill_action(const FlowSpec& s, FlowAction& a) const {
   a.ice_consent_from_peer = s.ice_consent_from_peer;
   a.srtp_in = s.srtp_in.enabled();
   a.srtp_out = s.srtp_out.enabled();
+  a.rtcp_split = s.rtcp_split;
   a.signaled_remote = s.signaled_remote;
   a.egress_local = s.egress_local;
   a.rtp_mult = s.clock_rate ? rtp_clock_mult(s.clock_rate, rte_get_tsc_hz()) : 0;

@@ -238,7 +238,9 @@ void WorkerCtx::relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
       // Two workers may race to latch different sources; one wins, the other's packet is
       // treated as a mismatch.
       if (!fl->learned.try_write(src)) return flow_drop(FlowDrop::src_mismatch);
-      if (a->peer) a->peer->egress_dst.write(src);  // symmetric RTP: answer where it came from
+      // Symmetric RTP: answer where it came from (not a split RTCP flow: its peer is the
+      // browser's ICE flow, whose destination is the PBX's RTP port).
+      if (a->peer && !(a->rtcp_split && a->ice_consent_from_peer)) a->peer->egress_dst.write(src);
       count(Event::latched);
       break;
     case LatchVerdict::Accept:
@@ -248,6 +250,9 @@ void WorkerCtx::relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
   Endpoint dst;
   uint32_t dver;
   fl->egress_dst.read(dst, dver);
+  // The PBX's RTCP towards a muxing browser: to the source its ICE checks selected.
+  if (__builtin_expect(a->rtcp_split, 0) && a->ice_consent_from_peer && a->peer)
+    a->peer->learned.read(dst, dver);
   if (!dst.valid() || dst.addr.family != a->egress_local.addr.family)
     return flow_drop(FlowDrop::no_destination);
   const PortInfo& out = dp->ports_[a->egress_port];
@@ -282,6 +287,11 @@ void WorkerCtx::relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
   q.l4_len = uint16_t(plen + kUdpHdrLen);
 
   EgressHeaders e{out.mac, dmac, a->egress_local, dst, 64};
+  if (__builtin_expect(a->rtcp_split, 0) && a->ice && is_rtcp(payload)) {
+    // The browser's muxed RTCP to a PBX that does not mux: RTCP port to RTCP port.
+    e.src.port = uint16_t(e.src.port + 1);
+    e.dst.port = uint16_t(e.dst.port + 1);
+  }
   uint32_t new_len = 0;
   uint8_t* nf = rewrite_udp(f, rte_pktmbuf_headroom(m), q, e,
                             out.tx_csum_offload ? CsumMode::Offload : CsumMode::Software, new_len);

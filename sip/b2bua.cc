@@ -193,6 +193,9 @@ struct Stream {
   Endpoint remote[2];           // peers' endpoints, by side
   bool offer_mux = false;
   bool mux = false;
+  // SDES-SRTP (sip/sdes_sdp.h), by side: the peer's chosen a=crypto (its key) and Veil's own
+  // fresh one for that leg. suite Unknown: that leg is plain. Keys never cross legs.
+  SdesCrypto sdes_remote[2], sdes_local[2];
 };
 
 // A call whose INVITE the far side challenged (401/407), relayed to the caller; kept until
@@ -1067,8 +1070,66 @@ struct B2bua::Impl {
     plan.in = MediaLeg{st.local[kInternal], st.remote[kInternal]};
     plan.rtcp_mux = st.mux;
     if (call->webrtc) plan.webrtc = plan_for(*call->webrtc);
+    for (int s = 0; s < 2; ++s) {
+      if (!st.sdes_local[s].usable()) continue;
+      plan.sdes[s].suite = st.sdes_local[s].suite;
+      plan.sdes[s].local = st.sdes_local[s].master;
+      if (st.sdes_remote[s].usable() && st.sdes_remote[s].suite == st.sdes_local[s].suite)
+        plan.sdes[s].remote = st.sdes_remote[s].master;
+    }
     if (!media.program(plan)) return false;
     st.programmed = true;
+    return true;
+  }
+
+  // ---- SDES-SRTP hooks (sip/sdes_sdp.h) --------------------------------------------------
+
+  // m-line `i` of an offer from `side`. An RTP/SAVP m-line with a=crypto: Veil takes the first
+  // suite it supports (the offerer's key, for unprotecting) and makes its own key for that leg
+  // (same suite and tag, RFC 4568 7.1.2). The other leg: plain RTP/AVP when the untrusted side
+  // offered; SDES again, with another Veil key, when the trusted side (PBX) offered (SRTP on
+  // both legs, re-keyed). SAVP with no usable a=crypto: 488. 0 on success.
+  int sdes_offer(Call* call, int side, const SdpInfo& info, size_t i, Stream& st) {
+    if (call->webrtc) return 0;
+    const SdesMedia* m = i < info.sdes.media.size() ? &info.sdes.media[i] : nullptr;
+    bool savp = m && (m->proto == "RTP/SAVP" || m->proto == "RTP/SAVPF");
+    if (!savp || info.webrtc.webrtc) {
+      // Plain offer (also a re-offer going back to plain): no SRTP on either leg.
+      st.sdes_remote[side] = st.sdes_local[side] = SdesCrypto{};
+      st.sdes_remote[1 - side] = st.sdes_local[1 - side] = SdesCrypto{};
+      return 0;
+    }
+    const SdesCrypto* c = choose_sdes(*m);
+    if (!c) {
+      ++stats.sdp_rejected;
+      logf("sip: call " + std::to_string(call->serial) + ": RTP/SAVP offer with no usable a=crypto");
+      return 488;
+    }
+    st.sdes_remote[side] = *c;
+    if (st.sdes_local[side].suite != c->suite || st.sdes_local[side].tag != c->tag)
+      st.sdes_local[side] = sdes_fresh(c->suite, c->tag);
+    if (side == kInternal) {
+      if (st.sdes_local[1 - side].suite != c->suite) {
+        st.sdes_local[1 - side] = sdes_fresh(c->suite, 1);
+        st.sdes_remote[1 - side] = SdesCrypto{};  // the answerer's key comes in its answer
+      }
+    } else {
+      st.sdes_remote[1 - side] = st.sdes_local[1 - side] = SdesCrypto{};
+    }
+    return 0;
+  }
+
+  // m-line `i` of an answer from `side`: where Veil offered SDES on that leg, the answer's
+  // a=crypto (same suite) is the answerer's key. False (the answer is refused) without one.
+  bool sdes_answer(Call* call, int side, const SdpInfo& info, size_t i, Stream& st) {
+    if (call->webrtc || !st.sdes_local[side].usable()) return true;
+    const SdesMedia* m = i < info.sdes.media.size() ? &info.sdes.media[i] : nullptr;
+    const SdesCrypto* c = m ? choose_sdes(*m) : nullptr;
+    if (!c || c->suite != st.sdes_local[side].suite) {
+      logf("sip: call " + std::to_string(call->serial) + ": answer to an SDES offer without a matching a=crypto");
+      return false;
+    }
+    st.sdes_remote[side] = *c;
     return true;
   }
 
@@ -1102,6 +1163,7 @@ struct B2bua::Impl {
       st.held = in.held;
       st.offer_mux = in.rtcp_mux;
       st.mux = in.rtcp_mux;
+      if (int sdes = sdes_offer(call, side, info, i, st); sdes != 0) return sdes;
       if (!program(call, st)) {
         ++stats.no_media_ports;
         return 503;
@@ -1125,6 +1187,7 @@ struct B2bua::Impl {
       st.remote[side] = info.streams[i].rtp;
       st.held = st.held || info.streams[i].held;
       st.mux = st.offer_mux && info.streams[i].rtcp_mux;
+      if (!sdes_answer(call, side, info, i, st)) return false;
       if (!program(call, st)) return false;
     }
     return true;
@@ -1148,7 +1211,19 @@ struct B2bua::Impl {
       logf("sip: call " + std::to_string(call->serial) + ": SDP rewrite: " + r.detail);
       return std::nullopt;
     }
-    if (call->webrtc) r.sdp = webrtc_sdp(call, leg.side, r.sdp);
+    if (call->webrtc) {
+      r.sdp = webrtc_sdp(call, leg.side, r.sdp);
+    } else {
+      // SDES: no a=crypto crosses legs; where Veil does SRTP on this leg, its own key.
+      r.sdp = strip_sdes(r.sdp);
+      std::vector<SdesCrypto> mine;
+      bool any = false;
+      for (const Stream& st : call->streams) {
+        mine.push_back(st.active ? st.sdes_local[leg.side] : SdesCrypto{});
+        any = any || mine.back().usable();
+      }
+      if (any) r.sdp = add_sdes(r.sdp, mine);
+    }
     leg.last_sdp = r.sdp;
     return r.sdp;
   }

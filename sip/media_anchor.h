@@ -7,8 +7,10 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "dataplane/addr.h"
+#include "sip/sdes_sdp.h"
 
 namespace veil::sip {
 
@@ -37,6 +39,16 @@ struct WebRtcPlan {
   std::string local_setup;
 };
 
+// SDES-SRTP (RFC 4568) on one leg of a stream: the peer's key (what Veil unprotects with,
+// empty while the peer has not answered Veil's SDES offer yet: its SRTP is dropped, never
+// relayed) and Veil's own key for that leg (what Veil protects with; never the other leg's
+// peer's). suite Unknown: that leg is plain RTP (or DTLS-SRTP, see WebRtcPlan).
+struct SdesPlan {
+  SdesSuite suite = SdesSuite::Unknown;
+  std::vector<uint8_t> remote, local;  // master key || salt
+  bool enabled() const { return suite != SdesSuite::Unknown; }
+};
+
 // Everything needed to relay one m-line: RTP and RTCP, both directions.
 struct MediaStreamPlan {
   uint32_t id = 0;  // unique while the stream exists
@@ -45,6 +57,7 @@ struct MediaStreamPlan {
   // this says what the trusted leg agreed to.
   bool rtcp_mux = false;
   WebRtcPlan webrtc;
+  SdesPlan sdes[2];  // by side (kExternal, kInternal)
 };
 
 class MediaAnchor {

@@ -212,6 +212,7 @@ SdpInspectResult inspect_sdp(std::string_view text) {
     return r;
   }
   r.info.webrtc = inspect_webrtc(text);
+  r.info.sdes = inspect_sdes(text);
   if (!s->sdp_media) {
     r.error = SdpError::NoMedia;
     r.detail = "no m= line";

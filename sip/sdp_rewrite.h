@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "dataplane/addr.h"
+#include "sip/sdes_sdp.h"
 #include "sip/webrtc_sdp.h"
 
 namespace veil::sip {
@@ -38,6 +39,7 @@ struct SdpStream {
 struct SdpInfo {
   std::vector<SdpStream> streams;
   WebRtcInfo webrtc;  // what the SDP says about ICE, DTLS-SRTP, BUNDLE (sip/webrtc_sdp.h)
+  SdesInfo sdes;      // RTP/SAVP with a=crypto (SDES-SRTP, sip/sdes_sdp.h)
 };
 
 enum class SdpError {

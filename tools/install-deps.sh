@@ -9,7 +9,7 @@ pkgs=(
   libssl-dev libsofia-sip-ua-dev libtomlplusplus-dev libboost-dev openssl
   libgtest-dev libgmock-dev
   dpkg-dev fakeroot autoconf automake libtool
-  iproute2 iputils-ping sip-tester baresip-core tshark tcpdump python3 python3-websockets shellcheck
+  iproute2 iputils-ping sip-tester baresip-core tshark tcpdump python3 python3-websockets python3-cryptography shellcheck
   chromium
 )
 # node and npm for the browser-side test tools (tests/browser): Debian's, unless a node is

@@ -86,6 +86,11 @@ async function runScenario(o) {
           st.packets_lost = s.packetsLost; st.codec = (byId.get(s.codecId) || {}).mimeType;
         }
         if (s.type === 'outbound-rtp' && s.kind === 'audio') { st.packets_sent = s.packetsSent; st.bytes_sent = s.bytesSent; }
+        // RTCP the far end sent: SR (remote-outbound-rtp) and RR about our stream (remote-inbound-rtp).
+        if (s.type === 'remote-outbound-rtp' && s.kind === 'audio') {
+          st.remote_sr_packets_sent = s.packetsSent; st.remote_sr_reports = s.reportsSent;
+        }
+        if (s.type === 'remote-inbound-rtp' && s.kind === 'audio') st.remote_rr_packets_lost = s.packetsLost;
         if (s.type === 'transport') {
           st.dtls_state = s.dtlsState; st.srtp_cipher = s.srtpCipher; st.dtls_role = s.dtlsRole;
           const pair = byId.get(s.selectedCandidatePairId);

@@ -748,3 +748,83 @@ TEST(IceDataplane, FlowDetailShowsIceState) {
   std::string j2 = show("2");
   EXPECT_NE(j2.find("\"ice_consent_from_peer\":true"), std::string::npos) << j2;
 }
+
+// A muxing browser and a PBX that does not mux (FlowSpec::rtcp_split): the browser's RTCP on
+// the muxed port leaves Veil's RTCP port for the PBX's; RTP is untouched; the PBX's RTCP to
+// Veil's RTCP port goes out of the browser's muxed port to the ICE-selected source, and its
+// latching leaves flow 1's destination (the PBX's RTP port) alone.
+TEST(IceDataplane, RtcpSplitBetweenMuxedBrowserAndNonMuxedPbx) {
+  Lab lab;
+  FlowSpec a;
+  a.id = 1;
+  a.ingress_port = 0;
+  a.local = ep("203.0.113.1:20000");
+  a.egress_port = 1;
+  a.egress_local = ep("198.51.100.1:30000");
+  a.egress_remote = ep("198.51.100.10:5000");
+  a.peer_id = 2;
+  a.ice_ufrag = "veil";
+  a.ice_pwd = kPwd;
+  a.ice_remote_ufrag = "brow";
+  a.rtcp_split = true;
+  FlowSpec b;
+  b.id = 2;
+  b.ingress_port = 1;
+  b.local = ep("198.51.100.1:30000");
+  b.signaled_remote = ep("198.51.100.10:5000");
+  b.egress_port = 0;
+  b.egress_local = ep("203.0.113.1:20000");
+  b.peer_id = 1;
+  b.ice_consent_from_peer = true;
+  FlowSpec c;
+  c.id = 3;
+  c.ingress_port = 1;
+  c.local = ep("198.51.100.1:30001");
+  c.signaled_remote = ep("198.51.100.10:5001");
+  c.egress_port = 0;
+  c.egress_local = ep("203.0.113.1:20000");
+  c.peer_id = 1;
+  c.ice_consent_from_peer = true;
+  c.rtcp_split = true;
+  std::string why;
+  ASSERT_EQ(lab.dp->flows().install(a, &why), 0) << why;
+  ASSERT_EQ(lab.dp->flows().install(b, &why), 0) << why;
+  ASSERT_EQ(lab.dp->flows().install(c, &why), 0) << why;
+  FlowSpec bad = c;
+  bad.id = 4;
+  bad.local = ep("198.51.100.1:30003");
+  bad.ice_consent_from_peer = false;
+  EXPECT_NE(lab.dp->flows().install(bad, &why), 0);  // rtcp_split needs ICE or consent from a peer
+
+  lab.from_browser(kBrowser, check(true));
+  lab.pass();
+  ASSERT_EQ(lab.take(lab.ext).size(), 1u);
+  std::vector<uint8_t> sr = {0x80, 200, 0, 6, 0xCA, 0xFE, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8,
+                             0, 0, 1, 0, 0, 0, 0, 9, 0, 0, 5, 0};
+  auto media = rtp(7);
+  lab.from_browser(kBrowser, media);
+  lab.from_browser(kBrowser, sr);
+  lab.pass();
+  auto out = lab.take(lab.intp);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0], udp_frame(kIntHostMac, lab.int_mac, ep("198.51.100.1:30000"), ep("198.51.100.10:5000"),
+                              media, 64));
+  EXPECT_EQ(out[1], udp_frame(kIntHostMac, lab.int_mac, ep("198.51.100.1:30001"), ep("198.51.100.10:5001"),
+                              sr, 64));
+
+  // The PBX's RTCP to Veil's RTCP port: to the browser from the muxed port.
+  lab.inject(lab.intp, udp_frame(lab.int_mac, kIntHostMac, ep("198.51.100.10:5001"), ep("198.51.100.1:30001"), sr));
+  lab.pass();
+  out = lab.take(lab.ext);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0], udp_frame(kExtHostMac, lab.ext_mac, ep("203.0.113.1:20000"), kBrowser, sr, 64));
+  // Flow 1's destination is still the PBX's RTP port: browser RTP goes there.
+  lab.from_browser(kBrowser, rtp(8));
+  lab.pass();
+  out = lab.take(lab.intp);
+  ASSERT_EQ(out.size(), 1u);
+  Parsed p = parse(out[0]);
+  EXPECT_EQ(udp_destination(out[0].data(), p), ep("198.51.100.10:5000"));
+  EXPECT_EQ(lab.dp->flows().get(3)->counters.packets, 1u);
+  EXPECT_EQ(lab.dp->flows().get(1)->counters.packets, 3u);
+}

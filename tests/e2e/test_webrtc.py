@@ -95,7 +95,7 @@ def check_media(lab, label, r, peer_report, pbx_veil, flows_mid, flows_end, drop
     # Veil's flows: the browser-side flow (ICE, DTLS, SRTP in) and the one towards the browser
     # (SRTP out), both counting.
     ext = [f for f in flows_end.values() if f.get('dtls')]
-    towards = [f for f in flows_end.values() if f.get('ice_consent_from_peer')]
+    towards = [f for f in flows_end.values() if f.get('ice_consent_from_peer') and not f.get('rtcp_split')]
     check(len(ext) == 1 and len(towards) == 1, '%s: flows of the call: %s' % (label, list(flows_end.values())))
     ext, towards = ext[0], towards[0]
     check(towards['local'] == pbx_veil, '%s: the flow towards the browser listens on %s, the PBX was given %s'
@@ -207,10 +207,16 @@ def test_pbx_calls_browser(lab):
     pbx_veil = '%s:%d' % pbx_saw
     peer = lab.peer('int', '%s:4200' % INT_HOST4, send_to=pbx_veil, count=RTP_COUNT, interval=RTP_INTERVAL,
                     delay=0.5, linger=1.0)
+    # The PBX does not mux: its RTCP port (4201) sends SRs about its RTP stream to Veil's RTCP
+    # port and receives the browser's RTCP there.
+    pbx_rtcp_veil = '%s:%d' % (pbx_saw[0], pbx_saw[1] + 1)
+    rtcp = lab.python('int', RTCP_PEER, '%s:4201' % INT_HOST4, pbx_rtcp_veil, RTP_COUNT * RTP_INTERVAL + 1.5,
+                      desc='PBX RTCP port')
     time.sleep(3)
     flows_mid = call_flows(lab)
     dtls_mid = lab.ctl('dtls')
     rep = peer.json(30)
+    rtcp_rep = rtcp.json(30)
     flows_end = call_flows(lab)
     sipp_done(uac, 'PBX caller', uac_msg)
     r = b.json(60)
@@ -226,6 +232,55 @@ def test_pbx_calls_browser(lab):
     check(re.search(r'^m=audio \d+ RTP/AVP 0', answer, re.M), 'the PBX got no RTP/AVP answer: %s' % answer[-1200:])
     check(not re.search(r'^a=rtcp-mux', answer, re.M), 'Veil answered rtcp-mux to a PBX that did not offer it: %s'
           % answer[-1200:])
+    check_split_rtcp(r, rtcp_rep, pbx_rtcp_veil, flows_end)
+
+
+# The PBX's RTCP port: sends an RTCP SR (sender SSRC = rtp-peer's default 0x5EED0001) every
+# 200 ms to Veil's RTCP port, receives what comes back; prints JSON.
+RTCP_PEER = r'''
+import json, socket, struct, sys, time
+def ep(t):
+    h, p = t.rsplit(':', 1)
+    return h, int(p)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(ep(sys.argv[1])); s.settimeout(0.02)
+dst = ep(sys.argv[2]); end = time.monotonic() + float(sys.argv[3])
+sent = 0; got = []; sources = {}; nxt = time.monotonic() + 0.5
+while time.monotonic() < end:
+    if time.monotonic() >= nxt:
+        nxt += 0.2; sent += 1
+        ntp = int((time.time() + 2208988800) * 65536) << 16
+        s.sendto(struct.pack('!BBHIQIII', 0x80, 200, 6, 0x5EED0001, ntp, 160000 + 160 * sent, 10 * sent, 1600 * sent), dst)
+    try:
+        d, a = s.recvfrom(2048)
+    except socket.timeout:
+        continue
+    k = '%s:%d' % a[:2]; sources[k] = sources.get(k, 0) + 1
+    got.append(d[:2].hex())
+print(json.dumps({'sent': sent, 'received': len(got), 'sources': sources,
+                  'rtcp': sum(1 for h in got if int(h[:2], 16) >> 6 == 2 and 192 <= int(h[2:], 16) <= 223)}))
+'''
+
+
+def check_split_rtcp(r, rtcp_rep, pbx_rtcp_veil, flows_end):
+    """A browser that muxes with a PBX that does not: the browser's RTCP reached the PBX's RTCP
+    port from Veil's RTCP port, decrypted; the PBX's SRs reached the browser (getStats
+    remote-outbound-rtp); the PBX-RTCP-port flow towards the browser counted them."""
+    st = r.get('stats') or {}
+    log('  split RTCP: PBX RTCP port %s; browser remote-outbound-rtp packetsSent %s, reportsSent %s'
+        % (json.dumps(rtcp_rep), st.get('remote_sr_packets_sent'), st.get('remote_sr_reports')))
+    check(rtcp_rep['received'] >= 2 and rtcp_rep['rtcp'] == rtcp_rep['received'],
+          "split RTCP: the PBX's RTCP port got %d packets, %d plain RTCP" % (rtcp_rep['received'], rtcp_rep['rtcp']))
+    check(list(rtcp_rep['sources']) == [pbx_rtcp_veil], "split RTCP: the PBX's RTCP came from %s, expected %s"
+          % (rtcp_rep['sources'], pbx_rtcp_veil))
+    check((st.get('remote_sr_reports') or 0) >= 2 and (st.get('remote_sr_packets_sent') or 0) >= 10,
+          'split RTCP: the browser saw no SR from the PBX: %s' % st)
+    split = [f for f in flows_end.values() if f.get('rtcp_split') and f.get('ice_consent_from_peer')]
+    check(len(split) == 1 and split[0]['local'] == pbx_rtcp_veil and split[0]['packets'] >= rtcp_rep['sent'] - 2,
+          "split RTCP: the flow from the PBX's RTCP port: %s (the PBX sent %d)" % (split, rtcp_rep['sent']))
+    check(split[0]['srtp_out'].endswith('(keyed)'), 'split RTCP: %s' % split[0])
+    log('  split RTCP: flow %d %s relayed %d SRs to the browser' % (split[0]['id'], split[0]['local'],
+                                                                   split[0]['packets']))
 
 
 def test_pbx_reinvites_browser(lab):

@@ -55,6 +55,11 @@ class RecordingAnchor : public MediaAnchor {
       }
     ++bad_releases_;
   }
+  // SDES on one leg, as the harness reports it: suite and key state, never the key.
+  static std::string srtp(const SdesPlan& p) {
+    if (!p.enabled()) return "none";
+    return std::string(sdes_suite_name(p.suite)) + (p.remote.empty() ? " (peer key pending)" : " (keyed)");
+  }
   bool program(const MediaStreamPlan& plan) override {
     programs_.push_back(plan);
     programmed_[plan.id] = true;
@@ -78,7 +83,8 @@ class RecordingAnchor : public MediaAnchor {
            "\",\"ext_remote\":\"" + (p.ext.remote.valid() ? p.ext.remote.str() : "") +
            "\",\"in_local\":\"" + p.in.sbc_local.str() + "\",\"in_remote\":\"" +
            (p.in.remote.valid() ? p.in.remote.str() : "") +
-           "\",\"rtcp_mux\":" + (p.rtcp_mux ? "true" : "false") + "},";
+           "\",\"rtcp_mux\":" + (p.rtcp_mux ? "true" : "false") +
+           ",\"srtp_ext\":\"" + srtp(p.sdes[0]) + "\",\"srtp_in\":\"" + srtp(p.sdes[1]) + "\"},";
     }
     if (s.back() == ',') s.pop_back();
     s += "],\"removes\":[";
