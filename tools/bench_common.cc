@@ -9,8 +9,11 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <fstream>
+
+#include "dataplane/packet.h"
 
 namespace veil::bench {
 
@@ -28,6 +31,32 @@ Endpoint int_remote(uint32_t k) { return {kIntRemote, uint16_t(10000 + (k * 7919
 Leg leg(uint32_t k, unsigned dir) {
   if (dir == 0) return {0, 1, ext_remote(k), ext_local(k), int_local(k), int_remote(k), kExtRemoteMac, kIntRemoteMac};
   return {1, 0, int_remote(k), int_local(k), ext_local(k), ext_remote(k), kIntRemoteMac, kExtRemoteMac};
+}
+
+void write_udp_headers(uint8_t* f, const MacAddr& port_mac, const Leg& l, uint16_t payload_len, uint16_t ip_id) {
+  std::memcpy(f, port_mac.b, 6);
+  std::memcpy(f + 6, l.src_mac.b, 6);
+  wr16(f + 12, 0x0800);
+  uint8_t* ip = f + kEthHdrLen;
+  ip[0] = 0x45;
+  ip[1] = 0xb8;  // DSCP EF
+  wr16(ip + 2, uint16_t(kIpv4HdrLen + kUdpHdrLen + payload_len));
+  wr16(ip + 4, ip_id);
+  wr16(ip + 6, 0x4000);
+  ip[8] = 64;
+  ip[9] = kProtoUdp;
+  ip[10] = ip[11] = 0;
+  std::memcpy(ip + 12, l.src.addr.bytes.data(), 4);
+  std::memcpy(ip + 16, l.dst.addr.bytes.data(), 4);
+  uint16_t c = ipv4_header_checksum(ip);
+  std::memcpy(ip + 10, &c, 2);
+  uint8_t* udp = ip + kIpv4HdrLen;
+  wr16(udp, l.src.port);
+  wr16(udp + 2, l.dst.port);
+  wr16(udp + 4, uint16_t(kUdpHdrLen + payload_len));
+  udp[6] = udp[7] = 0;
+  c = l4_checksum(Family::V4, ip, udp, uint16_t(kUdpHdrLen + payload_len), kProtoUdp);
+  std::memcpy(udp + 6, &c, 2);
 }
 
 bool parse_count(std::string_view s, uint64_t mega, uint64_t& out) {

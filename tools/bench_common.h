@@ -54,6 +54,11 @@ inline void wr32(uint8_t* p, uint32_t v) {
   wr16(p + 2, uint16_t(v));
 }
 
+// Ethernet/IPv4/UDP of pair leg `l` arriving on the port with `port_mac`, around the
+// `payload_len` bytes already at f + 42: DSCP EF (as phones mark voice), TTL 64, DF, both
+// checksums computed.
+void write_udp_headers(uint8_t* f, const MacAddr& port_mac, const Leg& l, uint16_t payload_len, uint16_t ip_id);
+
 // A count with an optional suffix: k/K = 1000, M = `mega` (each tool keeps its own meaning).
 bool parse_count(std::string_view s, uint64_t mega, uint64_t& out);
 

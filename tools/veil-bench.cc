@@ -108,29 +108,7 @@ uint8_t payload_byte(unsigned offset) {
 // The whole 214-byte frame (checksums over all of it); bytes from kSavedBytes on are the
 // same in every frame, so an mbuf written once only ever needs its first 64 bytes restored.
 void build_frame(uint8_t* f, const MacAddr& port_mac, uint32_t k, unsigned dir, uint16_t seq) {
-  Leg l = leg(k, dir);
-  std::memcpy(f, port_mac.b, 6);
-  std::memcpy(f + 6, l.src_mac.b, 6);
-  wr16(f + 12, 0x0800);
-  uint8_t* ip = f + kEthHdrLen;
-  ip[0] = 0x45;
-  ip[1] = 0xb8;  // DSCP EF, as phones mark voice
-  wr16(ip + 2, kIpv4HdrLen + kUdpHdrLen + kUdpPayload);
-  wr16(ip + 4, seq);
-  wr16(ip + 6, 0x4000);
-  ip[8] = 64;
-  ip[9] = kProtoUdp;
-  ip[10] = ip[11] = 0;
-  std::memcpy(ip + 12, l.src.addr.bytes.data(), 4);
-  std::memcpy(ip + 16, l.dst.addr.bytes.data(), 4);
-  uint16_t c = ipv4_header_checksum(ip);
-  std::memcpy(ip + 10, &c, 2);
-  uint8_t* udp = ip + kIpv4HdrLen;
-  wr16(udp, l.src.port);
-  wr16(udp + 2, l.dst.port);
-  wr16(udp + 4, kUdpHdrLen + kUdpPayload);
-  udp[6] = udp[7] = 0;
-  uint8_t* rtp = udp + kUdpHdrLen;
+  uint8_t* rtp = f + kEthHdrLen + kIpv4HdrLen + kUdpHdrLen;
   rtp[0] = 0x80;  // V=2
   rtp[1] = 0;     // PT 0 (PCMU)
   wr16(rtp + 2, seq);
@@ -138,8 +116,7 @@ void build_frame(uint8_t* f, const MacAddr& port_mac, uint32_t k, unsigned dir, 
   wr32(rtp + 8, 2 * k + 1 + dir);  // SSRC: the flow id
   for (unsigned i = kEthHdrLen + kIpv4HdrLen + kUdpHdrLen + 12; i < kFrameLen; ++i)
     f[i] = payload_byte(i);
-  c = l4_checksum(Family::V4, ip, udp, kUdpHdrLen + kUdpPayload, kProtoUdp);
-  std::memcpy(udp + 6, &c, 2);
+  write_udp_headers(f, port_mac, leg(k, dir), kUdpPayload, /*ip_id=*/seq);
 }
 
 // Packets to send, kBurst at a time; every burst arrives on one port.

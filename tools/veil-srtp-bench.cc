@@ -88,33 +88,6 @@ void build_rtp(uint8_t* rtp, uint32_t k, unsigned dir, uint16_t seq) {
   for (unsigned i = 12; i < kRtpLen; ++i) rtp[i] = uint8_t(0xd5 ^ i ^ seq);
 }
 
-// Ethernet/IPv4/UDP around a payload already at f + kHdrs.
-void build_headers(uint8_t* f, const MacAddr& port_mac, const Leg& l, uint16_t plen, uint16_t id) {
-  std::memcpy(f, port_mac.b, 6);
-  std::memcpy(f + 6, l.src_mac.b, 6);
-  wr16(f + 12, 0x0800);
-  uint8_t* ip = f + kEthHdrLen;
-  ip[0] = 0x45;
-  ip[1] = 0xb8;
-  wr16(ip + 2, uint16_t(kIpv4HdrLen + kUdpHdrLen + plen));
-  wr16(ip + 4, id);
-  wr16(ip + 6, 0x4000);
-  ip[8] = 64;
-  ip[9] = kProtoUdp;
-  ip[10] = ip[11] = 0;
-  std::memcpy(ip + 12, l.src.addr.bytes.data(), 4);
-  std::memcpy(ip + 16, l.dst.addr.bytes.data(), 4);
-  uint16_t c = ipv4_header_checksum(ip);
-  std::memcpy(ip + 10, &c, 2);
-  uint8_t* udp = ip + kIpv4HdrLen;
-  wr16(udp, l.src.port);
-  wr16(udp + 2, l.dst.port);
-  wr16(udp + 4, uint16_t(kUdpHdrLen + plen));
-  udp[6] = udp[7] = 0;
-  c = l4_checksum(Family::V4, ip, udp, uint16_t(kUdpHdrLen + plen), kProtoUdp);
-  std::memcpy(udp + 6, &c, 2);
-}
-
 SrtpKeying keying(SrtpProfile p, uint32_t k, unsigned dir) {
   SrtpKeying kk;
   kk.profile = p;
@@ -344,7 +317,7 @@ bool Bench::setup() {
       return false;
     }
     Leg l = leg(k, d);
-    build_headers(f, ports[l.in_port].mac, l, uint16_t(plen), uint16_t(i));
+    write_udp_headers(f, ports[l.in_port].mac, l, uint16_t(plen), uint16_t(i));
     len_[i] = uint16_t(kHdrs + plen);
     pair_[i] = k;
     seqno_[i] = seq;
