@@ -20,20 +20,36 @@ namespace veil::bench {
 using namespace veil::dp;
 
 Endpoint ext_local(uint32_t k) {
-  return {IpAddr::v4(kExtNet | (1 + k % kAddrsPerPort)), uint16_t(kFirstMediaPort + k / kAddrsPerPort)};
+  return {IpAddr::v4(kExtNet | (1 + k % kAddrsPerPort)),
+          uint16_t(kFirstMediaPort + k / kAddrsPerPort)};
 }
 Endpoint int_local(uint32_t k) {
-  return {IpAddr::v4(kIntNet | (1 + k % kAddrsPerPort)), uint16_t(kFirstMediaPort + k / kAddrsPerPort)};
+  return {IpAddr::v4(kIntNet | (1 + k % kAddrsPerPort)),
+          uint16_t(kFirstMediaPort + k / kAddrsPerPort)};
 }
-Endpoint ext_remote(uint32_t k) { return {kExtRemote, uint16_t(10000 + k % 50000)}; }
-Endpoint int_remote(uint32_t k) { return {kIntRemote, uint16_t(10000 + (k * 7919u) % 50000)}; }
+Endpoint ext_remote(uint32_t k) {
+  return {kExtRemote, uint16_t(10000 + k % 50000)};
+}
+Endpoint int_remote(uint32_t k) {
+  return {kIntRemote, uint16_t(10000 + (k * 7919u) % 50000)};
+}
 
 Leg leg(uint32_t k, unsigned dir) {
-  if (dir == 0) return {0, 1, ext_remote(k), ext_local(k), int_local(k), int_remote(k), kExtRemoteMac, kIntRemoteMac};
-  return {1, 0, int_remote(k), int_local(k), ext_local(k), ext_remote(k), kIntRemoteMac, kExtRemoteMac};
+  if (dir == 0)
+    return {0,
+            1,
+            ext_remote(k),
+            ext_local(k),
+            int_local(k),
+            int_remote(k),
+            kExtRemoteMac,
+            kIntRemoteMac};
+  return {
+      1, 0, int_remote(k), int_local(k), ext_local(k), ext_remote(k), kIntRemoteMac, kExtRemoteMac};
 }
 
-void write_udp_headers(uint8_t* f, const MacAddr& port_mac, const Leg& l, uint16_t payload_len, uint16_t ip_id) {
+void write_udp_headers(uint8_t* f, const MacAddr& port_mac, const Leg& l, uint16_t payload_len,
+                       uint16_t ip_id) {
   std::memcpy(f, port_mac.b, 6);
   std::memcpy(f + 6, l.src_mac.b, 6);
   wr16(f + 12, 0x0800);
@@ -72,7 +88,8 @@ bool parse_count(std::string_view s, uint64_t mega, uint64_t& out) {
   return true;
 }
 
-bool eal_init(const char* prog, const char* argv0, unsigned lcore, bool hugepages, unsigned mem_mb) {
+bool eal_init(const char* prog, const char* argv0, unsigned lcore, bool hugepages,
+              unsigned mem_mb) {
   std::vector<std::string> eal{argv0,
                                hugepages ? "--in-memory" : "--no-huge",
                                "-m",
@@ -121,8 +138,9 @@ void print_run_info(const std::string& cmdline, uint64_t tsc_hz) {
   std::strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&now));
   std::printf("command:  %s\n", cmdline.c_str());
   std::printf("date:     %s\n", date);
-  std::printf("cpu:      %s, %ld online cpus, TSC %.3f GHz; running on lcore %u\n", cpu_model().c_str(),
-              sysconf(_SC_NPROCESSORS_ONLN), double(tsc_hz) / 1e9, rte_lcore_id());
+  std::printf("cpu:      %s, %ld online cpus, TSC %.3f GHz; running on lcore %u\n",
+              cpu_model().c_str(), sysconf(_SC_NPROCESSORS_ONLN), double(tsc_hz) / 1e9,
+              rte_lcore_id());
 }
 
 double median(std::vector<double> v) {
@@ -138,29 +156,33 @@ void print_drops(const Dataplane& dp) {
     if (d[i]) std::fprintf(stderr, "  drop %s: %llu\n", kDropNames[i], (unsigned long long)d[i]);
 }
 
-std::unique_ptr<Dataplane> create_ring_dataplane(const char* prog, const std::string& ring_base, uint32_t max_flows,
-                                                 unsigned mbufs, veil::config::Config& cfg, rte_ring* (&rings)[4]) {
+std::unique_ptr<Dataplane> create_ring_dataplane(const char* prog, const std::string& ring_base,
+                                                 uint32_t max_flows, unsigned mbufs,
+                                                 veil::config::Config& cfg, rte_ring* (&rings)[4]) {
   cfg.source = prog;
   const char* names[2] = {"ext", "int"};
   uint32_t nets[2] = {kExtNet, kIntNet};
   for (unsigned i = 0; i < 2; ++i) {
     std::string base = ring_base + "_" + names[i];
     rings[2 * i] = rte_ring_create((base + "_rx").c_str(), 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-    rings[2 * i + 1] = rte_ring_create((base + "_tx").c_str(), 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+    rings[2 * i + 1] =
+        rte_ring_create((base + "_tx").c_str(), 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
     if (!rings[2 * i] || !rings[2 * i + 1]) {
       std::fprintf(stderr, "%s: rte_ring_create: %s\n", prog, rte_strerror(rte_errno));
       return nullptr;
     }
     std::string dev = "net_ring_" + base;
     if (rte_eth_from_rings(dev.c_str(), &rings[2 * i], 1, &rings[2 * i + 1], 1, 0) < 0) {
-      std::fprintf(stderr, "%s: rte_eth_from_rings(%s): %s\n", prog, dev.c_str(), rte_strerror(rte_errno));
+      std::fprintf(stderr, "%s: rte_eth_from_rings(%s): %s\n", prog, dev.c_str(),
+                   rte_strerror(rte_errno));
       return nullptr;
     }
     veil::config::PortConfig pc;
     pc.name = std::string(names[i]) + "0";
     pc.role = i == 0 ? veil::config::Role::External : veil::config::Role::Internal;
     pc.device = dev;
-    for (unsigned j = 0; j < kAddrsPerPort; ++j) pc.addresses.push_back(IpPrefix{IpAddr::v4(nets[i] | (1 + j)), 24});
+    for (unsigned j = 0; j < kAddrsPerPort; ++j)
+      pc.addresses.push_back(IpPrefix{IpAddr::v4(nets[i] | (1 + j)), 24});
     cfg.ports.push_back(pc);
   }
   cfg.media_external = {kFirstMediaPort, 65535};

@@ -23,8 +23,8 @@ inline constexpr unsigned kBurst = 32;
 inline constexpr unsigned kAddrsPerPort = veil::dp::kMaxAddrs;
 inline constexpr uint16_t kFirstMediaPort = 1024;
 
-inline constexpr uint32_t kExtNet = 0xcb007100;  // 203.0.113.0/24
-inline constexpr uint32_t kIntNet = 0xc6336400;  // 198.51.100.0/24
+inline constexpr uint32_t kExtNet = 0xcb007100;              // 203.0.113.0/24
+inline constexpr uint32_t kIntNet = 0xc6336400;              // 198.51.100.0/24
 inline const IpAddr kExtRemote = IpAddr::v4(kExtNet | 100);  // the far ends, on-link
 inline const IpAddr kIntRemote = IpAddr::v4(kIntNet | 10);
 inline constexpr MacAddr kExtRemoteMac{{0x02, 0, 0, 0, 0x01, 0x64}};
@@ -57,7 +57,8 @@ inline void wr32(uint8_t* p, uint32_t v) {
 // Ethernet/IPv4/UDP of pair leg `l` arriving on the port with `port_mac`, around the
 // `payload_len` bytes already at f + 42: DSCP EF (as phones mark voice), TTL 64, DF, both
 // checksums computed.
-void write_udp_headers(uint8_t* f, const MacAddr& port_mac, const Leg& l, uint16_t payload_len, uint16_t ip_id);
+void write_udp_headers(uint8_t* f, const MacAddr& port_mac, const Leg& l, uint16_t payload_len,
+                       uint16_t ip_id);
 
 // A count with an optional suffix: k/K = 1000, M = `mega` (each tool keeps its own meaning).
 bool parse_count(std::string_view s, uint64_t mega, uint64_t& out);
@@ -78,8 +79,10 @@ void print_drops(const veil::dp::Dataplane& dp);
 // with kAddrsPerPort addresses on its /24, media ports from kFirstMediaPort, the Dataplane
 // without taps (nothing here is punted) and both far ends' MACs learnt. `cfg` and `rings`
 // are the caller's and must outlive the Dataplane; on failure says why, as `prog`.
-std::unique_ptr<veil::dp::Dataplane> create_ring_dataplane(const char* prog, const std::string& ring_base,
+std::unique_ptr<veil::dp::Dataplane> create_ring_dataplane(const char* prog,
+                                                           const std::string& ring_base,
                                                            uint32_t max_flows, unsigned mbufs,
-                                                           veil::config::Config& cfg, rte_ring* (&rings)[4]);
+                                                           veil::config::Config& cfg,
+                                                           rte_ring* (&rings)[4]);
 
 }  // namespace veil::bench

@@ -177,7 +177,8 @@ bool parse_args(int argc, char** argv, Args& a) {
     uint64_t v = 0;
     if (opt == "--flows" && parse_count(val, kMega, v) && v >= 2 && v <= 100000) {
       a.flows = uint32_t(v + (v & 1));
-    } else if (opt == "--packets" && parse_count(val, kMega, v) && v >= 2 * kBurst && v <= (8u << 20)) {
+    } else if (opt == "--packets" && parse_count(val, kMega, v) && v >= 2 * kBurst &&
+               v <= (8u << 20)) {
       a.packets = v / (2 * kBurst) * (2 * kBurst);
     } else if (opt == "--reps" && parse_count(val, kMega, v) && v >= 1 && v <= 100) {
       a.reps = unsigned(v);
@@ -263,8 +264,9 @@ Bench::~Bench() {
 }
 
 bool Bench::setup() {
-  dp_ = create_ring_dataplane("veil-srtp-bench", "vsb" + std::to_string(run_), args_.flows + args_.flows / 4 + 1024,
-                              args_.mbufs + 4095, cfg_, rings_);
+  dp_ = create_ring_dataplane("veil-srtp-bench", "vsb" + std::to_string(run_),
+                              args_.flows + args_.flows / 4 + 1024, args_.mbufs + 4095, cfg_,
+                              rings_);
   if (!dp_) return false;
 
   pairs_ = args_.flows / 2;
