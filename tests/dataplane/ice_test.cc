@@ -30,23 +30,15 @@ using namespace veil::dptest;
 
 namespace {
 
-const auto* g_env = ::testing::AddGlobalTestEnvironment(new EalEnv("ice_test", "veil-icetest", "0@0", "256"));
+const auto* g_env =
+    ::testing::AddGlobalTestEnvironment(new EalEnv("ice_test", "veil-icetest", "0@0", "256"));
 
 const char kPwd[] = "0123456789abcdefghijkl";  // Veil's a=ice-pwd
 const uint8_t kTxid[12] = {0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8, 0xa9, 0xaa, 0xab, 0xac};
 
+// RTP with the dynamic payload type a browser offers (111, Opus).
 std::vector<uint8_t> rtp(uint16_t seq, size_t len = 172) {
-  std::vector<uint8_t> p(len);
-  p[0] = 0x80;
-  p[1] = 111;
-  p[2] = uint8_t(seq >> 8);
-  p[3] = uint8_t(seq);
-  p[8] = 0xca;
-  p[9] = 0xfe;
-  p[10] = 0xba;
-  p[11] = 0xbe;
-  for (size_t i = 12; i < len; ++i) p[i] = uint8_t(i * 7 + seq);
-  return p;
+  return rtp_payload(seq, len, 0x80, 111);
 }
 
 // A connectivity check as a browser (controlling, full ICE) sends it: USERNAME
@@ -96,9 +88,10 @@ struct Lab : RingLab {
     intp = make_ring_port("i");
     ext_exc = make_ring_port("ex");
     int_exc = make_ring_port("ix");
-    cfg.ports = {port_config("ext0", config::Role::External, ext,
-                             {*IpPrefix::parse("203.0.113.1/24"), *IpPrefix::parse("2001:db8:1::1/64")}),
-                 port_config("int0", config::Role::Internal, intp, {*IpPrefix::parse("198.51.100.1/24")})};
+    cfg.ports = {
+        port_config("ext0", config::Role::External, ext,
+                    {*IpPrefix::parse("203.0.113.1/24"), *IpPrefix::parse("2001:db8:1::1/64")}),
+        port_config("int0", config::Role::Internal, intp, {*IpPrefix::parse("198.51.100.1/24")})};
     cfg.media_external = {20000, 29999};
     cfg.media_internal = {30000, 39999};
     cfg.limits.max_flows = 64;

@@ -29,8 +29,8 @@ using namespace veil::dptest;
 namespace {
 
 // Three lcores on the machine's two CPUs: the test thread, and up to two workers.
-const auto* g_env =
-    ::testing::AddGlobalTestEnvironment(new EalEnv("relay_test", "veil-dptest", "0@0,1@1,2@1", "512"));
+const auto* g_env = ::testing::AddGlobalTestEnvironment(
+    new EalEnv("relay_test", "veil-dptest", "0@0,1@1,2@1", "512"));
 
 const MacAddr kIntHost2Mac{{0x02, 0x11, 0, 0, 0, 0x20}};
 
@@ -42,10 +42,11 @@ struct Lab : RingLab {
     intp = make_ring_port("i", q, 4096);
     ext_exc = make_ring_port("ex", q, 4096);
     int_exc = make_ring_port("ix", q, 4096);
-    cfg.ports = {port_config("ext0", config::Role::External, ext,
-                             {*IpPrefix::parse("203.0.113.1/24"), *IpPrefix::parse("2001:db8:1::1/64")}),
-                 port_config("int0", config::Role::Internal, intp,
-                             {*IpPrefix::parse("198.51.100.1/24"), *IpPrefix::parse("2001:db8:2::1/64")})};
+    cfg.ports = {
+        port_config("ext0", config::Role::External, ext,
+                    {*IpPrefix::parse("203.0.113.1/24"), *IpPrefix::parse("2001:db8:1::1/64")}),
+        port_config("int0", config::Role::Internal, intp,
+                    {*IpPrefix::parse("198.51.100.1/24"), *IpPrefix::parse("2001:db8:2::1/64")})};
     cfg.ports[1].gateway4 = addr("198.51.100.254");
     cfg.media_external = {20000, 29999};
     cfg.media_internal = {30000, 39999};
@@ -86,20 +87,6 @@ struct Lab : RingLab {
     dp->neighbours().learn(1, addr("198.51.100.10"), kIntHostMac);
   }
 };
-
-std::vector<uint8_t> rtp_payload(uint16_t seq, size_t len = 172, uint8_t first = 0x80) {
-  std::vector<uint8_t> p(len);
-  p[0] = first;
-  p[1] = 0;
-  p[2] = uint8_t(seq >> 8);
-  p[3] = uint8_t(seq);
-  p[8] = 0xca;
-  p[9] = 0xfe;
-  p[10] = 0xba;
-  p[11] = 0xbe;
-  for (size_t i = 12; i < len; ++i) p[i] = uint8_t(i * 7 + seq);
-  return p;
-}
 
 }  // namespace
 

@@ -33,12 +33,15 @@ using namespace veil::dp;
 class EalEnv : public ::testing::Environment {
  public:
   EalEnv(std::string prog, std::string prefix, std::string lcores, std::string mem_mb)
-      : prog_(std::move(prog)), prefix_(std::move(prefix)), lcores_(std::move(lcores)), mem_mb_(std::move(mem_mb)) {}
+      : prog_(std::move(prog)),
+        prefix_(std::move(prefix)),
+        lcores_(std::move(lcores)),
+        mem_mb_(std::move(mem_mb)) {}
   void SetUp() override {
     std::string prefix = prefix_ + "-" + std::to_string(getpid());
-    std::vector<std::string> args = {prog_, "--lcores", lcores_, "--no-huge", "-m", mem_mb_,
-                                     "--no-pci", "--no-shconf", "--file-prefix", prefix,
-                                     "--log-level", "lib.eal:warning"};
+    std::vector<std::string> args = {
+        prog_,      "--lcores",    lcores_,         "--no-huge", "-m",          mem_mb_,
+        "--no-pci", "--no-shconf", "--file-prefix", prefix,      "--log-level", "lib.eal:warning"};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     ASSERT_GE(rte_eal_init(int(argv.size()), argv.data()), 0);
@@ -49,8 +52,12 @@ class EalEnv : public ::testing::Environment {
   std::string prog_, prefix_, lcores_, mem_mb_;
 };
 
-inline IpAddr addr(const char* s) { return *IpAddr::parse(s); }
-inline Endpoint ep(const char* s) { return *Endpoint::parse(s); }
+inline IpAddr addr(const char* s) {
+  return *IpAddr::parse(s);
+}
+inline Endpoint ep(const char* s) {
+  return *Endpoint::parse(s);
+}
 
 inline const MacAddr kExtHostMac{{0x02, 0xee, 0, 0, 0, 0x10}};
 inline const MacAddr kIntHostMac{{0x02, 0x11, 0, 0, 0, 0x10}};
@@ -60,7 +67,7 @@ struct RingPort {
   rte_ring* tx = nullptr;   // port -> test (queue 0)
   rte_ring* rx1 = nullptr;  // queue 1, when the port has two
   rte_ring* tx1 = nullptr;
-  std::string name;         // the ethdev name, for PortConfig::device
+  std::string name;  // the ethdev name, for PortConfig::device
 };
 
 inline std::atomic<int> g_ring_seq{0};
@@ -152,7 +159,9 @@ struct RingLab {
     tsc += advance;
     dp->worker(0).pass(tsc);
   }
-  uint64_t flow_drop(uint32_t id, FlowDrop d) { return dp->flows().get(id)->counters.drops[unsigned(d)]; }
+  uint64_t flow_drop(uint32_t id, FlowDrop d) {
+    return dp->flows().get(id)->counters.drops[unsigned(d)];
+  }
 };
 
 inline void put16(std::vector<uint8_t>& f, size_t o, uint16_t v) {
@@ -162,8 +171,9 @@ inline void put16(std::vector<uint8_t>& f, size_t o, uint16_t v) {
 
 // Ethernet + IPv4/IPv6 + UDP, DSCP EF, TTL/hop limit `ttl`, with a full checksum (or only the
 // pseudo-header sum, as a Linux veth hands over packets with checksum offload).
-inline std::vector<uint8_t> udp_frame(const MacAddr& dst_mac, const MacAddr& src_mac, const Endpoint& src,
-                                      const Endpoint& dst, const std::vector<uint8_t>& payload, uint8_t ttl = 57,
+inline std::vector<uint8_t> udp_frame(const MacAddr& dst_mac, const MacAddr& src_mac,
+                                      const Endpoint& src, const Endpoint& dst,
+                                      const std::vector<uint8_t>& payload, uint8_t ttl = 57,
                                       bool partial_csum = false, uint16_t ip_id = 0x1234) {
   bool v4 = src.addr.is_v4();
   size_t l3 = v4 ? 20 : 40;
@@ -200,9 +210,27 @@ inline std::vector<uint8_t> udp_frame(const MacAddr& dst_mac, const MacAddr& src
   put16(f, u + 4, ulen);
   std::memcpy(&f[u + 8], payload.data(), payload.size());
   Family fam = v4 ? Family::V4 : Family::V6;
-  uint16_t c = partial_csum ? l4_pseudo_checksum(fam, ipp, ulen, 17) : l4_checksum(fam, ipp, &f[u], ulen, 17);
+  uint16_t c = partial_csum ? l4_pseudo_checksum(fam, ipp, ulen, 17)
+                            : l4_checksum(fam, ipp, &f[u], ulen, 17);
   std::memcpy(&f[u + 6], &c, 2);
   return f;
+}
+
+// An RTP packet (UDP payload) of `len` bytes: first byte `first` (0x80: version 2), payload
+// type `pt`, sequence number `seq`, SSRC 0xcafebabe, the rest a pattern of seq.
+inline std::vector<uint8_t> rtp_payload(uint16_t seq, size_t len = 172, uint8_t first = 0x80,
+                                        uint8_t pt = 0) {
+  std::vector<uint8_t> p(len);
+  p[0] = first;
+  p[1] = pt;
+  p[2] = uint8_t(seq >> 8);
+  p[3] = uint8_t(seq);
+  p[8] = 0xca;
+  p[9] = 0xfe;
+  p[10] = 0xba;
+  p[11] = 0xbe;
+  for (size_t i = 12; i < len; ++i) p[i] = uint8_t(i * 7 + seq);
+  return p;
 }
 
 inline Parsed parse(const std::vector<uint8_t>& f) {

@@ -43,7 +43,6 @@ class SrtpEalEnv : public EalEnv {
 };
 const auto* g_env = ::testing::AddGlobalTestEnvironment(new SrtpEalEnv);
 
-
 Bytes rtp(uint16_t seq, uint32_t ssrc = 0xcafebabe, size_t len = 172) {
   Bytes p(len);
   p[0] = 0x80;
@@ -119,8 +118,9 @@ struct Lab : RingLab {
   explicit Lab(std::vector<unsigned> workers = {}) {
     ext = make_ring_port("e");
     intp = make_ring_port("i");
-    cfg.ports = {port_config("ext0", config::Role::External, ext, {*IpPrefix::parse("203.0.113.1/24")}),
-                 port_config("int0", config::Role::Internal, intp, {*IpPrefix::parse("198.51.100.1/24")})};
+    cfg.ports = {
+        port_config("ext0", config::Role::External, ext, {*IpPrefix::parse("203.0.113.1/24")}),
+        port_config("int0", config::Role::Internal, intp, {*IpPrefix::parse("198.51.100.1/24")})};
     cfg.media_external = {20000, 29999};
     cfg.media_internal = {30000, 39999};
     cfg.limits.max_flows = 64;
@@ -164,7 +164,9 @@ struct Lab : RingLab {
   void from_browser(const Bytes& payload, const Endpoint& src = kBrowser) {
     inject(ext, udp_frame(ext_mac, kExtHostMac, src, kSbcExt, payload));
   }
-  void from_pbx(const Bytes& payload) { inject(intp, udp_frame(int_mac, kIntHostMac, kPbx, kSbcInt, payload)); }
+  void from_pbx(const Bytes& payload) {
+    inject(intp, udp_frame(int_mac, kIntHostMac, kPbx, kSbcInt, payload));
+  }
 };
 
 // What Veil must send: its own addresses, TTL 64, DSCP and IPv4 ID carried, full checksums.
