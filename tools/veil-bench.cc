@@ -72,6 +72,7 @@
 #include "dataplane/dataplane.h"
 #include "dataplane/packet.h"
 #include "dataplane/worker.h"
+#include "tools/bench_common.h"
 
 namespace {
 
@@ -80,64 +81,21 @@ using veil::Family;
 using veil::IpAddr;
 using veil::IpPrefix;
 using namespace veil::dp;
+using namespace veil::bench;
 
-constexpr unsigned kBurst = 32;
 // One G.711 packet per 20 ms: 12-byte RTP header + 160 samples.
 constexpr uint16_t kUdpPayload = 172;
 constexpr uint16_t kFrameLen = kEthHdrLen + kIpv4HdrLen + kUdpHdrLen + kUdpPayload;  // 214
 // Bytes restored before every burst: Ethernet + IPv4 + UDP + the RTP header and then some.
 constexpr unsigned kSavedBytes = 64;
+// The M suffix of counts (--packets 4M): a decimal million here.
+constexpr uint64_t kMega = 1000000;
 
-// Local addresses per port (kMaxAddrs is the most a port has) and the media port range on
-// each: 8 * 64512 local endpoints per side, so up to 1,032,192 flows (516,096 pairs).
-constexpr unsigned kAddrsPerPort = kMaxAddrs;
-constexpr uint16_t kFirstMediaPort = 1024;
+// The media port range on each local address (bench_common.h: kAddrsPerPort = kMaxAddrs, the
+// most a port has): 8 * 64512 local endpoints per side, so up to 1,032,192 flows (516,096 pairs).
 constexpr uint32_t kPortsPerAddr = 65535u - kFirstMediaPort + 1;
 constexpr uint32_t kMaxPairs = kAddrsPerPort * kPortsPerAddr;
 
-constexpr uint32_t kExtNet = 0xcb007100;              // 203.0.113.0/24
-constexpr uint32_t kIntNet = 0xc6336400;              // 198.51.100.0/24
-const IpAddr kExtRemote = IpAddr::v4(kExtNet | 100);  // the far ends, on-link
-const IpAddr kIntRemote = IpAddr::v4(kIntNet | 10);
-constexpr MacAddr kExtRemoteMac{{0x02, 0, 0, 0, 0x01, 0x64}};
-constexpr MacAddr kIntRemoteMac{{0x02, 0, 0, 0, 0x02, 0x0a}};
-
-// Pair k: the SBC's endpoint on each side and the remote endpoint behind it.
-Endpoint ext_local(uint32_t k) {
-  return {IpAddr::v4(kExtNet | (1 + k % kAddrsPerPort)),
-          uint16_t(kFirstMediaPort + k / kAddrsPerPort)};
-}
-Endpoint int_local(uint32_t k) {
-  return {IpAddr::v4(kIntNet | (1 + k % kAddrsPerPort)),
-          uint16_t(kFirstMediaPort + k / kAddrsPerPort)};
-}
-Endpoint ext_remote(uint32_t k) {
-  return {kExtRemote, uint16_t(10000 + k % 50000)};
-}
-Endpoint int_remote(uint32_t k) {
-  return {kIntRemote, uint16_t(10000 + (k * 7919u) % 50000)};
-}
-
-// Direction 0: external remote -> external port (flow 2k+1); 1: internal -> internal (2k+2).
-struct Leg {
-  uint8_t in_port, out_port;
-  Endpoint src, dst;          // as received
-  Endpoint out_src, out_dst;  // as relayed
-  MacAddr src_mac, out_dst_mac;
-};
-Leg leg(uint32_t k, unsigned dir) {
-  if (dir == 0)
-    return {0,
-            1,
-            ext_remote(k),
-            ext_local(k),
-            int_local(k),
-            int_remote(k),
-            kExtRemoteMac,
-            kIntRemoteMac};
-  return {
-      1, 0, int_remote(k), int_local(k), ext_local(k), ext_remote(k), kIntRemoteMac, kExtRemoteMac};
-}
 
 struct alignas(64) SavedHeader {
   uint8_t b[kSavedBytes];
@@ -147,41 +105,10 @@ uint8_t payload_byte(unsigned offset) {
   return uint8_t(0xd5 ^ offset);
 }
 
-void wr16(uint8_t* p, uint16_t v) {
-  p[0] = uint8_t(v >> 8);
-  p[1] = uint8_t(v);
-}
-void wr32(uint8_t* p, uint32_t v) {
-  wr16(p, uint16_t(v >> 16));
-  wr16(p + 2, uint16_t(v));
-}
-
 // The whole 214-byte frame (checksums over all of it); bytes from kSavedBytes on are the
 // same in every frame, so an mbuf written once only ever needs its first 64 bytes restored.
 void build_frame(uint8_t* f, const MacAddr& port_mac, uint32_t k, unsigned dir, uint16_t seq) {
-  Leg l = leg(k, dir);
-  std::memcpy(f, port_mac.b, 6);
-  std::memcpy(f + 6, l.src_mac.b, 6);
-  wr16(f + 12, 0x0800);
-  uint8_t* ip = f + kEthHdrLen;
-  ip[0] = 0x45;
-  ip[1] = 0xb8;  // DSCP EF, as phones mark voice
-  wr16(ip + 2, kIpv4HdrLen + kUdpHdrLen + kUdpPayload);
-  wr16(ip + 4, seq);
-  wr16(ip + 6, 0x4000);
-  ip[8] = 64;
-  ip[9] = kProtoUdp;
-  ip[10] = ip[11] = 0;
-  std::memcpy(ip + 12, l.src.addr.bytes.data(), 4);
-  std::memcpy(ip + 16, l.dst.addr.bytes.data(), 4);
-  uint16_t c = ipv4_header_checksum(ip);
-  std::memcpy(ip + 10, &c, 2);
-  uint8_t* udp = ip + kIpv4HdrLen;
-  wr16(udp, l.src.port);
-  wr16(udp + 2, l.dst.port);
-  wr16(udp + 4, kUdpHdrLen + kUdpPayload);
-  udp[6] = udp[7] = 0;
-  uint8_t* rtp = udp + kUdpHdrLen;
+  uint8_t* rtp = f + kEthHdrLen + kIpv4HdrLen + kUdpHdrLen;
   rtp[0] = 0x80;  // V=2
   rtp[1] = 0;     // PT 0 (PCMU)
   wr16(rtp + 2, seq);
@@ -189,8 +116,7 @@ void build_frame(uint8_t* f, const MacAddr& port_mac, uint32_t k, unsigned dir, 
   wr32(rtp + 8, 2 * k + 1 + dir);  // SSRC: the flow id
   for (unsigned i = kEthHdrLen + kIpv4HdrLen + kUdpHdrLen + 12; i < kFrameLen; ++i)
     f[i] = payload_byte(i);
-  c = l4_checksum(Family::V4, ip, udp, kUdpHdrLen + kUdpPayload, kProtoUdp);
-  std::memcpy(udp + 6, &c, 2);
+  write_udp_headers(f, port_mac, leg(k, dir), kUdpPayload, /*ip_id=*/seq);
 }
 
 // Packets to send, kBurst at a time; every burst arrives on one port.
@@ -283,19 +209,6 @@ struct Args {
   std::string cmdline;
 };
 
-bool parse_count(std::string_view s, uint64_t& out) {
-  uint64_t mult = 1;
-  if (!s.empty() && (s.back() == 'k' || s.back() == 'K'))
-    mult = 1000, s.remove_suffix(1);
-  else if (!s.empty() && s.back() == 'M')
-    mult = 1000000, s.remove_suffix(1);
-  uint64_t v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size() || s.empty()) return false;
-  out = v * mult;
-  return true;
-}
-
 void usage(FILE* to) {
   std::fprintf(
       to,
@@ -342,7 +255,7 @@ bool parse_args(int argc, char** argv, Args& a) {
       a.flows.clear();
       while (!val.empty()) {
         size_t comma = val.find(',');
-        if (!parse_count(val.substr(0, comma), v) || v < 2 || v > 2ull * kMaxPairs) {
+        if (!parse_count(val.substr(0, comma), kMega, v) || v < 2 || v > 2ull * kMaxPairs) {
           std::fprintf(stderr, "veil-bench: --flows: \"%.*s\" is not a flow count from 2 to %u\n",
                        int(val.substr(0, comma).size()), val.data(), 2 * kMaxPairs);
           return false;
@@ -351,13 +264,13 @@ bool parse_args(int argc, char** argv, Args& a) {
         val = comma == std::string_view::npos ? std::string_view() : val.substr(comma + 1);
       }
       if (a.flows.empty()) return usage(stderr), false;
-    } else if (opt == "--packets" && parse_count(val, v) && v >= kBurst) {
+    } else if (opt == "--packets" && parse_count(val, kMega, v) && v >= kBurst) {
       a.packets = v / kBurst * kBurst;
-    } else if (opt == "--mbufs" && parse_count(val, v) && v >= kBurst && v <= 65536) {
+    } else if (opt == "--mbufs" && parse_count(val, kMega, v) && v >= kBurst && v <= 65536) {
       a.mbufs = unsigned(v / kBurst * kBurst);
-    } else if (opt == "--lcore" && parse_count(val, v) && v < 1024) {
+    } else if (opt == "--lcore" && parse_count(val, kMega, v) && v < 1024) {
       a.lcore = unsigned(v);
-    } else if (opt == "--api-load" && parse_count(val, v) && v >= 1 && v <= 100000) {
+    } else if (opt == "--api-load" && parse_count(val, kMega, v) && v >= 1 && v <= 100000) {
       a.api_rps = unsigned(v);
     } else if (opt == "--api-mix") {
       a.api_mix.clear();
@@ -374,11 +287,11 @@ bool parse_args(int argc, char** argv, Args& a) {
         rest = c == std::string_view::npos ? std::string_view() : rest.substr(c + 1);
       }
       if (a.api_mix.empty()) return false;
-    } else if (opt == "--api-cpu" && parse_count(val, v) && v < 1024) {
+    } else if (opt == "--api-cpu" && parse_count(val, kMega, v) && v < 1024) {
       a.api_cpu = int(v);
-    } else if (opt == "--reps" && parse_count(val, v) && v >= 1 && v <= 1000) {
+    } else if (opt == "--reps" && parse_count(val, kMega, v) && v >= 1 && v <= 1000) {
       a.reps = unsigned(v);
-    } else if (opt == "--sequence" && parse_count(val, v) && v >= 2 * kBurst) {
+    } else if (opt == "--sequence" && parse_count(val, kMega, v) && v >= 2 * kBurst) {
       a.sequence = size_t(v / (2 * kBurst) * (2 * kBurst));
     } else {
       std::fprintf(stderr, "veil-bench: bad option or value: %s %.*s\n", argv[i - 1],
@@ -388,24 +301,6 @@ bool parse_args(int argc, char** argv, Args& a) {
     }
   }
   return true;
-}
-
-std::string loadavg() {
-  std::ifstream in("/proc/loadavg");
-  std::string a, b, c;
-  in >> a >> b >> c;
-  return a + " " + b + " " + c;
-}
-
-std::string cpu_model() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("model name", 0) == 0) {
-      size_t c = line.find(':');
-      return c == std::string::npos ? line : line.substr(c + 2);
-    }
-  return "unknown";
 }
 
 struct Totals {
@@ -421,13 +316,6 @@ Totals totals(const Dataplane& dp) {
   t.resolves = e[unsigned(Event::resolve_requests)];
   return t;
 }
-void print_drops(const Dataplane& dp) {
-  uint64_t d[kDropCount], e[kEventCount];
-  dp.counters(d, e);
-  for (unsigned i = 0; i < kDropCount; ++i)
-    if (d[i]) std::fprintf(stderr, "  drop %s: %llu\n", kDropNames[i], (unsigned long long)d[i]);
-}
-
 // Checks a relayed packet against what pair k, direction `dir` should produce.
 bool check_output(const rte_mbuf* m, const SavedHeader& in, uint32_t k, unsigned dir,
                   const PortInfo* ports, std::string& why) {
@@ -506,48 +394,10 @@ Bench::~Bench() {
 }
 
 bool Bench::setup() {
-  veil::config::Config& cfg = cfg_;
-  cfg.source = "veil-bench";
-  const char* names[2] = {"ext", "int"};
-  uint32_t nets[2] = {kExtNet, kIntNet};
-  for (unsigned i = 0; i < 2; ++i) {
-    std::string base = "vb" + std::to_string(run_) + "_" + names[i];
-    rings_[2 * i] = rte_ring_create((base + "_rx").c_str(), 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-    rings_[2 * i + 1] =
-        rte_ring_create((base + "_tx").c_str(), 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-    if (!rings_[2 * i] || !rings_[2 * i + 1]) {
-      std::fprintf(stderr, "veil-bench: rte_ring_create: %s\n", rte_strerror(rte_errno));
-      return false;
-    }
-    std::string dev = "net_ring_" + base;
-    if (rte_eth_from_rings(dev.c_str(), &rings_[2 * i], 1, &rings_[2 * i + 1], 1, 0) < 0) {
-      std::fprintf(stderr, "veil-bench: rte_eth_from_rings(%s): %s\n", dev.c_str(),
-                   rte_strerror(rte_errno));
-      return false;
-    }
-    veil::config::PortConfig pc;
-    pc.name = std::string(names[i]) + "0";
-    pc.role = i == 0 ? veil::config::Role::External : veil::config::Role::Internal;
-    pc.device = dev;
-    for (unsigned j = 0; j < kAddrsPerPort; ++j)
-      pc.addresses.push_back(IpPrefix{IpAddr::v4(nets[i] | (1 + j)), 24});
-    cfg.ports.push_back(pc);
-  }
-  cfg.media_external = {kFirstMediaPort, 65535};
-  cfg.media_internal = {kFirstMediaPort, 65535};
-  cfg.limits.max_flows = flows_ + flows_ / 4 + 1024;
-  cfg.dataplane.mbufs = args_.mbufs + 4095;
-  std::string err;
-  Options opt;
-  opt.create_taps = false;  // no exception path: nothing here is punted
-  dp_ = Dataplane::create(cfg, opt, err);
-  if (!dp_) {
-    std::fprintf(stderr, "veil-bench: Dataplane::create: %s\n", err.c_str());
-    return false;
-  }
+  dp_ = create_ring_dataplane("veil-bench", "vb" + std::to_string(run_), flows_ + flows_ / 4 + 1024,
+                              args_.mbufs + 4095, cfg_, rings_);
+  if (!dp_) return false;
   const PortInfo* ports = dp_->ports().data();
-  dp_->neighbours().learn(0, kExtRemote, kExtRemoteMac);
-  dp_->neighbours().learn(1, kIntRemote, kIntRemoteMac);
 
   uint64_t t0 = rte_rdtsc();
   uint32_t pairs = flows_ / 2;
@@ -697,12 +547,6 @@ uint64_t Bench::run_restore_only(uint64_t packets) {
     if (++pos_ == seq_.bursts()) pos_ = 0;
   }
   return rte_rdtsc() - t0;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 void Bench::measure() {
@@ -912,39 +756,13 @@ int main(int argc, char** argv) {
   Args args;
   if (!parse_args(argc, argv, args)) return 2;
 
-  std::vector<std::string> eal{argv[0],
-                               args.hugepages ? "--in-memory" : "--no-huge",
-                               "-m",
-                               "2048",
-                               "--no-pci",
-                               "--file-prefix",
-                               "veil-bench-" + std::to_string(getpid()),
-                               "-l",
-                               std::to_string(args.lcore),
-                               "--no-shconf",
-                               "--no-telemetry",
-                               "--log-level",
-                               "lib.eal:warning",
-                               "--log-level",
-                               "pmd.net.ring:warning"};
-  std::vector<char*> eal_argv;
-  for (auto& s : eal) eal_argv.push_back(s.data());
-  if (rte_eal_init(int(eal_argv.size()), eal_argv.data()) < 0) {
-    std::fprintf(stderr, "veil-bench: rte_eal_init: %s\n", rte_strerror(rte_errno));
-    return 1;
-  }
+  if (!eal_init("veil-bench", argv[0], args.lcore, args.hugepages, 2048)) return 1;
 
-  char date[64];
-  std::time_t now = std::time(nullptr);
-  std::strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&now));
   uint64_t hz = rte_get_tsc_hz();
   std::printf(
       "veil-bench: media fast path, one lcore, burst %u, %u-byte frames (G.711 20 ms RTP)\n",
       kBurst, kFrameLen);
-  std::printf("command:  %s\n", args.cmdline.c_str());
-  std::printf("date:     %s\n", date);
-  std::printf("cpu:      %s, %ld online cpus, TSC %.3f GHz; running on lcore %u\n",
-              cpu_model().c_str(), sysconf(_SC_NPROCESSORS_ONLN), double(hz) / 1e9, rte_lcore_id());
+  print_run_info(args.cmdline, hz);
   std::printf("build:    %s, gcc %s, %s\n", rte_version(), __VERSION__,
 #ifdef NDEBUG
               "NDEBUG"

@@ -63,6 +63,7 @@
 #include "dataplane/packet.h"
 #include "dataplane/srtp_lib.h"
 #include "dataplane/worker.h"
+#include "tools/bench_common.h"
 
 namespace {
 
@@ -71,43 +72,11 @@ using veil::Family;
 using veil::IpAddr;
 using veil::IpPrefix;
 using namespace veil::dp;
+using namespace veil::bench;
 
-constexpr unsigned kBurst = 32;
 constexpr uint16_t kRtpLen = 172;
 constexpr uint16_t kHdrs = kEthHdrLen + kIpv4HdrLen + kUdpHdrLen;  // 42
 constexpr unsigned kSlot = 256;                                    // bytes per stored frame
-
-constexpr uint32_t kExtNet = 0xcb007100;  // 203.0.113.0/24
-constexpr uint32_t kIntNet = 0xc6336400;  // 198.51.100.0/24
-constexpr uint16_t kFirstMediaPort = 1024;
-const IpAddr kExtRemote = IpAddr::v4(kExtNet | 100);
-const IpAddr kIntRemote = IpAddr::v4(kIntNet | 10);
-constexpr MacAddr kExtRemoteMac{{0x02, 0, 0, 0, 0x01, 0x64}};
-constexpr MacAddr kIntRemoteMac{{0x02, 0, 0, 0, 0x02, 0x0a}};
-
-Endpoint ext_local(uint32_t k) { return {IpAddr::v4(kExtNet | (1 + k % 8)), uint16_t(kFirstMediaPort + k / 8)}; }
-Endpoint int_local(uint32_t k) { return {IpAddr::v4(kIntNet | (1 + k % 8)), uint16_t(kFirstMediaPort + k / 8)}; }
-Endpoint ext_remote(uint32_t k) { return {kExtRemote, uint16_t(10000 + k % 50000)}; }
-Endpoint int_remote(uint32_t k) { return {kIntRemote, uint16_t(10000 + (k * 7919u) % 50000)}; }
-
-struct Leg {
-  uint8_t in_port, out_port;
-  Endpoint src, dst, out_src, out_dst;
-  MacAddr src_mac, out_dst_mac;
-};
-Leg leg(uint32_t k, unsigned dir) {
-  if (dir == 0) return {0, 1, ext_remote(k), ext_local(k), int_local(k), int_remote(k), kExtRemoteMac, kIntRemoteMac};
-  return {1, 0, int_remote(k), int_local(k), ext_local(k), ext_remote(k), kIntRemoteMac, kExtRemoteMac};
-}
-
-void wr16(uint8_t* p, uint16_t v) {
-  p[0] = uint8_t(v >> 8);
-  p[1] = uint8_t(v);
-}
-void wr32(uint8_t* p, uint32_t v) {
-  wr16(p, uint16_t(v >> 16));
-  wr16(p + 2, uint16_t(v));
-}
 
 // The RTP packet of pair k, direction dir, sequence number seq.
 void build_rtp(uint8_t* rtp, uint32_t k, unsigned dir, uint16_t seq) {
@@ -117,33 +86,6 @@ void build_rtp(uint8_t* rtp, uint32_t k, unsigned dir, uint16_t seq) {
   wr32(rtp + 4, uint32_t(seq) * 160u);
   wr32(rtp + 8, 2 * k + 1 + dir);  // SSRC: the flow id
   for (unsigned i = 12; i < kRtpLen; ++i) rtp[i] = uint8_t(0xd5 ^ i ^ seq);
-}
-
-// Ethernet/IPv4/UDP around a payload already at f + kHdrs.
-void build_headers(uint8_t* f, const MacAddr& port_mac, const Leg& l, uint16_t plen, uint16_t id) {
-  std::memcpy(f, port_mac.b, 6);
-  std::memcpy(f + 6, l.src_mac.b, 6);
-  wr16(f + 12, 0x0800);
-  uint8_t* ip = f + kEthHdrLen;
-  ip[0] = 0x45;
-  ip[1] = 0xb8;
-  wr16(ip + 2, uint16_t(kIpv4HdrLen + kUdpHdrLen + plen));
-  wr16(ip + 4, id);
-  wr16(ip + 6, 0x4000);
-  ip[8] = 64;
-  ip[9] = kProtoUdp;
-  ip[10] = ip[11] = 0;
-  std::memcpy(ip + 12, l.src.addr.bytes.data(), 4);
-  std::memcpy(ip + 16, l.dst.addr.bytes.data(), 4);
-  uint16_t c = ipv4_header_checksum(ip);
-  std::memcpy(ip + 10, &c, 2);
-  uint8_t* udp = ip + kIpv4HdrLen;
-  wr16(udp, l.src.port);
-  wr16(udp + 2, l.dst.port);
-  wr16(udp + 4, uint16_t(kUdpHdrLen + plen));
-  udp[6] = udp[7] = 0;
-  c = l4_checksum(Family::V4, ip, udp, uint16_t(kUdpHdrLen + plen), kProtoUdp);
-  std::memcpy(udp + 6, &c, 2);
 }
 
 SrtpKeying keying(SrtpProfile p, uint32_t k, unsigned dir) {
@@ -200,18 +142,8 @@ struct Args {
   std::string cmdline;
 };
 
-bool parse_count(std::string_view s, uint64_t& out) {
-  uint64_t mult = 1;
-  if (!s.empty() && (s.back() == 'k' || s.back() == 'K'))
-    mult = 1000, s.remove_suffix(1);
-  else if (!s.empty() && s.back() == 'M')
-    mult = 1u << 20, s.remove_suffix(1);
-  uint64_t v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size() || s.empty()) return false;
-  out = v * mult;
-  return true;
-}
+// The M suffix of counts (--packets 1M): 2^20 here.
+constexpr uint64_t kMega = 1u << 20;
 
 void usage(FILE* to) {
   std::fprintf(to,
@@ -243,15 +175,16 @@ bool parse_args(int argc, char** argv, Args& a) {
     if (i + 1 >= argc) return usage(stderr), false;
     std::string_view val = argv[++i];
     uint64_t v = 0;
-    if (opt == "--flows" && parse_count(val, v) && v >= 2 && v <= 100000) {
+    if (opt == "--flows" && parse_count(val, kMega, v) && v >= 2 && v <= 100000) {
       a.flows = uint32_t(v + (v & 1));
-    } else if (opt == "--packets" && parse_count(val, v) && v >= 2 * kBurst && v <= (8u << 20)) {
+    } else if (opt == "--packets" && parse_count(val, kMega, v) && v >= 2 * kBurst &&
+               v <= (8u << 20)) {
       a.packets = v / (2 * kBurst) * (2 * kBurst);
-    } else if (opt == "--reps" && parse_count(val, v) && v >= 1 && v <= 100) {
+    } else if (opt == "--reps" && parse_count(val, kMega, v) && v >= 1 && v <= 100) {
       a.reps = unsigned(v);
-    } else if (opt == "--mbufs" && parse_count(val, v) && v >= kBurst && v <= 65536) {
+    } else if (opt == "--mbufs" && parse_count(val, kMega, v) && v >= kBurst && v <= 65536) {
       a.mbufs = unsigned(v / kBurst * kBurst);
-    } else if (opt == "--lcore" && parse_count(val, v) && v < 1024) {
+    } else if (opt == "--lcore" && parse_count(val, kMega, v) && v < 1024) {
       a.lcore = unsigned(v);
     } else if (opt == "--profiles") {
       a.profiles.clear();
@@ -276,20 +209,6 @@ bool parse_args(int argc, char** argv, Args& a) {
   return true;
 }
 
-std::string loadavg() {
-  std::ifstream in("/proc/loadavg");
-  std::string a, b, c;
-  in >> a >> b >> c;
-  return a + " " + b + " " + c;
-}
-std::string cpu_model() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  return "unknown";
-}
-
 void totals(const Dataplane& dp, uint64_t& relayed, uint64_t& drops) {
   uint64_t d[kDropCount], e[kEventCount];
   dp.counters(d, e);
@@ -297,19 +216,6 @@ void totals(const Dataplane& dp, uint64_t& relayed, uint64_t& drops) {
   for (unsigned i = 0; i < kDropCount; ++i) drops += d[i];
   relayed = e[unsigned(Event::relayed)];
 }
-void print_drops(const Dataplane& dp) {
-  uint64_t d[kDropCount], e[kEventCount];
-  dp.counters(d, e);
-  for (unsigned i = 0; i < kDropCount; ++i)
-    if (d[i]) std::fprintf(stderr, "  drop %s: %llu\n", kDropNames[i], (unsigned long long)d[i]);
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 class Bench {
  public:
   Bench(const Args& a, SrtpProfile prof, unsigned run) : args_(a), prof_(prof), run_(run) {}
@@ -332,6 +238,7 @@ class Bench {
   SrtpProfile prof_;
   unsigned run_;
   uint32_t pairs_ = 0;
+  veil::config::Config cfg_;  // outlives dp_
   rte_ring* rings_[4] = {};
   std::unique_ptr<Dataplane> dp_;
   std::vector<rte_mbuf*> mbufs_;
@@ -357,41 +264,10 @@ Bench::~Bench() {
 }
 
 bool Bench::setup() {
-  veil::config::Config cfg;
-  cfg.source = "veil-srtp-bench";
-  const char* names[2] = {"ext", "int"};
-  uint32_t nets[2] = {kExtNet, kIntNet};
-  for (unsigned i = 0; i < 2; ++i) {
-    std::string base = "vsb" + std::to_string(run_) + "_" + names[i];
-    rings_[2 * i] = rte_ring_create((base + "_rx").c_str(), 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-    rings_[2 * i + 1] = rte_ring_create((base + "_tx").c_str(), 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-    std::string dev = "net_ring_" + base;
-    if (!rings_[2 * i] || !rings_[2 * i + 1] ||
-        rte_eth_from_rings(dev.c_str(), &rings_[2 * i], 1, &rings_[2 * i + 1], 1, 0) < 0) {
-      std::fprintf(stderr, "veil-srtp-bench: ring port %s: %s\n", dev.c_str(), rte_strerror(rte_errno));
-      return false;
-    }
-    veil::config::PortConfig pc;
-    pc.name = std::string(names[i]) + "0";
-    pc.role = i == 0 ? veil::config::Role::External : veil::config::Role::Internal;
-    pc.device = dev;
-    for (unsigned j = 0; j < 8; ++j) pc.addresses.push_back(IpPrefix{IpAddr::v4(nets[i] | (1 + j)), 24});
-    cfg.ports.push_back(pc);
-  }
-  cfg.media_external = {kFirstMediaPort, 65535};
-  cfg.media_internal = {kFirstMediaPort, 65535};
-  cfg.limits.max_flows = args_.flows + args_.flows / 4 + 1024;
-  cfg.dataplane.mbufs = args_.mbufs + 4095;
-  Options opt;
-  opt.create_taps = false;
-  std::string err;
-  dp_ = Dataplane::create(cfg, opt, err);
-  if (!dp_) {
-    std::fprintf(stderr, "veil-srtp-bench: Dataplane::create: %s\n", err.c_str());
-    return false;
-  }
-  dp_->neighbours().learn(0, kExtRemote, kExtRemoteMac);
-  dp_->neighbours().learn(1, kIntRemote, kIntRemoteMac);
+  dp_ = create_ring_dataplane("veil-srtp-bench", "vsb" + std::to_string(run_),
+                              args_.flows + args_.flows / 4 + 1024, args_.mbufs + 4095, cfg_,
+                              rings_);
+  if (!dp_) return false;
 
   pairs_ = args_.flows / 2;
   for (uint32_t k = 0; k < pairs_; ++k) {
@@ -443,7 +319,7 @@ bool Bench::setup() {
       return false;
     }
     Leg l = leg(k, d);
-    build_headers(f, ports[l.in_port].mac, l, uint16_t(plen), uint16_t(i));
+    write_udp_headers(f, ports[l.in_port].mac, l, uint16_t(plen), uint16_t(i));
     len_[i] = uint16_t(kHdrs + plen);
     pair_[i] = k;
     seqno_[i] = seq;
@@ -657,32 +533,17 @@ void Bench::measure() {
 int main(int argc, char** argv) {
   Args args;
   if (!parse_args(argc, argv, args)) return 2;
-  std::vector<std::string> eal{argv[0], "--no-huge", "-m", "1024", "--no-pci", "--file-prefix",
-                               "veil-srtp-bench-" + std::to_string(getpid()), "-l", std::to_string(args.lcore),
-                               "--no-shconf", "--no-telemetry", "--log-level", "lib.eal:warning",
-                               "--log-level", "pmd.net.ring:warning"};
-  std::vector<char*> eal_argv;
-  for (auto& s : eal) eal_argv.push_back(s.data());
-  if (rte_eal_init(int(eal_argv.size()), eal_argv.data()) < 0) {
-    std::fprintf(stderr, "veil-srtp-bench: rte_eal_init: %s\n", rte_strerror(rte_errno));
-    return 1;
-  }
+  if (!eal_init("veil-srtp-bench", argv[0], args.lcore, false, 1024)) return 1;
   SrtpInfo si = srtp_start();
   srtp_use_stock_crypto(args.stock_crypto);
   if (!si.ok || !si.openssl) {
     std::fprintf(stderr, "veil-srtp-bench: libsrtp2 not usable or not on OpenSSL (%s)\n", si.backend.c_str());
     return 1;
   }
-  char date[64];
-  std::time_t now = std::time(nullptr);
-  std::strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&now));
   uint64_t hz = rte_get_tsc_hz();
   std::printf("veil-srtp-bench: SRTP<->RTP transcryption through the worker, one lcore, burst %u, G.711 (172-byte RTP)\n",
               kBurst);
-  std::printf("command:  %s\n", args.cmdline.c_str());
-  std::printf("date:     %s\n", date);
-  std::printf("cpu:      %s, %ld online cpus, TSC %.3f GHz; running on lcore %u\n", cpu_model().c_str(),
-              sysconf(_SC_NPROCESSORS_ONLN), double(hz) / 1e9, rte_lcore_id());
+  print_run_info(args.cmdline, hz);
   std::printf("build:    %s, %s (%s backend), gcc %s, %s\n", rte_version(), si.version.c_str(), si.backend.c_str(),
               __VERSION__,
 #ifdef NDEBUG

@@ -22,112 +22,23 @@
 #include "dataplane/packet.h"
 #include "dataplane/stun.h"
 #include "dataplane/worker.h"
+#include "tests/dataplane/ring_lab.h"
 
 using namespace veil;
 using namespace veil::dp;
+using namespace veil::dptest;
 
 namespace {
 
-class EalEnv : public ::testing::Environment {
- public:
-  void SetUp() override {
-    std::string prefix = "veil-icetest-" + std::to_string(getpid());
-    std::vector<std::string> args = {"ice_test", "--lcores", "0@0", "--no-huge", "-m", "256",
-                                     "--no-pci", "--no-shconf", "--file-prefix", prefix,
-                                     "--log-level", "lib.eal:warning"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    ASSERT_GE(rte_eal_init(int(argv.size()), argv.data()), 0);
-  }
-  void TearDown() override { rte_eal_cleanup(); }
-};
-const auto* g_env = ::testing::AddGlobalTestEnvironment(new EalEnv);
+const auto* g_env =
+    ::testing::AddGlobalTestEnvironment(new EalEnv("ice_test", "veil-icetest", "0@0", "256"));
 
-IpAddr addr(const char* s) { return *IpAddr::parse(s); }
-Endpoint ep(const char* s) { return *Endpoint::parse(s); }
-
-const MacAddr kExtHostMac{{0x02, 0xee, 0, 0, 0, 0x10}};
-const MacAddr kIntHostMac{{0x02, 0x11, 0, 0, 0, 0x10}};
 const char kPwd[] = "0123456789abcdefghijkl";  // Veil's a=ice-pwd
 const uint8_t kTxid[12] = {0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8, 0xa9, 0xaa, 0xab, 0xac};
 
-struct RingPort {
-  rte_ring* rx = nullptr;
-  rte_ring* tx = nullptr;
-  std::string name;
-};
-std::atomic<int> g_seq{0};
-
-RingPort make_ring_port(const std::string& tag) {
-  RingPort p;
-  p.name = "ip_" + tag + std::to_string(g_seq.fetch_add(1));
-  p.rx = rte_ring_create(("rx_" + p.name).c_str(), 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-  p.tx = rte_ring_create(("tx_" + p.name).c_str(), 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-  EXPECT_GE(rte_eth_from_rings(p.name.c_str(), &p.rx, 1, &p.tx, 1, 0), 0);
-  p.name = "net_ring_" + p.name;
-  return p;
-}
-
-void put16(std::vector<uint8_t>& f, size_t o, uint16_t v) {
-  f[o] = uint8_t(v >> 8);
-  f[o + 1] = uint8_t(v);
-}
-
-// Ethernet + IPv4/IPv6 + UDP with a full checksum, DSCP EF, TTL/hop limit 57.
-std::vector<uint8_t> udp_frame(const MacAddr& dst_mac, const MacAddr& src_mac, const Endpoint& src,
-                               const Endpoint& dst, const std::vector<uint8_t>& payload,
-                               uint8_t ttl = 57) {
-  bool v4 = src.addr.is_v4();
-  size_t l3 = v4 ? 20 : 40;
-  std::vector<uint8_t> f(14 + l3 + 8 + payload.size());
-  std::memcpy(&f[0], dst_mac.b, 6);
-  std::memcpy(&f[6], src_mac.b, 6);
-  put16(f, 12, v4 ? 0x0800 : 0x86dd);
-  uint8_t* ipp = &f[14];
-  uint16_t ulen = uint16_t(8 + payload.size());
-  if (v4) {
-    ipp[0] = 0x45;
-    ipp[1] = 0xb8;
-    put16(f, 16, uint16_t(20 + ulen));
-    put16(f, 18, 0x1234);
-    put16(f, 20, 0x4000);
-    ipp[8] = ttl;
-    ipp[9] = 17;
-    std::memcpy(ipp + 12, src.addr.bytes.data(), 4);
-    std::memcpy(ipp + 16, dst.addr.bytes.data(), 4);
-    uint16_t c = ipv4_header_checksum(ipp);
-    std::memcpy(ipp + 10, &c, 2);
-  } else {
-    ipp[0] = 0x6b;
-    ipp[1] = 0x80;
-    put16(f, 18, ulen);
-    ipp[6] = 17;
-    ipp[7] = ttl;
-    std::memcpy(ipp + 8, src.addr.bytes.data(), 16);
-    std::memcpy(ipp + 24, dst.addr.bytes.data(), 16);
-  }
-  size_t u = 14 + l3;
-  put16(f, u, src.port);
-  put16(f, u + 2, dst.port);
-  put16(f, u + 4, ulen);
-  std::memcpy(&f[u + 8], payload.data(), payload.size());
-  uint16_t c = l4_checksum(v4 ? Family::V4 : Family::V6, ipp, &f[u], ulen, 17);
-  std::memcpy(&f[u + 6], &c, 2);
-  return f;
-}
-
+// RTP with the dynamic payload type a browser offers (111, Opus).
 std::vector<uint8_t> rtp(uint16_t seq, size_t len = 172) {
-  std::vector<uint8_t> p(len);
-  p[0] = 0x80;
-  p[1] = 111;
-  p[2] = uint8_t(seq >> 8);
-  p[3] = uint8_t(seq);
-  p[8] = 0xca;
-  p[9] = 0xfe;
-  p[10] = 0xba;
-  p[11] = 0xbe;
-  for (size_t i = 12; i < len; ++i) p[i] = uint8_t(i * 7 + seq);
-  return p;
+  return rtp_payload(seq, len, 0x80, 111);
 }
 
 // A connectivity check as a browser (controlling, full ICE) sends it: USERNAME
@@ -171,36 +82,16 @@ std::vector<uint8_t> dtls_record(size_t body = 60) {
   return r;
 }
 
-Parsed parse(const std::vector<uint8_t>& f) {
-  Parsed p;
-  MacAddr any;
-  std::memcpy(any.b, f.data(), 6);
-  EXPECT_EQ(parse_frame(f.data(), uint32_t(f.size()), any, p), kNoDrop);
-  return p;
-}
-
-struct Lab {
-  RingPort ext, intp, ext_exc, int_exc;
-  std::unique_ptr<Dataplane> dp;
-  MacAddr ext_mac, int_mac;
-  uint64_t tsc = 1'000'000'000;
-
+struct Lab : RingLab {
   Lab() {
     ext = make_ring_port("e");
     intp = make_ring_port("i");
     ext_exc = make_ring_port("ex");
     int_exc = make_ring_port("ix");
-    config::Config cfg;
-    config::PortConfig e, i;
-    e.name = "ext0";
-    e.role = config::Role::External;
-    e.device = ext.name;
-    e.addresses = {*IpPrefix::parse("203.0.113.1/24"), *IpPrefix::parse("2001:db8:1::1/64")};
-    i.name = "int0";
-    i.role = config::Role::Internal;
-    i.device = intp.name;
-    i.addresses = {*IpPrefix::parse("198.51.100.1/24")};
-    cfg.ports = {e, i};
+    cfg.ports = {
+        port_config("ext0", config::Role::External, ext,
+                    {*IpPrefix::parse("203.0.113.1/24"), *IpPrefix::parse("2001:db8:1::1/64")}),
+        port_config("int0", config::Role::Internal, intp, {*IpPrefix::parse("198.51.100.1/24")})};
     cfg.media_external = {20000, 29999};
     cfg.media_internal = {30000, 39999};
     cfg.limits.max_flows = 64;
@@ -208,49 +99,14 @@ struct Lab {
     cfg.dataplane.mbufs = 2047;
     Options opt;
     opt.exception_devices = {ext_exc.name, int_exc.name};
-    std::string err;
-    dp = Dataplane::create(cfg, opt, err);
-    EXPECT_TRUE(dp) << err;
+    create(opt);
     if (!dp) return;
-    ext_mac = dp->ports()[0].mac;
-    int_mac = dp->ports()[1].mac;
     dp->neighbours().learn(0, addr("203.0.113.10"), kExtHostMac);
     dp->neighbours().learn(0, addr("203.0.113.11"), kExtHostMac);
     dp->neighbours().learn(0, addr("2001:db8:1::10"), kExtHostMac);
     dp->neighbours().learn(1, addr("198.51.100.10"), kIntHostMac);
   }
-  ~Lab() {
-    dp.reset();
-    for (RingPort* p : {&ext, &intp, &ext_exc, &int_exc}) {
-      void* m;
-      for (rte_ring* r : {p->tx, p->rx})
-        while (rte_ring_dequeue(r, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
-      rte_ring_free(p->rx);
-      rte_ring_free(p->tx);
-    }
-  }
   uint64_t ms(uint64_t n) const { return dp->tsc_hz() / 1000 * n; }
-  void inject(RingPort& p, const std::vector<uint8_t>& frame) {
-    rte_mbuf* m = rte_pktmbuf_alloc(dp->pool());
-    ASSERT_NE(m, nullptr);
-    std::memcpy(rte_pktmbuf_append(m, uint16_t(frame.size())), frame.data(), frame.size());
-    ASSERT_EQ(rte_ring_enqueue(p.rx, m), 0);
-  }
-  std::vector<std::vector<uint8_t>> take(RingPort& p) {
-    std::vector<std::vector<uint8_t>> out;
-    void* v;
-    while (rte_ring_dequeue(p.tx, &v) == 0) {
-      auto* m = static_cast<rte_mbuf*>(v);
-      const uint8_t* d = rte_pktmbuf_mtod(m, const uint8_t*);
-      out.emplace_back(d, d + m->data_len);
-      rte_pktmbuf_free(m);
-    }
-    return out;
-  }
-  void pass(uint64_t advance = 1000) {
-    tsc += advance;
-    dp->worker(0).pass(tsc);
-  }
   // From the browser at `src` to Veil's browser-side media port.
   void from_browser(const Endpoint& src, const std::vector<uint8_t>& payload) {
     Endpoint dst = src.addr.is_v4() ? ep("203.0.113.1:20000") : ep("[2001:db8:1::1]:20002");
@@ -286,7 +142,6 @@ struct Lab {
     ASSERT_EQ(dp->flows().install(a, &why), 0) << why;
     ASSERT_EQ(dp->flows().install(b, &why), 0) << why;
   }
-  uint64_t flow_drop(uint32_t id, FlowDrop d) { return dp->flows().get(id)->counters.drops[unsigned(d)]; }
 };
 
 const Endpoint kBrowser = ep("203.0.113.10:4000");

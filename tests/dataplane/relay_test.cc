@@ -20,86 +20,34 @@
 #include "dataplane/dataplane.h"
 #include "dataplane/packet.h"
 #include "dataplane/worker.h"
+#include "tests/dataplane/ring_lab.h"
 
 using namespace veil;
 using namespace veil::dp;
+using namespace veil::dptest;
 
 namespace {
 
-class EalEnv : public ::testing::Environment {
- public:
-  void SetUp() override {
-    std::string prefix = "veil-dptest-" + std::to_string(getpid());
-    // Three lcores on the machine's two CPUs: the test thread, and up to two workers.
-    std::vector<std::string> args = {"relay_test", "--lcores", "0@0,1@1,2@1", "--no-huge", "-m", "512",
-                                     "--no-pci", "--no-shconf", "--file-prefix", prefix,
-                                     "--log-level", "lib.eal:warning"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    ASSERT_GE(rte_eal_init(int(argv.size()), argv.data()), 0);
-  }
-  void TearDown() override { rte_eal_cleanup(); }
-};
-const auto* g_env = ::testing::AddGlobalTestEnvironment(new EalEnv);
+// Three lcores on the machine's two CPUs: the test thread, and up to two workers.
+const auto* g_env = ::testing::AddGlobalTestEnvironment(
+    new EalEnv("relay_test", "veil-dptest", "0@0,1@1,2@1", "512"));
 
-IpAddr addr(const char* s) { return *IpAddr::parse(s); }
-Endpoint ep(const char* s) { return *Endpoint::parse(s); }
-
-const MacAddr kExtHostMac{{0x02, 0xee, 0, 0, 0, 0x10}};
-const MacAddr kIntHostMac{{0x02, 0x11, 0, 0, 0, 0x10}};
 const MacAddr kIntHost2Mac{{0x02, 0x11, 0, 0, 0, 0x20}};
 
-struct RingPort {
-  rte_ring* rx = nullptr;  // test -> port (queue 0)
-  rte_ring* tx = nullptr;  // port -> test (queue 0)
-  rte_ring* rx1 = nullptr;  // queue 1, when the port has two
-  rte_ring* tx1 = nullptr;
-  std::string name;
-};
-
-std::atomic<int> g_seq{0};
-
-RingPort make_ring_port(const std::string& tag, unsigned queues = 1) {
-  RingPort p;
-  int n = g_seq.fetch_add(1);
-  p.name = "rp_" + tag + std::to_string(n);
-  p.rx = rte_ring_create(("rx_" + p.name).c_str(), 4096, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-  p.tx = rte_ring_create(("tx_" + p.name).c_str(), 4096, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-  if (queues > 1) {
-    p.rx1 = rte_ring_create(("rx1_" + p.name).c_str(), 4096, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-    p.tx1 = rte_ring_create(("tx1_" + p.name).c_str(), 4096, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-  }
-  rte_ring* rxs[2] = {p.rx, p.rx1};
-  rte_ring* txs[2] = {p.tx, p.tx1};
-  EXPECT_GE(rte_eth_from_rings(p.name.c_str(), rxs, queues, txs, queues, 0), 0);
-  p.name = "net_ring_" + p.name;  // the ethdev name rte_eth_from_rings gives the port
-  return p;
-}
-
-struct Lab {
-  RingPort ext, intp, ext_exc, int_exc;
-  std::unique_ptr<Dataplane> dp;
-  MacAddr ext_mac, int_mac;
-
+struct Lab : RingLab {
   explicit Lab(uint32_t punt_pps = 20000, std::vector<unsigned> workers = {},
                uint32_t punt_pps_per_source = 0) {
     unsigned q = workers.size() > 1 ? unsigned(workers.size()) : 1;
-    ext = make_ring_port("e", q);
-    intp = make_ring_port("i", q);
-    ext_exc = make_ring_port("ex", q);
-    int_exc = make_ring_port("ix", q);
-    config::Config cfg;
-    config::PortConfig e, i;
-    e.name = "ext0";
-    e.role = config::Role::External;
-    e.device = ext.name;
-    e.addresses = {*IpPrefix::parse("203.0.113.1/24"), *IpPrefix::parse("2001:db8:1::1/64")};
-    i.name = "int0";
-    i.role = config::Role::Internal;
-    i.device = intp.name;
-    i.addresses = {*IpPrefix::parse("198.51.100.1/24"), *IpPrefix::parse("2001:db8:2::1/64")};
-    i.gateway4 = addr("198.51.100.254");
-    cfg.ports = {e, i};
+    ext = make_ring_port("e", q, 4096);
+    intp = make_ring_port("i", q, 4096);
+    ext_exc = make_ring_port("ex", q, 4096);
+    int_exc = make_ring_port("ix", q, 4096);
+    cfg.ports = {
+        port_config("ext0", config::Role::External, ext,
+                    {*IpPrefix::parse("203.0.113.1/24"), *IpPrefix::parse("2001:db8:1::1/64")}),
+        port_config("int0", config::Role::Internal, intp,
+                    {*IpPrefix::parse("198.51.100.1/24"), *IpPrefix::parse("2001:db8:2::1/64")})};
+    cfg.ports[1].gateway4 = addr("198.51.100.254");
     cfg.media_external = {20000, 29999};
     cfg.media_internal = {30000, 39999};
     cfg.cores.workers = workers;
@@ -110,51 +58,7 @@ struct Lab {
     cfg.dataplane.mbufs = 4095;
     Options opt;
     opt.exception_devices = {ext_exc.name, int_exc.name};
-    std::string err;
-    dp = Dataplane::create(cfg, opt, err);
-    EXPECT_TRUE(dp) << err;
-    if (!dp) return;
-    ext_mac = dp->ports()[0].mac;
-    int_mac = dp->ports()[1].mac;
-  }
-  ~Lab() {
-    dp.reset();
-    for (RingPort* p : {&ext, &intp, &ext_exc, &int_exc}) {
-      drain(*p);
-      rte_ring_free(p->rx);
-      rte_ring_free(p->tx);
-      rte_ring_free(p->rx1);
-      rte_ring_free(p->tx1);
-    }
-  }
-  static void drain(RingPort& p) {
-    void* m;
-    for (rte_ring* r : {p.tx, p.rx, p.tx1, p.rx1}) {
-      if (!r) continue;
-      while (rte_ring_dequeue(r, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
-    }
-  }
-  void inject(RingPort& p, const std::vector<uint8_t>& frame, unsigned queue = 0) {
-    rte_mbuf* m = rte_pktmbuf_alloc(dp->pool());
-    ASSERT_NE(m, nullptr);
-    std::memcpy(rte_pktmbuf_append(m, uint16_t(frame.size())), frame.data(), frame.size());
-    ASSERT_EQ(rte_ring_enqueue(queue ? p.rx1 : p.rx, m), 0);
-  }
-  std::vector<std::vector<uint8_t>> take(RingPort& p, unsigned queue = 0) {
-    std::vector<std::vector<uint8_t>> out;
-    void* v;
-    while (rte_ring_dequeue(queue ? p.tx1 : p.tx, &v) == 0) {
-      auto* m = static_cast<rte_mbuf*>(v);
-      const uint8_t* d = rte_pktmbuf_mtod(m, const uint8_t*);
-      out.emplace_back(d, d + m->data_len);
-      rte_pktmbuf_free(m);
-    }
-    return out;
-  }
-  uint64_t tsc = 1'000'000'000;
-  void pass(uint64_t advance = 1000) {
-    tsc += advance;
-    dp->worker(0).pass(tsc);
+    create(opt);
   }
   void pair_v4(LatchMode latch = LatchMode::Latch) {
     FlowSpec a;
@@ -183,79 +87,6 @@ struct Lab {
     dp->neighbours().learn(1, addr("198.51.100.10"), kIntHostMac);
   }
 };
-
-void put16(std::vector<uint8_t>& f, size_t o, uint16_t v) {
-  f[o] = uint8_t(v >> 8);
-  f[o + 1] = uint8_t(v);
-}
-
-std::vector<uint8_t> rtp_payload(uint16_t seq, size_t len = 172, uint8_t first = 0x80) {
-  std::vector<uint8_t> p(len);
-  p[0] = first;
-  p[1] = 0;
-  p[2] = uint8_t(seq >> 8);
-  p[3] = uint8_t(seq);
-  p[8] = 0xca;
-  p[9] = 0xfe;
-  p[10] = 0xba;
-  p[11] = 0xbe;
-  for (size_t i = 12; i < len; ++i) p[i] = uint8_t(i * 7 + seq);
-  return p;
-}
-
-// Ethernet + IPv4/IPv6 + UDP with a full checksum (or only the pseudo-header sum, as a
-// Linux veth hands over packets with checksum offload).
-std::vector<uint8_t> udp_frame(const MacAddr& dst_mac, const MacAddr& src_mac, const Endpoint& src,
-                               const Endpoint& dst, const std::vector<uint8_t>& payload,
-                               bool partial_csum = false, uint16_t ip_id = 0x1234) {
-  bool v4 = src.addr.is_v4();
-  size_t l3 = v4 ? 20 : 40;
-  std::vector<uint8_t> f(14 + l3 + 8 + payload.size());
-  std::memcpy(&f[0], dst_mac.b, 6);
-  std::memcpy(&f[6], src_mac.b, 6);
-  put16(f, 12, v4 ? 0x0800 : 0x86dd);
-  uint8_t* ipp = &f[14];
-  uint16_t ulen = uint16_t(8 + payload.size());
-  if (v4) {
-    ipp[0] = 0x45;
-    ipp[1] = 0xb8;  // DSCP EF
-    put16(f, 16, uint16_t(20 + ulen));
-    put16(f, 18, ip_id);
-    put16(f, 20, 0x4000);
-    ipp[8] = 57;
-    ipp[9] = 17;
-    std::memcpy(ipp + 12, src.addr.bytes.data(), 4);
-    std::memcpy(ipp + 16, dst.addr.bytes.data(), 4);
-    uint16_t c = ipv4_header_checksum(ipp);
-    std::memcpy(ipp + 10, &c, 2);
-  } else {
-    ipp[0] = 0x6b;  // traffic class 0xb8
-    ipp[1] = 0x80;
-    put16(f, 18, ulen);
-    ipp[6] = 17;
-    ipp[7] = 57;
-    std::memcpy(ipp + 8, src.addr.bytes.data(), 16);
-    std::memcpy(ipp + 24, dst.addr.bytes.data(), 16);
-  }
-  size_t u = 14 + l3;
-  put16(f, u, src.port);
-  put16(f, u + 2, dst.port);
-  put16(f, u + 4, ulen);
-  std::memcpy(&f[u + 8], payload.data(), payload.size());
-  Family fam = v4 ? Family::V4 : Family::V6;
-  uint16_t c = partial_csum ? l4_pseudo_checksum(fam, ipp, ulen, 17)
-                            : l4_checksum(fam, ipp, &f[u], ulen, 17);
-  std::memcpy(&f[u + 6], &c, 2);
-  return f;
-}
-
-Parsed parse(const std::vector<uint8_t>& f) {
-  Parsed p;
-  MacAddr any;
-  std::memcpy(any.b, f.data(), 6);
-  EXPECT_EQ(parse_frame(f.data(), uint32_t(f.size()), any, p), kNoDrop);
-  return p;
-}
 
 }  // namespace
 
@@ -323,7 +154,7 @@ TEST(Relay, PartialChecksumInputLeavesWithFullChecksum) {
   Lab lab;
   lab.pair_v4();
   auto in = udp_frame(lab.ext_mac, kExtHostMac, ep("203.0.113.10:4000"), ep("203.0.113.1:20000"),
-                      rtp_payload(9), /*partial_csum=*/true);
+                      rtp_payload(9), /*ttl=*/57, /*partial_csum=*/true);
   ASSERT_FALSE(l4_checksum_ok(in.data(), parse(in)));
   lab.inject(lab.ext, in);
   lab.pass();
@@ -934,19 +765,12 @@ TEST(Concurrency, FlowsChangedWhileTrafficRuns) {
       collect();
     }
   }
-  for (int spin = 0; spin < 2000 && received < kPackets; ++spin) {
-    collect();
-    usleep(1000);
-  }
-  lab.dp->stop();
-  collect();
+  stop_after_collecting(*lab.dp, collect, received, kPackets);
   EXPECT_EQ(received, kPackets);
-  for (int i = 0; i < kPackets; ++i) ASSERT_EQ(seen[i], 1) << "packet " << i;
+  expect_each_seen_once(seen);
   EXPECT_GT(to_a, 0);
   EXPECT_GT(to_b, 0);
-  uint64_t d[kDropCount], e[kEventCount];
-  lab.dp->counters(d, e);
-  for (unsigned k = 0; k < kDropCount; ++k) EXPECT_EQ(d[k], 0u) << kDropNames[k];
+  expect_no_drops(*lab.dp);
   lab.dp->rcu().drain();
 }
 

@@ -22,86 +22,26 @@
 #include "dataplane/packet.h"
 #include "dataplane/srtp_lib.h"
 #include "dataplane/worker.h"
+#include "tests/dataplane/ring_lab.h"
 
 using namespace veil;
 using namespace veil::dp;
+using namespace veil::dptest;
 using Bytes = std::vector<uint8_t>;
 
 namespace {
 
-class EalEnv : public ::testing::Environment {
+// Two lcores on the machine's two CPUs: the test thread and one worker.
+class SrtpEalEnv : public EalEnv {
  public:
+  SrtpEalEnv() : EalEnv("srtp_test", "veil-srtptest", "0@0,1@1", "256") {}
   void SetUp() override {
-    std::string prefix = "veil-srtptest-" + std::to_string(getpid());
-    // Two lcores on the machine's two CPUs: the test thread and one worker.
-    std::vector<std::string> args = {"srtp_test", "--lcores", "0@0,1@1", "--no-huge", "-m", "256", "--no-pci",
-                                     "--no-shconf", "--file-prefix", prefix, "--log-level",
-                                     "lib.eal:warning"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    ASSERT_GE(rte_eal_init(int(argv.size()), argv.data()), 0);
+    EalEnv::SetUp();
+    if (::testing::Test::HasFatalFailure()) return;
     ASSERT_TRUE(srtp_start().ok);  // as veild does at start-up
   }
-  void TearDown() override { rte_eal_cleanup(); }
 };
-const auto* g_env = ::testing::AddGlobalTestEnvironment(new EalEnv);
-
-IpAddr addr(const char* s) { return *IpAddr::parse(s); }
-Endpoint ep(const char* s) { return *Endpoint::parse(s); }
-
-const MacAddr kExtHostMac{{0x02, 0xee, 0, 0, 0, 0x10}};
-const MacAddr kIntHostMac{{0x02, 0x11, 0, 0, 0, 0x10}};
-
-struct RingPort {
-  rte_ring* rx = nullptr;
-  rte_ring* tx = nullptr;
-  std::string name;
-};
-std::atomic<int> g_seq{0};
-
-RingPort make_ring_port(const std::string& tag) {
-  RingPort p;
-  p.name = "sp_" + tag + std::to_string(g_seq.fetch_add(1));
-  p.rx = rte_ring_create(("rx_" + p.name).c_str(), 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-  p.tx = rte_ring_create(("tx_" + p.name).c_str(), 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-  EXPECT_GE(rte_eth_from_rings(p.name.c_str(), &p.rx, 1, &p.tx, 1, 0), 0);
-  p.name = "net_ring_" + p.name;
-  return p;
-}
-
-void put16(Bytes& f, size_t o, uint16_t v) {
-  f[o] = uint8_t(v >> 8);
-  f[o + 1] = uint8_t(v);
-}
-
-// Ethernet + IPv4 + UDP with full checksums.
-Bytes udp_frame(const MacAddr& dst_mac, const MacAddr& src_mac, const Endpoint& src, const Endpoint& dst,
-                const Bytes& payload, uint8_t ttl = 57) {
-  Bytes f(14 + 20 + 8 + payload.size());
-  std::memcpy(&f[0], dst_mac.b, 6);
-  std::memcpy(&f[6], src_mac.b, 6);
-  put16(f, 12, 0x0800);
-  uint8_t* ip = &f[14];
-  uint16_t ulen = uint16_t(8 + payload.size());
-  ip[0] = 0x45;
-  ip[1] = 0xb8;
-  put16(f, 16, uint16_t(20 + ulen));
-  put16(f, 18, 0x1234);
-  put16(f, 20, 0x4000);
-  ip[8] = ttl;
-  ip[9] = 17;
-  std::memcpy(ip + 12, src.addr.bytes.data(), 4);
-  std::memcpy(ip + 16, dst.addr.bytes.data(), 4);
-  uint16_t c = ipv4_header_checksum(ip);
-  std::memcpy(ip + 10, &c, 2);
-  put16(f, 34, src.port);
-  put16(f, 36, dst.port);
-  put16(f, 38, ulen);
-  std::memcpy(&f[42], payload.data(), payload.size());
-  c = l4_checksum(Family::V4, ip, &f[34], ulen, 17);
-  std::memcpy(&f[40], &c, 2);
-  return f;
-}
+const auto* g_env = ::testing::AddGlobalTestEnvironment(new SrtpEalEnv);
 
 Bytes rtp(uint16_t seq, uint32_t ssrc = 0xcafebabe, size_t len = 172) {
   Bytes p(len);
@@ -174,26 +114,13 @@ const Endpoint kSbcExt = ep("203.0.113.1:20000");
 const Endpoint kSbcInt = ep("198.51.100.1:30000");
 const Endpoint kPbx = ep("198.51.100.10:5000");
 
-struct Lab {
-  RingPort ext, intp;
-  config::Config cfg;
-  std::unique_ptr<Dataplane> dp;
-  MacAddr ext_mac, int_mac;
-  uint64_t tsc = 1'000'000'000;
-
+struct Lab : RingLab {
   explicit Lab(std::vector<unsigned> workers = {}) {
     ext = make_ring_port("e");
     intp = make_ring_port("i");
-    config::PortConfig e, i;
-    e.name = "ext0";
-    e.role = config::Role::External;
-    e.device = ext.name;
-    e.addresses = {*IpPrefix::parse("203.0.113.1/24")};
-    i.name = "int0";
-    i.role = config::Role::Internal;
-    i.device = intp.name;
-    i.addresses = {*IpPrefix::parse("198.51.100.1/24")};
-    cfg.ports = {e, i};
+    cfg.ports = {
+        port_config("ext0", config::Role::External, ext, {*IpPrefix::parse("203.0.113.1/24")}),
+        port_config("int0", config::Role::Internal, intp, {*IpPrefix::parse("198.51.100.1/24")})};
     cfg.media_external = {20000, 29999};
     cfg.media_internal = {30000, 39999};
     cfg.limits.max_flows = 64;
@@ -201,24 +128,10 @@ struct Lab {
     cfg.dataplane.mbufs = 1023;
     Options opt;
     opt.create_taps = false;
-    std::string err;
-    dp = Dataplane::create(cfg, opt, err);
-    EXPECT_TRUE(dp) << err;
+    create(opt);
     if (!dp) return;
-    ext_mac = dp->ports()[0].mac;
-    int_mac = dp->ports()[1].mac;
     dp->neighbours().learn(0, addr("203.0.113.10"), kExtHostMac);
     dp->neighbours().learn(1, addr("198.51.100.10"), kIntHostMac);
-  }
-  ~Lab() {
-    dp.reset();
-    for (RingPort* p : {&ext, &intp}) {
-      void* m;
-      for (rte_ring* r : {p->rx, p->tx})
-        while (rte_ring_dequeue(r, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
-      rte_ring_free(p->rx);
-      rte_ring_free(p->tx);
-    }
   }
   // Flow 1: browser -> PBX (receives on kSbcExt); flow 2: PBX -> browser (receives on kSbcInt).
   void install(const SrtpKeying& in1, const SrtpKeying& out1, const SrtpKeying& in2, const SrtpKeying& out2) {
@@ -248,29 +161,12 @@ struct Lab {
     ASSERT_EQ(dp->flows().install(a, &why), 0) << why;
     ASSERT_EQ(dp->flows().install(b, &why), 0) << why;
   }
-  void inject(RingPort& p, const Bytes& frame) {
-    rte_mbuf* m = rte_pktmbuf_alloc(dp->pool());
-    ASSERT_NE(m, nullptr);
-    std::memcpy(rte_pktmbuf_append(m, uint16_t(frame.size())), frame.data(), frame.size());
-    ASSERT_EQ(rte_ring_enqueue(p.rx, m), 0);
-  }
   void from_browser(const Bytes& payload, const Endpoint& src = kBrowser) {
     inject(ext, udp_frame(ext_mac, kExtHostMac, src, kSbcExt, payload));
   }
-  void from_pbx(const Bytes& payload) { inject(intp, udp_frame(int_mac, kIntHostMac, kPbx, kSbcInt, payload)); }
-  std::vector<Bytes> take(RingPort& p) {
-    std::vector<Bytes> out;
-    void* v;
-    while (rte_ring_dequeue(p.tx, &v) == 0) {
-      auto* m = static_cast<rte_mbuf*>(v);
-      const uint8_t* d = rte_pktmbuf_mtod(m, const uint8_t*);
-      out.emplace_back(d, d + m->data_len);
-      rte_pktmbuf_free(m);
-    }
-    return out;
+  void from_pbx(const Bytes& payload) {
+    inject(intp, udp_frame(int_mac, kIntHostMac, kPbx, kSbcInt, payload));
   }
-  void pass() { dp->worker(0).pass(tsc += 1000); }
-  uint64_t flow_drop(uint32_t id, FlowDrop d) { return dp->flows().get(id)->counters.drops[unsigned(d)]; }
 };
 
 // What Veil must send: its own addresses, TTL 64, DSCP and IPv4 ID carried, full checksums.
@@ -621,19 +517,12 @@ TEST(SrtpFlows, RekeyedAndUpdatedWhileTrafficRuns) {
       collect();
     }
   }
-  for (int spin = 0; spin < 2000 && received < kPackets; ++spin) {
-    collect();
-    usleep(1000);
-  }
-  lab.dp->stop();
-  collect();
+  stop_after_collecting(*lab.dp, collect, received, kPackets);
   EXPECT_EQ(received, kPackets);
-  for (int i = 0; i < kPackets; ++i) ASSERT_EQ(seen[i], 1) << "packet " << i;
+  expect_each_seen_once(seen);
   EXPECT_GT(under_b, 0);
   EXPECT_GT(under_c, 0);
-  uint64_t d[kDropCount], e[kEventCount];
-  lab.dp->counters(d, e);
-  for (unsigned k = 0; k < kDropCount; ++k) EXPECT_EQ(d[k], 0u) << kDropNames[k];
+  expect_no_drops(*lab.dp);
   lab.dp->rcu().drain();
 }
 
