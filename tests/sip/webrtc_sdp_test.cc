@@ -5,55 +5,18 @@
 
 #include <gtest/gtest.h>
 
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "sip/sdp_rewrite.h"
+#include "tests/sip/golden_util.h"
 
 namespace veil::sip {
 namespace {
 
-std::string read_golden(const std::string& name) {
-  std::ifstream f(std::string(VEIL_SOURCE_DIR) + "/tests/sip/golden/" + name, std::ios::binary);
-  EXPECT_TRUE(f.good()) << "cannot read " << name;
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-// Golden files are LF; SDP on the wire is CRLF.
-std::string crlf(std::string s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '\n') out += '\r';
-    out += c;
-  }
-  return out;
-}
-
-std::string fill(std::string s, const char* addr, uint16_t port) {
-  auto rep = [&](const std::string& from, const std::string& to) {
-    for (size_t p = s.find(from); p != std::string::npos; p = s.find(from, p + to.size())) s.replace(p, from.size(), to);
-  };
-  rep("{{SBC_ADDR}}", addr);
-  rep("{{PORT_0}}", std::to_string(port));
-  rep("{{SESSION_ID}}", "1700000042");
-  rep("{{VERSION}}", "7");  // the first SDP on a leg keeps the origin's version
-  return s;
-}
-
-std::string rewrite(const std::string& in, const char* addr, uint16_t port) {
-  SdpRewriteParams p;
-  p.sbc_addr = *IpAddr::parse(addr);
-  p.local.push_back(Endpoint{p.sbc_addr, port});
-  SdpOrigin o;
-  o.session_id = 1700000042;
-  o.version = 7;
-  SdpRewriteResult r = rewrite_sdp(in, p, o);
-  EXPECT_EQ(r.error, SdpError::None) << r.detail;
-  return r.sdp;
-}
+using golden::crlf;
+std::string read_golden(const std::string& name) { return golden::read(name); }
+using golden::fill;
+using golden::rewrite;
 
 TEST(WebRtcSdp, InspectsABrowserOffer) {
   WebRtcInfo w = inspect_webrtc(read_golden("browser_offer.in.sdp"));
