@@ -1,43 +1,22 @@
 #include "sip/sdes_sdp.h"
 
+
 #include <strings.h>
 #include <sys/random.h>
 
 #include <cstring>
 #include <stdexcept>
 
+#include "sip/sdp_lines.h"
+
 namespace veil::sip {
 namespace {
 
-std::vector<std::string_view> lines_of(std::string_view s) {
-  std::vector<std::string_view> out;
-  size_t pos = 0;
-  while (pos < s.size()) {
-    size_t end = s.find('\n', pos);
-    if (end == std::string_view::npos) end = s.size();
-    std::string_view l = s.substr(pos, end - pos);
-    if (!l.empty() && l.back() == '\r') l.remove_suffix(1);
-    if (!l.empty()) out.push_back(l);
-    pos = end + 1;
-  }
-  return out;
-}
+using sdp_lines::lines_of;
+using sdp_lines::tokens;
 
 bool starts_ci(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() && strncasecmp(s.data(), prefix.data(), prefix.size()) == 0;
-}
-
-std::vector<std::string_view> tokens(std::string_view s) {
-  std::vector<std::string_view> out;
-  size_t i = 0;
-  while (i < s.size()) {
-    while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
-    size_t j = i;
-    while (j < s.size() && s[j] != ' ' && s[j] != '\t') ++j;
-    if (j > i) out.push_back(s.substr(i, j - i));
-    i = j;
-  }
-  return out;
 }
 
 bool is_savp(std::string_view proto) {

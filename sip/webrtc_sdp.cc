@@ -1,25 +1,17 @@
 #include "sip/webrtc_sdp.h"
 
+
 #include <algorithm>
 #include <cstring>
 #include <strings.h>
 
+#include "sip/sdp_lines.h"
+
 namespace veil::sip {
 namespace {
 
-std::vector<std::string_view> lines_of(std::string_view s) {
-  std::vector<std::string_view> out;
-  size_t pos = 0;
-  while (pos < s.size()) {
-    size_t end = s.find('\n', pos);
-    if (end == std::string_view::npos) end = s.size();
-    std::string_view l = s.substr(pos, end - pos);
-    if (!l.empty() && l.back() == '\r') l.remove_suffix(1);
-    if (!l.empty()) out.push_back(l);
-    pos = end + 1;
-  }
-  return out;
-}
+using sdp_lines::lines_of;
+using sdp_lines::tokens;
 
 // "a=name:value" / "a=name": the name (empty for other lines).
 std::string_view attr_name(std::string_view l) {
@@ -37,20 +29,6 @@ bool name_is(std::string_view name, std::initializer_list<const char*> names) {
   for (const char* n : names)
     if (name.size() == std::strlen(n) && strncasecmp(name.data(), n, name.size()) == 0) return true;
   return false;
-}
-
-// Tokens of an m= line: media, port, proto, formats...
-std::vector<std::string_view> tokens(std::string_view s) {
-  std::vector<std::string_view> out;
-  size_t i = 0;
-  while (i < s.size()) {
-    while (i < s.size() && s[i] == ' ') ++i;
-    size_t j = i;
-    while (j < s.size() && s[j] != ' ') ++j;
-    if (j > i) out.push_back(s.substr(i, j - i));
-    i = j;
-  }
-  return out;
 }
 
 bool secure_proto(std::string_view proto) {
