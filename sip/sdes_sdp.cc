@@ -1,6 +1,5 @@
 #include "sip/sdes_sdp.h"
 
-
 #include <strings.h>
 #include <sys/random.h>
 
