@@ -941,7 +941,7 @@ void parse_sip(Checker& c, const toml::table& root, Config& cfg, bool ports_ok) 
           "user_agent", "no_response_timeout_ms", "t1_ms", "register_domain",
           "register_min_expires_s", "register_max_expires_s", "register_min_interval_s",
           "tls_port", "tls_certificate", "tls_private_key", "tls_ca_file", "max_message_size",
-          "min_se_s"});
+          "min_se_s", "pbx_srtp"});
   if (auto v = c.boolean(*t, "sip", "enabled")) s.enabled = *v;
   if (auto v = c.integer(*t, "sip", "port", 1, 65535)) {
     bool clash = false;
@@ -1026,6 +1026,16 @@ void parse_sip(Checker& c, const toml::table& root, Config& cfg, bool ports_ok) 
     c.missing(*t, "sip.pbx",
               "with enabled = true, name the trusted peer (PBX, trunk), e.g. pbx = "
               "\"198.51.100.10:5060\"");
+  const std::string srtp_fix =
+      "expected pbx_srtp = \"off\", \"AES_CM_128_HMAC_SHA1_80\", \"AES_CM_128_HMAC_SHA1_32\" or "
+      "\"AEAD_AES_128_GCM\"";
+  if (auto* n = c.string(*t, "sip", "pbx_srtp", srtp_fix)) {
+    if (n->get() != "off") {
+      b.pbx_srtp = sip::sdes_suite_parse(n->get());
+      if (b.pbx_srtp == sip::SdesSuite::Unknown)
+        c.add(*n, "sip.pbx_srtp: " + quote(n->get()) + " is not an SRTP suite Veil does", srtp_fix);
+    }
+  }
   if (auto ep = sip_peer(c, *t, "untrusted_target", b.external.addr, "203.0.113.10:5060"))
     b.untrusted_target = *ep;
 

@@ -146,6 +146,9 @@ void DpMediaAnchor::build(const sip::MediaStreamPlan& plan, const Stream& st, bo
     from_int.ice_consent_from_peer = true;
     from_int.rtcp_split = true;
     from_int.srtp_out = st.srtp_out.enabled() ? st.srtp_out : pending_keying();
+    // An SDES PBX leg: its SRTCP is unprotected with the PBX's key.
+    const sip::SdesPlan& sd = plan.sdes[sip::kInternal];
+    if (sd.enabled()) from_int.srtp_in = sdes_keying(sd.suite, sd.remote);
     return;
   }
   if (plan.webrtc.enabled) {
@@ -167,7 +170,8 @@ void DpMediaAnchor::build(const sip::MediaStreamPlan& plan, const Stream& st, bo
   }
   // SDES-SRTP (RFC 4568) per leg: what arrives from that side is unprotected with the peer's
   // key (pending until its answer: dropped, never relayed), what goes to it is protected
-  // with Veil's key for that leg. Both legs keyed: SRTP<->SRTP, re-keyed.
+  // with Veil's key for that leg. Both legs keyed: SRTP<->SRTP, re-keyed. A browser's call
+  // with an SDES PBX leg: DTLS-SRTP keys on the browser leg (above), SDES on the PBX leg.
   for (int side : {sip::kExternal, sip::kInternal}) {
     const sip::SdesPlan& sd = plan.sdes[side];
     if (!sd.enabled()) continue;

@@ -1089,40 +1089,61 @@ struct B2bua::Impl {
   // (same suite and tag, RFC 4568 7.1.2). The other leg: plain RTP/AVP when the untrusted side
   // offered; SDES again, with another Veil key, when the trusted side (PBX) offered (SRTP on
   // both legs, re-keyed). SAVP with no usable a=crypto: 488. 0 on success.
+  // A browser's leg is DTLS-SRTP (WebRtcLeg), never SDES; its PBX leg is SDES like any other.
+  // [sip] pbx_srtp: every offer Veil makes to the PBX is SDES with that suite (sdes_pbx_leg).
   int sdes_offer(Call* call, int side, const SdpInfo& info, size_t i, Stream& st) {
-    if (call->webrtc) return 0;
     const SdesMedia* m = i < info.sdes.media.size() ? &info.sdes.media[i] : nullptr;
-    bool savp = m && (m->proto == "RTP/SAVP" || m->proto == "RTP/SAVPF");
-    if (!savp || info.webrtc.webrtc) {
-      // Plain offer (also a re-offer going back to plain): no SRTP on either leg.
-      st.sdes_remote[side] = st.sdes_local[side] = SdesCrypto{};
-      st.sdes_remote[1 - side] = st.sdes_local[1 - side] = SdesCrypto{};
-      return 0;
-    }
-    const SdesCrypto* c = choose_sdes(*m);
-    if (!c) {
+    bool savp = m && (m->proto == "RTP/SAVP" || m->proto == "RTP/SAVPF") && !info.webrtc.webrtc;
+    const SdesCrypto* c = savp ? choose_sdes(*m) : nullptr;
+    if (savp && !c) {
       ++stats.sdp_rejected;
       logf("sip: call " + std::to_string(call->serial) + ": RTP/SAVP offer with no usable a=crypto");
       return 488;
     }
+    auto plain = [&](int s) { st.sdes_remote[s] = st.sdes_local[s] = SdesCrypto{}; };
+    auto keyed = [&](int s, SdesSuite suite, unsigned tag) {
+      // Veil's key for that leg; the peer's comes in its answer (a new key only when the suite
+      // changes, so a re-offer keeps the leg's keys and its SRTP state).
+      if (st.sdes_local[s].suite != suite) {
+        st.sdes_local[s] = sdes_fresh(suite, tag);
+        st.sdes_remote[s] = SdesCrypto{};
+      }
+    };
+    if (side == kExternal) {
+      if (c) {
+        st.sdes_remote[side] = *c;
+        if (st.sdes_local[side].suite != c->suite || st.sdes_local[side].tag != c->tag)
+          st.sdes_local[side] = sdes_fresh(c->suite, c->tag);
+      } else {
+        plain(side);  // plain RTP, or a browser (DTLS-SRTP)
+      }
+      if (cfg.pbx_srtp != SdesSuite::Unknown)
+        keyed(kInternal, cfg.pbx_srtp, 1);
+      else
+        plain(kInternal);
+      return 0;
+    }
+    // The PBX offers: its choice decides the PBX leg; a phone leg follows it, a browser's leg
+    // stays DTLS-SRTP.
+    if (!c) {
+      plain(kInternal);
+      plain(kExternal);
+      return 0;
+    }
     st.sdes_remote[side] = *c;
     if (st.sdes_local[side].suite != c->suite || st.sdes_local[side].tag != c->tag)
       st.sdes_local[side] = sdes_fresh(c->suite, c->tag);
-    if (side == kInternal) {
-      if (st.sdes_local[1 - side].suite != c->suite) {
-        st.sdes_local[1 - side] = sdes_fresh(c->suite, 1);
-        st.sdes_remote[1 - side] = SdesCrypto{};  // the answerer's key comes in its answer
-      }
-    } else {
-      st.sdes_remote[1 - side] = st.sdes_local[1 - side] = SdesCrypto{};
-    }
+    if (call->webrtc)
+      plain(kExternal);
+    else
+      keyed(kExternal, c->suite, 1);
     return 0;
   }
 
   // m-line `i` of an answer from `side`: where Veil offered SDES on that leg, the answer's
   // a=crypto (same suite) is the answerer's key. False (the answer is refused) without one.
   bool sdes_answer(Call* call, int side, const SdpInfo& info, size_t i, Stream& st) {
-    if (call->webrtc || !st.sdes_local[side].usable()) return true;
+    if (!st.sdes_local[side].usable()) return true;
     const SdesMedia* m = i < info.sdes.media.size() ? &info.sdes.media[i] : nullptr;
     const SdesCrypto* c = m ? choose_sdes(*m) : nullptr;
     if (!c || c->suite != st.sdes_local[side].suite) {
@@ -1211,10 +1232,10 @@ struct B2bua::Impl {
       logf("sip: call " + std::to_string(call->serial) + ": SDP rewrite: " + r.detail);
       return std::nullopt;
     }
-    if (call->webrtc) {
-      r.sdp = webrtc_sdp(call, leg.side, r.sdp);
-    } else {
-      // SDES: no a=crypto crosses legs; where Veil does SRTP on this leg, its own key.
+    if (call->webrtc) r.sdp = webrtc_sdp(call, leg.side, r.sdp);
+    if (!call->webrtc || leg.side == kInternal) {
+      // SDES: no a=crypto crosses legs; where Veil does SRTP on this leg, its own key (also
+      // toward the PBX on a browser's call: to_plain() above made that leg RTP/AVP first).
       r.sdp = strip_sdes(r.sdp);
       std::vector<SdesCrypto> mine;
       bool any = false;

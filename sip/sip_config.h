@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "dataplane/addr.h"
+#include "sip/sdes_sdp.h"
 
 namespace veil::sip {
 
@@ -70,6 +71,14 @@ struct SipConfig {
   // (it would then have to send refreshes toward peers without timer support, which it
   // does not do yet).
   uint32_t min_se_s = 90;
+
+  // SRTP toward the PBX (RFC 4568 SDES). Unknown ("off"): every offer Veil makes to the PBX
+  // is whatever the untrusted side's media becomes in plain RTP/AVP. A suite: every offer Veil
+  // makes to the PBX is RTP/SAVP with one a=crypto of that suite carrying Veil's own key for
+  // the PBX leg, whatever the caller used (plain RTP, SDES, or a browser's DTLS-SRTP); the
+  // PBX's answer must carry a matching a=crypto or the call fails. Offers from the PBX are
+  // answered as they come (SAVP with a=crypto: SDES on the PBX leg, also toward browsers).
+  SdesSuite pbx_srtp = SdesSuite::Unknown;
 
   // Registrations (issue 3, item 4). REGISTERs from the untrusted side are re-originated
   // toward the PBX with Veil's own Contact; the client's flow is kept in a binding table.

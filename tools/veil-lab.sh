@@ -18,7 +18,8 @@
 # SIP over WebSocket, ws on 203.0.113.1:8080 and wss on :8443 with a throw-away certificate
 # in /run/veil-lab-LAB/wss.crt, origin https://phone.example.test; VEIL_LAB_WS_PER_SOURCE
 # connections per source, default 8), VEIL_LAB_SIP_TLS=1 (with VEIL_LAB_SIP: SIP over TLS on
-# port 5061 on both sides, throw-away certificate in /run/veil-lab-LAB/sip-tls.crt).
+# port 5061 on both sides, throw-away certificate in /run/veil-lab-LAB/sip-tls.crt),
+# VEIL_LAB_PBX_SRTP=SUITE (with VEIL_LAB_SIP: [sip] pbx_srtp, SDES-SRTP toward the PBX).
 #
 #   untrusted host (ns LAB-ext)         SBC (ns LAB-sbc)                 trusted host (ns LAB-int)
 #   eth0 203.0.113.10/24  <-veth->  dp-ext [veild] dp-int  <-veth->  eth0 198.51.100.10/24
@@ -98,6 +99,9 @@ pbx = "198.51.100.10:5060"
 untrusted_target = "203.0.113.10:5060"
 no_response_timeout_ms = 3000
 TOML
+    if [ -n "${VEIL_LAB_PBX_SRTP:-}" ]; then
+      printf 'pbx_srtp = "%s"\n' "$VEIL_LAB_PBX_SRTP" >>"$STATE/veil.toml"
+    fi
     if [ "${VEIL_LAB_SIP_TLS:-0}" = 1 ]; then
       # SIP over TLS on 5061 on both sides: a throw-away certificate for Veil's two addresses.
       openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \

@@ -824,6 +824,7 @@ register_max_expires_s = 1800
 register_min_interval_s = 60
 max_message_size = 32768
 min_se_s = 120
+pbx_srtp = "AEAD_AES_128_GCM"
 )";
 
 TEST(ConfigSip, DisabledByDefault) {
@@ -835,6 +836,7 @@ TEST(ConfigSip, DisabledByDefault) {
   EXPECT_TRUE(s.b2bua.external.udp);
   EXPECT_TRUE(s.b2bua.external.tcp);
   EXPECT_FALSE(s.b2bua.untrusted_target.has_value());
+  EXPECT_EQ(s.b2bua.pbx_srtp, sip::SdesSuite::Unknown);  // pbx_srtp = "off"
 }
 
 TEST(ConfigSip, EveryKeyMapsOntoSipConfig) {
@@ -863,6 +865,7 @@ TEST(ConfigSip, EveryKeyMapsOntoSipConfig) {
   EXPECT_EQ(b.register_min_interval_s, 60u);
   EXPECT_EQ(b.max_message_size, 32768u);
   EXPECT_EQ(b.min_se_s, 120u);
+  EXPECT_EQ(b.pbx_srtp, sip::SdesSuite::AeadAes128Gcm);
   EXPECT_EQ(sip::validate(b), "");
 }
 
@@ -926,6 +929,11 @@ TEST(ConfigSip, ErrorsAreReportedAtTheValue) {
        "is not one line of printable text", "one line"},
       {"no_response_timeout_ms = 2500", "no_response_timeout_ms = 100", "no_response_timeout_ms = |100",
        "sip.no_response_timeout_ms: 100 is out of range", "500 to 60000"},
+      {"pbx_srtp = \"AEAD_AES_128_GCM\"", "pbx_srtp = \"F8_128_HMAC_SHA1_80\"",
+       "pbx_srtp = |\"F8_128_HMAC_SHA1_80\"", "sip.pbx_srtp: \"F8_128_HMAC_SHA1_80\" is not an SRTP suite Veil does",
+       "\"off\", \"AES_CM_128_HMAC_SHA1_80\""},
+      {"pbx_srtp = \"AEAD_AES_128_GCM\"", "pbx_srtp = true", "pbx_srtp = |true",
+       "sip.pbx_srtp: true is a boolean, not a string", "AEAD_AES_128_GCM"},
       {"t1_ms = 250", "t1_ms = 9000", "t1_ms = |9000", "sip.t1_ms: 9000 is out of range", "100 to 5000"},
       {"t1_ms = 250", "t1_msec = 250", "|t1_msec = 250", "sip.t1_msec: unknown key \"t1_msec\"",
        "did you mean \"t1_ms\"?"},
