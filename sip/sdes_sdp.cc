@@ -22,6 +22,15 @@ bool is_savp(std::string_view proto) {
   return proto == "RTP/SAVP" || proto == "RTP/SAVPF";
 }
 
+// RFC 4568 9.2 lifetime: "2^" 1*(DIGIT) or 1*(DIGIT), and nothing after it (no MKI).
+bool valid_lifetime(std::string_view v) {
+  if (v.substr(0, 2) == "2^") v.remove_prefix(2);
+  if (v.empty() || v.size() > 20) return false;
+  for (char ch : v)
+    if (ch < '0' || ch > '9') return false;
+  return true;
+}
+
 // "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:KEY[|lifetime][|mki] [session-params]"
 bool parse_crypto(std::string_view l, SdesCrypto& c) {
   std::string_view v = l.substr(std::strlen("a=crypto:"));
@@ -36,11 +45,17 @@ bool parse_crypto(std::string_view l, SdesCrypto& c) {
   c.suite_name = std::string(t[1]);
   c.suite = sdes_suite_parse(t[1]);
   c.master.clear();
-  // One key-param only; lifetime / MKI ("|") and session parameters are not supported:
-  // such a line is parsed but not usable.
+  // One key-param; session parameters are not supported: such a line is parsed but not
+  // usable. A key lifetime ("|2^31" or "|2147483648", RFC 4568 6.1) is accepted: it bounds
+  // how long the sender may use its key, and Veil's own keys are fresh per leg and call. An
+  // MKI ("|1:4") is not supported (the line is not usable).
   if (t.size() != 3 || !starts_ci(t[2], "inline:")) return true;
   std::string_view key = t[2].substr(7);
-  if (key.find('|') != std::string_view::npos) return true;
+  if (size_t bar = key.find('|'); bar != std::string_view::npos) {
+    std::string_view rest = key.substr(bar + 1);
+    key = key.substr(0, bar);
+    if (!valid_lifetime(rest)) return true;
+  }
   std::vector<uint8_t> m;
   if (base64_decode(key, m)) c.master = std::move(m);
   return true;

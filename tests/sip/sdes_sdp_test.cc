@@ -18,6 +18,28 @@ std::string read_golden(const std::string& name) { return golden::read(name); }
 using golden::fill;
 using golden::rewrite;
 
+TEST(SdesSdp, KeyLifetimeAcceptedMkiRefused) {
+  const std::string key = "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR";
+  auto line = [&](const std::string& params) {
+    SdesInfo s = inspect_sdes(crlf("v=0\no=- 1 1 IN IP4 203.0.113.20\ns=-\nc=IN IP4 203.0.113.20\nt=0 0\n"
+                                   "m=audio 49170 RTP/SAVP 0\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" +
+                                   key + params + "\n"));
+    EXPECT_EQ(s.media.size(), 1u);
+    EXPECT_EQ(s.media.at(0).crypto.size(), 1u);
+    return s.media.at(0).crypto.at(0);
+  };
+  std::vector<uint8_t> want;
+  ASSERT_TRUE(base64_decode(key, want));
+  for (const char* ok : {"", "|2^31", "|2^20", "|1048576"}) {
+    SdesCrypto c = line(ok);
+    EXPECT_TRUE(c.usable()) << ok;
+    EXPECT_EQ(c.master, want) << ok;  // the lifetime is not part of the key
+  }
+  // An MKI (with or without a lifetime), a malformed lifetime, session parameters: not usable.
+  for (const char* bad : {"|2^20|1:4", "|1:4", "|2^", "|2^x", "|", "|-5", " UNENCRYPTED_SRTP"})
+    EXPECT_FALSE(line(bad).usable()) << bad;
+}
+
 TEST(SdesSdp, InspectsAPhoneOffer) {
   SdesInfo s = inspect_sdes(crlf(read_golden("sdes_phone_offer.in.sdp")));
   EXPECT_TRUE(s.sdes);
