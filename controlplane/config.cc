@@ -941,7 +941,7 @@ void parse_sip(Checker& c, const toml::table& root, Config& cfg, bool ports_ok) 
           "user_agent", "no_response_timeout_ms", "t1_ms", "register_domain",
           "register_min_expires_s", "register_max_expires_s", "register_min_interval_s",
           "tls_port", "tls_certificate", "tls_private_key", "tls_ca_file", "max_message_size",
-          "min_se_s", "pbx_srtp"});
+          "min_se_s", "pbx_srtp", "tls_client_auth"});
   if (auto v = c.boolean(*t, "sip", "enabled")) s.enabled = *v;
   if (auto v = c.integer(*t, "sip", "port", 1, 65535)) {
     bool clash = false;
@@ -989,6 +989,23 @@ void parse_sip(Checker& c, const toml::table& root, Config& cfg, bool ports_ok) 
         c.missing(*t, std::string("sip.") + key,
                   std::string("with tls_port set, name the PEM file, e.g. ") + key + " = \"/etc/veil/sip-" +
                       (std::strcmp(key, "tls_certificate") == 0 ? "cert" : "key") + ".pem\"");
+  }
+
+  const std::string auth_fix =
+      "expected tls_client_auth = \"off\", \"internal\" (the PBX must present a certificate) or "
+      "\"all\" (every TLS client, phones too)";
+  if (auto* n = c.string(*t, "sip", "tls_client_auth", auth_fix)) {
+    const std::string& v = n->get();
+    if (v == "internal" || v == "all") {
+      b.tls_client_auth[1] = true;
+      b.tls_client_auth[0] = v == "all";
+      if (!t->contains("tls_port") || !t->contains("tls_ca_file"))
+        c.add(*n, "sip.tls_client_auth: " + quote(v) + " needs tls_port and tls_ca_file",
+              "set tls_port and tls_ca_file (the CA certificates client certificates must chain to), "
+              "or tls_client_auth = \"off\"");
+    } else if (v != "off") {
+      c.add(*n, "sip.tls_client_auth: " + quote(v) + " is not a policy", auth_fix);
+    }
   }
 
   sip_address(c, *t, Role::External, cfg, ports_ok, b.external.addr);

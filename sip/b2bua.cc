@@ -1794,7 +1794,10 @@ bool B2bua::start(std::string* error) {
         NTATAG_SIP_T1(d.cfg.t1_ms), NTATAG_MAXSIZE(d.cfg.max_message_size),
         TAG_IF(!sips_url.empty() && (sc.udp || sc.tcp), NUTAG_SIPS_URL(sips_url.c_str())),
         TAG_IF(!tls_dir.empty() && sc.tls_port, TPTAG_CERTIFICATE(tls_dir.c_str())),
-        TAG_IF(sc.tls_port && verify, TPTAG_TLS_VERIFY_POLICY(TPTLS_VERIFY_OUT)),
+        // Servers Veil connects to are verified against tls_ca_file when one is given; the
+        // clients connecting to this side too where tls_client_auth asks for it.
+        TAG_IF(sc.tls_port && verify,
+               TPTAG_TLS_VERIFY_POLICY(d.cfg.tls_client_auth[side] ? TPTLS_VERIFY_ALL : TPTLS_VERIFY_OUT)),
         // sofia-sip's transports answer STUN binding requests on the SIP port by default
         // (anything starting with 0x00/0x01 is taken for STUN): Veil is no STUN server.
         TPTAG_STUN_SERVER(0),

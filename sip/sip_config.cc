@@ -46,6 +46,11 @@ std::string validate(const SipConfig& cfg) {
   for (const SipSideConfig* sc : {&cfg.external, &cfg.internal})
     if (sc->tls_port && sc->tls_port == sc->port && (sc->tcp || sc->udp))
       return "sip.tls_port: must differ from sip.port";
+  for (int side : {0, 1}) {
+    const SipSideConfig& sc = side == 0 ? cfg.external : cfg.internal;
+    if (cfg.tls_client_auth[side] && (!sc.tls_port || cfg.tls_ca_file.empty()))
+      return "sip.tls_client_auth: needs sip.tls_port and sip.tls_ca_file";
+  }
   if (cfg.pbx_transport == Transport::Tls && !cfg.internal.tls_port)
     return "sip.pbx_transport: \"tls\" needs TLS on the trusted side (sip.tls_port)";
   if (cfg.untrusted_transport == Transport::Tls && !cfg.external.tls_port)

@@ -45,6 +45,10 @@ struct SipConfig {
   // CA certificates Veil verifies the TLS peers it connects to against (the PBX, clients
   // called over TLS); empty: the peer's certificate is not verified.
   std::string tls_certificate, tls_private_key, tls_ca_file;
+  // Mutual TLS: TLS connections Veil accepts on these sides must present a client
+  // certificate that chains to tls_ca_file (else the handshake fails and no SIP is read).
+  // Veil presents its own certificate to peers that ask for one either way.
+  bool tls_client_auth[2] = {false, false};  // by side: [0] external, [1] internal
 
   // Headers copied from one leg to the other (both directions), by name, case-insensitive.
   // Nothing else of the other leg's headers crosses (Veil sends only what sofia-sip's

@@ -7,6 +7,7 @@
 //                 [--min-se SECONDS] [--register-domain HOST] [--register-min-interval S]
 //                 [--register-min-expires S] [--register-max-expires S]
 //                 [--tls-port P --tls-cert PEM --tls-key PEM [--tls-ca PEM]] [--pbx-transport udp|tcp|tls]
+//                 [--tls-client-auth off|internal|all]
 //
 // Prints "ready" when both agents are bound. Commands on stdin, one per line:
 //   stats  -> one JSON line: calls, counters, live ports, every program/remove call
@@ -213,6 +214,11 @@ int main(int argc, char** argv) {
     else if (a == "--tls-cert") cfg.tls_certificate = next();
     else if (a == "--tls-key") cfg.tls_private_key = next();
     else if (a == "--tls-ca") cfg.tls_ca_file = next();
+    else if (a == "--tls-client-auth") {
+      std::string v = next();
+      cfg.tls_client_auth[1] = v == "internal" || v == "all";
+      cfg.tls_client_auth[0] = v == "all";
+    }
     else if (a == "--pbx-transport") {
       std::string t = next();
       cfg.pbx_transport = t == "tls" ? Transport::Tls : t == "tcp" ? Transport::Tcp : Transport::Udp;

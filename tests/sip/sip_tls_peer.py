@@ -6,6 +6,8 @@ tests/sip/test_b2bua.py: sipp as packaged by Debian has no TLS transport.
       Connects to TARGET over TLS verifying its certificate against CAFILE for SERVER_NAME,
       sends OPTIONS (expects 200), then INVITE with SDP, reads responses up to the final one,
       ACKs a 2xx, waits 0.3 s, sends BYE (expects 200).
+  sip_tls_peer.py options LOCAL_IP TARGET_IP TARGET_PORT CAFILE SERVER_NAME [CERTFILE KEYFILE]
+      OPTIONS over TLS, with a client certificate when given; exit 0 on a 200.
   sip_tls_peer.py uas LOCAL_IP LOCAL_PORT CERTFILE KEYFILE MEDIA_PORT
       Listens for TLS, answers one INVITE with 180 and 200 (SDP), takes its ACK, answers BYE
       with 200, then exits.
@@ -120,6 +122,34 @@ def uac(local, target, port, cafile, server_name, media):
     conn.close()
     print(json.dumps(out))
     return 0 if out['options'].startswith('SIP/2.0 200') and out['bye'].startswith('SIP/2.0 200') else 1
+
+
+def options(local, target, port, cafile, server_name, certfile=None, keyfile=None):
+    """OPTIONS over TLS, presenting a client certificate when given one: prints {'final': ...}
+    or {'error': ...} (handshake refused, connection closed) and exits 0 only on a 200."""
+    out = {}
+    try:
+        ctx = ssl.create_default_context(cafile=cafile)
+        if certfile:
+            ctx.load_cert_chain(certfile, keyfile)
+        raw = socket.create_connection((target, port), timeout=5, source_address=(local, 0))
+        conn = ctx.wrap_socket(raw, server_hostname=server_name)
+        lport = conn.getsockname()[1]
+        lines = ['OPTIONS sip:%s:%d;transport=tls SIP/2.0' % (target, port),
+                 'Via: SIP/2.0/TLS %s:%d;branch=z9hG4bK%x;rport' % (local, lport, random.getrandbits(48)),
+                 'From: <sip:pbx@%s>;tag=%x' % (local, random.getrandbits(32)), 'To: <sip:%s>' % target,
+                 'Call-ID: %x@tls-options' % random.getrandbits(64), 'CSeq: 1 OPTIONS', 'Max-Forwards: 70',
+                 'Content-Length: 0']
+        conn.sendall(('\r\n'.join(lines) + '\r\n\r\n').encode())
+        global TIMEOUT
+        TIMEOUT = 5
+        msg, _ = read_message(conn, b'')
+        out['final'] = msg.split('\r\n', 1)[0]
+        conn.close()
+    except (OSError, EOFError, ValueError, RuntimeError) as e:
+        out['error'] = '%s: %s' % (type(e).__name__, e)
+    print(json.dumps(out))
+    return 0 if out.get('final', '').startswith('SIP/2.0 200') else 1
 
 
 def uas(local, port, certfile, keyfile, media):
@@ -297,6 +327,8 @@ def main():
                               sys.argv[8])
         if sys.argv[1] == 'pbx-registrar':
             return pbx_registrar(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], int(sys.argv[6]))
+        if sys.argv[1] == 'options':
+            return options(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5], sys.argv[6], *sys.argv[7:9])
         if sys.argv[1] == 'uac':
             return uac(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5], sys.argv[6], int(sys.argv[7]))
         return uas(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], int(sys.argv[6]))

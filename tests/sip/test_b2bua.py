@@ -829,6 +829,66 @@ def openssl_cert(lab, name, cn, san):
     return cert, key
 
 
+def t_tls_client_auth(lab, h, ctx):
+    """Mutual TLS on the trusted side (tls_client_auth "internal"): a third B2BUA instance on
+    203.0.113.3 / 198.51.100.3. A PBX connecting with a certificate that chains to tls_ca_file
+    gets 200 to OPTIONS; without a certificate, or with one the CA file does not vouch for, the
+    handshake is refused and no SIP is answered. The untrusted side asks no certificate: a
+    phone without one gets 200. Then "all": the phone without a certificate is refused too."""
+    ext3, int3 = '203.0.113.3', '198.51.100.3'
+    for ns, dev, addr in (('sbc', 'ext0', ext3), ('sbc', 'int0', int3)):
+        sh('ip', '-n', lab.ns[ns], 'addr', 'add', addr + '/24', 'dev', dev)
+    sbc_cert, sbc_key = openssl_cert(lab, 'sbc3', 'sbc.example', 'DNS:sbc.example,IP:%s,IP:%s' % (ext3, int3))
+    pbx_cert, pbx_key = openssl_cert(lab, 'pbx3', 'pbx.example', 'DNS:pbx.example,IP:' + INT_PEER)
+    rogue_cert, rogue_key = openssl_cert(lab, 'rogue3', 'pbx.example', 'DNS:pbx.example,IP:' + INT_PEER)
+    phone_cert, phone_key = openssl_cert(lab, 'phone3', 'phone.example', 'DNS:phone.example,IP:' + EXT_PEER)
+    # The CA file vouches for the PBX's and the phone's (self-signed) certificates.
+    ca = os.path.join(lab.tmp, 'clients3.pem')
+    with open(ca, 'w') as out:
+        for path in (pbx_cert, phone_cert):
+            with open(path) as f:
+                out.write(f.read())
+    peer = os.path.join(SRC, 'tests', 'sip', 'sip_tls_peer.py')
+
+    def options(ns, local, target, cert=None, key=None):
+        argv = ['python3', peer, 'options', local, target, str(TLS_PORT), sbc_cert, 'sbc.example']
+        if cert:
+            argv += [cert, key]
+        p = lab.popen(ns, argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = p.communicate(timeout=20)
+        try:
+            return json.loads(out)
+        except ValueError:
+            raise Failure('TLS OPTIONS peer printed %r %r' % (out[-300:], err[-300:]))
+
+    for policy in ('internal', 'all'):
+        h3 = Harness(lab, ['--ext', ext3, '--int', int3, '--pbx', '%s:5060' % INT_PEER, '--tls-port', str(TLS_PORT),
+                           '--tls-cert', sbc_cert, '--tls-key', sbc_key, '--tls-ca', ca, '--tls-client-auth', policy,
+                           '--ext-media', '23000', '--int-media', '33000'], name='harness-mtls-' + policy)
+        try:
+            r = options('int', INT_PEER, int3, pbx_cert, pbx_key)
+            log('mutual TLS (%s): PBX with its certificate: %s' % (policy, r))
+            check(r.get('final') == 'SIP/2.0 200 OK', '%s: the PBX with a good certificate got %s' % (policy, r))
+            r = options('int', INT_PEER, int3)
+            log('mutual TLS (%s): PBX without a certificate: %s' % (policy, r))
+            check('error' in r and 'final' not in r, '%s: a PBX without a certificate got %s' % (policy, r))
+            r = options('int', INT_PEER, int3, rogue_cert, rogue_key)
+            log('mutual TLS (%s): PBX with a certificate the CA file does not hold: %s' % (policy, r))
+            check('error' in r and 'final' not in r, '%s: a PBX with a rogue certificate got %s' % (policy, r))
+            r = options('ext', EXT_PEER, ext3)
+            log('mutual TLS (%s): phone without a certificate: %s' % (policy, r))
+            if policy == 'internal':
+                check(r.get('final') == 'SIP/2.0 200 OK', 'internal: the untrusted side asked the phone for a '
+                      'certificate: %s' % r)
+            else:
+                check('error' in r and 'final' not in r, 'all: a phone without a certificate got %s' % r)
+                r = options('ext', EXT_PEER, ext3, phone_cert, phone_key)
+                check(r.get('final') == 'SIP/2.0 200 OK', 'all: the phone with its certificate got %s' % r)
+        finally:
+            st, rc = h3.quit()
+        check(rc == 0 and st['callback_exceptions'] == 0, 'mutual TLS harness (%s) exit %d' % (policy, rc))
+
+
 def t_tls_both_sides(lab, h, ctx):
     """SIP over TLS on both sides (sofia-sip's tls transport on OpenSSL). A second B2BUA
     instance on 203.0.113.2 / 198.51.100.2 listens for TLS on 5061 with a certificate from its
@@ -955,7 +1015,7 @@ TESTS = [t_call_untrusted_to_pbx, t_call_pbx_to_untrusted, t_cancel, t_busy, t_c
          t_refused_source, t_robustness, t_session_timer, t_register_and_call,
          t_register_expiry, t_pbx_unreachable, t_invite_auth,
          t_early_media_100rel, t_update_info, t_late_offer, t_register_two_devices_tcp,
-         t_tls_both_sides, t_reinvite_without_sdp]
+         t_tls_both_sides, t_tls_client_auth, t_reinvite_without_sdp]
 
 
 def main():
