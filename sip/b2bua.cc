@@ -411,6 +411,7 @@ struct B2bua::Impl {
       case nua_r_info: on_info_response(call, li, status); break;
       case nua_i_cancel:
         // sofia has answered the CANCEL (200) and the INVITE (487).
+        if (call->leg[li].server_pending) ++stats.calls_cancelled;
         call->leg[li].server_pending = false;
         end_call(call, "cancelled by caller");
         break;

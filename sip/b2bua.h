@@ -28,6 +28,7 @@ struct B2buaStats {
   uint64_t calls_total = 0;          // INVITEs that started a call object
   uint64_t calls_answered = 0;       // 2xx forwarded to the caller
   uint64_t calls_failed = 0;         // final failure sent to the caller
+  uint64_t calls_cancelled = 0;      // CANCELled by the caller before an answer (487)
   uint64_t refused_source = 0;       // INVITE on the internal side from a non-PBX source (403)
   uint64_t sdp_rejected = 0;         // bad or missing SDP (488)
   uint64_t no_media_ports = 0;       // port allocation or flow programming failed (503)

@@ -129,13 +129,13 @@ struct Harness {
     const B2buaStats& st = b2bua->stats();
     std::printf(
         "{\"active_calls\":%zu,\"calls_total\":%lu,\"calls_answered\":%lu,\"calls_failed\":%lu,"
-        "\"refused_source\":%lu,\"sdp_rejected\":%lu,\"no_media_ports\":%lu,"
+        "\"calls_cancelled\":%lu,\"refused_source\":%lu,\"sdp_rejected\":%lu,\"no_media_ports\":%lu,"
         "\"no_response_timeouts\":%lu,\"reinvites\":%lu,\"callback_exceptions\":%lu,"
         "\"media_timeouts\":%lu,\"options_answered\":%lu,\"malformed_dropped\":%lu,"
         "\"bindings\":%zu,\"registers_received\":%lu,\"registers_relayed\":%lu,"
         "\"registers_throttled\":%lu,\"registers_removed\":%lu,\"registers_expired\":%lu,%s%s}\n",
         b2bua->active_calls(), (unsigned long)st.calls_total, (unsigned long)st.calls_answered,
-        (unsigned long)st.calls_failed, (unsigned long)st.refused_source,
+        (unsigned long)st.calls_failed, (unsigned long)st.calls_cancelled, (unsigned long)st.refused_source,
         (unsigned long)st.sdp_rejected, (unsigned long)st.no_media_ports,
         (unsigned long)st.no_response_timeouts, (unsigned long)st.reinvites,
         (unsigned long)st.callback_exceptions, (unsigned long)st.media_timeouts,

@@ -366,6 +366,9 @@ def t_cancel(lab, h, ctx):
                        '%s:5060' % EXT_SBC, 16004, 17004)
     for pr in programs_since(st, before):
         check(pr['id'] in st['removes'], 'flows of the cancelled call not removed')
+    check(st['calls_cancelled'] == before['calls_cancelled'] + 1 and st['calls_failed'] == before['calls_failed'],
+          'cancelled %d -> %d, failed %d -> %d' % (before['calls_cancelled'], st['calls_cancelled'],
+                                                  before['calls_failed'], st['calls_failed']))
 
 
 def t_busy(lab, h, ctx):
