@@ -219,6 +219,37 @@ def addr_needles(v4, v6, mac):
     return n
 
 
+def audit_wires(lab, captures):
+    """Stops the lab hosts' captures ({'ext': Capture, 'int': Capture}) and audits each wire:
+    tools/veil-leak-audit.py (the other side's prefixes in every form: text, binary, hex,
+    reverse DNS, IPv4 inside IPv6...; its host's MAC) and the raw/text addresses of the other
+    host. Raises Failure on a leak; returns {host: frames} for further checks."""
+    frames = {h: c.stop() for h, c in captures.items()}
+    check(frames, 'no captures')
+    macs = {h: lab.mac(h) for h in ('ext', 'int')}
+    needles = {'int': addr_needles(EXT_HOST4, EXT_HOST6, macs['ext']),
+               'ext': addr_needles(INT_HOST4, INT_HOST6, macs['int'])}
+    root = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
+    for host, fr in frames.items():
+        other = 'int' if host == 'ext' else 'ext'
+        prefixes = ['198.51.100.0/24', '2001:db8:2::/48'] if host == 'ext' else ['203.0.113.0/24', '2001:db8:1::/48']
+        argv = [sys.executable, os.path.join(root, 'tools', 'veil-leak-audit.py'), captures[host].path,
+                '--forbid-mac', macs[other]]
+        for pfx in prefixes:
+            argv += ['--forbid', pfx]
+        r = subprocess.run(argv, capture_output=True, text=True)
+        log('  %s host capture: %d frames; veil-leak-audit: %s'
+            % (host, len(fr), (r.stdout.strip().splitlines() or [''])[-1]))
+        check(r.returncode == 0, 'veil-leak-audit on the %s host\'s capture exited %d: %s %s'
+              % (host, r.returncode, r.stdout[:2000], r.stderr[-500:]))
+        leaks = find_leaks(fr, needles[host])
+        if leaks:
+            i, what = leaks[0]
+            raise Failure('%d frame(s) on the %s host\'s wire carry the other host\'s identity; first: frame %d '
+                          'contains %s: %r' % (len(leaks), host, i, what, fr[i][:400]))
+    return frames
+
+
 class Lab:
     def __init__(self, tag):
         self.src, self.build = dirs()

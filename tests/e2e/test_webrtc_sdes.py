@@ -20,7 +20,7 @@ Scenarios:
   * the PBX calls the browser's registration offering SDES (with an F8 line Veil skips): Veil
     answers the PBX RTP/SAVP with a key of its own, offers the browser DTLS-SRTP; media both
     ways as above.
-  * no key of either leg reaches the other leg, veilctl or veild's log.
+  * no key of either leg reaches the other leg, veilctl or veild's log; veil-leak-audit over both wires.
 """
 import base64
 import os
@@ -30,7 +30,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lab import (EXT_HOST4, EXT_VEIL4, INT_HOST4, INT_VEIL4, Proc, check, log, run_tests, wait_for)  # noqa: E402
+from lab import (EXT_HOST4, EXT_VEIL4, INT_HOST4, INT_VEIL4, Proc, audit_wires, check, log, run_tests,  # noqa: E402
+                 wait_for)
 from test_sip_media import sdp_endpoint, sipp as sipp_on, sipp_finish  # noqa: E402
 from test_websocket import E2E_SCEN, sipp, sipp_done, wait_listening  # noqa: E402
 from test_webrtc import HOLD_MS, browser, call_flows, check_media, wait_browser  # noqa: E402
@@ -43,6 +44,7 @@ INTERVAL = 0.02
 
 
 class State:
+    captures = {}
     keys = []              # every SDES key of the PBX leg (the PBX's and Veil's)
     browser_msgs = []      # every SIP message the browser received
     pbx_traces = []
@@ -105,7 +107,9 @@ def check_pbx_leg(label, sdp, rep, pbx_veil, pbx_key, flows_end):
 
 def test_browser_calls_srtp_pbx(lab):
     """The browser calls a PBX that Veil offers SDES-SRTP ([sip] pbx_srtp): SRTP<->SRTP, each
-    leg keyed apart, media both ways."""
+    leg keyed apart, media both ways. (Both wires are captured from here on.)"""
+    for host in ('ext', 'int'):
+        State.captures[host] = lab.capture(host, 'wsdes', persistent=True)
     drops0 = lab.drops()
     pbx_key = fresh_key()
     State.keys.append(pbx_key)
@@ -215,7 +219,8 @@ def test_plain_phone_calls_srtp_pbx(lab):
 
 def test_keys_stay_on_their_leg(lab):
     """No SDES key reaches the browser, veilctl or veild's log; the PBX saw no browser
-    attribute or address."""
+    attribute or address; neither wire carries the other side's addresses or MAC
+    (veil-leak-audit)."""
     check(len(State.keys) >= 4, 'keys recorded: %d (the calls did not run)' % len(State.keys))
     browser_text = '\n'.join(State.browser_msgs)
     check(State.browser_msgs, 'no SIP message reached the browser')
@@ -233,6 +238,7 @@ def test_keys_stay_on_their_leg(lab):
                     'a=setup', 'UDP/TLS', 'a=mid', 'BUNDLE', 'a=msid'):
             check(bad not in text, 'the PBX saw %r (%s)' % (bad, path))
     log('  %d keys, none outside its leg; %d bytes of veild log' % (len(State.keys), len(vlog)))
+    audit_wires(lab, State.captures)
 
 
 if __name__ == '__main__':
