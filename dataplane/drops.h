@@ -40,7 +40,8 @@ namespace veil::dp {
   X(ice_consent_expired, "media on an ICE flow whose last authenticated check is older than the consent timeout") \
   X(stun_auth_fail, "STUN check with a wrong USERNAME or MESSAGE-INTEGRITY (answered 401, never latched)") \
   X(stun_invalid, "STUN on an ICE flow that is not an answerable Binding request (malformed, bad or no FINGERPRINT, indication, response)") \
-  X(dtls_ring_full, "ring handing DTLS records to the control plane full")
+  X(dtls_ring_full, "ring handing DTLS records to the control plane full")               \
+  X(hairpin_loop, "media relayed to this SBC's own endpoint whose flow relays to its own endpoint again")
 
 enum class Drop : uint8_t {
 #define VEIL_X(name, desc) name,
@@ -76,7 +77,8 @@ inline constexpr const char* kDropDescriptions[] = {
   X(resolve_requests, "next-hop resolutions requested from the control plane") \
   X(stun_answered, "ICE connectivity checks answered with a Binding success response") \
   X(stun_errors, "STUN Binding requests answered with an error response (400, 401, 420, 487)") \
-  X(dtls_to_control, "DTLS records handed to the control plane")
+  X(dtls_to_control, "DTLS records handed to the control plane")                 \
+  X(hairpinned, "media packets whose destination was one of this SBC's own media endpoints, relayed again inside the dataplane")
 
 enum class Event : uint8_t {
 #define VEIL_X(name, desc) name,

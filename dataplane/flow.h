@@ -150,6 +150,10 @@ struct alignas(64) Flow {
   // Line 0.
   std::atomic<uint8_t> active{0};  // index of the published action slot. ctl: wo, dp: ro
   MacAddr nh_mac;                  // next-hop MAC cached for (nh_gen, nh_ver). dp: rw
+  // The cached destination is one of this SBC's own addresses on the egress port (two calls
+  // anchored here, e.g. phone -> PBX -> phone): the packet is relayed again through the flow
+  // that owns that endpoint instead of leaving (WorkerCtx::hairpin). dp: rw with nh_mac.
+  uint8_t nh_self = 0;
   uint32_t nh_gen = ~0u;
   uint32_t nh_ver = ~0u;
   SeqEndpoint learned;     // latched source. dp: rw; ctl: reset on update

@@ -261,8 +261,13 @@ void WorkerCtx::relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
   if (fl->nh_gen == gen && fl->nh_ver == dver) {
     dmac = fl->nh_mac;
   } else {
+    // Our own endpoint (a hairpin): no next hop, relayed again below. Decided here, once
+    // per destination, so the fast path only tests the cached byte.
+    fl->nh_self = out.is_ours(dst.addr.family, dst.addr.bytes.data());
     IpAddr nh = out.next_hop(dst.addr);
-    if (!dp->neigh_->lookup(a->egress_port, nh, dmac)) {
+    if (fl->nh_self) {
+      dmac = out.mac;
+    } else if (!dp->neigh_->lookup(a->egress_port, nh, dmac)) {
       if (now - fl->resolve_tsc >= resolve_cycles) {
         fl->resolve_tsc = now;
         count(Event::resolve_requests);
@@ -293,13 +298,16 @@ void WorkerCtx::relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
     e.dst.port = uint16_t(e.dst.port + 1);
   }
   uint32_t new_len = 0;
+  // A hairpinned packet is parsed and relayed again: its checksums must be complete.
+  const bool self = __builtin_expect(fl->nh_self, 0);
+  const bool offload = out.tx_csum_offload && !self;
   uint8_t* nf = rewrite_udp(f, rte_pktmbuf_headroom(m), q, e,
-                            out.tx_csum_offload ? CsumMode::Offload : CsumMode::Software, new_len);
+                            offload ? CsumMode::Offload : CsumMode::Software, new_len);
   if (!nf) return drop(m, Drop::bad_ip);
   m->data_off = uint16_t(nf - static_cast<uint8_t*>(m->buf_addr));
   m->data_len = uint16_t(new_len);
   m->pkt_len = new_len;
-  if (out.tx_csum_offload) {
+  if (offload) {
     bool v4 = dst.addr.is_v4();
     m->ol_flags = (v4 ? RTE_MBUF_F_TX_IPV4 : RTE_MBUF_F_TX_IPV6) | RTE_MBUF_F_TX_UDP_CKSUM;
     m->l2_len = kEthHdrLen;
@@ -318,7 +326,24 @@ void WorkerCtx::relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
     __atomic_store_n(&fl->last_pt, uint8_t(payload[1] & 0x7f), __ATOMIC_RELAXED);
   }
   count(Event::relayed);
+  if (self) return hairpin(m, a->egress_port, now);
   push(nic_tx[a->egress_port], out.nic, m);
+}
+
+void WorkerCtx::hairpin(rte_mbuf* m, uint8_t pi, uint64_t now) {
+  if (in_hairpin) return drop(m, Drop::hairpin_loop);
+  const PortInfo& port = dp->ports_[pi];
+  const uint8_t* f = rte_pktmbuf_mtod(m, const uint8_t*);
+  Parsed p;
+  Drop d = parse_frame(f, m->data_len, port.mac, p);
+  if (d != kNoDrop) return drop(m, d);
+  int ai = port.find_addr(p.family, p.dst_ip(f));
+  if (ai < 0 || p.proto != kProtoUdp || !port.media.contains(p.dport)) return drop(m, Drop::media_no_flow);
+  m->ol_flags = 0;
+  count(Event::hairpinned);
+  in_hairpin = true;
+  relay(m, p, FlowTable::load(dp->flows_->slot(port.addr_index[ai], p.dport)), now);
+  in_hairpin = false;
 }
 
 bool WorkerCtx::ice_demux(rte_mbuf* m, const Parsed& p, Flow* fl, const FlowAction& a,

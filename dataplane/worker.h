@@ -74,6 +74,11 @@ struct alignas(64) WorkerCtx {
 
  private:
   void relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now);
+  // A relayed packet addressed to one of this SBC's own media endpoints on port `pi` (both
+  // calls of a hairpin anchored here): parsed again and relayed through the flow that owns
+  // that endpoint, once (a second hairpin is dropped: hairpin_loop).
+  void hairpin(rte_mbuf* m, uint8_t pi, uint64_t now);
+  bool in_hairpin = false;
   // ICE-lite / DTLS flows: RFC 7983 demux, checks answered, media gated on an authenticated
   // source with fresh consent. True when the packet was consumed (answered, handed to the
   // control plane, or dropped); false when it is RTP/RTCP to relay.

@@ -770,6 +770,32 @@ struct B2bua::Impl {
 
   // Answers a client's REGISTER (nua needs the request, NUTAG_WITH, for anything but
   // INVITE) and releases its handle and the reference Veil held on the request.
+  // A digest challenge (WWW-/Proxy-Authenticate) crosses end to end: its realm and nonce are
+  // the PBX's and the client's digest covers them, so Veil cannot rewrite them. One that
+  // names the PBX's or Veil's trusted address (a PBX whose realm is its To domain, with
+  // [sip] register_domain unset, uses the PBX's IP) is not relayed: the caller or client gets
+  // 503 and the log says what to set. Counted as challenges_withheld.
+  bool challenge_leaks(sip_t const* sip, const char* what) {
+    std::string needles[2] = {cfg.pbx.addr.str(), cfg.internal.addr.str()};
+    bool leak = false;
+    su_home_t home[1] = {SU_HOME_INIT(home)};
+    for (auto* h : {reinterpret_cast<sip_header_t const*>(sip->sip_www_authenticate),
+                    reinterpret_cast<sip_header_t const*>(sip->sip_proxy_authenticate)}) {
+      for (; h && !leak; h = h->sh_next) {
+        char* v = sip_header_as_string(home, h);
+        for (const std::string& n : needles) leak = leak || (v && std::strstr(v, n.c_str()));
+      }
+    }
+    su_home_deinit(home);
+    if (leak) {
+      ++stats.challenges_withheld;
+      logf(std::string("sip: ") + what + ": the PBX's digest challenge names a trusted-side address (its realm "
+           "is probably the To domain): not relayed, 503 instead; set [sip] register_domain to the PBX's SIP "
+           "domain (docs/configuration.md)");
+    }
+    return leak;
+  }
+
   void answer_register(nua_handle_t* nh, msg_t* req, int status, const std::string& contact, int expires,
                        sip_t const* pbx = nullptr) {
     std::string exp = expires >= 0 ? std::to_string(expires) : "";
@@ -929,7 +955,12 @@ struct B2bua::Impl {
       bool local = sip == nullptr || status >= 700;
       int mapped = status == 401 || status == 407 || status == 423 ? status : map_failure_status(status, local);
       logf("sip: REGISTER " + aor + ": PBX answered " + std::to_string(status));
-      if (client) answer_register(client, creq, mapped, "", -1, (status == 401 || status == 407 || status == 423) ? sip : nullptr);
+      bool challenge = status == 401 || status == 407 || status == 423;
+      if (challenge && sip && status != 423 && challenge_leaks(sip, ("REGISTER " + aor).c_str())) {
+        mapped = 503;
+        challenge = false;
+      }
+      if (client) answer_register(client, creq, mapped, "", -1, challenge ? sip : nullptr);
       // nua keeps a challenged request for nua_authenticate() (which Veil never calls: the
       // client answers the challenge) and would queue the next REGISTER behind it: the
       // next REGISTER goes out on a fresh handle (a new Call-ID toward the PBX).
@@ -1389,8 +1420,13 @@ struct B2bua::Impl {
 
     // A digest challenge to the initial INVITE: relayed to the caller, who retries.
     if ((status == 401 || status == 407) && !local && !call->answered &&
-        (sip->sip_www_authenticate || sip->sip_proxy_authenticate))
+        (sip->sip_www_authenticate || sip->sip_proxy_authenticate)) {
+      if (challenge_leaks(sip, ("call " + std::to_string(call->serial)).c_str())) {
+        call->leg[li].terminated = true;  // nua keeps the challenged request (challenge_caller)
+        return fail(call, 503, "digest challenge withheld");
+      }
       return challenge_caller(call, li, status, sip);
+    }
 
     // Final failure.
     int mapped = map_failure_status(status, local);

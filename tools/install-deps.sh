@@ -9,8 +9,8 @@ pkgs=(
   libssl-dev libsofia-sip-ua-dev libtomlplusplus-dev libboost-dev openssl
   libgtest-dev libgmock-dev
   dpkg-dev fakeroot autoconf automake libtool
-  iproute2 iputils-ping sip-tester baresip-core tshark tcpdump python3 python3-websockets python3-cryptography shellcheck
-  chromium
+  iproute2 iputils-ping sip-tester baresip-core kamailio tshark tcpdump python3 python3-websockets python3-cryptography
+  shellcheck chromium
 )
 # node and npm for the browser-side test tools (tests/browser): Debian's, unless a node is
 # already installed (NodeSource's package brings its own npm and conflicts with Debian's).
@@ -43,6 +43,11 @@ if [ ${#missing[@]} -gt 0 ] || [ $need_src -eq 1 ] || [ ! -d /var/lib/apt/lists 
     echo "install-deps: installing ${missing[*]}"
     apt-get install -y -q --no-install-recommends "${missing[@]}"
   fi
+fi
+# kamailio is a test peer (the PBX of tests/e2e/test_kamailio.py, started inside a lab
+# namespace): never a service on the host.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled --quiet kamailio 2>/dev/null; then
+  systemctl disable --now kamailio >/dev/null 2>&1 || true
 fi
 # Browser-side test tools from npm (playwright-core drives Debian's chromium; sip.js is the
 # page's SIP stack), pinned by tests/browser/package-lock.json. playwright never downloads a

@@ -19,7 +19,8 @@
 # in /run/veil-lab-LAB/wss.crt, origin https://phone.example.test; VEIL_LAB_WS_PER_SOURCE
 # connections per source, default 8), VEIL_LAB_SIP_TLS=1 (with VEIL_LAB_SIP: SIP over TLS on
 # port 5061 on both sides, throw-away certificate in /run/veil-lab-LAB/sip-tls.crt),
-# VEIL_LAB_PBX_SRTP=SUITE (with VEIL_LAB_SIP: [sip] pbx_srtp, SDES-SRTP toward the PBX).
+# VEIL_LAB_PBX_SRTP=SUITE (with VEIL_LAB_SIP: [sip] pbx_srtp, SDES-SRTP toward the PBX),
+# VEIL_LAB_REGISTER_DOMAIN=HOST (with VEIL_LAB_SIP: [sip] register_domain).
 #
 #   untrusted host (ns LAB-ext)         SBC (ns LAB-sbc)                 trusted host (ns LAB-int)
 #   eth0 203.0.113.10/24  <-veth->  dp-ext [veild] dp-int  <-veth->  eth0 198.51.100.10/24
@@ -99,6 +100,9 @@ pbx = "198.51.100.10:5060"
 untrusted_target = "203.0.113.10:5060"
 no_response_timeout_ms = 3000
 TOML
+    if [ -n "${VEIL_LAB_REGISTER_DOMAIN:-}" ]; then
+      printf 'register_domain = "%s"\n' "$VEIL_LAB_REGISTER_DOMAIN" >>"$STATE/veil.toml"
+    fi
     if [ -n "${VEIL_LAB_PBX_SRTP:-}" ]; then
       printf 'pbx_srtp = "%s"\n' "$VEIL_LAB_PBX_SRTP" >>"$STATE/veil.toml"
     fi

@@ -805,3 +805,68 @@ TEST(Concurrency, TwoWorkersOwnTheirQueues) {
   EXPECT_EQ(lab.dp->flows().get(1)->counters.packets, uint64_t(kEach));
   EXPECT_EQ(lab.dp->flows().get(2)->counters.packets, uint64_t(kEach));
 }
+
+// Two calls anchored here whose trusted legs name each other (phone -> PBX -> phone): call
+// 1's flow sends to Veil's own trusted endpoint of call 2, which relays to the second phone.
+// The packet never leaves on the trusted port, needs no neighbour, arrives byte-exact with
+// both calls' counters counting it; a flow that would hairpin twice is dropped.
+TEST(Hairpin, OwnEndpointIsRelayedInsideTheDataplane) {
+  Lab lab;
+  auto spec = [](uint32_t id, uint8_t in, const char* local, uint8_t out, const char* from, const char* to,
+                 uint32_t peer) {
+    FlowSpec s;
+    s.id = id;
+    s.ingress_port = in;
+    s.local = ep(local);
+    s.egress_port = out;
+    s.egress_local = ep(from);
+    s.egress_remote = ep(to);
+    s.peer_id = peer;
+    return s;
+  };
+  // Call 1: phone A (203.0.113.10:4000) <-> 203.0.113.1:20000 | 198.51.100.1:30000 <-> call 2's 30002.
+  // Call 2: 198.51.100.1:30002 <-> call 1's 30000 | 203.0.113.1:20002 <-> phone B (203.0.113.11:4002).
+  for (const FlowSpec& s : {spec(1, 0, "203.0.113.1:20000", 1, "198.51.100.1:30000", "198.51.100.1:30002", 2),
+                            spec(2, 1, "198.51.100.1:30000", 0, "203.0.113.1:20000", "203.0.113.10:4000", 1),
+                            spec(3, 1, "198.51.100.1:30002", 0, "203.0.113.1:20002", "203.0.113.11:4002", 4),
+                            spec(4, 0, "203.0.113.1:20002", 1, "198.51.100.1:30002", "198.51.100.1:30000", 3)}) {
+    std::string why;
+    ASSERT_EQ(lab.dp->flows().install(s, &why), 0) << why;
+  }
+  const MacAddr kPhoneB{{0x02, 0x11, 0, 0, 0, 0x0b}};
+  lab.dp->neighbours().learn(0, addr("203.0.113.10"), kExtHostMac);
+  lab.dp->neighbours().learn(0, addr("203.0.113.11"), kPhoneB);
+  auto payload = rtp_payload(9);
+  lab.inject(lab.ext, udp_frame(lab.ext_mac, kExtHostMac, ep("203.0.113.10:4000"), ep("203.0.113.1:20000"), payload));
+  lab.inject(lab.ext, udp_frame(lab.ext_mac, kPhoneB, ep("203.0.113.11:4002"), ep("203.0.113.1:20002"), payload));
+  lab.pass();
+  EXPECT_TRUE(lab.take(lab.intp).empty());  // nothing on the trusted wire
+  auto out = lab.take(lab.ext);
+  ASSERT_EQ(out.size(), 2u);
+  auto want_b = udp_frame(kPhoneB, lab.ext_mac, ep("203.0.113.1:20002"), ep("203.0.113.11:4002"), payload);
+  auto want_a = udp_frame(kExtHostMac, lab.ext_mac, ep("203.0.113.1:20000"), ep("203.0.113.10:4000"), payload);
+  for (auto* w : {&want_a, &want_b}) {
+    (*w)[14 + 8] = 64;
+    (*w)[14 + 10] = (*w)[14 + 11] = 0;
+    uint16_t c = ipv4_header_checksum(&(*w)[14]);
+    std::memcpy(&(*w)[14 + 10], &c, 2);
+  }
+  EXPECT_EQ(out[0], want_b);
+  EXPECT_EQ(out[1], want_a);
+  for (uint32_t id : {1u, 2u, 3u, 4u}) EXPECT_EQ(lab.dp->flows().get(id)->counters.packets, 1u) << id;
+  EXPECT_EQ(lab.dp->event_count(Event::hairpinned), 2u);
+  EXPECT_EQ(lab.dp->event_count(Event::relayed), 4u);
+  EXPECT_EQ(lab.dp->drop_count(Drop::no_neighbour), 0u);
+
+  // A flow whose own-endpoint destination relays to an own endpoint again: dropped, counted.
+  std::string why;
+  ASSERT_EQ(lab.dp->flows().install(spec(5, 0, "203.0.113.1:20004", 1, "198.51.100.1:30004", "198.51.100.1:30006", 0),
+                                    &why), 0) << why;
+  ASSERT_EQ(lab.dp->flows().install(spec(6, 1, "198.51.100.1:30006", 1, "198.51.100.1:30008", "198.51.100.1:30010", 0),
+                                    &why), 0) << why;
+  lab.inject(lab.ext, udp_frame(lab.ext_mac, kExtHostMac, ep("203.0.113.10:4000"), ep("203.0.113.1:20004"), payload));
+  lab.pass();
+  EXPECT_TRUE(lab.take(lab.intp).empty());
+  EXPECT_TRUE(lab.take(lab.ext).empty());
+  EXPECT_EQ(lab.dp->drop_count(Drop::hairpin_loop), 1u);
+}

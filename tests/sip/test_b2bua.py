@@ -668,6 +668,22 @@ def t_invite_auth(lab, h, ctx):
     ctx['invite_auth'] = True
 
 
+def t_challenge_names_pbx(lab, h, ctx):
+    """A PBX whose digest realm is its own IP address (a realm taken from the To domain when
+    register_domain is not set): Veil does not relay the challenge (the client's digest covers
+    the realm, so it cannot be rewritten); the caller gets 503, never the realm, and the
+    challenges_withheld counter says why (the wire audit checks the caller's wire)."""
+    before = h.stats()
+    scenario_pair(lab, h, 'int', 'uas_auth_ip_realm.xml', INT_PEER, PBX_PORT, 'ext', 'uac_pbx_unreachable.xml',
+                  EXT_PEER, 5077, '%s:5060' % EXT_SBC, 16044, 17044)
+    st = h.stats()
+    check(st['challenges_withheld'] == before['challenges_withheld'] + 1 and
+          st['auth_challenges'] == before['auth_challenges'],
+          'withheld %d -> %d, relayed %d -> %d' % (before['challenges_withheld'], st['challenges_withheld'],
+                                                  before['auth_challenges'], st['auth_challenges']))
+    check('digest challenge names a trusted-side address' in h.log_text(), 'no log line about the withheld realm')
+
+
 def t_early_media_100rel(lab, h, ctx):
     """Issue 3: provisional responses, early media and PRACK. The PBX answers with a reliable
     183 (Require: 100rel, RSeq 7) carrying SDP, then a 200 without SDP. Veil PRACKs it on the
@@ -1016,7 +1032,7 @@ def t_reinvite_without_sdp(lab, h, ctx):
 
 TESTS = [t_call_untrusted_to_pbx, t_call_pbx_to_untrusted, t_cancel, t_busy, t_callee_bye, t_hold_reinvite,
          t_refused_source, t_robustness, t_session_timer, t_register_and_call,
-         t_register_expiry, t_pbx_unreachable, t_invite_auth,
+         t_register_expiry, t_pbx_unreachable, t_invite_auth, t_challenge_names_pbx,
          t_early_media_100rel, t_update_info, t_late_offer, t_register_two_devices_tcp,
          t_tls_both_sides, t_tls_client_auth, t_reinvite_without_sdp]
 
