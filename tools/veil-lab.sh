@@ -20,7 +20,9 @@
 # connections per source, default 8), VEIL_LAB_SIP_TLS=1 (with VEIL_LAB_SIP: SIP over TLS on
 # port 5061 on both sides, throw-away certificate in /run/veil-lab-LAB/sip-tls.crt),
 # VEIL_LAB_PBX_SRTP=SUITE (with VEIL_LAB_SIP: [sip] pbx_srtp, SDES-SRTP toward the PBX),
-# VEIL_LAB_REGISTER_DOMAIN=HOST (with VEIL_LAB_SIP: [sip] register_domain).
+# VEIL_LAB_REGISTER_DOMAIN=HOST (with VEIL_LAB_SIP: [sip] register_domain), VEIL_LAB_SIP_IPV6=1
+# (with VEIL_LAB_SIP: SIP on the untrusted side over IPv6, 2001:db8:1::1, calls from the PBX to
+# [2001:db8:1::10]:5060).
 #
 #   untrusted host (ns LAB-ext)         SBC (ns LAB-sbc)                 trusted host (ns LAB-int)
 #   eth0 203.0.113.10/24  <-veth->  dp-ext [veild] dp-int  <-veth->  eth0 198.51.100.10/24
@@ -97,9 +99,14 @@ TOML
 enabled = true
 port = 5060
 pbx = "198.51.100.10:5060"
-untrusted_target = "203.0.113.10:5060"
 no_response_timeout_ms = 3000
 TOML
+    if [ "${VEIL_LAB_SIP_IPV6:-0}" = 1 ]; then
+      # SIP over IPv6 on the untrusted side (the PBX stays IPv4).
+      printf 'external_address = "2001:db8:1::1"\nuntrusted_target = "[2001:db8:1::10]:5060"\n' >>"$STATE/veil.toml"
+    else
+      printf 'untrusted_target = "203.0.113.10:5060"\n' >>"$STATE/veil.toml"
+    fi
     if [ -n "${VEIL_LAB_REGISTER_DOMAIN:-}" ]; then
       printf 'register_domain = "%s"\n' "$VEIL_LAB_REGISTER_DOMAIN" >>"$STATE/veil.toml"
     fi

@@ -35,7 +35,7 @@ TALK_MS = 6000  # the caller's pause between ACK and BYE: RTP runs inside it
 
 
 def ep(addr, port):
-    return '%s:%d' % (addr, port)
+    return '[%s]:%d' % (addr, port) if ':' in addr else '%s:%d' % (addr, port)
 
 
 class State:
@@ -106,7 +106,8 @@ def flows_by_local(lab):
 
 
 def call_with_media(lab, caller, callee, callee_ip, callee_sip_port, caller_ip, caller_sbc, label,
-                    service='bob', uac_scen='uac_media.xml', uas_scen='uas_media.xml', callee_hangs_up=False):
+                    service='bob', uac_scen='uac_media.xml', uas_scen='uas_media.xml', callee_hangs_up=False,
+                    callee_sbc=None):
     """One call from `caller` to `callee` through Veil; RTP both ways while it is up. The
     caller hangs up after TALK_MS, or with `callee_hangs_up` the callee does (scenarios that
     do so: tests/e2e/test_sip_dialogs.py). Returns (caller's trace, callee's trace)."""
@@ -127,7 +128,7 @@ def call_with_media(lab, caller, callee, callee_ip, callee_sip_port, caller_ip, 
     callee_saw = wait_for('%s: no INVITE with SDP in the callee\'s trace %s' % (label, uas_msg),
                           lambda: sdp_endpoint(uas_msg, r'INVITE '), 5)
     log('  %s: caller was told %s:%d, callee %s:%d' % ((label,) + caller_saw + callee_saw))
-    callee_sbc = INT_VEIL4 if caller_sbc == EXT_VEIL4 else EXT_VEIL4
+    callee_sbc = callee_sbc or (INT_VEIL4 if caller_sbc == EXT_VEIL4 else EXT_VEIL4)
     check(caller_saw[0] == caller_sbc, '%s: the caller\'s SDP names %s, not Veil\'s %s' % (label, caller_saw[0],
                                                                                          caller_sbc))
     check(callee_saw[0] == callee_sbc, '%s: the callee\'s SDP names %s, not Veil\'s %s' % (label, callee_saw[0],
