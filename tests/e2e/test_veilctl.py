@@ -418,18 +418,26 @@ def test_loss_jitter(lab):
     check(worst == [50], 'flows sort=lost limit=1: %s, expected [50]' % worst)
     # A new SSRC restarts the statistics. Every other packet 4 ms late: |D| = 32 units for
     # every packet, so the A.8 estimate converges towards 32 units (4 ms).
+    # (Counted against what the flow relayed: on a loaded host the lab's veth can lose one.)
+    before = f['packets']
     send_rtp(lab, ext_host, ext_veil, 0x0BADCAFE, 7, 200, 0, wobble_ms=4)
     f = lab.flow(50)
-    log('  after the SSRC change, 4 ms wobble: jitter %s ts, %s ms' % (f['jitter_ts'], f['jitter_ms']))
-    check(f['last_ssrc'] == '0x0badcafe' and f['rtp_received'] == 200 and f['rtp_expected'] == 200 and
-          f['rtp_lost'] == 0, 'after an SSRC change: %s' % f)
+    relayed = f['packets'] - before
+    log('  after the SSRC change, 4 ms wobble: %d of 200 relayed, jitter %s ts, %s ms'
+        % (relayed, f['jitter_ts'], f['jitter_ms']))
+    check(f['last_ssrc'] == '0x0badcafe' and relayed >= 195 and f['rtp_received'] == relayed and
+          relayed <= f['rtp_expected'] <= 200 and f['rtp_lost'] == f['rtp_expected'] - relayed,
+          'after an SSRC change (statistics restarted: expected at most 200): %s' % f)
     check(2.5 < f['jitter_ms'] < 6, 'jitter of a stream with every other packet 4 ms late: %s ms (expected about 4)'
           % f['jitter_ms'])
     # Dynamic payload type: loss yes, jitter only once the clock rate is known.
-    send_rtp(lab, ext_host, ext_veil, 0x0BADCAFE, 207, 20, 5, pt=96)
+    lost0, before = f['rtp_lost'], f['packets']
+    send_rtp(lab, ext_host, ext_veil, 0x0BADCAFE, 207, 20, 5, pt=96)  # 16 sent, every 5th skipped
     f = lab.flow(50)
-    check(f['clock_rate'] == '-' and f['jitter_ms'] == '-' and f['rtp_lost'] == 4,
-          'PT 96 without clock-rate: %s' % {k: f[k] for k in ('clock_rate', 'jitter_ms', 'rtp_lost')})
+    missing = 16 - (f['packets'] - before)
+    check(f['clock_rate'] == '-' and f['jitter_ms'] == '-' and 4 <= f['rtp_lost'] - lost0 <= 4 + missing,
+          'PT 96 without clock-rate (%d lost in the lab): %s' % (missing, {k: f[k] for k in ('clock_rate', 'jitter_ms',
+                                                                                             'rtp_lost')}))
     ext_veil, ext_host, int_veil, int_host = ep(EXT_VEIL4, 20050), ep(EXT_HOST4, 4050), ep(INT_VEIL4, 30050), ep(INT_HOST4, 4050)
     lab.flow_update(id=50, port='external', local=ext_veil, remote=ext_host, egress_port='internal',
                     egress_local=int_veil, egress_remote=int_host, peer=51, clock_rate=48000)
