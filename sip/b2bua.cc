@@ -1084,6 +1084,17 @@ struct B2bua::Impl {
       call->webrtc.reset();  // a WebSocket client that answered in plain RTP: relayed as such
       return true;
     }
+    // ICE restart (RFC 8445 9, RFC 8839 4.4.1.1.1): a re-offer with new ICE credentials.
+    // The answerer restarts too, with credentials of its own; the flows get both and the
+    // browser's new checks select the pair again. DTLS and the SRTP keys stay.
+    if (!answer && info.webrtc.webrtc && !call->webrtc->remote_ufrag.empty() &&
+        !info.webrtc.ice_ufrag.empty() && info.webrtc.ice_ufrag != call->webrtc->remote_ufrag) {
+      auto [ufrag, pwd] = media.ice_credentials();
+      call->webrtc->ufrag = ufrag;
+      call->webrtc->pwd = pwd;
+      ++stats.ice_restarts;
+      logf("sip: call " + std::to_string(call->serial) + ": ICE restart by the browser");
+    }
     return take_browser_sdp(*call->webrtc, info.webrtc, answer);
   }
 

@@ -41,6 +41,7 @@ struct B2buaStats {
   uint64_t late_offers = 0;          // INVITEs without SDP relayed (offer in the 2xx, answer in ACK)
   uint64_t auth_challenges = 0;      // 401/407 to an INVITE relayed to the caller with the challenge
   uint64_t challenges_withheld = 0;  // 401/407 whose challenge names a trusted address: 503 instead
+  uint64_t ice_restarts = 0;         // browser re-offers with new ICE credentials (Veil restarts too)
   uint64_t callback_exceptions = 0;  // C++ exceptions caught in sofia callbacks
   uint64_t media_timeouts = 0;       // calls ended (BYE on both legs) because their media went idle
   uint64_t options_answered = 0;     // OPTIONS answered 200 by Veil itself (never relayed)
