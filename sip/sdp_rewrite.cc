@@ -3,11 +3,13 @@
 #include <sofia-sip/sdp.h>
 #include <sofia-sip/su_alloc.h>
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace veil::sip {
 namespace {
@@ -117,12 +119,78 @@ using HomePtr = std::unique_ptr<su_home_t, HomeDeleter>;
 
 HomePtr new_home() { return HomePtr(static_cast<su_home_t*>(su_home_new(sizeof(su_home_t)))); }
 
+// RFC 4566 token-char.
+bool token_char(char c) {
+  auto u = static_cast<unsigned char>(c);
+  return u == 0x21 || (u >= 0x23 && u <= 0x27) || u == 0x2a || u == 0x2b || u == 0x2d || u == 0x2e ||
+         (u >= 0x30 && u <= 0x39) || (u >= 0x41 && u <= 0x5a) || (u >= 0x5e && u <= 0x7e);
+}
+
+bool is_number(std::string_view s) {
+  return !s.empty() && s.size() <= 5 && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+bool is_token(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), token_char);
+}
+
+// What Veil checks itself before sofia-sip's parser sees a peer's SDP: every line is
+// "<letter>=<value>" with no NUL or stray CR/LF inside, and every m= line follows RFC 4566
+// 5.14 (media SP port["/"integer] SP proto SP fmt *(SP fmt), proto = token *("/" token)).
+// sofia-sip 1.12.11 loops allocating without bound on some malformed m= lines (`m=audio 1
+// X/"" 0`: tens of GB, minutes of CPU; found by tests/fuzz/fuzz_sdp), so nothing it has not
+// been shown to handle reaches it. False with `detail` on the first bad line.
+bool lexically_valid(std::string_view text, std::string& detail) {
+  size_t line_no = 0;
+  while (!text.empty()) {
+    size_t end = text.find('\n');
+    std::string_view line = text.substr(0, end);
+    text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty()) continue;  // a trailing empty line
+    auto bad = [&](const char* why) {
+      detail = "line " + std::to_string(line_no) + ": " + why;
+      return false;
+    };
+    if (line.size() < 2 || line[1] != '=' || line[0] < 'a' || line[0] > 'z') return bad("not <letter>=<value>");
+    for (char c : line)
+      if (c == '\0' || c == '\r') return bad("NUL or CR inside a line");
+    if (line[0] != 'm') continue;
+    std::vector<std::string_view> f;
+    for (std::string_view v = line.substr(2); !v.empty();) {
+      size_t sp = v.find(' ');
+      if (sp != 0) f.push_back(v.substr(0, sp));  // extra spaces are tolerated, as sofia-sip does
+      v = sp == std::string_view::npos ? std::string_view() : v.substr(sp + 1);
+    }
+    if (f.size() < 4) return bad("m= line with fewer than four fields");
+    if (!is_token(f[0])) return bad("m= media is not a token");
+    std::string_view port = f[1], count;
+    if (size_t sl = port.find('/'); sl != std::string_view::npos) {
+      count = port.substr(sl + 1);
+      port = port.substr(0, sl);
+      if (!is_number(count)) return bad("m= port count is not a number");
+    }
+    if (!is_number(port)) return bad("m= port is not a number");
+    for (std::string_view proto = f[2];;) {
+      size_t sl = proto.find('/');
+      if (!is_token(proto.substr(0, sl))) return bad("m= proto is not token *(\"/\" token)");
+      if (sl == std::string_view::npos) break;
+      proto = proto.substr(sl + 1);
+    }
+    for (size_t i = 3; i < f.size(); ++i)
+      if (!is_token(f[i])) return bad("m= fmt is not a token");
+  }
+  return true;
+}
+
 // Parses `text` in `home`; nullptr with `detail` set when sofia refuses it.
 sdp_session_t* parse(su_home_t* home, std::string_view text, std::string& detail) {
   if (text.empty()) {
     detail = "empty body";
     return nullptr;
   }
+  if (!lexically_valid(text, detail)) return nullptr;
   sdp_parser_t* p = sdp_parse(home, text.data(), issize_t(text.size()), kParseFlags);
   sdp_session_t* s = p ? sdp_session(p) : nullptr;
   if (!s) {

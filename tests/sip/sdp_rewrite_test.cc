@@ -135,8 +135,21 @@ INSTANTIATE_TEST_SUITE_P(
                       BadCase{"bad_no_connection", SdpError::MissingConnection},
                       BadCase{"bad_hostname", SdpError::UnsupportedAddress},
                       BadCase{"bad_addrtype", SdpError::UnsupportedAddress},
-                      BadCase{"bad_multicast", SdpError::UnsupportedAddress}),
+                      BadCase{"bad_multicast", SdpError::UnsupportedAddress},
+                      // sofia-sip's parser allocates without bound on this m= line (tens of GB):
+                      // refused before it gets there (found by fuzz_sdp).
+                      BadCase{"bad_mline_proto", SdpError::Parse},
+                      BadCase{"bad_stray_cr", SdpError::Parse}),
     [](const ::testing::TestParamInfo<BadCase>& i) { return std::string(i.param.name); });
+
+TEST(SdpInspect, LexicalCheckSaysWhichLine) {
+  SdpInspectResult r = inspect_sdp(read_file("bad_mline_proto.in.sdp"));
+  EXPECT_EQ(r.detail, "line 6: m= proto is not token *(\"/\" token)");
+  // Extra spaces between m= fields, as some phones send, are still accepted.
+  r = inspect_sdp("v=0\r\no=- 1 1 IN IP4 203.0.113.20\r\ns=-\r\nc=IN IP4 203.0.113.20\r\nt=0 0\r\n"
+                  "m=audio  49170 RTP/AVP 0 8 \r\n");
+  EXPECT_EQ(r.error, SdpError::None) << r.detail;
+}
 
 TEST(SdpInspect, StreamsAndRemotes) {
   SdpInspectResult r = inspect_sdp(read_file("two_mlines.in.sdp"));

@@ -34,12 +34,16 @@ def answer(data):
 
 
 def udp(raw, timeout=1.5, port=LOCAL_PORT):
+    """The first answer to `raw`, provisional (1xx) answers skipped."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind((LOCAL, port))
     s.settimeout(timeout)
     try:
         s.sendto(raw, (TARGET, PORT))
-        return answer(s.recv(70000))
+        while True:
+            a = answer(s.recv(70000))
+            if not (a and a.startswith('SIP/2.0 1')):
+                return a
     except socket.timeout:
         return None
     finally:
@@ -80,6 +84,12 @@ CASES = [
     # An INVITE's failure is retransmitted until ACKed: answers come to another port.
     ('session_interval_too_small', lambda: udp(message('INVITE', extra=['Supported: timer', 'Session-Expires: 5']),
                                                port=LOCAL_PORT + 1)),
+    # An m= line that makes sofia-sip's SDP parser allocate without bound (tens of GB): Veil
+    # refuses it before parsing (488), and stays up.
+    ('invite_sdp_bomb', lambda: udp(message('INVITE', extra=['Content-Type: application/sdp'],
+                                            body='v=0\r\no=- 1 1 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\n'
+                                                 'm=audio 49170 X/"" 0\r\n' % (LOCAL, LOCAL)),
+                                    port=LOCAL_PORT + 2)),
     ('garbage', lambda: udp(b'\xff\xfe this is not SIP\r\n\r\n')),
     # sofia-sip's UDP transport takes anything starting with 0x00/0x01 for STUN and answers
     # with a STUN error (no SIP, nothing but the sender's own bytes echoed).
