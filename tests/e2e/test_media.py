@@ -11,7 +11,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lab import (EXT_HOST4, EXT_HOST6, EXT_VEIL4, EXT_VEIL6, INT_HOST4, INT_HOST6,  # noqa: E402
-                 INT_VEIL4, INT_VEIL6, addr_needles, check, find_leaks, log, rtp_ok, run_tests, udp_of,
+                 INT_VEIL4, INT_VEIL6, Failure, addr_needles, check, find_leaks, log, rtp_ok, run_tests, udp_of,
                  wait_for)
 
 COUNT = 100

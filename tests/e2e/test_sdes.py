@@ -24,9 +24,9 @@ import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lab import (EXT_HOST4, EXT_VEIL4, INT_HOST4, INT_VEIL4, Failure, Proc, check, log,  # noqa: E402
+from lab import (EXT_HOST4, EXT_VEIL4, INT_HOST4, INT_VEIL4, Proc, check, log,  # noqa: E402
                  run_tests, wait_for)
-from test_sip_media import ep, flows_by_local, sdp_endpoint, sipp, sipp_finish, wait_listening  # noqa: E402
+from test_sip_media import ep, flows_by_local, sdp_body, sdp_endpoint, sipp, sipp_finish, wait_listening  # noqa: E402
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
 SRTP_PEER = os.path.join(ROOT, 'tools', 'srtp-peer.py')
@@ -39,22 +39,6 @@ MASTER_LEN = {'AES_CM_128_HMAC_SHA1_80': 30, 'AES_CM_128_HMAC_SHA1_32': 30, 'AEA
 class State:
     calls = 0
     keys_seen = []   # every key any leg saw (for the log/veilctl audit)
-
-
-def sdp_body(path, first_line_re):
-    """The SDP body of the first received message in a sipp trace whose first line matches."""
-    try:
-        with open(path, errors='replace') as f:
-            text = f.read()
-    except OSError:
-        return None
-    for block in re.split(r'^-{20,}.*$', text, flags=re.M):
-        if 'message received' not in block:
-            continue
-        msg = block.split('\n\n', 1)[-1].lstrip('\n')
-        if re.match(first_line_re, msg) and '\nv=0' in msg:
-            return msg[msg.index('\nv=0') + 1:]
-    return None
 
 
 def crypto_lines(sdp):

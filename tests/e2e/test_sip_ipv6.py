@@ -27,16 +27,6 @@ class State:
     traces = []
 
 
-def sdp_lines(path, first_line_re):
-    with open(path, errors='replace') as f:
-        text = f.read()
-    for block in re.split(r'^-{20,}.*$', text, flags=re.M):
-        msg = block.split('\n\n', 1)[-1].lstrip('\n')
-        if 'message received' in block and re.match(first_line_re, msg) and '\nv=0' in msg:
-            return msg[msg.index('\nv=0') + 1:]
-    return ''
-
-
 def test_setup(lab):
     """SIP listens on Veil's untrusted IPv6 address; both wires captured from here on."""
     r = lab.sh('sbc', ['ss', '-Hulnp'])
@@ -50,7 +40,7 @@ def test_ipv6_phone_calls_ipv4_pbx(lab):
     uac_msg, uas_msg = tsm.call_with_media(lab, 'ext', 'int', INT_HOST4, 5060, EXT_HOST6, EXT_VEIL6,
                                            'v6 phone->PBX', callee_sbc=INT_VEIL4)
     State.traces += [uac_msg, uas_msg]
-    phone, pbx = sdp_lines(uac_msg, r'SIP/2\.0 200 '), sdp_lines(uas_msg, r'INVITE ')
+    phone, pbx = tsm.sdp_body(uac_msg, r'SIP/2\.0 200 ') or '', tsm.sdp_body(uas_msg, r'INVITE ') or ''
     log('  the phone got:\n%s' % phone.strip())
     log('  the PBX got:\n%s' % pbx.strip())
     check(re.search(r'^c=IN IP6 %s\s*$' % re.escape(EXT_VEIL6), phone, re.M) and 'IP4' not in phone,
@@ -64,7 +54,7 @@ def test_ipv4_pbx_calls_ipv6_phone(lab):
     uac_msg, uas_msg = tsm.call_with_media(lab, 'int', 'ext', EXT_HOST6, 5060, INT_HOST4, INT_VEIL4,
                                            'PBX->v6 phone', callee_sbc=EXT_VEIL6)
     State.traces += [uac_msg, uas_msg]
-    phone = sdp_lines(uas_msg, r'INVITE ')
+    phone = tsm.sdp_body(uas_msg, r'INVITE ') or ''
     check(re.search(r'^c=IN IP6 %s\s*$' % re.escape(EXT_VEIL6), phone, re.M), 'the phone\'s offer: %s' % phone)
     with open(uas_msg, errors='replace') as f:
         invite = f.read()

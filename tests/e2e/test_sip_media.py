@@ -66,8 +66,8 @@ def wait_listening(lab, host, port):
     wait_for('sipp did not listen on udp port %d in %s' % (port, host), listening, 10, 0.05)
 
 
-def sdp_endpoint(path, first_line_re):
-    """(c= address, m=audio port) of the first message in a sipp trace whose first line matches
+def sdp_body(path, first_line_re):
+    """The SDP body of the first received message in a sipp trace whose first line matches
     `first_line_re` and that carries SDP; None while there is none yet."""
     try:
         with open(path, errors='replace') as f:
@@ -77,14 +77,18 @@ def sdp_endpoint(path, first_line_re):
     for block in re.split(r'^-{20,}.*$', text, flags=re.M):
         if 'message received' not in block:
             continue
-        body = block.split('\n\n', 1)[-1].lstrip('\n')
-        if not re.match(first_line_re, body):
-            continue
-        c = re.search(r'^c=IN IP[46] (\S+)', body, re.M)
-        m = re.search(r'^m=audio (\d+) ', body, re.M)
-        if c and m:
-            return c.group(1), int(m.group(1))
+        msg = block.split('\n\n', 1)[-1].lstrip('\n')
+        if re.match(first_line_re, msg) and '\nv=0' in msg:
+            return msg[msg.index('\nv=0') + 1:]
     return None
+
+
+def sdp_endpoint(path, first_line_re):
+    """(c= address, m=audio port) of that SDP (sdp_body); None while there is none yet."""
+    body = sdp_body(path, first_line_re)
+    c = body and re.search(r'^c=IN IP[46] (\S+)', body, re.M)
+    m = body and re.search(r'^m=audio (\d+) ', body, re.M)
+    return (c.group(1), int(m.group(1))) if c and m else None
 
 
 def sipp_finish(proc, label, msg, timeout=40):

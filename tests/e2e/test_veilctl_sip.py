@@ -6,7 +6,6 @@ registrations` then shows the binding as Veil holds it — AOR, the address and 
 registered from, the client's Contact, Veil's own Contact toward the PBX (the one the PBX
 received), expiry and last refresh — in JSON and text, filtered by aor=, and /metrics counts
 it (veil_registrations). `calls` is empty (and available) with SIP on."""
-import json
 import os
 import re
 import sys

@@ -32,7 +32,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lab import (EXT_HOST4, EXT_VEIL4, INT_HOST4, INT_VEIL4, Proc, audit_wires, check, log, run_tests,  # noqa: E402
                  wait_for)
-from test_sip_media import sdp_endpoint, sipp as sipp_on, sipp_finish  # noqa: E402
+from test_sip_media import sdp_body, sdp_endpoint, sipp as sipp_on, sipp_finish  # noqa: E402
 from test_websocket import E2E_SCEN, sipp, sipp_done, wait_listening  # noqa: E402
 from test_webrtc import HOLD_MS, browser, call_flows, check_media, wait_browser  # noqa: E402
 
@@ -56,20 +56,6 @@ def fresh_key():
 
 def crypto_lines(text):
     return re.findall(r'^a=crypto:(\d+) (\S+) inline:(\S+?)\s*$', text, re.M)
-
-
-def trace_sdp(path, first_line_re):
-    """The SDP of the first message in a sipp trace whose first line matches."""
-    try:
-        with open(path, errors='replace') as f:
-            text = f.read()
-    except OSError:
-        return None
-    for block in re.split(r'^-{20,}.*$', text, flags=re.M):
-        msg = block.split('\n\n', 1)[-1].lstrip('\n')
-        if 'message received' in block and re.match(first_line_re, msg) and '\nv=0' in msg:
-            return msg[msg.index('\nv=0') + 1:]
-    return None
 
 
 def srtp_peer(lab, bind, send_to, key_out, key_in):
@@ -121,7 +107,7 @@ def test_browser_calls_srtp_pbx(lab):
     pbx_saw = wait_browser(b, 'the PBX got no INVITE with SDP', lambda: sdp_endpoint(uas_msg, r'INVITE '), 30)
     check(pbx_saw[0] == INT_VEIL4, 'the PBX\'s SDP names %s' % pbx_saw[0])
     pbx_veil = '%s:%d' % pbx_saw
-    offer = trace_sdp(uas_msg, r'INVITE ')
+    offer = sdp_body(uas_msg, r'INVITE ')
     log('  browser -> SRTP PBX: the PBX was offered:\n%s' % re.sub(r'inline:\S+', 'inline:<key>', offer).strip())
     lines = crypto_lines(offer)
     check(lines, 'the PBX was offered no a=crypto:\n%s' % offer)
@@ -157,7 +143,7 @@ def test_srtp_pbx_calls_browser(lab):
     pbx_saw = wait_browser(b, 'the PBX got no 200 with SDP', lambda: sdp_endpoint(uac_msg, r'SIP/2\.0 200 '), 30)
     check(pbx_saw[0] == INT_VEIL4, 'the PBX\'s SDP names %s' % pbx_saw[0])
     pbx_veil = '%s:%d' % pbx_saw
-    answer = trace_sdp(uac_msg, r'SIP/2\.0 200 ')
+    answer = sdp_body(uac_msg, r'SIP/2\.0 200 ')
     log('  SRTP PBX -> browser: the PBX got the answer:\n%s' % re.sub(r'inline:\S+', 'inline:<key>', answer).strip())
     lines = crypto_lines(answer)
     check(lines and lines[0][0] == '1', 'the answer to the PBX: a=crypto %s (tag 1 expected)' % lines)
@@ -189,8 +175,8 @@ def test_plain_phone_calls_srtp_pbx(lab):
     wait_listening(lab, 5060)
     uac, uac_msg = sipp_on(lab, 'ext', 'uac_media.xml', EXT_HOST4, 5090, 4700, 'wsdes-phone',
                            remote='%s:5060' % EXT_VEIL4, extra=['-d', '6000'])
-    offer = wait_for('the PBX got no INVITE with SDP', lambda: trace_sdp(uas_msg, r'INVITE '), 15)
-    answer = wait_for('the phone got no 200 with SDP', lambda: trace_sdp(uac_msg, r'SIP/2\.0 200 '), 15)
+    offer = wait_for('the PBX got no INVITE with SDP', lambda: sdp_body(uas_msg, r'INVITE '), 15)
+    answer = wait_for('the phone got no 200 with SDP', lambda: sdp_body(uac_msg, r'SIP/2\.0 200 '), 15)
     pbx_veil = '%s:%d' % sdp_endpoint(uas_msg, r'INVITE ')
     phone_veil = '%s:%d' % sdp_endpoint(uac_msg, r'SIP/2\.0 200 ')
     check(re.search(r'^m=audio \d+ RTP/AVP 0', answer, re.M) and 'a=crypto' not in answer,

@@ -23,7 +23,6 @@ import random
 import re
 import ssl
 import string
-import sys
 
 import websockets
 
