@@ -165,6 +165,7 @@ veil::doc::Object sip_counters(const veil::sip::B2bua& b, const veil::ws::Gatewa
           {"calls_cancelled", s.calls_cancelled},
           {"challenges_withheld", s.challenges_withheld},
           {"ice_restarts", s.ice_restarts},
+          {"early_updates", s.early_updates},
           {"refused_source", s.refused_source},
           {"sdp_rejected", s.sdp_rejected},
           {"no_media_ports", s.no_media_ports},

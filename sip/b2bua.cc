@@ -1563,8 +1563,12 @@ struct B2bua::Impl {
       answer_saved(s.nh, req, 200);
       return;
     }
-    if (call->ending || !call->answered || o.terminated || s.update_req || o.update_sent ||
-        o.client_pending || o.server_pending || o.ack_pending || s.server_pending) {
+    // In the early dialog (RFC 3311 5.1) once the initial offer was answered in a
+    // provisional response: the INVITE transactions are pending by nature then, only another
+    // UPDATE in flight conflicts. Before that, or while a re-INVITE is open: 491.
+    const bool early = !call->answered && call->early_answer.has_value() && !call->late_offer;
+    if (call->ending || (!call->answered && !early) || o.terminated || s.update_req || o.update_sent ||
+        o.ack_pending || (call->answered && (o.client_pending || o.server_pending || s.server_pending))) {
       answer_saved(s.nh, req, 491);  // an offer/answer exchange is in progress
       return;
     }
@@ -1584,6 +1588,7 @@ struct B2bua::Impl {
       return;
     }
     ++stats.updates;
+    if (early) ++stats.early_updates;
     s.update_req = req;
     o.update_sent = true;
     nua_update(o.nh, SIPTAG_CONTENT_TYPE_STR(kSdpType), SIPTAG_PAYLOAD_STR(out->c_str()),
@@ -1613,6 +1618,10 @@ struct B2bua::Impl {
     }
     call->offer_side = -1;
     answer_saved(s.nh, s.update_req, 200, out, s.contact);
+    // Early dialog: the session the caller now has is the one this UPDATE settled (Veil's
+    // answer to it, or Veil's offer if the callee updated); a 2xx to the INVITE without SDP
+    // repeats that, not the first provisional answer.
+    if (!call->answered && call->early_answer) call->early_answer = call->leg[0].last_sdp;
   }
 
   // INFO bodies that cross: DTMF relay only (their text names digits and durations, no

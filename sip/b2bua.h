@@ -37,6 +37,7 @@ struct B2buaStats {
   uint64_t early_media = 0;          // provisional responses with SDP relayed (early media)
   uint64_t reliable_provisionals = 0; // provisionals sent reliably to the caller (100rel)
   uint64_t updates = 0;              // UPDATEs relayed (RFC 3311)
+  uint64_t early_updates = 0;        // of those, in an early dialog (before the 2xx)
   uint64_t infos = 0;                // INFOs relayed
   uint64_t late_offers = 0;          // INVITEs without SDP relayed (offer in the 2xx, answer in ACK)
   uint64_t auth_challenges = 0;      // 401/407 to an INVITE relayed to the caller with the challenge

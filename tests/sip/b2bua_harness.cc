@@ -118,6 +118,7 @@ struct Harness {
     auto add = [&](const char* k, uint64_t v) { s += std::string("\"") + k + "\":" + std::to_string(v) + ","; };
     add("auth_challenges", st.auth_challenges);
     add("challenges_withheld", st.challenges_withheld);
+    add("early_updates", st.early_updates);
     add("early_media", st.early_media);
     add("reliable_provisionals", st.reliable_provisionals);
     add("updates", st.updates);

@@ -737,6 +737,25 @@ def t_early_media_100rel(lab, h, ctx):
     ctx['early_media_plain'] = True
 
 
+def t_early_update(lab, h, ctx):
+    """RFC 3311 5.1: UPDATE in the early dialog. After the reliable 183 and its PRACK the
+    caller sends UPDATE with a new offer (another port, sendonly): Veil relays it as its own
+    UPDATE in the PBX's early dialog (asserted by the PBX's scenario: a=sendonly, Veil's
+    address), the PBX's answer (recvonly) comes back rewritten; the flows follow the new port
+    before the 200, and the call is then answered and ends normally."""
+    before = h.stats()
+    st = scenario_pair(lab, h, 'int', 'uas_early_update.xml', INT_PEER, PBX_PORT, 'ext', 'uac_early_update.xml',
+                       EXT_PEER, 5078, '%s:5060' % EXT_SBC, 16060, 17060)
+    check(st['calls_answered'] == before['calls_answered'] + 1, 'not answered')
+    check(st['early_updates'] == before['early_updates'] + 1 and st['updates'] == before['updates'] + 1,
+          'early_updates %d -> %d' % (before['early_updates'], st['early_updates']))
+    progs = programs_since(st, before)
+    check(any(pr['ext_remote'] == '%s:16070' % EXT_PEER for pr in progs),
+          'the early UPDATE did not move the caller\'s media to port 16070: %s' % progs)
+    for pr in progs:
+        check(pr['id'] in st['removes'], 'flows not removed: %s' % pr)
+
+
 def t_update_info(lab, h, ctx):
     """RFC 3311 UPDATE and INFO across legs in an established call. The caller holds with an
     UPDATE (a=sendonly): the PBX gets an UPDATE naming Veil's trusted address, its a=recvonly
@@ -1037,7 +1056,7 @@ def t_reinvite_without_sdp(lab, h, ctx):
 TESTS = [t_call_untrusted_to_pbx, t_call_pbx_to_untrusted, t_cancel, t_busy, t_callee_bye, t_hold_reinvite,
          t_refused_source, t_robustness, t_session_timer, t_register_and_call,
          t_register_expiry, t_pbx_unreachable, t_invite_auth, t_challenge_names_pbx,
-         t_early_media_100rel, t_update_info, t_late_offer, t_register_two_devices_tcp,
+         t_early_media_100rel, t_early_update, t_update_info, t_late_offer, t_register_two_devices_tcp,
          t_tls_both_sides, t_tls_client_auth, t_reinvite_without_sdp]
 
 
