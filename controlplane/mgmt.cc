@@ -108,6 +108,23 @@ RtpQuality rtp_quality(const dp::FlowSnapshot& s) {
   return rtp_quality(s.spec.clock_rate, s.counters.last_pt, s.counters.rtp);
 }
 
+namespace {
+// A 128-bit payload type set as "0,8,96-100".
+std::string pt_list(const uint64_t (&bits)[2]) {
+  auto has = [&](unsigned pt) { return (bits[pt >> 6] >> (pt & 63)) & 1; };
+  std::string out;
+  for (unsigned pt = 0; pt < 128; ++pt) {
+    if (!has(pt)) continue;
+    unsigned end = pt;
+    while (end + 1 < 128 && has(end + 1)) ++end;
+    out += (out.empty() ? "" : ",") + std::to_string(pt);
+    if (end > pt) out += "-" + std::to_string(end);
+    pt = end;
+  }
+  return out.empty() ? "-" : out;
+}
+}  // namespace
+
 Value Api::flow_doc(uint32_t id, bool detail) {
   auto s = dp_.flows().get(id);
   if (!s) return Value();
@@ -137,6 +154,14 @@ Value Api::flow_doc(uint32_t id, bool detail) {
   };
   if (flow_stream_)
     if (auto st = flow_stream_(id)) o.push_back({"stream", *st});
+  // BUNDLE (docs/architecture.md "BUNDLE"): which flow demultiplexes for which.
+  if (sp.bundle_of) {
+    o.push_back({"bundle", "member of flow " + std::to_string(sp.bundle_of) + ", PTs " + pt_list(sp.bundle_pts)});
+  } else if (sp.bundle_pts[0] | sp.bundle_pts[1]) {
+    std::string m;
+    for (uint32_t mid : dp_.flows().bundle_members(id)) m += (m.empty() ? "" : ",") + std::to_string(mid);
+    o.push_back({"bundle", "head, PTs " + pt_list(sp.bundle_pts) + ", members " + (m.empty() ? "-" : m)});
+  }
   if (detail) {
     o.push_back({"signaled_remote", sp.signaled_remote.valid() ? sp.signaled_remote.str() : "-"});
     o.push_back({"learned_remote", s->learned.valid() ? s->learned.str() : "-"});
@@ -181,6 +206,7 @@ Value Api::flow_doc(uint32_t id, bool detail) {
     }
     if (sp.ice_consent_from_peer) o.push_back({"ice_consent_from_peer", true});
     if (sp.rtcp_split) o.push_back({"rtcp_split", true});
+    if (sp.dst_from_peer) o.push_back({"dst_from_peer", true});
     if (sp.dtls) o.push_back({"dtls", true});
   }
   o.push_back({"reported_idle", idle_.count(id) != 0});
