@@ -188,103 +188,6 @@ def test_browser_calls_pbx(lab):
     check(re.search(r'^a=rtcp-mux\r?$', invite, re.M), 'the PBX was not offered rtcp-mux: %s' % invite[-1200:])
 
 
-def test_browser_calls_pbx_audio_video(lab):
-    """BUNDLE (RFC 9143): chromium calls the PBX with audio AND video. Veil answers the browser
-    with one 5-tuple for both m-lines (one port, candidate, ufrag and fingerprint) and offers the
-    PBX two plain m-lines on two trusted ports. The PBX side answers audio PCMU and video VP8
-    (the payload type chromium offered); its audio peer and video peer each send RTP. Checked:
-    the PBX side got the browser's audio on its audio port and VP8 on its video port, only from
-    Veil's trusted address for that m-line; the browser's getStats shows audio and video
-    received and decrypted on one transport; the video m-line's browser->PBX flow is a bundle
-    member of the audio m-line's ICE flow (veilctl flows); no SRTP or bundle drops."""
-    drops0 = lab.drops()
-    uas, uas_msg = sipp(lab, 'uas_media_av.xml', 'webrtc-pbx-callee-av', 5060, scen_dir=E2E_SCEN,
-                        extra=['-set', 'rtp', '4600', '-set', 'vrtp', '4602', '-mp', '6600'])
-    State.pbx_traces.append(uas_msg)
-    wait_listening(lab, 5060)
-    b = browser(lab, scenario='call', target='sip:bob@voice.example.com', hold_ms=HOLD_MS, video=True)
-    pbx_saw = wait_browser(b, 'the PBX got no INVITE with SDP', lambda: sdp_endpoint(uas_msg, r'INVITE '), 30)
-    check(pbx_saw[0] == INT_VEIL4, 'the PBX\'s SDP names %s' % pbx_saw[0])
-    with open(uas_msg, errors='replace') as f:
-        invite = f.read()
-    mv = re.search(r'^m=video (\d+) RTP/AVP ([\d ]+)\r?$', invite, re.M)
-    vp8 = re.search(r'^a=rtpmap:(\d+) VP8/90000', invite, re.M)
-    check(mv and vp8, 'the PBX was not offered a plain video m-line with VP8: %s' % invite[-2500:])
-    vp8 = int(vp8.group(1))
-    audio_veil = '%s:%d' % pbx_saw
-    video_veil = '%s:%s' % (INT_VEIL4, mv.group(1))
-    check(audio_veil != video_veil, 'audio and video share Veil\'s trusted port %s' % audio_veil)
-    for gone in ('BUNDLE', 'a=mid', 'extmap', 'a=ssrc', 'a=msid', 'rtcp-rsize', 'SAVPF'):
-        check(gone not in invite, 'the PBX\'s offer carries %r' % gone)
-    apeer = lab.peer('int', '%s:4600' % INT_HOST4, send_to=audio_veil, count=RTP_COUNT, interval=RTP_INTERVAL,
-                     delay=0.5, linger=1.0, desc='PBX audio peer')
-    vpeer = Proc(lab, lab.ns_argv('int', [sys.executable, lab.rtp_peer, '--bind', '%s:4602' % INT_HOST4,
-                                          '--send-to', video_veil, '--count', str(RTP_COUNT), '--interval',
-                                          str(RTP_INTERVAL), '--delay', '0.5', '--linger', '1.0', '--pt', str(vp8),
-                                          '--ssrc', '0x5EED0002', '--payload', '600']), 'PBX video peer')
-    time.sleep(3)
-    flows_mid = call_flows(lab)
-    arep = apeer.json(30)
-    vrep = vpeer.json(30)
-    flows_end = call_flows(lab)
-    r = b.json(60)
-    keep(r)
-    sipp_done(uas, 'PBX callee (audio+video)', uas_msg)
-    st = r.get('stats') or {}
-    log('  audio+video: browser getStats %s' % json.dumps(st))
-    log('  audio+video: PBX audio peer %s' % json.dumps(arep))
-    log('  audio+video: PBX video peer %s' % json.dumps(vrep))
-    check(r.get('established') is True, 'audio+video: the call was not established: %s'
-          % {k: r.get(k) for k in ('states', 'rejected', 'error')})
-    answer = [m for m in r.get('received', []) if m.startswith('SIP/2.0 200') and 'application/sdp' in m]
-    check(answer, 'audio+video: no 200 with SDP reached the browser')
-    sdp = answer[0].split('\r\n\r\n', 1)[-1]
-    ports = re.findall(r'^m=(audio|video) (\d+) ', sdp, re.M)
-    cands = re.findall(r'^a=candidate:.*$', sdp, re.M)
-    log('  audio+video: Veil\'s answer to the browser: m-lines %s, group %s'
-        % (ports, re.findall(r'^a=group:.*$', sdp, re.M)))
-    check(len(ports) == 2 and ports[0][1] == ports[1][1] and len(set(cands)) == 1 and
-          re.search(r'^a=group:BUNDLE 0 1\r?$', sdp, re.M) and len(set(re.findall(r'^a=ice-ufrag:.*$', sdp, re.M))) == 1,
-          'audio+video: Veil\'s answer to the browser is not one bundled 5-tuple: %s' % sdp)
-    # The browser: audio and video received and decrypted, one transport for both.
-    check(st.get('dtls_state') == 'connected', 'audio+video: browser DTLS %s' % st.get('dtls_state'))
-    check((st.get('packets_received') or 0) >= 100, 'audio+video: the browser received %s audio packets'
-          % st.get('packets_received'))
-    check((st.get('video_packets_received') or 0) >= 100, 'audio+video: the browser received %s video packets '
-          '(the PBX sent %d)' % (st.get('video_packets_received'), vrep['sent']))
-    check(st.get('transports') == 1 and st.get('audio_transport') == st.get('video_transport'),
-          'audio+video: the browser uses %s transports' % st.get('transports'))
-    check((st.get('video_packets_sent') or 0) >= 50, 'audio+video: the browser sent %s video packets'
-          % st.get('video_packets_sent'))
-    # The PBX side: audio on the audio port, VP8 on the video port, each only from Veil's port.
-    check(arep['received'] >= 100 and list(arep['sources']) == [audio_veil] and
-          set(arep['pts']) == {'0'}, 'audio+video: the PBX audio port got %s' % arep)
-    check(vrep['received'] >= 50 and list(vrep['sources']) == [video_veil] and
-          set(vrep['pts']) == {str(vp8)}, 'audio+video: the PBX video port got %s (VP8 is %d)' % (vrep, vp8))
-    # Veil's flows: the video m-line's browser->PBX flow is a bundle member of the ICE flow.
-    ice = [f for f in flows_end.values() if f.get('dtls')]
-    members = [f for f in flows_end.values() if 'member of flow' in f.get('bundle', '')]
-    log('  audio+video: flows %s' % [(f['id'], f['local'], f.get('bundle', '-'), f['packets'])
-                                     for f in flows_end.values()])
-    check(len(ice) == 1 and len(members) == 1 and
-          members[0]['bundle'].startswith('member of flow %d,' % ice[0]['id']) and
-          members[0]['egress_local'] == video_veil and members[0]['packets'] >= 50,
-          'audio+video: bundle flows %s' % list(flows_end.values()))
-    check(ice[0]['bundle'].startswith('head, PTs ') and ice[0]['packets'] >= 100, 'audio+video: %s' % ice[0])
-    towards_video = [f for f in flows_end.values() if f['local'] == video_veil]
-    check(len(towards_video) == 1 and towards_video[0].get('dst_from_peer') and
-          towards_video[0]['srtp_out'].endswith('(keyed)') and towards_video[0]['packets'] >= 100,
-          'audio+video: the flow from the PBX video port: %s' % towards_video)
-    drops = lab.drops()
-    for reason in ('srtp_auth_fail', 'srtp_replay', 'srtp_error', 'bundle_unknown_pt'):
-        check(drops.get(reason, 0) == drops0.get(reason, 0), 'audio+video: %s went from %d to %d'
-              % (reason, drops0.get(reason, 0), drops.get(reason, 0)))
-    log('  audio+video: drops during the call: %s' % {k: v - drops0.get(k, 0) for k, v in drops.items()
-                                                       if v != drops0.get(k, 0)})
-    ids = set(flows_end)
-    wait_for('audio+video: flows outlived the call', lambda: not (ids & {row['id'] for row in lab.ctl('flows')}), 10)
-
-
 def test_pbx_calls_browser(lab):
     """The PBX calls the AOR the browser registered over wss: Veil offers the browser actpass,
     the browser answers; media both ways; the PBX hangs up."""
@@ -517,6 +420,5 @@ if __name__ == '__main__':
         sys.exit(0)
     os.environ['VEIL_LAB_SIP'] = '1'
     os.environ['VEIL_LAB_WS'] = '1'
-    sys.exit(run_tests('webrtc', [test_setup, test_browser_calls_pbx, test_browser_calls_pbx_audio_video,
-                                  test_pbx_calls_browser,
+    sys.exit(run_tests('webrtc', [test_setup, test_browser_calls_pbx, test_pbx_calls_browser,
                                   test_pbx_reinvites_browser, test_fingerprint_mismatch, test_no_leaks]))
