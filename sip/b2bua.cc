@@ -1066,29 +1066,19 @@ struct B2bua::Impl {
   // bundled m-lines cannot be demultiplexed: 488 (offer) / the answer is refused.
   int webrtc_bundle(Call* call, const SdpInfo& info, bool answer) {
     if (!call->webrtc) return 0;
-    std::vector<PtSet> sets;
-    int head = -1;
-    for (size_t i = 0; i < info.streams.size(); ++i) {
-      if (info.streams[i].disabled) continue;
-      if (head < 0) head = int(i);
-      PtSet ps;
-      if (i < info.webrtc.media.size()) ps.add(info.webrtc.media[i].pts);
-      if (answer && i < call->streams.size()) ps.add(call->streams[i].pts);
-      sets.push_back(ps);
-    }
-    if (sets.size() > 1 && pt_sets_overlap(sets)) {
+    std::vector<PtSet> prior;
+    if (answer)
+      for (const Stream& st : call->streams) prior.push_back(st.pts);
+    BundlePtMap m = bundle_pt_map(info.webrtc, prior);
+    if (m.overlap) {
       ++stats.sdp_rejected;
       logf("sip: call " + std::to_string(call->serial) +
            ": BUNDLE m-lines share RTP payload types (cannot demultiplex)");
       return 488;
     }
-    if (!answer) call->bundle_head = sets.size() > 1 ? head : -1;
-    size_t k = 0;
-    for (size_t i = 0; i < info.streams.size(); ++i) {
-      if (info.streams[i].disabled) continue;
-      if (i >= call->streams.size()) call->streams.resize(i + 1);
-      call->streams[i].pts = sets[k++];
-    }
+    if (!answer) call->bundle_head = m.head;
+    if (call->streams.size() < m.pts.size()) call->streams.resize(m.pts.size());
+    for (size_t i = 0; i < m.pts.size(); ++i) call->streams[i].pts = m.pts[i];
     return 0;
   }
 

@@ -148,6 +148,25 @@ std::string pt_set_str(const PtSet& s) {
   return out;
 }
 
+BundlePtMap bundle_pt_map(const WebRtcInfo& sdp, const std::vector<PtSet>& prior) {
+  BundlePtMap m;
+  m.pts.resize(sdp.media.size());
+  std::vector<PtSet> active;
+  int first = -1;
+  for (size_t i = 0; i < sdp.media.size(); ++i) {
+    if (sdp.media[i].disabled) continue;
+    if (first < 0) first = int(i);
+    m.pts[i].add(sdp.media[i].pts);
+    if (i < prior.size()) m.pts[i].add(prior[i]);
+    active.push_back(m.pts[i]);
+  }
+  if (active.size() > 1) {
+    m.head = first;
+    m.overlap = pt_sets_overlap(active);
+  }
+  return m;
+}
+
 std::string to_webrtc(std::string_view rewritten, const WebRtcParams& p) {
   std::vector<std::string_view> ls = lines_of(rewritten);
   // Sections: [0] session, then one per m-line.

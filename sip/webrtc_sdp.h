@@ -62,6 +62,19 @@ struct WebRtcInfo {
 
 WebRtcInfo inspect_webrtc(std::string_view sdp);
 
+// The payload types per m-line of a WebRTC call's BUNDLE (docs/architecture.md "BUNDLE"): each
+// active m-line of `sdp` with its m= formats, united with `prior[i]` (the offer's sets, when
+// `sdp` is the answer; empty for an offer). `head`: the first active m-line, or -1 when fewer
+// than two are active (no bundle: nothing to demultiplex). `overlap`: two active m-lines
+// share a payload type (the B2BUA answers 488 / refuses the answer). Disabled m-lines get an
+// empty set.
+struct BundlePtMap {
+  int head = -1;
+  bool overlap = false;
+  std::vector<PtSet> pts;  // per m-line of `sdp`
+};
+BundlePtMap bundle_pt_map(const WebRtcInfo& sdp, const std::vector<PtSet>& prior = {});
+
 // Plain RTP/AVP SDP for the trusted side (see above). `rewritten` is rewrite_sdp()'s output.
 std::string to_plain(std::string_view rewritten);
 

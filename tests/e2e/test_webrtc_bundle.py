@@ -62,6 +62,11 @@ def test_browser_calls_pbx_audio_video(lab):
                                           '--ssrc', '0x5EED0002', '--payload', '600']), 'PBX video peer')
     time.sleep(3)
     flows_mid = call_flows(lab)
+    # What an operator sees (docs/operations.md): the BUNDLE column of `veilctl flows`.
+    calls = lab.ctl('calls')
+    text = lab.ctl_raw('flows', 'call=%d' % calls[0]['id']).stdout
+    log('  audio+video: veilctl flows call=%d:\n%s' % (calls[0]['id'], text.rstrip()))
+    check('member of flow' in text and 'BUNDLE' in text, 'veilctl flows shows no bundle membership: %s' % text)
     arep = apeer.json(30)
     vrep = vpeer.json(30)
     flows_end = call_flows(lab)

@@ -114,6 +114,36 @@ TEST(WebRtcSdpBundle, InspectsPayloadTypesPerMline) {
   EXPECT_FALSE(pt_sets_overlap({oa}));
 }
 
+// The payload type map the dataplane demultiplexes with: per m-line, the offer's formats united
+// with the answer's; a head only when two or more m-lines are active; overlap detected.
+TEST(WebRtcSdpBundle, PayloadTypeMapFromOfferAndAnswer) {
+  WebRtcInfo offer = inspect_webrtc(read_golden("browser_av_offer.in.sdp"));
+  BundlePtMap o = bundle_pt_map(offer);
+  EXPECT_EQ(o.head, 0);
+  EXPECT_FALSE(o.overlap);
+  ASSERT_EQ(o.pts.size(), 2u);
+  EXPECT_EQ(pt_set_str(o.pts[0]), "0,8,111,126");
+  EXPECT_EQ(pt_set_str(o.pts[1]), "96-97,102");
+  // The PBX answers PCMU + telephone-event 101 (a number the browser did not offer) and VP8 96.
+  WebRtcInfo answer = inspect_webrtc(read_golden("pbx_av.in.sdp"));
+  answer.media[0].pts = {0, 101};
+  BundlePtMap a = bundle_pt_map(answer, o.pts);
+  EXPECT_FALSE(a.overlap);
+  EXPECT_EQ(pt_set_str(a.pts[0]), "0,8,101,111,126");
+  EXPECT_EQ(pt_set_str(a.pts[1]), "96-97,102");
+  // An answer that gives video a payload type of the audio m-line: overlap.
+  answer.media[1].pts = {96, 111};
+  EXPECT_TRUE(bundle_pt_map(answer, o.pts).overlap);
+  // The video m-line disabled: one active m-line, no bundle, no overlap check needed.
+  answer.media[1].disabled = true;
+  BundlePtMap single = bundle_pt_map(answer, o.pts);
+  EXPECT_EQ(single.head, -1);
+  EXPECT_FALSE(single.overlap);
+  EXPECT_TRUE(single.pts[1].empty());
+  // A PBX offer with audio and video both numbered 96.
+  EXPECT_TRUE(bundle_pt_map(inspect_webrtc(read_golden("pbx_av_overlap.in.sdp"))).overlap);
+}
+
 TEST(WebRtcSdpBundle, BrowserAudioVideoOfferBecomesTwoPlainMlinesForThePbx) {
   std::string out = to_plain(rewrite2(read_golden("browser_av_offer.in.sdp"), "198.51.100.1", 30000, 30002));
   EXPECT_EQ(out, crlf(read_golden("webrtc_av_to_pbx.out.sdp")));
