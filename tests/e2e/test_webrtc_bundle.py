@@ -199,6 +199,29 @@ def test_pbx_calls_browser_audio_video(lab):
              lambda: not (set(flows_mid) & {row['id'] for row in lab.ctl('flows')}), 10)
 
 
+def test_overlapping_payload_types_refused(lab):
+    """A PBX offering audio and video with the same payload type (96 opus, 96 VP8) to a
+    browser's registration: a BUNDLE cannot demultiplex that, Veil answers 488 and the browser
+    is never offered the call; no flow is left behind."""
+    reg, reg_msg = sipp(lab, 'uas_registrar.xml', 'webrtc-registrar-ovl', 5060)
+    State.pbx_traces.append(reg_msg)
+    wait_listening(lab, 5060)
+    b = browser(lab, scenario='answer', timeout_ms=6000, video=True)
+    sipp_done(reg, 'registrar', reg_msg)
+    time.sleep(1.0)
+    uac, uac_msg = sipp(lab, 'uac_av_overlap.xml', 'webrtc-pbx-caller-ovl', 5068, scen_dir=E2E_SCEN,
+                        extra=['-s', 'alice'], remote='%s:5060' % INT_VEIL4)
+    State.pbx_traces.append(uac_msg)
+    sipp_done(uac, 'PBX caller expecting 488', uac_msg)
+    r = b.json(60)
+    keep(r)
+    log('  overlapping PTs: the PBX got 488; the browser: registered %s, INVITE received %s'
+        % (r.get('registered'), r.get('invite_received')))
+    check(r.get('registered') is True and not r.get('invite_received'),
+          'overlapping PTs: the browser was offered the call: %s' % {k: r.get(k) for k in ('registered', 'invite_received')})
+    wait_for('overlapping PTs: flows left behind', lambda: not lab.ctl('flows'), 5)
+
+
 if __name__ == '__main__':
     if os.geteuid() == 0 and not shutil.which('sipp'):
         print('1..0 # SKIP sipp is not installed (package sip-tester)')
@@ -206,4 +229,4 @@ if __name__ == '__main__':
     os.environ['VEIL_LAB_SIP'] = '1'
     os.environ['VEIL_LAB_WS'] = '1'
     sys.exit(run_tests('bundle', [test_setup, test_browser_calls_pbx_audio_video, test_pbx_calls_browser_audio_video,
-                                  test_no_leaks]))
+                                  test_overlapping_payload_types_refused, test_no_leaks]))
