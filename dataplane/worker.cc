@@ -250,6 +250,7 @@ void WorkerCtx::relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
   if (__builtin_expect(a->bundle, 0)) {
     if (!(fl = bundle_member(m, fl, payload, plen))) return;
     a = &fl->action();
+    if (a->drop) return flow_drop(FlowDrop::disabled);  // a member disabled by hand
   }
 
   Endpoint dst;

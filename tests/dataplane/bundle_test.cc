@@ -400,3 +400,22 @@ TEST(Bundle, MemberRemovedAndReinstalled) {
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0], to_pbx(lab, kSbcVideo, kPbxVideo, rtp(2, 96, kVideoSsrc)));
 }
+
+TEST(Bundle, DisabledMemberDropsItsMlineOnly) {
+  Lab lab;
+  lab.install();
+  lab.select();
+  Peer browser(lab.k_in, true);
+  auto v = lab.dp->flows().get(3)->spec;
+  v.drop = true;
+  std::string why;
+  ASSERT_EQ(lab.dp->flows().update(v, &why), 0) << why;
+  lab.from_browser(browser.protect(rtp(1, 96, kVideoSsrc)));
+  lab.from_browser(browser.protect(rtp(2, 111, kAudioSsrc)));
+  lab.pass();
+  auto out = lab.take(lab.intp);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0], to_pbx(lab, kSbcAudio, kPbxAudio, rtp(2, 111, kAudioSsrc)));
+  EXPECT_EQ(lab.flow_drop(3, FlowDrop::disabled), 1u);
+  EXPECT_EQ(lab.dp->flows().bundle_members(1), std::vector<uint32_t>{3});  // still a member
+}
