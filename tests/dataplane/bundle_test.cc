@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "controlplane/doc.h"
+#include "controlplane/mgmt.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/packet.h"
 #include "dataplane/srtp_lib.h"
@@ -418,4 +420,39 @@ TEST(Bundle, DisabledMemberDropsItsMlineOnly) {
   EXPECT_EQ(out[0], to_pbx(lab, kSbcAudio, kPbxAudio, rtp(2, 111, kAudioSsrc)));
   EXPECT_EQ(lab.flow_drop(3, FlowDrop::disabled), 1u);
   EXPECT_EQ(lab.dp->flows().bundle_members(1), std::vector<uint32_t>{3});  // still a member
+}
+
+// veilctl flow-add / flow (the management API): bundle-of, bundle-pts, dst-from-peer in, the
+// membership shown as an operator reads it.
+TEST(Bundle, ManagementApiProgramsAndShowsMembership) {
+  Lab lab;
+  ctl::Api api(*lab.dp, lab.cfg);
+  auto call = [&](const std::string& line) {
+    ctl::Request req;
+    std::string err;
+    EXPECT_TRUE(ctl::parse_request(line, req, err)) << err;
+    return api.handle(req);
+  };
+  ctl::Response r = call(
+      "VEIL/1 flow-add id=1 port=external local=203.0.113.1:20000 egress-port=internal "
+      "egress-local=198.51.100.1:30000 egress-remote=198.51.100.10:5000 peer=2 ice-ufrag=veil "
+      "ice-pwd=0123456789abcdefghijkl ice-remote-ufrag=brow srtp-in=AEAD_AES_128_GCM:pending bundle-pts=0,8,111");
+  ASSERT_EQ(r.status, 0) << r.message;
+  r = call("VEIL/1 flow-add id=3 port=external local=203.0.113.1:20002 egress-port=internal "
+           "egress-local=198.51.100.1:30002 egress-remote=198.51.100.10:5002 peer=4 bundle-of=1 bundle-pts=96-100");
+  ASSERT_EQ(r.status, 0) << r.message;
+  r = call("VEIL/1 flow-add id=4 port=internal local=198.51.100.1:30002 remote=198.51.100.10:5002 "
+           "egress-port=external egress-local=203.0.113.1:20000 peer=1 ice-consent-from-peer=yes dst-from-peer=yes");
+  ASSERT_EQ(r.status, 0) << r.message;
+  EXPECT_NE(doc::to_text(r.body).find("dst_from_peer"), std::string::npos) << doc::to_text(r.body);
+  std::string head = doc::to_text(call("VEIL/1 flow id=1").body);
+  std::string member = doc::to_text(call("VEIL/1 flow id=3").body);
+  EXPECT_NE(head.find("head, PTs 0,8,111, members 3"), std::string::npos) << head;
+  EXPECT_NE(member.find("member of flow 1, PTs 96-100"), std::string::npos) << member;
+  EXPECT_EQ(lab.dp->flows().bundle_members(1), std::vector<uint32_t>{3});
+  for (const char* bad : {"bundle-pts=128", "bundle-pts=9-3", "bundle-pts=", "bundle-pts=a"}) {
+    r = call(std::string("VEIL/1 flow-add id=5 port=external local=203.0.113.1:20004 egress-port=internal "
+                         "egress-local=198.51.100.1:30004 bundle-of=1 ") + bad);
+    EXPECT_NE(r.status, 0) << bad;
+  }
 }
