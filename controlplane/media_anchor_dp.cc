@@ -24,7 +24,9 @@ bool same(const dp::FlowSpec& a, const dp::FlowSpec& b) {
          a.srtp_out == b.srtp_out && a.ice_ufrag == b.ice_ufrag && a.ice_pwd == b.ice_pwd &&
          a.ice_remote_ufrag == b.ice_remote_ufrag &&
          a.ice_consent_from_peer == b.ice_consent_from_peer && a.dtls == b.dtls &&
-         a.rtcp_split == b.rtcp_split;
+         a.rtcp_split == b.rtcp_split && a.dst_from_peer == b.dst_from_peer &&
+         a.bundle_of == b.bundle_of && a.bundle_pts[0] == b.bundle_pts[0] &&
+         a.bundle_pts[1] == b.bundle_pts[1];
 }
 
 // SRTP of a WebRTC flow before DTLS has exported keys: drop (srtp_no_key), never forward.
@@ -135,6 +137,33 @@ void DpMediaAnchor::build(const sip::MediaStreamPlan& plan, const Stream& st, bo
   };
   fill(from_ext, ext_id, int_id, sip::kExternal, plan.ext, plan.in);
   fill(from_int, int_id, ext_id, sip::kInternal, plan.in, plan.ext);
+  // BUNDLE (docs/architecture.md "BUNDLE"): a member m-line (not the group's first) has no
+  // browser 5-tuple of its own; its browser -> PBX flow receives what the head's ICE flow
+  // demultiplexes to it, and its PBX -> browser flows send out of the head's port to the
+  // head's ICE-selected source with the head's keys and consent.
+  const Stream* head = bundle_head_of(plan);
+  if (plan.webrtc.enabled && head) {
+    const Endpoint bundle_local = head->plan.ext.sbc_local;
+    from_int.egress_local = bundle_local;
+    from_int.egress_remote = Endpoint{};
+    from_int.peer_id = head->flow[0];
+    from_int.ice_consent_from_peer = true;
+    from_int.srtp_out = head->srtp_out.enabled() ? head->srtp_out : pending_keying();
+    if (rtcp) {
+      from_ext.drop = true;  // the member's own untrusted RTCP port: unused
+      from_int.rtcp_split = true;
+      return;
+    }
+    from_int.dst_from_peer = true;
+    from_ext.signaled_remote = Endpoint{};
+    from_ext.latch = dp::LatchMode::Latch;
+    from_ext.drop = false;
+    from_ext.bundle_of = head->flow[0];
+    from_ext.bundle_pts[0] = plan.webrtc.pts.bits[0];
+    from_ext.bundle_pts[1] = plan.webrtc.pts.bits[1];
+    from_ext.rtcp_split = !plan.rtcp_mux;  // the browser's RTCP of this m-line to its PBX RTCP port
+    return;
+  }
   if (plan.webrtc.enabled && rtcp) {
     // A browser muxes; a PBX that does not sends its RTCP to Veil's RTCP port: that flow sends
     // it out of the browser's muxed port (Veil's RTP port there) to the ICE-selected source,
@@ -164,6 +193,10 @@ void DpMediaAnchor::build(const sip::MediaStreamPlan& plan, const Stream& st, bo
     from_ext.dtls = true;
     from_ext.srtp_in = st.srtp_in.enabled() ? st.srtp_in : pending_keying();
     from_ext.rtcp_split = !plan.rtcp_mux;  // the browser's RTCP to the PBX's RTCP port
+    if (w.bundle_head == plan.id) {
+      from_ext.bundle_pts[0] = w.pts.bits[0];  // the head's own m-line
+      from_ext.bundle_pts[1] = w.pts.bits[1];
+    }
     from_int.egress_remote = Endpoint{};
     from_int.ice_consent_from_peer = true;
     from_int.srtp_out = st.srtp_out.enabled() ? st.srtp_out : pending_keying();
@@ -180,6 +213,13 @@ void DpMediaAnchor::build(const sip::MediaStreamPlan& plan, const Stream& st, bo
     from.srtp_in = sdes_keying(sd.suite, sd.remote);
     toward.srtp_out = sdes_keying(sd.suite, sd.local);
   }
+}
+
+const DpMediaAnchor::Stream* DpMediaAnchor::bundle_head_of(const sip::MediaStreamPlan& plan) const {
+  const uint32_t h = plan.webrtc.bundle_head;
+  if (!plan.webrtc.enabled || h == 0 || h == plan.id) return nullptr;
+  auto it = streams_.find(h);
+  return it == streams_.end() || !it->second.flow[0] ? nullptr : &it->second;
 }
 
 bool DpMediaAnchor::put(Stream& st, uint32_t& slot_ext, uint32_t& slot_int,
@@ -264,6 +304,12 @@ bool DpMediaAnchor::program(const sip::MediaStreamPlan& plan) {
     logf("media: stream " + std::to_string(plan.id) + " has no SBC endpoint");
     return false;
   }
+  const uint32_t bh = plan.webrtc.bundle_head;
+  if (plan.webrtc.enabled && bh && bh != plan.id && !bundle_head_of(plan)) {
+    logf("media: stream " + std::to_string(plan.id) + " is in the BUNDLE of stream " +
+         std::to_string(bh) + ", which is not programmed");
+    return false;
+  }
   auto [it, fresh] = streams_.try_emplace(plan.id);
   Stream& st = it->second;
   if (plan.webrtc.enabled && !hub_) {
@@ -288,7 +334,8 @@ bool DpMediaAnchor::program(const sip::MediaStreamPlan& plan) {
     return ok;
   }
   st.plan = plan;
-  if (ok && plan.webrtc.enabled) dtls_for(st);
+  // DTLS runs on the bundle's one 5-tuple: the head's session only.
+  if (ok && plan.webrtc.enabled && !(bh && bh != plan.id)) dtls_for(st);
   note(plan.id, st);
   return ok;
 }
@@ -349,6 +396,13 @@ bool DpMediaAnchor::on_dtls_keys(uint32_t flow_id, const SrtpKeys& keys) {
   }
   bool ok = put(st, st.flow[0], st.flow[1], st.plan, false);
   if (ok && st.flow[3]) ok = put(st, st.flow[2], st.flow[3], st.plan, true);
+  // BUNDLE members send to the browser with the same keys (their own sessions: other SSRCs).
+  const uint32_t head_plan = *p;
+  for (auto& [id, m] : streams_) {
+    if (id == head_plan || m.plan.webrtc.bundle_head != head_plan) continue;
+    ok = put(m, m.flow[0], m.flow[1], m.plan, false) && ok;
+    if (m.flow[3]) ok = put(m, m.flow[2], m.flow[3], m.plan, true) && ok;
+  }
   return ok;
 }
 

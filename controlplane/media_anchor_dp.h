@@ -133,6 +133,9 @@ class DpMediaAnchor : public sip::MediaAnchor {
   bool put(Stream& st, uint32_t& slot_ext, uint32_t& slot_int, const sip::MediaStreamPlan& plan,
            bool rtcp);
   void dtls_for(Stream& st);
+  // The programmed head stream of a BUNDLE member's plan; nullptr for a head, an unbundled
+  // stream, or a head not programmed yet.
+  const Stream* bundle_head_of(const sip::MediaStreamPlan& plan) const;
   void drop_stream(Stream& st);
   void drop_flow(uint32_t& id);
   void note(uint32_t plan_id, const Stream& st);

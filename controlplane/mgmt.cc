@@ -108,6 +108,42 @@ RtpQuality rtp_quality(const dp::FlowSnapshot& s) {
   return rtp_quality(s.spec.clock_rate, s.counters.last_pt, s.counters.rtp);
 }
 
+namespace {
+// A 128-bit payload type set as "0,8,96-100".
+std::string pt_list(const uint64_t (&bits)[2]) {
+  auto has = [&](unsigned pt) { return (bits[pt >> 6] >> (pt & 63)) & 1; };
+  std::string out;
+  for (unsigned pt = 0; pt < 128; ++pt) {
+    if (!has(pt)) continue;
+    unsigned end = pt;
+    while (end + 1 < 128 && has(end + 1)) ++end;
+    out += (out.empty() ? "" : ",") + std::to_string(pt);
+    if (end > pt) out += "-" + std::to_string(end);
+    pt = end;
+  }
+  return out.empty() ? "-" : out;
+}
+// "0,8,96-100" -> a 128-bit payload type set; false on anything else.
+bool parse_pt_list(const std::string& v, uint64_t (&bits)[2]) {
+  bits[0] = bits[1] = 0;
+  size_t pos = 0;
+  while (pos <= v.size()) {
+    size_t end = v.find(',', pos);
+    if (end == std::string::npos) end = v.size();
+    std::string item = v.substr(pos, end - pos);
+    size_t dash = item.find('-');
+    uint32_t lo = 0, hi = 0;
+    if (!to_u32(item.substr(0, dash), lo)) return false;
+    hi = lo;
+    if (dash != std::string::npos && !to_u32(item.substr(dash + 1), hi)) return false;
+    if (lo > hi || hi > 127) return false;
+    for (uint32_t pt = lo; pt <= hi; ++pt) bits[pt >> 6] |= uint64_t(1) << (pt & 63);
+    pos = end + 1;
+  }
+  return true;
+}
+}  // namespace
+
 Value Api::flow_doc(uint32_t id, bool detail) {
   auto s = dp_.flows().get(id);
   if (!s) return Value();
@@ -137,6 +173,14 @@ Value Api::flow_doc(uint32_t id, bool detail) {
   };
   if (flow_stream_)
     if (auto st = flow_stream_(id)) o.push_back({"stream", *st});
+  // BUNDLE (docs/architecture.md "BUNDLE"): which flow demultiplexes for which.
+  if (sp.bundle_of) {
+    o.push_back({"bundle", "member of flow " + std::to_string(sp.bundle_of) + ", PTs " + pt_list(sp.bundle_pts)});
+  } else if (sp.bundle_pts[0] | sp.bundle_pts[1]) {
+    std::string m;
+    for (uint32_t mid : dp_.flows().bundle_members(id)) m += (m.empty() ? "" : ",") + std::to_string(mid);
+    o.push_back({"bundle", "head, PTs " + pt_list(sp.bundle_pts) + ", members " + (m.empty() ? "-" : m)});
+  }
   if (detail) {
     o.push_back({"signaled_remote", sp.signaled_remote.valid() ? sp.signaled_remote.str() : "-"});
     o.push_back({"learned_remote", s->learned.valid() ? s->learned.str() : "-"});
@@ -181,6 +225,7 @@ Value Api::flow_doc(uint32_t id, bool detail) {
     }
     if (sp.ice_consent_from_peer) o.push_back({"ice_consent_from_peer", true});
     if (sp.rtcp_split) o.push_back({"rtcp_split", true});
+    if (sp.dst_from_peer) o.push_back({"dst_from_peer", true});
     if (sp.dtls) o.push_back({"dtls", true});
   }
   o.push_back({"reported_idle", idle_.count(id) != 0});
@@ -500,14 +545,19 @@ Response Api::flow_add(const Request& r, bool update) {
       s.ice_pwd = v;
     } else if (k == "ice-remote-ufrag") {
       s.ice_remote_ufrag = v;
-    } else if (k == "ice-consent-from-peer" || k == "dtls") {
+    } else if (k == "ice-consent-from-peer" || k == "dtls" || k == "dst-from-peer") {
       ok = v == "yes" || v == "no";
-      (k == "dtls" ? s.dtls : s.ice_consent_from_peer) = v == "yes";
+      (k == "dtls" ? s.dtls : k == "dst-from-peer" ? s.dst_from_peer : s.ice_consent_from_peer) = v == "yes";
+    } else if (k == "bundle-of") {
+      ok = to_u32(v, s.bundle_of);
+    } else if (k == "bundle-pts") {
+      ok = parse_pt_list(v, s.bundle_pts);
     } else {
       return error(EINVAL, "unknown argument " + k +
                                " (allowed: id port local remote latch egress-port egress-local "
                                "egress-remote peer rtp-check disabled clock-rate srtp-in srtp-out ice-ufrag "
-                               "ice-pwd ice-remote-ufrag ice-consent-from-peer dtls)");
+                               "ice-pwd ice-remote-ufrag ice-consent-from-peer dtls dst-from-peer bundle-of "
+                               "bundle-pts)");
     }
     if (!ok) return error(EINVAL, "bad value for " + k + ": " + v);
   }

@@ -65,6 +65,21 @@ struct FlowSpec {
   // RTCP port -> browser, its peer the ICE flow): the destination is the peer's ICE-selected
   // source, and latching never writes the peer's destination.
   bool rtcp_split = false;
+  // An ice_consent_from_peer flow whose destination is the peer's ICE-selected source (read
+  // per packet from the peer's `learned`), and whose latching never writes the peer's
+  // destination: the PBX side of a BUNDLE member m-line, sending out of the browser's one
+  // bundled 5-tuple. (rtcp_split on an ice_consent_from_peer flow implies it.)
+  bool dst_from_peer = false;
+  // BUNDLE (RFC 9143; docs/architecture.md "BUNDLE"). On the browser's ICE flow (the bundle
+  // head): the RTP payload types of its own m-line (a 128-bit set; all zero: no bundle). On a
+  // member (the browser -> PBX direction of another m-line of the same BUNDLE group):
+  // bundle_of = the head's id and its m-line's payload types. A member is in the flow table
+  // (its own `local`, which keeps the port reserved) but not in the port index: nothing
+  // reaches it directly; the head hands it what it demultiplexes (payload type for RTP,
+  // first sender SSRC for RTCP) after ICE, consent and SRTP, and the packet leaves through
+  // the member's egress with the member's counters. PT sets of one group are disjoint.
+  uint32_t bundle_of = 0;
+  uint64_t bundle_pts[2] = {0, 0};
   uint32_t clock_rate = 0;     // RTP clock (Hz) for the jitter estimate; 0: from a static payload type
 };
 
@@ -72,14 +87,15 @@ struct FlowSpec {
 enum class FlowDrop : uint8_t {
   src_mismatch, not_rtp, no_destination, no_neighbour, disabled, tx_full,
   srtp_auth_fail, srtp_replay, srtp_no_key, srtp_error,
-  ice_unvalidated, ice_consent_expired, stun_auth_fail, count_
+  ice_unvalidated, ice_consent_expired, stun_auth_fail, bundle_unknown_pt, count_
 };
 inline constexpr unsigned kFlowDropCount = unsigned(FlowDrop::count_);
 inline constexpr Drop kFlowDropGlobal[kFlowDropCount] = {
     Drop::src_mismatch, Drop::not_rtp, Drop::no_destination,
     Drop::no_neighbour, Drop::flow_disabled, Drop::tx_full,
     Drop::srtp_auth_fail, Drop::srtp_replay, Drop::srtp_no_key, Drop::srtp_error,
-    Drop::ice_unvalidated, Drop::ice_consent_expired, Drop::stun_auth_fail};
+    Drop::ice_unvalidated, Drop::ice_consent_expired, Drop::stun_auth_fail,
+    Drop::bundle_unknown_pt};
 // The per-flow reason for an SRTP drop.
 inline FlowDrop srtp_flow_drop(SrtpResult r) {
   switch (r) {
@@ -95,6 +111,18 @@ struct IceCreds;
 }
 
 struct Flow;
+
+// A bundle head's members (FlowSpec::bundle_pts/bundle_of): immutable once published, in DPDK
+// memory, replaced whole by the control plane (the old one freed after an RCU grace period)
+// when a member is installed, changed or removed. Entry 0 is the head itself.
+inline constexpr unsigned kBundleMax = 4;      // m-lines per BUNDLE group
+inline constexpr unsigned kBundleSsrcs = 8;    // learned SSRC -> m-line entries (kSrtpMaxSsrc)
+struct BundleMap {
+  uint32_t n = 0;                   // entries in use (1 + members)
+  Flow* member[kBundleMax] = {};    // [0] nullptr: the head itself
+  uint32_t member_id[kBundleMax] = {};
+  uint64_t pts[kBundleMax][2] = {};  // payload types of each entry's m-line
+};
 
 // What the worker does with a flow's packets. Published whole: the control plane writes the
 // flow's inactive slot, flips `Flow::active`, and does not touch the old slot again until an
@@ -117,6 +145,9 @@ struct alignas(64) FlowAction {
   Endpoint signaled_remote;
   Endpoint egress_local;
   uint32_t rtp_mult = 0;  // TSC -> RTP timestamp units (rtp_clock_mult); 0: by payload type
+  // Second flag byte (in what was padding before `peer`).
+  bool peer_dst : 1 = false;        // FlowSpec::dst_from_peer (or rtcp_split + consent from peer)
+  bool bundle : 1 = false;          // bundle head: demultiplex to members (Flow::bundle)
   Flow* peer = nullptr;  // ctl keeps it valid: republished without it before the peer is freed
 };
 static_assert(sizeof(FlowAction) == 64);
@@ -189,6 +220,11 @@ struct alignas(64) Flow {
   // TSC of the last authenticated check from the selected (latched) source. dp: wo, ctl: ro.
   uint64_t ice_consent_tsc = 0;
   uint64_t ice_checks = 0;  // authenticated checks answered with success. dp: wo, ctl: ro
+  // BUNDLE head only (action `bundle`). The members (ctl: wo, replaced whole; dp: ro), and
+  // the SSRCs learned from RTP: (1 << 63) | entry << 32 | SSRC, 0 = unused (dp: rw, relaxed;
+  // read by the worker that owns the flow's source, like the counters).
+  std::atomic<const BundleMap*> bundle{nullptr};
+  uint64_t bundle_ssrc[kBundleSsrcs] = {};
 
   const FlowAction& action() const { return slots[active.load(std::memory_order_acquire)]; }
 };

@@ -5,6 +5,7 @@
 #include <rte_hash_crc.h>
 #include <rte_malloc.h>
 
+#include <algorithm>
 #include <new>
 #include <tuple>
 
@@ -24,11 +25,13 @@ Flow* alloc_flow(int socket) {
   return mem ? new (mem) Flow() : nullptr;
 }
 void free_creds(const stun::IceCreds* c) { rte_free(const_cast<stun::IceCreds*>(c)); }
+void free_bundle(const BundleMap* b) { rte_free(const_cast<BundleMap*>(b)); }
 void free_flow(Flow* f) {
   if (!f) return;
   srtp_session_free(f->srtp_in);
   srtp_session_free(f->srtp_out);
   free_creds(f->ice_creds.load(std::memory_order_relaxed));
+  free_bundle(f->bundle.load(std::memory_order_relaxed));
   f->~Flow();
   rte_free(f);
 }
@@ -55,6 +58,9 @@ bool same_ice(const FlowSpec& a, const FlowSpec& b) {
 void set_why(std::string* why, std::string text) {
   if (why) *why = std::move(text);
 }
+
+bool has_pts(const FlowSpec& s) { return (s.bundle_pts[0] | s.bundle_pts[1]) != 0; }
+bool bundle_head(const FlowSpec& s) { return s.bundle_of == 0 && has_pts(s); }
 
 // The SRTP session for one side of a flow (nullptr for plain RTP); false and `why` on failure.
 bool make_srtp(const SrtpKeying& k, bool outbound, SrtpSession*& out, std::string* why) {
@@ -110,8 +116,16 @@ int FlowTable::validate(const FlowSpec& s, std::string* why) const {
   if (s.signaled_remote.valid() && s.signaled_remote.addr.family != s.local.addr.family)
     return set_why(why, "signaled remote and local endpoint differ in address family"), -EINVAL;
   if (s.peer_id == s.id) return set_why(why, "a flow cannot be its own peer"), -EINVAL;
-  if (s.rtcp_split && s.ice_ufrag.empty() && !(s.ice_consent_from_peer && s.peer_id))
-    return set_why(why, "rtcp-split needs an ICE flow, or consent from a peer"), -EINVAL;
+  if (s.rtcp_split && s.ice_ufrag.empty() && !(s.ice_consent_from_peer && s.peer_id) && !s.bundle_of)
+    return set_why(why, "rtcp-split needs an ICE flow, a bundle member, or consent from a peer"), -EINVAL;
+  if (s.dst_from_peer && !(s.ice_consent_from_peer && s.peer_id))
+    return set_why(why, "dst-from-peer needs consent from a peer"), -EINVAL;
+  if (s.bundle_of) {
+    if (s.bundle_of == s.id) return set_why(why, "a flow cannot be a member of its own bundle"), -EINVAL;
+    if (!has_pts(s)) return set_why(why, "a bundle member needs its payload types"), -EINVAL;
+    if (!s.ice_ufrag.empty() || s.dtls || s.srtp_in.enabled())
+      return set_why(why, "a bundle member has no ICE, DTLS or SRTP of its own (its head does that)"), -EINVAL;
+  }
   for (const SrtpKeying* k : {&s.srtp_in, &s.srtp_out})
     if (k->enabled() && srtp_master_len(k->profile) == 0)
       return set_why(why, "unknown SRTP profile"), -EINVAL;
@@ -140,6 +154,8 @@ void FlowTable::fill_action(const FlowSpec& s, FlowAction& a) const {
   a.srtp_in = s.srtp_in.enabled();
   a.srtp_out = s.srtp_out.enabled();
   a.rtcp_split = s.rtcp_split;
+  a.peer_dst = s.dst_from_peer || (s.rtcp_split && s.ice_consent_from_peer);
+  a.bundle = bundle_head(s);
   a.signaled_remote = s.signaled_remote;
   a.egress_local = s.egress_local;
   a.rtp_mult = s.clock_rate ? rtp_clock_mult(s.clock_rate, rte_get_tsc_hz()) : 0;
@@ -227,7 +243,11 @@ int FlowTable::install(const FlowSpec& s, std::string* why) {
     return set_why(why, "flow table full"), -ENOSPC;
   }
   f->hash_pos = rte_hash_lookup(hash_, &key);
-  index_set(key, f);
+  // A bundle member keeps its port reserved (the hash entry) but gets nothing directly: its
+  // packets come through its head.
+  if (!s.bundle_of) index_set(key, f);
+  if (s.bundle_of) bundle_members_[s.bundle_of].insert(s.id);
+  if (s.bundle_of || bundle_head(s)) rebuild_bundle(s.bundle_of ? s.bundle_of : s.id);
   if (s.peer_id) referrers_[s.peer_id].insert(s.id);
   // Flows installed earlier that name this one as their peer can now point at it.
   if (auto it = referrers_.find(s.id); it != referrers_.end())
@@ -280,6 +300,17 @@ int FlowTable::update(const FlowSpec& s, std::string* why) {
     if (old.peer_id) referrers_[old.peer_id].erase(s.id);
     if (s.peer_id) referrers_[s.peer_id].insert(s.id);
   }
+  if (old.bundle_of != s.bundle_of || old.bundle_pts[0] != s.bundle_pts[0] ||
+      old.bundle_pts[1] != s.bundle_pts[1]) {
+    if (old.bundle_of != s.bundle_of) {
+      if (old.bundle_of) bundle_members_[old.bundle_of].erase(s.id);
+      if (s.bundle_of) bundle_members_[s.bundle_of].insert(s.id);
+      // In or out of the port index (a member receives nothing directly).
+      index_set(e.flow->key, s.bundle_of ? nullptr : e.flow);
+    }
+    if (old.bundle_of) rebuild_bundle(old.bundle_of);
+    rebuild_bundle(s.bundle_of ? s.bundle_of : s.id);
+  }
   // A new signaled remote (re-INVITE: the far end moved) restarts latching. Not on an ICE
   // flow: there the checks select the source (a new credential set restarts them, above).
   if ((!(old.signaled_remote == s.signaled_remote) || old.latch != s.latch) && s.ice_ufrag.empty())
@@ -302,7 +333,17 @@ int FlowTable::remove(uint32_t id) {
   if (it == by_id_.end()) return -ENOENT;
   Flow* f = it->second.flow;
   uint32_t peer_id = it->second.spec.peer_id;
+  uint32_t bundle_of = it->second.spec.bundle_of;
   by_id_.erase(it);
+  if (bundle_of) {
+    // The head drops its pointer to this member (new map) before the member can be freed.
+    auto b = bundle_members_.find(bundle_of);
+    if (b != bundle_members_.end()) {
+      b->second.erase(id);
+      if (b->second.empty()) bundle_members_.erase(b);
+    }
+    rebuild_bundle(bundle_of);
+  }
   if (peer_id) {
     auto r = referrers_.find(peer_id);
     if (r != referrers_.end()) {
@@ -322,6 +363,49 @@ int FlowTable::remove(uint32_t id) {
     free_flow(f);
   });
   return 0;
+}
+
+void FlowTable::rebuild_bundle(uint32_t head_id) {
+  auto it = by_id_.find(head_id);
+  if (it == by_id_.end()) return;
+  Flow* h = it->second.flow;
+  const FlowSpec& hs = it->second.spec;
+  BundleMap* nb = nullptr;
+  if (bundle_head(hs)) {
+    void* mem = rte_zmalloc_socket("veil_bundle", sizeof(BundleMap), RTE_CACHE_LINE_SIZE, socket_);
+    if (mem) {
+      nb = new (mem) BundleMap();
+      nb->n = 1;
+      nb->member_id[0] = head_id;
+      nb->pts[0][0] = hs.bundle_pts[0];
+      nb->pts[0][1] = hs.bundle_pts[1];
+      if (auto m = bundle_members_.find(head_id); m != bundle_members_.end()) {
+        std::vector<uint32_t> ids(m->second.begin(), m->second.end());
+        std::sort(ids.begin(), ids.end());
+        for (uint32_t id : ids) {
+          auto mi = by_id_.find(id);
+          if (mi == by_id_.end() || nb->n >= kBundleMax) continue;
+          nb->member[nb->n] = mi->second.flow;
+          nb->member_id[nb->n] = id;
+          nb->pts[nb->n][0] = mi->second.spec.bundle_pts[0];
+          nb->pts[nb->n][1] = mi->second.spec.bundle_pts[1];
+          ++nb->n;
+        }
+      }
+    }
+  }
+  const BundleMap* old = h->bundle.exchange(nb, std::memory_order_acq_rel);
+  // Learned SSRCs name entries of the old map: learn again from the next RTP.
+  for (uint64_t& v : h->bundle_ssrc) __atomic_store_n(&v, 0, __ATOMIC_RELAXED);
+  if (old) rcu_.defer([old] { free_bundle(old); });
+}
+
+std::vector<uint32_t> FlowTable::bundle_members(uint32_t head_id) const {
+  std::vector<uint32_t> v;
+  if (auto m = bundle_members_.find(head_id); m != bundle_members_.end())
+    v.assign(m->second.begin(), m->second.end());
+  std::sort(v.begin(), v.end());
+  return v;
 }
 
 std::optional<FlowSnapshot> FlowTable::get(uint32_t id) const {

@@ -49,6 +49,8 @@ class FlowTable {
   // Flows with no accepted packet for `idle_cycles` TSC cycles (since creation if none).
   std::vector<uint32_t> idle(uint64_t now_tsc, uint64_t idle_cycles) const;
   size_t size() const { return by_id_.size(); }
+  // Ids of the flows installed as members of bundle head `head_id` (ascending).
+  std::vector<uint32_t> bundle_members(uint32_t head_id) const;
 
   // A flow as the control plane walks the table: its spec and its live state (read the
   // counters with peek()/relaxed loads, as get() does). Valid until the next install,
@@ -93,6 +95,8 @@ class FlowTable {
   int validate(const FlowSpec& spec, std::string* why) const;
 
   void index_set(const FlowKey& key, Flow* f);
+  // Publishes a new BundleMap for head `head_id` from its spec and its installed members.
+  void rebuild_bundle(uint32_t head_id);
 
   Rcu& rcu_;
   Flow** index_[kIndexAddrs] = {};  // per address index: 65536 Flow*, allocated at first use
@@ -109,6 +113,7 @@ class FlowTable {
   // (docs/performance.md, "Management API load vs throughput").
   std::map<uint32_t, Entry> by_id_;
   std::unordered_map<uint32_t, std::unordered_set<uint32_t>> referrers_;  // peer id -> ids
+  std::unordered_map<uint32_t, std::unordered_set<uint32_t>> bundle_members_;  // head id -> ids
 };
 
 }  // namespace veil::dp

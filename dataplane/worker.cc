@@ -240,18 +240,25 @@ void WorkerCtx::relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
       if (!fl->learned.try_write(src)) return flow_drop(FlowDrop::src_mismatch);
       // Symmetric RTP: answer where it came from (not a split RTCP flow: its peer is the
       // browser's ICE flow, whose destination is the PBX's RTP port).
-      if (a->peer && !(a->rtcp_split && a->ice_consent_from_peer)) a->peer->egress_dst.write(src);
+      if (a->peer && !a->peer_dst) a->peer->egress_dst.write(src);
       count(Event::latched);
       break;
     case LatchVerdict::Accept:
       break;
   }
+  // BUNDLE head (browser's 5-tuple): the m-line's member flow relays it from here on.
+  if (__builtin_expect(a->bundle, 0)) {
+    if (!(fl = bundle_member(m, fl, payload, plen))) return;
+    a = &fl->action();
+    if (a->drop) return flow_drop(FlowDrop::disabled);  // a member disabled by hand
+  }
 
   Endpoint dst;
   uint32_t dver;
   fl->egress_dst.read(dst, dver);
-  // The PBX's RTCP towards a muxing browser: to the source its ICE checks selected.
-  if (__builtin_expect(a->rtcp_split, 0) && a->ice_consent_from_peer && a->peer)
+  // Towards a browser from a flow that is not the ICE flow's own peer (the PBX's RTCP port,
+  // a BUNDLE member's m-line): to the source the ICE flow's checks selected.
+  if (__builtin_expect(a->peer_dst, 0) && a->peer)
     a->peer->learned.read(dst, dver);
   if (!dst.valid() || dst.addr.family != a->egress_local.addr.family)
     return flow_drop(FlowDrop::no_destination);
@@ -292,7 +299,7 @@ void WorkerCtx::relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
   q.l4_len = uint16_t(plen + kUdpHdrLen);
 
   EgressHeaders e{out.mac, dmac, a->egress_local, dst, 64};
-  if (__builtin_expect(a->rtcp_split, 0) && a->ice && is_rtcp(payload)) {
+  if (__builtin_expect(a->rtcp_split, 0) && !a->ice_consent_from_peer && is_rtcp(payload)) {
     // The browser's muxed RTCP to a PBX that does not mux: RTCP port to RTCP port.
     e.src.port = uint16_t(e.src.port + 1);
     e.dst.port = uint16_t(e.dst.port + 1);

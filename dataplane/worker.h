@@ -79,6 +79,9 @@ struct alignas(64) WorkerCtx {
   // that endpoint, once (a second hairpin is dropped: hairpin_loop).
   void hairpin(rte_mbuf* m, uint8_t pi, uint64_t now);
   bool in_hairpin = false;
+  // BUNDLE (dataplane/bundle.cc): the flow of the m-line an unprotected packet on a bundle
+  // head belongs to (the head itself or a member); nullptr when it was dropped and counted.
+  Flow* bundle_member(rte_mbuf* m, Flow* head, const uint8_t* payload, uint32_t plen);
   // ICE-lite / DTLS flows: RFC 7983 demux, checks answered, media gated on an authenticated
   // source with fresh consent. True when the packet was consumed (answered, handed to the
   // control plane, or dropped); false when it is RTP/RTCP to relay.

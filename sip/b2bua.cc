@@ -196,6 +196,8 @@ struct Stream {
   // SDES-SRTP (sip/sdes_sdp.h), by side: the peer's chosen a=crypto (its key) and Veil's own
   // fresh one for that leg. suite Unknown: that leg is plain. Keys never cross legs.
   SdesCrypto sdes_remote[2], sdes_local[2];
+  // WebRTC calls: the m-line's RTP payload types in the offer and answer (BUNDLE demux).
+  PtSet pts;
 };
 
 // A call whose INVITE the far side challenged (401/407), relayed to the caller; kept until
@@ -238,6 +240,9 @@ struct Call {
   std::optional<std::string> early_answer;
   bool late_offer = false;      // the caller's INVITE had no SDP: its answer comes in the ACK
   std::optional<WebRtcLeg> webrtc;  // the untrusted leg is a browser (sip/webrtc_leg.h)
+  // Index of the BUNDLE head stream (the first active m-line) of a WebRTC call with more
+  // than one active m-line; -1: not bundled.
+  int bundle_head = -1;
 };
 
 // The flow a request arrived on: the source address and port and the transport (what a
@@ -1098,6 +1103,28 @@ struct B2bua::Impl {
     return take_browser_sdp(*call->webrtc, info.webrtc, answer);
   }
 
+  // BUNDLE of a WebRTC call (docs/architecture.md "BUNDLE"): an offer decides which m-lines
+  // are bundled (all active ones, when more than one) and sets each m-line's payload types;
+  // its answer adds the answerer's (normally the same or fewer). Payload types shared by two
+  // bundled m-lines cannot be demultiplexed: 488 (offer) / the answer is refused.
+  int webrtc_bundle(Call* call, const SdpInfo& info, bool answer) {
+    if (!call->webrtc) return 0;
+    std::vector<PtSet> prior;
+    if (answer)
+      for (const Stream& st : call->streams) prior.push_back(st.pts);
+    BundlePtMap m = bundle_pt_map(info.webrtc, prior);
+    if (m.overlap) {
+      ++stats.sdp_rejected;
+      logf("sip: call " + std::to_string(call->serial) +
+           ": BUNDLE m-lines share RTP payload types (cannot demultiplex)");
+      return 488;
+    }
+    if (!answer) call->bundle_head = m.head;
+    if (call->streams.size() < m.pts.size()) call->streams.resize(m.pts.size());
+    for (size_t i = 0; i < m.pts.size(); ++i) call->streams[i].pts = m.pts[i];
+    return 0;
+  }
+
   // Veil's SDP on the leg of `side`, already rewritten for that side.
   std::string webrtc_sdp(Call* call, int side, const std::string& rewritten) {
     if (side == kExternal) return sdp_to_browser(*call->webrtc, rewritten);
@@ -1112,7 +1139,13 @@ struct B2bua::Impl {
     plan.ext = MediaLeg{st.local[kExternal], st.remote[kExternal]};
     plan.in = MediaLeg{st.local[kInternal], st.remote[kInternal]};
     plan.rtcp_mux = st.mux;
-    if (call->webrtc) plan.webrtc = plan_for(*call->webrtc);
+    if (call->webrtc) {
+      plan.webrtc = plan_for(*call->webrtc);
+      if (call->bundle_head >= 0 && size_t(call->bundle_head) < call->streams.size()) {
+        plan.webrtc.bundle_head = call->streams[size_t(call->bundle_head)].id;
+        plan.webrtc.pts = st.pts;
+      }
+    }
     for (int s = 0; s < 2; ++s) {
       if (!st.sdes_local[s].usable()) continue;
       plan.sdes[s].suite = st.sdes_local[s].suite;
@@ -1202,6 +1235,7 @@ struct B2bua::Impl {
   int apply_offer(Call* call, int side, const SdpInfo& info) {
     if (info.streams.size() < call->streams.size()) return 488;  // RFC 3264 8: m-lines are never removed
     if (!webrtc_take(call, side, info, false)) return 488;
+    if (int b = webrtc_bundle(call, info, false); b != 0) return b;
     call->streams.resize(info.streams.size());
     for (size_t i = 0; i < info.streams.size(); ++i) {
       const SdpStream& in = info.streams[i];
@@ -1241,6 +1275,7 @@ struct B2bua::Impl {
   bool apply_answer(Call* call, int side, const SdpInfo& info) {
     if (info.streams.size() != call->streams.size()) return false;
     if (!webrtc_take(call, side, info, true)) return false;
+    if (webrtc_bundle(call, info, true) != 0) return false;
     for (size_t i = 0; i < info.streams.size(); ++i) {
       Stream& st = call->streams[i];
       if (!st.active) continue;

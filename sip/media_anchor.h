@@ -11,6 +11,7 @@
 
 #include "dataplane/addr.h"
 #include "sip/sdes_sdp.h"
+#include "sip/webrtc_sdp.h"
 
 namespace veil::sip {
 
@@ -37,6 +38,13 @@ struct WebRtcPlan {
   // Veil's DTLS role as its SDP says: "active" (client) or "passive" (server); empty while
   // unresolved (Veil offered actpass, the browser has not answered yet): no DTLS session yet.
   std::string local_setup;
+  // BUNDLE (RFC 9143): with more than one active m-line the browser leg is one 5-tuple, the
+  // first active m-line's (Veil's port there). bundle_head: the plan id of that m-line's
+  // stream (0: not bundled; == MediaStreamPlan::id: this stream is the head, whose ICE flow
+  // receives and demultiplexes everything). pts: this m-line's RTP payload types (union of
+  // both sides' SDP; disjoint from the other bundled m-lines', checked by the B2BUA).
+  uint32_t bundle_head = 0;
+  PtSet pts;
 };
 
 // SDES-SRTP (RFC 4568) on one leg of a stream: the peer's key (what Veil unprotects with,

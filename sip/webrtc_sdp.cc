@@ -70,6 +70,15 @@ WebRtcInfo inspect_webrtc(std::string_view sdp) {
         m.media = std::string(t[0]);
         m.disabled = t[1] == "0";
         m.proto = std::string(t[2]);
+        for (size_t k = 3; k < t.size(); ++k) {
+          unsigned v = 0;
+          bool num = !t[k].empty() && t[k].size() <= 3;
+          for (char c : t[k]) {
+            if (c < '0' || c > '9') num = false;
+            else v = v * 10 + unsigned(c - '0');
+          }
+          if (num && v < 128) m.pts.push_back(uint8_t(v));
+        }
         if (secure_proto(m.proto) && m.proto.find("TLS") != std::string::npos) info.webrtc = true;
       }
       info.media.push_back(std::move(m));
@@ -118,6 +127,46 @@ std::string to_plain(std::string_view rewritten) {
   return out;
 }
 
+bool pt_sets_overlap(const std::vector<PtSet>& sets) {
+  for (size_t i = 0; i < sets.size(); ++i)
+    for (size_t j = i + 1; j < sets.size(); ++j)
+      if (sets[i].overlaps(sets[j])) return true;
+  return false;
+}
+
+std::string pt_set_str(const PtSet& s) {
+  std::string out;
+  for (unsigned pt = 0; pt < 128; ++pt) {
+    if (!s.has(uint8_t(pt))) continue;
+    unsigned end = pt;
+    while (end + 1 < 128 && s.has(uint8_t(end + 1))) ++end;
+    if (!out.empty()) out += ",";
+    out += std::to_string(pt);
+    if (end > pt) out += "-" + std::to_string(end);
+    pt = end;
+  }
+  return out;
+}
+
+BundlePtMap bundle_pt_map(const WebRtcInfo& sdp, const std::vector<PtSet>& prior) {
+  BundlePtMap m;
+  m.pts.resize(sdp.media.size());
+  std::vector<PtSet> active;
+  int first = -1;
+  for (size_t i = 0; i < sdp.media.size(); ++i) {
+    if (sdp.media[i].disabled) continue;
+    if (first < 0) first = int(i);
+    m.pts[i].add(sdp.media[i].pts);
+    if (i < prior.size()) m.pts[i].add(prior[i]);
+    active.push_back(m.pts[i]);
+  }
+  if (active.size() > 1) {
+    m.head = first;
+    m.overlap = pt_sets_overlap(active);
+  }
+  return m;
+}
+
 std::string to_webrtc(std::string_view rewritten, const WebRtcParams& p) {
   std::vector<std::string_view> ls = lines_of(rewritten);
   // Sections: [0] session, then one per m-line.
@@ -133,6 +182,29 @@ std::string to_webrtc(std::string_view rewritten, const WebRtcParams& p) {
   std::string session_c;  // session-level c= address
   for (std::string_view l : sec[0])
     if (l.substr(0, 2) == "c=") session_c = std::string(l);
+
+  // BUNDLE: the first active m-line's port and c= for every active m-line (one 5-tuple).
+  size_t active = 0, first = n;
+  for (size_t i = 0; i < n; ++i) {
+    auto t = tokens(sec[i + 1][0].substr(2));
+    if (t.size() >= 2 && t[1] != "0") {
+      ++active;
+      if (first == n) first = i;
+    }
+  }
+  const bool one_port = p.bundle && active > 1;
+  std::string bundle_port, bundle_c = session_c;
+  if (one_port) {
+    bundle_port = std::string(tokens(sec[first + 1][0].substr(2))[1]);
+    for (std::string_view l : sec[first + 1])
+      if (l.substr(0, 2) == "c=") bundle_c = std::string(l);
+  }
+  auto with_port = [](std::string_view mline, std::string_view port) {
+    auto t = tokens(mline.substr(2));
+    std::string o = "m=" + std::string(t[0]) + " " + std::string(port);
+    for (size_t i = 2; i < t.size(); ++i) o += " " + std::string(t[i]);
+    return o;
+  };
 
   std::string out;
   for (std::string_view l : sec[0]) {
@@ -160,11 +232,21 @@ std::string to_webrtc(std::string_view rewritten, const WebRtcParams& p) {
     bool disabled = t.size() < 2 || t[1] == "0";
     std::string proto = i < p.offer_media.size() && !p.offer_media[i].proto.empty() ? p.offer_media[i].proto
                                                                                       : "UDP/TLS/RTP/SAVPF";
-    out += with_proto(s[0], proto) + "\r\n";
-    std::string c = session_c;
+    const bool rebundle = one_port && !disabled && i != first;
+    std::string mline = with_proto(s[0], proto);
+    if (rebundle) {
+      mline = with_port(mline, bundle_port);
+      t = tokens(std::string_view(mline).substr(2));
+    }
+    out += mline + "\r\n";
+    std::string c = rebundle ? bundle_c : session_c;
     for (size_t k = 1; k < s.size(); ++k) {
       std::string_view l = s[k];
-      if (l.substr(0, 2) == "c=") c = std::string(l);
+      if (l.substr(0, 2) == "c=") {
+        c = rebundle ? bundle_c : std::string(l);
+        out += c + "\r\n";
+        continue;
+      }
       std::string_view name = attr_name(l);
       if (!name.empty() && (webrtc_only(name) || name_is(name, {"rtcp", "rtcp-mux"}))) continue;
       out += l;

@@ -27,7 +27,28 @@ struct WebRtcMedia {
   std::string mid;     // a=mid (empty if none)
   bool rtcp_mux = false;
   bool disabled = false;  // port 0
+  std::vector<uint8_t> pts;  // RTP payload types of the m= line's format list (0-127)
 };
+
+// A set of RTP payload types (bit pt of a 128-bit set), as the dataplane's BUNDLE demux
+// takes it (dp::FlowSpec::bundle_pts).
+struct PtSet {
+  uint64_t bits[2] = {0, 0};
+  void add(uint8_t pt) { if (pt < 128) bits[pt >> 6] |= uint64_t(1) << (pt & 63); }
+  void add(const std::vector<uint8_t>& pts) { for (uint8_t pt : pts) add(pt); }
+  void add(const PtSet& o) { bits[0] |= o.bits[0]; bits[1] |= o.bits[1]; }
+  bool has(uint8_t pt) const { return pt < 128 && ((bits[pt >> 6] >> (pt & 63)) & 1); }
+  bool empty() const { return (bits[0] | bits[1]) == 0; }
+  bool overlaps(const PtSet& o) const { return (bits[0] & o.bits[0]) | (bits[1] & o.bits[1]); }
+  bool operator==(const PtSet&) const = default;
+};
+
+// BUNDLE demultiplexing needs the payload types of the bundled m-lines to be disjoint
+// (RFC 8843 9.1): true when two of `sets` share one. Veil does not fall back to SSRC demux:
+// the B2BUA refuses such a bundle with 488 (docs/topology-hiding.md, "BUNDLE").
+bool pt_sets_overlap(const std::vector<PtSet>& sets);
+// A compact text form for logs and veilctl: "0,8,96-100,111".
+std::string pt_set_str(const PtSet& s);
 
 struct WebRtcInfo {
   bool webrtc = false;       // the SDP asks for DTLS-SRTP (UDP/TLS/RTP/SAVP[F] or a=fingerprint)
@@ -41,6 +62,19 @@ struct WebRtcInfo {
 
 WebRtcInfo inspect_webrtc(std::string_view sdp);
 
+// The payload types per m-line of a WebRTC call's BUNDLE (docs/architecture.md "BUNDLE"): each
+// active m-line of `sdp` with its m= formats, united with `prior[i]` (the offer's sets, when
+// `sdp` is the answer; empty for an offer). `head`: the first active m-line, or -1 when fewer
+// than two are active (no bundle: nothing to demultiplex). `overlap`: two active m-lines
+// share a payload type (the B2BUA answers 488 / refuses the answer). Disabled m-lines get an
+// empty set.
+struct BundlePtMap {
+  int head = -1;
+  bool overlap = false;
+  std::vector<PtSet> pts;  // per m-line of `sdp`
+};
+BundlePtMap bundle_pt_map(const WebRtcInfo& sdp, const std::vector<PtSet>& prior = {});
+
 // Plain RTP/AVP SDP for the trusted side (see above). `rewritten` is rewrite_sdp()'s output.
 std::string to_plain(std::string_view rewritten);
 
@@ -52,6 +86,9 @@ struct WebRtcParams {
   // when answering it; empty when Veil makes the offer ("0", "1", ... and UDP/TLS/RTP/SAVPF).
   std::vector<WebRtcMedia> offer_media;
   bool bundle = true;              // a=group:BUNDLE over the active m-lines' mids
+  // With `bundle` and more than one active m-line: every bundled m-line carries the first
+  // active m-line's port, c= address and candidate (RFC 8843 7.3.3 / 8: the tagged
+  // m-line's port in an answer; the same port in all bundled m-lines of Veil's offer).
 };
 
 // The browser-facing SDP (see above). `rewritten` is rewrite_sdp()'s output for the

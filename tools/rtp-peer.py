@@ -43,7 +43,8 @@ def main():
     s.bind(args.bind)
     s.settimeout(0.005)
 
-    sent = received = bad = 0
+    sent = received = bad = rtcp = 0
+    pts = {}  # payload type -> RTP packets received
     sources = {}
     ssrcs = set()
     seqs = []
@@ -79,6 +80,11 @@ def main():
         if len(data) < 12 or data[0] >> 6 != 2:
             bad += 1
             continue
+        if 192 <= data[1] <= 223:  # RTCP (RFC 5761 4)
+            rtcp += 1
+            continue
+        pt = data[1] & 0x7F
+        pts[pt] = pts.get(pt, 0) + 1
         _, _, rseq, _, rssrc = struct.unpack('!BBHII', data[:12])
         ssrcs.add(rssrc)
         seqs.append(rseq)
@@ -89,6 +95,7 @@ def main():
     report = {
         'bind': '%s:%d' % args.bind, 'sent': sent, 'received': received, 'bad': bad,
         'sources': sources, 'ssrcs': sorted('0x%08x' % x for x in ssrcs),
+        'pts': {str(k): v for k, v in sorted(pts.items())}, 'rtcp': rtcp,
         'first_seq': min(seqs) if seqs else None, 'last_seq': max(seqs) if seqs else None,
     }
     json.dump(report, sys.stdout)

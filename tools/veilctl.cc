@@ -72,6 +72,7 @@ void usage(FILE* to) {
       "           [srtp-in=PROFILE:HEX|PROFILE:pending|none] [srtp-out=...]\n"
       "           [ice-ufrag=U ice-pwd=P [ice-remote-ufrag=R]] [ice-consent-from-peer=yes|no]\n"
       "           [dtls=yes|no]   (ICE-lite and DTLS: docs/architecture.md)\n"
+      "           [bundle-of=N bundle-pts=96-100,111] [dst-from-peer=yes|no]   (BUNDLE)\n"
       "  dtls-add flow=N setup=PEER_SETUP [hash=sha-256] fingerprint=AB:CD:...\n"
       "                              DTLS-SRTP on flow N against the peer's a=setup/a=fingerprint\n"
       "  dtls-del flow=N             forget a DTLS-SRTP session\n"

@@ -72,7 +72,7 @@ async function runScenario(o) {
   // (answer: at most o.timeout_ms), sampling the peer connection's getStats every 500 ms;
   // the last sample taken while the call was up is reported.
   async function mediaScenario(SIP, ua, o, out, sleep) {
-    const sdh = { constraints: { audio: true, video: false } };
+    const sdh = { constraints: { audio: true, video: !!o.video } };
     const sampleStats = async (session) => {
       const pc = session && session.sessionDescriptionHandler && session.sessionDescriptionHandler.peerConnection;
       if (!pc) return null;
@@ -86,6 +86,17 @@ async function runScenario(o) {
           st.packets_lost = s.packetsLost; st.codec = (byId.get(s.codecId) || {}).mimeType;
         }
         if (s.type === 'outbound-rtp' && s.kind === 'audio') { st.packets_sent = s.packetsSent; st.bytes_sent = s.bytesSent; }
+        // Video (o.video: an audio + video call, BUNDLEd on one 5-tuple).
+        if (s.type === 'inbound-rtp' && s.kind === 'video') {
+          st.video_packets_received = s.packetsReceived; st.video_bytes_received = s.bytesReceived;
+          st.video_codec = (byId.get(s.codecId) || {}).mimeType; st.video_transport = s.transportId;
+        }
+        if (s.type === 'outbound-rtp' && s.kind === 'video') {
+          st.video_packets_sent = (st.video_packets_sent || 0) + s.packetsSent;
+          st.video_transport_out = s.transportId;
+        }
+        if (s.type === 'inbound-rtp' && s.kind === 'audio') st.audio_transport = s.transportId;
+        if (s.type === 'transport') st.transports = (st.transports || 0) + 1;
         // RTCP the far end sent: SR (remote-outbound-rtp) and RR about our stream (remote-inbound-rtp).
         if (s.type === 'remote-outbound-rtp' && s.kind === 'audio') {
           st.remote_sr_packets_sent = s.packetsSent; st.remote_sr_reports = s.reportsSent;

@@ -754,6 +754,7 @@ def t_early_update(lab, h, ctx):
           'the early UPDATE did not move the caller\'s media to port 16070: %s' % progs)
     for pr in progs:
         check(pr['id'] in st['removes'], 'flows not removed: %s' % pr)
+    ctx['early_update'] = True
 
 
 def t_update_info(lab, h, ctx):
@@ -1170,7 +1171,7 @@ def main():
                 # Veil's reliable 183 with its own RSeq and the rewritten SDP; the caller's
                 # PRACK stays on the caller's leg.
                 pracks = [t for s, d, t, _ in mi if s == INT_SBC and t.startswith('PRACK ')]
-                check(len(pracks) == (2 if ctx.get('early_media_plain') else 1) and
+                check(len(pracks) == 1 + bool(ctx.get('early_media_plain')) + bool(ctx.get('early_update')) and
                       all(re.search(r'^RAck: 7 \d+ INVITE\r$', p, re.M) for p in pracks),
                       'PRACKs toward the PBX: %s' % [p[:300] for p in pracks])
                 e183 = [t for s, d, t, _ in mx if s == EXT_SBC and t.startswith('SIP/2.0 183 Session Progress\r\n')

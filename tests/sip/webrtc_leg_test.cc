@@ -146,5 +146,24 @@ TEST(WebRtcLeg, RecognisesTheGatewaysConnection) {
   EXPECT_FALSE(is_gateway_flow(Endpoint{*IpAddr::parse("203.0.113.10"), 41000}, true, ext));
 }
 
+// Golden: Veil's first offer to a browser for a PBX's audio + video offer: one BUNDLE group,
+// the same port, address and candidate in both m-lines, one ufrag/pwd and fingerprint.
+TEST(WebRtcLeg, GoldenAudioVideoOfferToBrowserIsBundled) {
+  WebRtcLeg leg = leg_for_offer_to_browser("vEiL", "0123456789abcdefghijklmn", kFp);
+  SdpRewriteParams p;
+  p.sbc_addr = *IpAddr::parse("203.0.113.1");
+  p.local = {Endpoint{p.sbc_addr, 20000}, Endpoint{p.sbc_addr, 20002}};
+  SdpOrigin o;
+  o.session_id = 1700000042;
+  o.version = 7;
+  SdpRewriteResult r = rewrite_sdp(read_golden("pbx_av.in.sdp"), p, o);
+  ASSERT_EQ(r.error, SdpError::None);
+  std::string out = sdp_to_browser(leg, r.sdp);
+  EXPECT_EQ(out, read_golden("webrtc_av_offer_to_browser.out.sdp"));
+  EXPECT_TRUE(has_line(out, "a=group:BUNDLE 0 1"));
+  EXPECT_TRUE(has_line(out, "m=video 20000 UDP/TLS/RTP/SAVPF 96"));
+  EXPECT_EQ(out.find("20002"), std::string::npos) << out;
+}
+
 }  // namespace
 }  // namespace veil::sip
