@@ -147,9 +147,31 @@ async function runScenario(o) {
     if (!out.established) return;
     // call: up for hold_ms, then the browser hangs up; answer: until the far end's BYE.
     const until = Date.now() + (o.scenario === 'answer' ? (o.timeout_ms || 20000) : (o.hold_ms || 5000));
+    // o.ice_restart_ms: that long into the call, an ICE restart (re-INVITE with an offer made
+    // with iceRestart: new ufrag/pwd); the ICE credentials on both sides are recorded before
+    // and after, and the stats sampled just before it.
+    const restartAt = o.ice_restart_ms ? Date.now() + o.ice_restart_ms : Infinity;
+    const ufrags = () => {
+      const pc = session.sessionDescriptionHandler.peerConnection;
+      const u = (d) => ((d && d.sdp.match(/a=ice-ufrag:(\S+)/)) || [])[1];
+      return { local: u(pc.localDescription), remote: u(pc.remoteDescription) };
+    };
     while (Date.now() < until && !out.ended) {
       const st = await sampleStats(session).catch(() => null);
       if (st) out.stats = st;
+      if (Date.now() >= restartAt && !out.ice_restart) {
+        out.stats_before_restart = st;
+        out.ice_restart = { before: ufrags() };
+        await session.invite({
+          sessionDescriptionHandlerOptions: { ...sdh, offerOptions: { iceRestart: true } },
+          requestDelegate: {
+            onAccept: () => { out.ice_restart.accepted = true; },
+            onReject: (r) => { out.ice_restart.rejected = r.message.statusCode; },
+          },
+        }).catch((e) => { out.ice_restart.error = '' + e; });
+        await sleep(1500);
+        out.ice_restart.after = ufrags();
+      }
       await Promise.race([sleep(500), ended]);
     }
     if (o.scenario === 'call' && !out.ended) {

@@ -124,6 +124,66 @@ def test_browser_calls_srtp_pbx(lab):
     check_media(lab, 'browser -> SRTP PBX', r, rep, pbx_veil, flows_mid, flows_end, drops0, dtls_mid)
 
 
+def test_ice_restart(lab):
+    """The browser restarts ICE in the middle of a call (re-INVITE with new ICE credentials,
+    RFC 8445 9): Veil answers with fresh credentials of its own, the flows take both, the
+    browser's new checks select the pair again; DTLS is not repeated and media goes on both
+    ways across the restart."""
+    pbx_key = fresh_key()
+    State.keys.append(pbx_key)
+    restarts0 = lab.ctl('stats')['sip'].get('ice_restarts', 0)
+    uas, uas_msg = sipp(lab, 'uas_sdes_reinvite.xml', 'wsdes-pbx-restart', 5060, scen_dir=E2E_SCEN,
+                        extra=['-set', 'rtp', '4800', '-set', 'suite', SUITE, '-set', 'key', pbx_key, '-mp', '6800'])
+    State.pbx_traces.append(uas_msg)
+    wait_listening(lab, 5060)
+    b = browser(lab, scenario='call', target='sip:bob@voice.example.com', hold_ms=10000, ice_restart_ms=3500)
+    pbx_saw = wait_browser(b, 'the PBX got no INVITE with SDP', lambda: sdp_endpoint(uas_msg, r'INVITE '), 30)
+    pbx_veil = '%s:%d' % pbx_saw
+    lines = crypto_lines(sdp_body(uas_msg, r'INVITE '))
+    State.keys.append(lines[0][2])
+    # 8 s of SRTP from the PBX side: across the restart at 3.5 s.
+    peer = Proc(lab, lab.ns_argv('int', [sys.executable, SRTP_PEER, '--bind', '%s:4800' % INT_HOST4, '--send-to',
+                                         pbx_veil, '--suite', SUITE, '--key-out', pbx_key, '--key-in', lines[0][2],
+                                         '--count', '400', '--interval', str(INTERVAL), '--delay', '0.5']),
+                'srtp-peer (PBX, across the ICE restart)')
+    time.sleep(2.0)
+    dtls_before = lab.ctl('dtls')
+    wait_browser(b, 'Veil saw no ICE restart', lambda: lab.ctl('stats')['sip'].get('ice_restarts', 0) > restarts0, 20)
+    time.sleep(2.0)  # the browser's checks with the new credentials, media again
+    dtls_after = lab.ctl('dtls')
+    rep = peer.json(40)
+    r = b.json(60)
+    State.browser_msgs += r.get('received', [])
+    sipp_done(uas, 'PBX callee', uas_msg)
+    ir = r.get('ice_restart') or {}
+    st, st0 = r.get('stats') or {}, r.get('stats_before_restart') or {}
+    log('  ICE restart: %s' % ir)
+    log('  browser before the restart: %s' % {k: st0.get(k) for k in ('packets_received', 'packets_sent',
+                                                                      'remote_candidate')})
+    log('  browser at the end: %s' % {k: st.get(k) for k in ('packets_received', 'packets_sent', 'remote_candidate',
+                                                             'dtls_state')})
+    log('  PBX side: %s' % rep)
+    check(ir.get('accepted') is True, 'the ICE-restart re-INVITE was not accepted: %s' % ir)
+    before, after = ir.get('before') or {}, ir.get('after') or {}
+    check(before.get('local') and after.get('local') and before['local'] != after['local'],
+          'the browser did not restart ICE: %s' % ir)
+    check(before.get('remote') and after.get('remote') and before['remote'] != after['remote'],
+          'Veil answered the ICE restart with its old credentials: %s' % ir)
+    check(lab.ctl('stats')['sip'].get('ice_restarts', 0) == restarts0 + 1, 'ice_restarts did not count it')
+    got0, got = st0.get('packets_received') or 0, st.get('packets_received') or 0
+    check(got - got0 >= 150, 'the browser received %d packets before the restart and %d at the end' % (got0, got))
+    check(st.get('remote_candidate', '').startswith(EXT_VEIL4 + ':') and st.get('dtls_state') == 'connected',
+          'after the restart: %s' % st)
+    check(rep['auth_fail'] == 0 and rep['received'] >= 300 and list(rep['sources']) == [pbx_veil],
+          'the PBX side across the restart: %s' % rep)
+    # The DTLS association outlives the restart: the same session, no record exchanged again.
+    s0, s1 = dtls_before.get('sessions', []), dtls_after.get('sessions', [])
+    log('  DTLS before %s, after %s' % (s0, s1))
+    check(len(s0) == 1 and len(s1) == 1 and s0[0]['state'] == s1[0]['state'] == 'connected' and
+          (s0[0]['flow'], s0[0]['sent'], s0[0]['received']) == (s1[0]['flow'], s1[0]['sent'], s1[0]['received']),
+          'DTLS across the ICE restart: %s -> %s' % (s0, s1))
+
+
 def test_srtp_pbx_calls_browser(lab):
     """The PBX offers SDES to the browser's registration: Veil answers it RTP/SAVP with its own
     key and offers the browser DTLS-SRTP; media both ways."""
@@ -234,5 +294,5 @@ if __name__ == '__main__':
     os.environ['VEIL_LAB_SIP'] = '1'
     os.environ['VEIL_LAB_WS'] = '1'
     os.environ['VEIL_LAB_PBX_SRTP'] = SUITE
-    sys.exit(run_tests('wsdes', [test_browser_calls_srtp_pbx, test_srtp_pbx_calls_browser,
+    sys.exit(run_tests('wsdes', [test_browser_calls_srtp_pbx, test_ice_restart, test_srtp_pbx_calls_browser,
                                  test_plain_phone_calls_srtp_pbx, test_keys_stay_on_their_leg]))
