@@ -1,4 +1,5 @@
 #include "dataplane/srtp_icm.h"
+#include "dataplane/srtp_session.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -35,19 +36,22 @@ const bool kCpuAesni = cpu_aesni();
 std::atomic<bool> g_aesni{kCpuAesni};
 
 // One allocation, 64-byte aligned: the srtp_cipher_t libsrtp2 sees, then this state, so the
-// per-packet reads (type, state pointer, counter, round keys) are four adjacent lines and no
-// pointer is chased beyond cipher->state.
+// per-packet reads (type, state pointer, counter, round keys) are four adjacent lines, which
+// the worker prefetches (srtp_session_prefetch), and no pointer is chased beyond
+// cipher->state.
 struct IcmState {
+  unsigned ks_left = 0;   // unused bytes at the end of ks
   uint8_t counter[16];    // next counter block
   uint8_t offset[16];     // salt || 00 00
-  uint8_t rk[11 * 16];    // AES-128 round keys (AES-NI path), 16-byte aligned
+  alignas(16) uint8_t rk[11 * 16];  // AES-128 round keys (AES-NI path)
+  // Not read per packet on the AES-NI path when the payload is whole blocks:
   uint8_t ks[16];         // keystream of the last block, for a call that ends mid-block
-  unsigned ks_left = 0;   // unused bytes at the end of ks
   EVP_CIPHER_CTX* ecb = nullptr;  // the portable path: AES-128-ECB through EVP
 };
 constexpr size_t kStateAt = 32;  // sizeof(srtp_cipher_t) is 24: the state starts 16-aligned
 static_assert(sizeof(srtp_cipher_t) <= kStateAt);
-static_assert(offsetof(IcmState, rk) % 16 == 0);
+static_assert(kStateAt % 16 == 0 && offsetof(IcmState, rk) % 16 == 0);
+static_assert(kStateAt + offsetof(IcmState, ks) <= 256, "the per-packet lines: 0-3");
 constexpr size_t kAllocSize = (kStateAt + sizeof(IcmState) + 63) / 64 * 64;
 
 extern const srtp_cipher_type_t kFastIcm;
@@ -69,6 +73,7 @@ srtp_err_status_t icm_alloc(srtp_cipher_t** c, int key_len, int) {
   cipher->key_len = key_len;
   cipher->algorithm = SRTP_AES_ICM_128;
   *c = cipher;
+  detail::srtp_note_cipher(cipher);
   return srtp_err_status_ok;
 }
 

@@ -79,7 +79,7 @@ inline void srtp_prefetch(const Flow* f, int stage) {
                          a.srtp_out ? __atomic_load_n(&f->srtp_out, __ATOMIC_RELAXED) : nullptr}) {
     if (!s) continue;
     if (stage == 2)
-      rte_prefetch0(s->ctx);
+      srtp_session_prefetch(*s);
     else
       rte_prefetch0(s);
   }
