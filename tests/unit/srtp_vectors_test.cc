@@ -16,6 +16,7 @@
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <srtp2/auth.h>
 #include <srtp2/cipher.h>
 #include <srtp2/srtp.h>
 
@@ -234,6 +235,42 @@ TEST(Rfc3711, FastIcmMatchesEvpCtr) {
   srtp_fast_icm_use_aesni(true);
 }
 
+// Veil's HMAC-SHA1 (dataplane/srtp_hmac.h) against OpenSSL's HMAC: random keys (0-64 bytes), messages of 0-300 bytes fed in random pieces
+// (update, then compute with the rest, as libsrtp2 does), every tag length, and several
+// packets per key (the precomputed state must not drift).
+TEST(Rfc2104, FastHmacMatchesOpenssl) {
+  std::mt19937 rng(2104);
+  auto rnd = [&](size_t n) {
+    Bytes b(n);
+    for (auto& x : b) x = uint8_t(rng());
+    return b;
+  };
+  {
+    for (int iter = 0; iter < 150; ++iter) {
+      Bytes key = rnd(iter % 3 == 0 ? 20 : rng() % 65);
+      srtp_auth_t* a = nullptr;
+      int tag_len = 1 + int(rng() % 20);
+      ASSERT_EQ(srtp_auth_type_alloc(srtp_fast_hmac_type(), &a, int(key.size()), tag_len), srtp_err_status_ok);
+      ASSERT_EQ(srtp_auth_init(a, key.data()), srtp_err_status_ok);
+      for (int pkt = 0; pkt < 4; ++pkt) {
+        size_t len = iter < 130 && pkt == 0 ? size_t(iter) : rng() % 301;
+        Bytes msg = rnd(len);
+        size_t split = len ? rng() % (len + 1) : 0;
+        uint8_t tag[20] = {};
+        ASSERT_EQ(srtp_auth_start(a), srtp_err_status_ok);
+        ASSERT_EQ(srtp_auth_update(a, msg.data(), int(split)), srtp_err_status_ok);
+        ASSERT_EQ(srtp_auth_compute(a, msg.data() + split, int(len - split), tag), srtp_err_status_ok);
+        uint8_t want[20];
+        unsigned want_len = 0;
+        HMAC(EVP_sha1(), key.data(), int(key.size()), msg.data(), msg.size(), want, &want_len);
+        ASSERT_EQ(Bytes(tag, tag + tag_len), Bytes(want, want + tag_len))
+            << "key " << key.size() << " bytes, message " << len << " split " << split;
+      }
+      srtp_auth_dealloc(a);
+    }
+  }
+}
+
 TEST(Rfc3711, B3KeyDerivation) {
   const Bytes mk = hex("E1F97A0D3E018BE0D64FA32C06DE4139"), ms = hex("0EC675AD498AFEEBB6960B3AABE6");
   EXPECT_EQ(kdf(mk, ms, 0x00, 16), hex("C61E7A93744F39EE10734AFE3FF7A087"));  // cipher key
@@ -450,6 +487,39 @@ SrtpKeying keying(SrtpProfile p, uint8_t seed) {
   k.keyed = true;
   for (unsigned i = 0; i < srtp_master_len(p); ++i) k.master[i] = uint8_t(seed + i * 13);
   return k;
+}
+
+// The objects a session records for the worker to prefetch are its RTP cipher and RTP HMAC
+// (Veil's types; the _32 profile tells RTP's auth, 4-byte tag, from RTCP's, 10 bytes).
+TEST(SrtpSession, RecordsItsRtpCipherAndAuthForPrefetch) {
+  struct Case {
+    SrtpProfile p;
+    const srtp_cipher_type_t* cipher;
+    int tag;  // 0: no HMAC (AEAD)
+  };
+  for (const Case& c : {Case{SrtpProfile::AesCm128HmacSha1_80, srtp_fast_icm_type(), 10},
+                        Case{SrtpProfile::AesCm128HmacSha1_32, srtp_fast_icm_type(), 4},
+                        Case{SrtpProfile::AeadAes128Gcm, srtp_fast_gcm_type(), 0}}) {
+    SCOPED_TRACE(srtp_profile_name(c.p));
+    for (bool outbound : {false, true}) {
+      std::string why;
+      SrtpKeying k;
+      k.profile = c.p;
+      k.keyed = true;
+      SrtpSession* s = srtp_session_create(k, outbound, &why);
+      ASSERT_NE(s, nullptr) << why;
+      ASSERT_NE(s->rtp_cipher, nullptr);
+      EXPECT_EQ(static_cast<const srtp_cipher_t*>(s->rtp_cipher)->type, c.cipher);
+      if (c.tag) {
+        ASSERT_NE(s->rtp_auth, nullptr);
+        EXPECT_EQ(static_cast<const srtp_auth_t*>(s->rtp_auth)->type, srtp_fast_hmac_type());
+        EXPECT_EQ(static_cast<const srtp_auth_t*>(s->rtp_auth)->out_len, c.tag);
+      } else {
+        EXPECT_EQ(s->rtp_auth, nullptr);
+      }
+      srtp_session_free(s);
+    }
+  }
 }
 
 struct Sessions {
