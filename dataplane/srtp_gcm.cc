@@ -1,5 +1,4 @@
 #include "dataplane/srtp_gcm.h"
-#include "dataplane/srtp_session.h"
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -54,7 +53,6 @@ srtp_err_status_t gcm_alloc(srtp_cipher_t** c, int key_len, int tag_len) {
   cipher->key_len = key_len;
   cipher->algorithm = SRTP_AES_GCM_128;
   *c = cipher;
-  detail::srtp_note_cipher(cipher);
   return srtp_err_status_ok;
 }
 

@@ -1,5 +1,4 @@
 #include "dataplane/srtp_hmac.h"
-#include "dataplane/srtp_session.h"
 
 // SHA1_Init/Update/Final: deprecated in OpenSSL 3 in favour of EVP, but EVP's per-packet
 // re-initialisation is what this file avoids. They are plain functions on a caller-owned
@@ -37,7 +36,6 @@ srtp_err_status_t fast_alloc(srtp_auth_t** a, int key_len, int out_len) {
   auth->key_len = key_len;
   auth->prefix_len = 0;
   *a = auth;
-  detail::srtp_note_auth(auth);
   return srtp_err_status_ok;
 }
 

@@ -1,5 +1,4 @@
 #include "dataplane/srtp_icm.h"
-#include "dataplane/srtp_session.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -36,9 +35,8 @@ const bool kCpuAesni = cpu_aesni();
 std::atomic<bool> g_aesni{kCpuAesni};
 
 // One allocation, 64-byte aligned: the srtp_cipher_t libsrtp2 sees, then this state, so the
-// per-packet reads (type, state pointer, counter, round keys) are four adjacent lines, which
-// the worker prefetches (srtp_session_prefetch), and no pointer is chased beyond
-// cipher->state.
+// per-packet reads (type, state pointer, counter, round keys) are four adjacent lines and no
+// pointer is chased beyond cipher->state.
 struct IcmState {
   unsigned ks_left = 0;   // unused bytes at the end of ks
   uint8_t counter[16];    // next counter block
@@ -73,7 +71,6 @@ srtp_err_status_t icm_alloc(srtp_cipher_t** c, int key_len, int) {
   cipher->key_len = key_len;
   cipher->algorithm = SRTP_AES_ICM_128;
   *c = cipher;
-  detail::srtp_note_cipher(cipher);
   return srtp_err_status_ok;
 }
 

@@ -12,10 +12,6 @@
 
 namespace veil::dp {
 
-namespace detail {
-thread_local SrtpAllocCapture* g_srtp_alloc_capture = nullptr;
-}
-
 namespace {
 std::atomic<bool> g_stock_crypto{false};
 
@@ -179,18 +175,13 @@ SrtpSession* srtp_session_create(const SrtpKeying& k, bool outbound, std::string
   policy.window_size = kSrtpReplayWindow;
   policy.allow_repeat_tx = 0;  // never encrypt two packets under one index
   srtp_t ctx = nullptr;
-  detail::SrtpAllocCapture cap;
-  detail::g_srtp_alloc_capture = &cap;
   srtp_err_status_t st = srtp_create(&ctx, &policy);
-  detail::g_srtp_alloc_capture = nullptr;
   std::memset(key, 0, sizeof key);
   if (st != srtp_err_status_ok) {
     delete s;
     return set_why(why, "srtp_create failed (libsrtp2 status " + std::to_string(int(st)) + ")"), nullptr;
   }
   s->ctx = ctx;
-  s->rtp_cipher = cap.cipher;
-  s->rtp_auth = cap.auth;
   uint32_t rtp = 0, rtcp = 0;
   if (srtp_get_protect_trailer_length(ctx, 0, 0, &rtp) != srtp_err_status_ok ||
       srtp_get_protect_rtcp_trailer_length(ctx, 0, 0, &rtcp) != srtp_err_status_ok || rtp > 255 ||

@@ -85,52 +85,7 @@ struct alignas(64) SrtpSession {
   uint8_t n_ssrc = 0;
   srtp_ctx_t_* ctx = nullptr;
   uint32_t ssrcs[kSrtpMaxSsrc] = {};  // SSRCs libsrtp holds a stream for
-  // The RTP cipher and HMAC objects libsrtp2 allocated through Veil's primitives for this
-  // session (dataplane/srtp_icm.h, srtp_gcm.h, srtp_hmac.h; null with libsrtp2's own or for
-  // GCM's null auth). libsrtp2 shares them among all the session's streams, so the worker can
-  // fetch them ahead without walking libsrtp2's private structures. Only ever prefetched.
-  const void* rtp_cipher = nullptr;
-  const void* rtp_auth = nullptr;
 };
-static_assert(sizeof(SrtpSession) == 64, "one cache line");
-
-// Worker: issue the loads of a session's libsrtp2 context and of its RTP cipher and HMAC
-// state (the line of `s` itself must already be in cache or on its way).
-inline void srtp_session_prefetch(const SrtpSession& s) {
-  __builtin_prefetch(s.ctx);
-  if (const auto* c = static_cast<const char*>(s.rtp_cipher)) {
-    // Veil's AES-ICM: cipher object, counter and round keys in four lines (GCM: two).
-    __builtin_prefetch(c);
-    __builtin_prefetch(c + 64);
-    __builtin_prefetch(c + 128);
-    __builtin_prefetch(c + 192);
-  }
-  if (const auto* a = static_cast<const char*>(s.rtp_auth)) {
-    // Veil's HMAC-SHA1: auth object, inner, outer and working SHA-1 states in five lines.
-    __builtin_prefetch(a);
-    __builtin_prefetch(a + 64);
-    __builtin_prefetch(a + 128);
-    __builtin_prefetch(a + 192);
-    __builtin_prefetch(a + 256);
-  }
-}
-
-namespace detail {
-// Set by srtp_session_create around srtp_create: Veil's cipher and auth types record the first
-// object of each kind allocated meanwhile (libsrtp2 2.5.0 allocates the RTP cipher and auth of
-// its template stream first, then RTCP's and the key derivation's).
-struct SrtpAllocCapture {
-  const void* cipher = nullptr;
-  const void* auth = nullptr;
-};
-extern thread_local SrtpAllocCapture* g_srtp_alloc_capture;
-inline void srtp_note_cipher(const void* c) {
-  if (g_srtp_alloc_capture && !g_srtp_alloc_capture->cipher) g_srtp_alloc_capture->cipher = c;
-}
-inline void srtp_note_auth(const void* a) {
-  if (g_srtp_alloc_capture && !g_srtp_alloc_capture->auth) g_srtp_alloc_capture->auth = a;
-}
-}  // namespace detail
 
 // Sessions use libsrtp2 with three of its primitives replaced through its own extension points
 // on first use: HMAC-SHA1 (dataplane/srtp_hmac.h: libsrtp2's allocates twice per packet on

@@ -79,7 +79,7 @@ inline void srtp_prefetch(const Flow* f, int stage) {
                          a.srtp_out ? __atomic_load_n(&f->srtp_out, __ATOMIC_RELAXED) : nullptr}) {
     if (!s) continue;
     if (stage == 2)
-      srtp_session_prefetch(*s);
+      rte_prefetch0(s->ctx);
     else
       rte_prefetch0(s);
   }

@@ -489,39 +489,6 @@ SrtpKeying keying(SrtpProfile p, uint8_t seed) {
   return k;
 }
 
-// The objects a session records for the worker to prefetch are its RTP cipher and RTP HMAC
-// (Veil's types; the _32 profile tells RTP's auth, 4-byte tag, from RTCP's, 10 bytes).
-TEST(SrtpSession, RecordsItsRtpCipherAndAuthForPrefetch) {
-  struct Case {
-    SrtpProfile p;
-    const srtp_cipher_type_t* cipher;
-    int tag;  // 0: no HMAC (AEAD)
-  };
-  for (const Case& c : {Case{SrtpProfile::AesCm128HmacSha1_80, srtp_fast_icm_type(), 10},
-                        Case{SrtpProfile::AesCm128HmacSha1_32, srtp_fast_icm_type(), 4},
-                        Case{SrtpProfile::AeadAes128Gcm, srtp_fast_gcm_type(), 0}}) {
-    SCOPED_TRACE(srtp_profile_name(c.p));
-    for (bool outbound : {false, true}) {
-      std::string why;
-      SrtpKeying k;
-      k.profile = c.p;
-      k.keyed = true;
-      SrtpSession* s = srtp_session_create(k, outbound, &why);
-      ASSERT_NE(s, nullptr) << why;
-      ASSERT_NE(s->rtp_cipher, nullptr);
-      EXPECT_EQ(static_cast<const srtp_cipher_t*>(s->rtp_cipher)->type, c.cipher);
-      if (c.tag) {
-        ASSERT_NE(s->rtp_auth, nullptr);
-        EXPECT_EQ(static_cast<const srtp_auth_t*>(s->rtp_auth)->type, srtp_fast_hmac_type());
-        EXPECT_EQ(static_cast<const srtp_auth_t*>(s->rtp_auth)->out_len, c.tag);
-      } else {
-        EXPECT_EQ(s->rtp_auth, nullptr);
-      }
-      srtp_session_free(s);
-    }
-  }
-}
-
 struct Sessions {
   SrtpSession* tx;
   SrtpSession* rx;
