@@ -27,12 +27,17 @@ constexpr unsigned kChunkBlocks = 16;
 
 // AES-NI (checked once at run time; the build may target a CPU without it). Tests can force
 // the portable path (srtp_fast_icm_use_aesni).
+// A function-local static, not a namespace-scope one: correct even if a cipher is keyed during
+// another translation unit's static initialisation.
 bool cpu_aesni() {
-  __builtin_cpu_init();  // may run before libgcc's own constructor did
-  return __builtin_cpu_supports("aes") && __builtin_cpu_supports("sse4.1");
+  static const bool yes = [] {
+    __builtin_cpu_init();  // may run before libgcc's own constructor did
+    return __builtin_cpu_supports("aes") && __builtin_cpu_supports("sse4.1");
+  }();
+  return yes;
 }
-const bool kCpuAesni = cpu_aesni();
-std::atomic<bool> g_aesni{kCpuAesni};
+constinit std::atomic<bool> g_portable{false};  // tests: force the EVP path
+bool use_aesni() { return cpu_aesni() && !g_portable.load(std::memory_order_relaxed); }
 
 // One allocation, 64-byte aligned: the srtp_cipher_t libsrtp2 sees, then this state, so the
 // per-packet reads (type, state pointer, counter, round keys) are four adjacent lines and no
@@ -113,7 +118,7 @@ srtp_err_status_t icm_init(void* sv, const uint8_t* key) {
   std::memcpy(st->offset, key + kKeyLen, kSaltLen);
   std::memcpy(st->counter, st->offset, 16);
   st->ks_left = 0;
-  if (kCpuAesni) expand_key(st->rk, key);
+  if (cpu_aesni()) expand_key(st->rk, key);
   if (EVP_EncryptInit_ex(st->ecb, EVP_aes_128_ecb(), nullptr, key, nullptr) != 1 ||
       EVP_CIPHER_CTX_set_padding(st->ecb, 0) != 1)
     return srtp_err_status_init_fail;
@@ -246,7 +251,7 @@ srtp_err_status_t icm_encrypt(void* sv, uint8_t* buf, unsigned int* len_ptr) {
     --len;
   }
   if (!len) return srtp_err_status_ok;
-  return g_aesni.load(std::memory_order_relaxed) ? encrypt_aesni(st, buf, len) : encrypt_evp(st, buf, len);
+  return use_aesni() ? encrypt_aesni(st, buf, len) : encrypt_evp(st, buf, len);
 }
 
 // RFC 3711 B.2: session key, session salt, IV 0, 48 bytes of keystream.
@@ -271,8 +276,8 @@ const srtp_cipher_type_t kFastIcm = {icm_alloc, icm_dealloc, icm_init, nullptr, 
 const srtp_cipher_type_t* srtp_fast_icm_type() { return &kFastIcm; }
 
 bool srtp_fast_icm_use_aesni(bool on) {
-  g_aesni.store(on && kCpuAesni);
-  return on && kCpuAesni;
+  g_portable.store(!on);
+  return use_aesni();
 }
 
 bool srtp_fast_icm_install() {

@@ -26,7 +26,8 @@
 //             UDP payload with per-flow libsrtp2 sessions: the crypto alone;
 //   restore:  the restore step alone (harness cost, in both loops above).
 // Pipeline overhead = (veil - baseline) / (baseline - restore): what Veil adds per packet, as
-// a share of what the crypto itself costs.
+// a share of what the crypto itself costs. Each loop is timed twice: by the TSC, and by the
+// thread's CPU clock (second table, in TSC cycles), which leaves out time spent preempted.
 //
 // Before timing, one pass is checked packet by packet: every SRTP packet comes out as the
 // original RTP packet (byte for byte), every RTP packet comes out as SRTP that an independent
