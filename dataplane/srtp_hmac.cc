@@ -108,6 +108,8 @@ const srtp_auth_type_t kFastHmac = {fast_alloc, fast_dealloc, fast_init, fast_co
 
 }  // namespace
 
+const srtp_auth_type_t* srtp_fast_hmac_type() { return &kFastHmac; }
+
 bool srtp_fast_hmac_install() {
   static std::once_flag once;
   static bool ok = false;

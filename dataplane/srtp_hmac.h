@@ -10,9 +10,13 @@
 // self-test, which libsrtp2 runs when it is installed.
 #pragma once
 
+struct srtp_auth_type_t;  // <srtp2/auth.h>
+
 namespace veil::dp {
 
 // Installs it (once; later calls return the first result). libsrtp2 must be initialised.
 bool srtp_fast_hmac_install();
+// The auth type itself (tests drive it directly).
+const srtp_auth_type_t* srtp_fast_hmac_type();
 
 }  // namespace veil::dp
