@@ -40,7 +40,8 @@ namespace veil::dp {
   X(ice_consent_expired, "media on an ICE flow whose last authenticated check is older than the consent timeout") \
   X(stun_auth_fail, "STUN check with a wrong USERNAME or MESSAGE-INTEGRITY (answered 401, never latched)") \
   X(stun_invalid, "STUN on an ICE flow that is not an answerable Binding request (malformed, bad or no FINGERPRINT, indication, response)") \
-  X(dtls_ring_full, "ring handing DTLS records to the control plane full")
+  X(dtls_ring_full, "ring handing DTLS records to the control plane full")               \
+  X(udp_checksum_bad, "media packet whose UDP checksum the NIC reported bad")
 
 enum class Drop : uint8_t {
 #define VEIL_X(name, desc) name,

@@ -282,7 +282,21 @@ uint8_t* rewrite_udp(uint8_t* frame, uint16_t headroom, const Parsed& p, const E
       sum_bytes(e.src.addr.bytes.data(), alen, sum_bytes(e.dst.addr.bytes.data(), alen, 0));
   uint64_t pseudo = addr_sum + be_word(udp_len) + be_word(kProtoUdp);
   uint16_t udp_csum;
-  if (csum == CsumMode::Software) {
+  uint16_t old_csum = 0;
+  if (csum == CsumMode::Incremental) std::memcpy(&old_csum, frame + p.l4 + 6, 2);
+  if (old_csum != 0) {
+    // RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), m the old pseudo-header addresses and ports,
+    // m' the new ones (length and protocol are the same on both sides and cancel). The sum
+    // is never zero (the new addresses are in it), so the folded result lies in 1..0xffff
+    // exactly as the full sum's does, and the two agree bit for bit.
+    uint64_t old_sum =
+        (p.family == Family::V4 ? sum_bytes(in_ip + 12, 8, 0) : sum_bytes(in_ip + 8, 32, 0)) +
+        be_word(p.sport) + be_word(p.dport);
+    uint64_t acc = uint16_t(~old_csum) + uint64_t(uint16_t(~fold(old_sum))) + addr_sum +
+                   be_word(e.src.port) + be_word(e.dst.port);
+    udp_csum = uint16_t(~fold(acc));
+    if (udp_csum == 0) udp_csum = 0xffff;  // RFC 768: zero means "no checksum"
+  } else if (csum != CsumMode::Offload) {
     uint64_t acc = sum_bytes(payload, payload_len,
                              pseudo + be_word(e.src.port) + be_word(e.dst.port) + be_word(udp_len));
     udp_csum = uint16_t(~fold(acc));

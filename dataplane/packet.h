@@ -55,6 +55,12 @@ struct EgressHeaders {
 enum class CsumMode : uint8_t {
   Software,  // full UDP checksum in software (arrivals may carry partial checksums)
   Offload,   // pseudo-header sum only; the NIC completes it (RTE_MBUF_F_TX_UDP_CKSUM)
+  // The received checksum adjusted for the changed pseudo-header and ports (RFC 1624, as
+  // NAT does), without reading the payload. Only for a payload that is relayed unchanged
+  // and arrived with a complete checksum (not a Linux veth's partial one): the result is
+  // then the full checksum, bit for bit; a received checksum that was wrong stays wrong.
+  // A received checksum of zero (IPv4 "none") falls back to Software.
+  Incremental,
 };
 
 // Rewrites a parsed UDP frame for egress. The UDP payload stays where it is; new

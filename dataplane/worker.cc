@@ -146,6 +146,10 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
         drop(m, Drop::ip_options);
         continue;
       }
+      if (__builtin_expect((m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) == RTE_MBUF_F_RX_L4_CKSUM_BAD, 0)) {
+        drop(m, Drop::udp_checksum_bad);
+        continue;
+      }
       // The port index slot: prefetched now, read once the whole burst is parsed.
       slots[nm] = dp->flows_->slot(port.addr_index[addr_i], p.dport);
       if (slots[nm]) rte_prefetch0(slots[nm]);
@@ -179,6 +183,7 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
   }
 
   if (nm == 0) return;
+  rx_csum_complete = port.rx_csum_complete;
   Flow* flows[kMaxBurst];
   // Every line relay() reads or writes (Flow: line 0 state, line 1 counters, the action
   // slots), issued for the whole burst before the first packet is relayed so the misses
@@ -292,9 +297,16 @@ void WorkerCtx::relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
     e.src.port = uint16_t(e.src.port + 1);
     e.dst.port = uint16_t(e.dst.port + 1);
   }
+  // A payload relayed unchanged that arrived with a complete checksum: adjust that checksum
+  // (RFC 1624) instead of summing the payload. Not after SRTP (the payload changed), nor
+  // for a packet the NIC says it did not verify and may carry a partial checksum
+  // (RX_L4_CKSUM_NONE: virtio's offload).
+  CsumMode csum = out.tx_csum_offload ? CsumMode::Offload : CsumMode::Software;
+  if (csum == CsumMode::Software && rx_csum_complete && !(a->srtp_in | a->srtp_out) &&
+      (m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) != RTE_MBUF_F_RX_L4_CKSUM_NONE)
+    csum = CsumMode::Incremental;
   uint32_t new_len = 0;
-  uint8_t* nf = rewrite_udp(f, rte_pktmbuf_headroom(m), q, e,
-                            out.tx_csum_offload ? CsumMode::Offload : CsumMode::Software, new_len);
+  uint8_t* nf = rewrite_udp(f, rte_pktmbuf_headroom(m), q, e, csum, new_len);
   if (!nf) return drop(m, Drop::bad_ip);
   m->data_off = uint16_t(nf - static_cast<uint8_t*>(m->buf_addr));
   m->data_len = uint16_t(new_len);
