@@ -70,11 +70,16 @@ namespace {
 // SRTP flows only (the action's srtp_in/srtp_out bits; the action slots were prefetched for
 // the whole burst): stage 0 fetches the flow's line holding the session pointers, stage 1 the
 // sessions, stage 2 their libsrtp2 contexts. Plain RTP flows cost one test of the action.
-inline void srtp_prefetch(const Flow* f, int stage) {
-  if (!f) return;
+// Stage 0 reads the action and returns whether the flow is SRTP; later stages run only for
+// those (the caller keeps the answer: one read of the action per packet, not three).
+inline bool srtp_prefetch(const Flow* f, int stage) {
+  if (!f) return false;
   const FlowAction& a = f->action();
-  if (!(a.srtp_in | a.srtp_out)) return;
-  if (stage == 0) return rte_prefetch0(&f->srtp_in);
+  if (!(a.srtp_in | a.srtp_out)) return false;
+  if (stage == 0) {
+    rte_prefetch0(&f->srtp_in);
+    return true;
+  }
   for (SrtpSession* s : {a.srtp_in ? __atomic_load_n(&f->srtp_in, __ATOMIC_RELAXED) : nullptr,
                          a.srtp_out ? __atomic_load_n(&f->srtp_out, __ATOMIC_RELAXED) : nullptr}) {
     if (!s) continue;
@@ -83,6 +88,7 @@ inline void srtp_prefetch(const Flow* f, int stage) {
     else
       rte_prefetch0(s);
   }
+  return true;
 }
 }  // namespace
 
@@ -196,12 +202,15 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
     __builtin_prefetch(fp + 64, 1);
     rte_prefetch0(fp + 128);  // slot 0: the active one unless the flow was updated
   }
+  // SRTP flows: libsrtp2's state is a chain of dependent lines per session; fetch the
+  // pointers three packets ahead, the session two ahead, its libsrtp2 context one ahead.
+  // srtp[j]: packet j's flow is SRTP (its action read once, at its stage 0).
+  bool srtp[kMaxBurst];
+  for (unsigned j = 0; j < 3 && j < nm; ++j) srtp[j] = srtp_prefetch(flows[j], 0);
   for (unsigned j = 0; j < nm; ++j) {
-    // SRTP flows: libsrtp2's state is a chain of dependent lines per session; fetch the
-    // pointers three packets ahead, the session two ahead, its libsrtp2 context one ahead.
-    if (j + 3 < nm) srtp_prefetch(flows[j + 3], 0);
-    if (j + 2 < nm) srtp_prefetch(flows[j + 2], 1);
-    if (j + 1 < nm) srtp_prefetch(flows[j + 1], 2);
+    if (j + 3 < nm) srtp[j + 3] = srtp_prefetch(flows[j + 3], 0);
+    if (j + 2 < nm && srtp[j + 2]) srtp_prefetch(flows[j + 2], 1);
+    if (j + 1 < nm && srtp[j + 1]) srtp_prefetch(flows[j + 1], 2);
     relay(media[j], media_p[j], flows[j], now);
   }
 }
@@ -221,13 +230,22 @@ void WorkerCtx::relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
   uint32_t plen = p.l4_len - kUdpHdrLen;
   if (a->rtp_check && !looks_like_rtp(payload, plen)) return flow_drop(FlowDrop::not_rtp);
 
-  Endpoint src = udp_source(f, p);
   Endpoint learned;
   uint32_t lver;
   fl->learned.read(learned, lver);
-  uint64_t last = peek(fl->last_seen_tsc);
-  LatchVerdict verdict =
-      latch_decide(a->latch, a->signaled_remote, learned, now - last, relatch_cycles, src);
+  // latch_decide's answer; the common cases (from the latched source, or a strict flow)
+  // compare the packet's source in place (is_udp_source), the rest builds it.
+  Endpoint src;
+  LatchVerdict verdict;
+  if (a->latch == LatchMode::Strict) {
+    verdict = is_udp_source(a->signaled_remote, f, p) ? LatchVerdict::Accept : LatchVerdict::Drop;
+  } else if (learned.valid() && is_udp_source(learned, f, p)) {
+    verdict = LatchVerdict::Accept;
+  } else {
+    src = udp_source(f, p);
+    uint64_t last = peek(fl->last_seen_tsc);
+    verdict = latch_decide(a->latch, a->signaled_remote, learned, now - last, relatch_cycles, src);
+  }
   if (verdict == LatchVerdict::Drop) return flow_drop(FlowDrop::src_mismatch);
   // SRTP in: the tag (and replay window) verified before the packet may latch or go anywhere.
   // No session yet under an action that wants one (keys being installed): never forwarded.

@@ -1260,6 +1260,31 @@ TEST(RewriteUdp, IncrementalCarriesAReceivedErrorAlong) {
   EXPECT_FALSE(l4_checksum_ok(result.data(), q));
 }
 
+// is_udp_source is udp_source(...) == e, for either family, on every field, whatever
+// Endpoint's padding byte holds.
+TEST(UdpSource, IsUdpSourceMatchesEquality) {
+  std::mt19937 rng(16);
+  for (int i = 0; i < 20000; ++i) {
+    bool v6 = rng() & 1;
+    Endpoint s = random_endpoint(rng, v6);
+    Bytes in = udp_frame(s, random_endpoint(rng, v6), random_bytes(rng, 12));
+    Parsed p;
+    ASSERT_EQ(parse(in, p), kNoDrop);
+    Endpoint e = s;
+    switch (rng() % 6) {
+      case 0: break;                                                        // equal
+      case 1: e.port = uint16_t(e.port ^ (1u << (rng() % 16))); break;      // port differs
+      case 2: e.addr.bytes[rng() % 16] ^= uint8_t(1u << (rng() % 8)); break;  // any address byte
+      case 3: e.addr.family = v6 ? Family::V4 : Family::V6; break;           // family differs
+      case 4: e = Endpoint{}; break;                                         // invalid
+      case 5: e = random_endpoint(rng, !v6); break;
+    }
+    reinterpret_cast<uint8_t*>(&e)[17] = uint8_t(rng());  // the padding byte
+    SCOPED_TRACE(testing::Message() << "case " << i << " " << e.str() << " vs " << s.str());
+    ASSERT_EQ(is_udp_source(e, in.data(), p), udp_source(in.data(), p) == e);
+  }
+}
+
 TEST(RewriteUdp, NotEnoughHeadroom) {
   Bytes payload = payload_of(50);
   Bytes in = udp_frame(ep("198.51.100.7", 4000), ep("203.0.113.1", 30000), payload);
