@@ -67,6 +67,10 @@ void WorkerCtx::punt(uint8_t pi, rte_mbuf* m, uint64_t now, const uint8_t* src_i
 }
 
 namespace {
+// How many packets ahead of relay() the flow's lines are prefetched (process_burst).
+// Measured at 100k flows (docs/performance.md): 8 beat 4, 12, 16 and the whole burst.
+constexpr unsigned kFlowAhead = 8;
+
 // SRTP flows only (the action's srtp_in/srtp_out bits; the action slots were prefetched for
 // the whole burst): stage 0 fetches the flow's line holding the session pointers, stage 1 the
 // sessions, stage 2 their libsrtp2 contexts. Plain RTP flows cost one test of the action.
@@ -192,22 +196,27 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
   rx_csum_complete = port.rx_csum_complete;
   Flow* flows[kMaxBurst];
   // Every line relay() reads or writes (Flow: line 0 state, line 1 counters, the action
-  // slots), issued for the whole burst before the first packet is relayed so the misses
-  // overlap; the index slots they depend on were prefetched while the burst was parsed.
-  for (unsigned j = 0; j < nm; ++j) {
-    flows[j] = FlowTable::load(slots[j]);
-    if (!flows[j]) continue;
-    const char* fp = reinterpret_cast<const char*>(flows[j]);
+  // slots), fetched kFlowAhead packets before the packet is relayed: far enough ahead for
+  // the misses to complete, near enough that the relaying in between overlaps them (all
+  // 3 x 32 at once filled the miss queues and stalled the core on the first packets).
+  // The index slots they depend on were prefetched while the burst was parsed.
+  auto fetch = [&](unsigned k) {
+    flows[k] = FlowTable::load(slots[k]);
+    if (!flows[k]) return;
+    const char* fp = reinterpret_cast<const char*>(flows[k]);
     __builtin_prefetch(fp, 1);
     __builtin_prefetch(fp + 64, 1);
     rte_prefetch0(fp + 128);  // slot 0: the active one unless the flow was updated
-  }
+  };
+  for (unsigned k = 0; k < kFlowAhead && k < nm; ++k) fetch(k);
   // SRTP flows: libsrtp2's state is a chain of dependent lines per session; fetch the
   // pointers three packets ahead, the session two ahead, its libsrtp2 context one ahead.
   // srtp[j]: packet j's flow is SRTP (its action read once, at its stage 0).
+  static_assert(kFlowAhead > 3);
   bool srtp[kMaxBurst];
   for (unsigned j = 0; j < 3 && j < nm; ++j) srtp[j] = srtp_prefetch(flows[j], 0);
   for (unsigned j = 0; j < nm; ++j) {
+    if (j + kFlowAhead < nm) fetch(j + kFlowAhead);
     if (j + 3 < nm) srtp[j + 3] = srtp_prefetch(flows[j + 3], 0);
     if (j + 2 < nm && srtp[j + 2]) srtp_prefetch(flows[j + 2], 1);
     if (j + 1 < nm && srtp[j + 1]) srtp_prefetch(flows[j + 1], 2);
