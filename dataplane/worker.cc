@@ -68,8 +68,10 @@ void WorkerCtx::punt(uint8_t pi, rte_mbuf* m, uint64_t now, const uint8_t* src_i
 
 namespace {
 // How many packets ahead of relay() the flow's lines are prefetched (process_burst).
-// Measured at 100k flows (docs/performance.md): 8 beat 4, 12, 16 and the whole burst.
-constexpr unsigned kFlowAhead = 8;
+// Measured (docs/performance.md): 8 is best at 100k flows but 20 % slower than the whole
+// burst at 1M (DRAM misses need more lead); 12 is within noise of 8 at 100k and of the
+// whole burst at 1M.
+constexpr unsigned kFlowAhead = 12;
 
 // SRTP flows only (the action's srtp_in/srtp_out bits; the action slots were prefetched for
 // the whole burst): stage 0 fetches the flow's line holding the session pointers, stage 1 the
