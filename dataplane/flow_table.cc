@@ -162,6 +162,13 @@ void FlowTable::republish(uint32_t id) {
   f->active.store(next, std::memory_order_release);
   f->slot_token = rte_rcu_qsbr_start(rcu_.qsbr());
   f->slot_token_valid = true;
+  index_publish(f);
+}
+
+void FlowTable::index_publish(Flow* f) {
+  static_assert(alignof(Flow) > kSlotHint);
+  uintptr_t v = reinterpret_cast<uintptr_t>(f) | (f->active.load(std::memory_order_relaxed) & kSlotHint);
+  index_set(f->key, reinterpret_cast<Flow*>(v));
 }
 
 void FlowTable::index_set(const FlowKey& key, Flow* f) {
@@ -227,7 +234,7 @@ int FlowTable::install(const FlowSpec& s, std::string* why) {
     return set_why(why, "flow table full"), -ENOSPC;
   }
   f->hash_pos = rte_hash_lookup(hash_, &key);
-  index_set(key, f);
+  index_publish(f);
   if (s.peer_id) referrers_[s.peer_id].insert(s.id);
   // Flows installed earlier that name this one as their peer can now point at it.
   if (auto it = referrers_.find(s.id); it != referrers_.end())

@@ -203,12 +203,14 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
   // 3 x 32 at once filled the miss queues and stalled the core on the first packets).
   // The index slots they depend on were prefetched while the burst was parsed.
   auto fetch = [&](unsigned k) {
-    flows[k] = FlowTable::load(slots[k]);
+    uintptr_t v = FlowTable::load_tagged(slots[k]);
+    flows[k] = FlowTable::untag(v);
     if (!flows[k]) return;
     const char* fp = reinterpret_cast<const char*>(flows[k]);
     __builtin_prefetch(fp, 1);
     __builtin_prefetch(fp + 64, 1);
-    rte_prefetch0(fp + 128);  // slot 0: the active one unless the flow was updated
+    // The active action slot, as the index's hint says (FlowTable::kSlotHint).
+    rte_prefetch0(fp + offsetof(Flow, slots) + (v & FlowTable::kSlotHint) * sizeof(FlowAction));
   };
   for (unsigned k = 0; k < kFlowAhead && k < nm; ++k) fetch(k);
   // SRTP flows: libsrtp2's state is a chain of dependent lines per session; fetch the
