@@ -67,11 +67,10 @@ void WorkerCtx::punt(uint8_t pi, rte_mbuf* m, uint64_t now, const uint8_t* src_i
 }
 
 namespace {
-// How many packets ahead of relay() the flow's lines are prefetched (process_burst).
-// Measured (docs/performance.md): 8 is best at 100k flows but 20 % slower than the whole
-// burst at 1M (DRAM misses need more lead); with the active-slot hint, 16 is within noise
-// of 12 at 100k and 16 % faster at 1M, where it matches the code before the change.
-constexpr unsigned kFlowAhead = 16;
+// How many packets ahead of relay() the flow's lines are brought into L1 (process_burst);
+// the whole burst was fetched towards L2 before. Measured (docs/performance.md): 4, 8 and
+// 12 within noise of each other.
+constexpr unsigned kNearAhead = 8;
 
 // SRTP flows only (the action's srtp_in/srtp_out bits; the action slots were prefetched for
 // the whole burst): stage 0 fetches the flow's line holding the session pointers, stage 1 the
@@ -197,30 +196,41 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
   if (nm == 0) return;
   rx_csum_complete = port.rx_csum_complete;
   Flow* flows[kMaxBurst];
-  // Every line relay() reads or writes (Flow: line 0 state, line 1 counters, the action
-  // slots), fetched kFlowAhead packets before the packet is relayed: far enough ahead for
-  // the misses to complete, near enough that the relaying in between overlaps them (all
-  // 3 x 32 at once filled the miss queues and stalled the core on the first packets).
-  // The index slots they depend on were prefetched while the burst was parsed.
-  auto fetch = [&](unsigned k) {
+  uint8_t active_hint[kMaxBurst];  // FlowTable::kSlotHint of each flow's index slot
+  // Every line relay() reads or writes (Flow: line 0 state, line 1 counters, the active
+  // action slot), prefetched in two steps. First, right after each index slot is read (the
+  // slots were prefetched while the burst was parsed), the whole burst with PREFETCHT1,
+  // which on this Zen 4 fills L2 without holding the core's L1 miss buffers: the 3 x 32
+  // misses overlap, and the core goes on. Then, kNearAhead packets before relay(), the same
+  // lines into L1 (for writing where relay() writes). The earlier one-step forms stalled:
+  // all 96 into L1 at once filled the miss buffers before the first packet was relayed, and
+  // a few packets ahead gave DRAM misses too little lead (docs/performance.md).
+  for (unsigned k = 0; k < nm; ++k) {
     uintptr_t v = FlowTable::load_tagged(slots[k]);
     flows[k] = FlowTable::untag(v);
+    active_hint[k] = uint8_t(v & FlowTable::kSlotHint);
+    if (!flows[k]) continue;
+    const char* fp = reinterpret_cast<const char*>(flows[k]);
+    __builtin_prefetch(fp, 0, 2);
+    __builtin_prefetch(fp + 64, 0, 2);
+    __builtin_prefetch(fp + offsetof(Flow, slots) + active_hint[k] * sizeof(FlowAction), 0, 2);
+  }
+  auto near = [&](unsigned k) {
     if (!flows[k]) return;
     const char* fp = reinterpret_cast<const char*>(flows[k]);
     __builtin_prefetch(fp, 1);
     __builtin_prefetch(fp + 64, 1);
-    // The active action slot, as the index's hint says (FlowTable::kSlotHint).
-    rte_prefetch0(fp + offsetof(Flow, slots) + (v & FlowTable::kSlotHint) * sizeof(FlowAction));
+    rte_prefetch0(fp + offsetof(Flow, slots) + active_hint[k] * sizeof(FlowAction));
   };
-  for (unsigned k = 0; k < kFlowAhead && k < nm; ++k) fetch(k);
+  for (unsigned k = 0; k < kNearAhead && k < nm; ++k) near(k);
   // SRTP flows: libsrtp2's state is a chain of dependent lines per session; fetch the
   // pointers three packets ahead, the session two ahead, its libsrtp2 context one ahead.
   // srtp[j]: packet j's flow is SRTP (its action read once, at its stage 0).
-  static_assert(kFlowAhead > 3);
+  static_assert(kNearAhead > 3);
   bool srtp[kMaxBurst];
   for (unsigned j = 0; j < 3 && j < nm; ++j) srtp[j] = srtp_prefetch(flows[j], 0);
   for (unsigned j = 0; j < nm; ++j) {
-    if (j + kFlowAhead < nm) fetch(j + kFlowAhead);
+    if (j + kNearAhead < nm) near(j + kNearAhead);
     if (j + 3 < nm) srtp[j + 3] = srtp_prefetch(flows[j + 3], 0);
     if (j + 2 < nm && srtp[j + 2]) srtp_prefetch(flows[j + 2], 1);
     if (j + 1 < nm && srtp[j + 1]) srtp_prefetch(flows[j + 1], 2);
