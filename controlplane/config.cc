@@ -390,7 +390,7 @@ void parse_port(Checker& c, const toml::table& t, const std::string& path, PortC
   nodes.table = &t;
   c.keys(t, path, "keys in [[port]]",
          {"name", "role", "device", "pci", "addresses", "gateway", "gateway6", "exception_iface",
-          "mtu"});
+          "mtu", "rx_checksums"});
 
   const std::string name_fix = "expected a non-empty name unique among ports, e.g. name = \"ext0\"";
   if (auto* n = c.string(t, path, "name", name_fix)) {
@@ -514,6 +514,20 @@ void parse_port(Checker& c, const toml::table& t, const std::string& path, PortC
   std::string mtu_fix = "expected an integer from " + std::to_string(mtu_lo) + " to 9216" +
                         (has_v6 ? " (a port with an IPv6 address needs at least 1280)" : "");
   if (auto v = c.integer(t, path, "mtu", mtu_lo, 9216, mtu_fix)) port.mtu = uint16_t(*v);
+
+  const std::string csum_fix =
+      "expected rx_checksums = \"auto\", \"complete\" or \"partial\"";
+  if (auto* n = c.string(t, path, "rx_checksums", csum_fix)) {
+    if (n->get() == "auto")
+      port.rx_checksums = PortConfig::RxChecksums::Auto;
+    else if (n->get() == "complete")
+      port.rx_checksums = PortConfig::RxChecksums::Complete;
+    else if (n->get() == "partial")
+      port.rx_checksums = PortConfig::RxChecksums::Partial;
+    else
+      c.add(*n, join(path, "rx_checksums") + ": " + quote(n->get()) + " is not a checksum mode",
+            csum_fix);
+  }
 }
 
 void parse_ports(Checker& c, const toml::table& root, Config& cfg) {

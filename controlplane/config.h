@@ -30,6 +30,11 @@ struct PortConfig {
   std::optional<IpAddr> gateway6;    // next hop for IPv6 destinations off-link
   std::string exception_iface;       // kernel interface (tap) for the exception path; default "veil-<name>"
   uint16_t mtu = 1500;
+  // Whether UDP checksums of received packets are complete on the wire (a NIC, net_ring,
+  // net_pcap) or may be partial (Linux veth/virtio offload: net_af_packet, net_tap). On a
+  // complete port a media packet relayed unchanged gets its checksum adjusted incrementally
+  // (RFC 1624) instead of summed over the payload. Auto: decided from the DPDK driver.
+  enum class RxChecksums : uint8_t { Auto, Complete, Partial } rx_checksums = RxChecksums::Auto;
 };
 
 struct MediaRange {

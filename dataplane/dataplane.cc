@@ -52,6 +52,20 @@ std::string af_packet_iface(uint16_t port_id, const std::string& devargs) {
   return devargs.substr(pos, devargs.find(',', pos) - pos);
 }
 
+// Whether the port's received UDP checksums are complete on the wire ([[port]] rx_checksums).
+// Auto: a PCI NIC, net_ring, net_pcap and net_null hand over what was on the wire; Linux
+// veth/virtio offload leaves partial checksums in packets that net_af_packet, net_tap,
+// net_af_xdp, virtio-user or vhost deliver, and so does any driver not known here.
+bool rx_checksums_complete(const config::PortConfig& pc, uint16_t port_id) {
+  using RxChecksums = config::PortConfig::RxChecksums;
+  if (pc.rx_checksums != RxChecksums::Auto) return pc.rx_checksums == RxChecksums::Complete;
+  if (!pc.pci.empty()) return true;
+  rte_eth_dev_info info{};
+  if (rte_eth_dev_info_get(port_id, &info) != 0 || !info.driver_name) return false;
+  std::string d = info.driver_name;
+  return d == "net_ring" || d == "net_pcap" || d == "net_null";
+}
+
 }  // namespace
 
 std::vector<std::string> eal_arguments(const config::Config& cfg, const std::string& argv0) {
@@ -159,6 +173,7 @@ bool Dataplane::setup_port(const config::PortConfig& pc, unsigned index, const O
     err = "port " + pc.name + " (" + devargs + "): " + why;
     return false;
   }
+  info.rx_csum_complete = rx_checksums_complete(pc, info.nic);
   rte_ether_addr mac;
   rte_eth_macaddr_get(info.nic, &mac);
   std::memcpy(info.mac.b, mac.addr_bytes, 6);

@@ -39,6 +39,9 @@ struct PortInfo {
   IpAddr gw4, gw6;
   config::MediaRange media;
   bool tx_csum_offload = false;  // NIC completes IPv4 and UDP checksums
+  // Received UDP checksums are complete on the wire ([[port]] rx_checksums, or decided from
+  // the driver): media relayed unchanged gets an incremental checksum (CsumMode::Incremental).
+  bool rx_csum_complete = false;
   std::string name;
   std::string exc_iface;
 

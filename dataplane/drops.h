@@ -42,7 +42,8 @@ namespace veil::dp {
   X(stun_invalid, "STUN on an ICE flow that is not an answerable Binding request (malformed, bad or no FINGERPRINT, indication, response)") \
   X(dtls_ring_full, "ring handing DTLS records to the control plane full")               \
   X(hairpin_loop, "media relayed to this SBC's own endpoint whose flow relays to its own endpoint again") \
-  X(bundle_unknown_pt, "RTP on a BUNDLE 5-tuple whose payload type no m-line of the group has")
+  X(bundle_unknown_pt, "RTP on a BUNDLE 5-tuple whose payload type no m-line of the group has")      \
+  X(udp_checksum_bad, "media packet whose UDP checksum the NIC reported bad")
 
 enum class Drop : uint8_t {
 #define VEIL_X(name, desc) name,

@@ -178,6 +178,13 @@ void FlowTable::republish(uint32_t id) {
   f->active.store(next, std::memory_order_release);
   f->slot_token = rte_rcu_qsbr_start(rcu_.qsbr());
   f->slot_token_valid = true;
+  if (!it->second.spec.bundle_of) index_publish(f);  // a bundle member stays out of the index
+}
+
+void FlowTable::index_publish(Flow* f) {
+  static_assert(alignof(Flow) > kSlotHint);
+  uintptr_t v = reinterpret_cast<uintptr_t>(f) | (f->active.load(std::memory_order_relaxed) & kSlotHint);
+  index_set(f->key, reinterpret_cast<Flow*>(v));
 }
 
 void FlowTable::index_set(const FlowKey& key, Flow* f) {
@@ -245,7 +252,7 @@ int FlowTable::install(const FlowSpec& s, std::string* why) {
   f->hash_pos = rte_hash_lookup(hash_, &key);
   // A bundle member keeps its port reserved (the hash entry) but gets nothing directly: its
   // packets come through its head.
-  if (!s.bundle_of) index_set(key, f);
+  if (!s.bundle_of) index_publish(f);
   if (s.bundle_of) bundle_members_[s.bundle_of].insert(s.id);
   if (s.bundle_of || bundle_head(s)) rebuild_bundle(s.bundle_of ? s.bundle_of : s.id);
   if (s.peer_id) referrers_[s.peer_id].insert(s.id);
@@ -306,7 +313,10 @@ int FlowTable::update(const FlowSpec& s, std::string* why) {
       if (old.bundle_of) bundle_members_[old.bundle_of].erase(s.id);
       if (s.bundle_of) bundle_members_[s.bundle_of].insert(s.id);
       // In or out of the port index (a member receives nothing directly).
-      index_set(e.flow->key, s.bundle_of ? nullptr : e.flow);
+      if (s.bundle_of)
+        index_set(e.flow->key, nullptr);
+      else
+        index_publish(e.flow);
     }
     if (old.bundle_of) rebuild_bundle(old.bundle_of);
     rebuild_bundle(s.bundle_of ? s.bundle_of : s.id);

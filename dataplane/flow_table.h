@@ -86,7 +86,18 @@ class FlowTable {
     Flow* const* t = addr_index < kIndexAddrs ? __atomic_load_n(&index_[addr_index], __ATOMIC_ACQUIRE) : nullptr;
     return t ? t + port : nullptr;
   }
-  static Flow* load(Flow* const* slot) { return slot ? __atomic_load_n(slot, __ATOMIC_ACQUIRE) : nullptr; }
+  static Flow* load(Flow* const* slot) { return untag(load_tagged(slot)); }
+  // The slot's value with a hint in bit 0 (flows are cache-line aligned, the bit is free):
+  // which action slot (Flow::slots) is active, republished with every flip, so that the
+  // worker prefetches that line and not the other one. Only a hint: relay() reads
+  // Flow::active itself, and a stale hint costs one useless prefetch. (Without it, the first
+  // flow of every pair, republished when its peer is installed, had slot 1 active while the
+  // worker prefetched slot 0.)
+  static constexpr uintptr_t kSlotHint = 1;
+  static uintptr_t load_tagged(Flow* const* slot) {
+    return slot ? reinterpret_cast<uintptr_t>(__atomic_load_n(slot, __ATOMIC_ACQUIRE)) : 0;
+  }
+  static Flow* untag(uintptr_t v) { return reinterpret_cast<Flow*>(v & ~kSlotHint); }
 
  private:
   FlowTable(Rcu& rcu) : rcu_(rcu) {}
@@ -97,6 +108,8 @@ class FlowTable {
   void index_set(const FlowKey& key, Flow* f);
   // Publishes a new BundleMap for head `head_id` from its spec and its installed members.
   void rebuild_bundle(uint32_t head_id);
+  // Publishes `f` in its slot with the hint of its active action slot (kSlotHint).
+  void index_publish(Flow* f);
 
   Rcu& rcu_;
   Flow** index_[kIndexAddrs] = {};  // per address index: 65536 Flow*, allocated at first use

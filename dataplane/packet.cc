@@ -80,6 +80,20 @@ inline uint64_t sum_bytes(const uint8_t* p, size_t n, uint64_t acc) {
   return acc;
 }
 
+// An IPv4 (4-byte) or IPv6 (16-byte) address as native 32-bit words summed into 64 bits,
+// as sum_bytes adds them (fixed-size loads: no loop, no run-time length).
+inline uint64_t addr_words(const uint8_t* a, bool v4) {
+  if (v4) {
+    uint32_t x;
+    std::memcpy(&x, a, 4);
+    return x;
+  }
+  uint64_t x, y;
+  std::memcpy(&x, a, 8);
+  std::memcpy(&y, a + 8, 8);
+  return (x & 0xffffffffu) + (x >> 32) + (y & 0xffffffffu) + (y >> 32);
+}
+
 // The native-order word that a big-endian 16-bit field holding `v` contributes to a sum.
 inline uint64_t be_word(uint16_t v) {
   return uint16_t(v << 8 | v >> 8);
@@ -277,12 +291,27 @@ uint8_t* rewrite_udp(uint8_t* frame, uint16_t headroom, const Parsed& p, const E
   // load spanning several just-written narrow stores cannot be store-forwarded and stalls
   // until they retire (most of this function's cost when it read them back).
   uint16_t udp_len = uint16_t(payload_len + kUdpHdrLen);
-  size_t alen = v4 ? 4 : 16;
-  uint64_t addr_sum =
-      sum_bytes(e.src.addr.bytes.data(), alen, sum_bytes(e.dst.addr.bytes.data(), alen, 0));
+  uint64_t addr_sum = addr_words(e.src.addr.bytes.data(), v4) + addr_words(e.dst.addr.bytes.data(), v4);
   uint64_t pseudo = addr_sum + be_word(udp_len) + be_word(kProtoUdp);
   uint16_t udp_csum;
-  if (csum == CsumMode::Software) {
+  uint16_t old_csum = 0;
+  if (csum == CsumMode::Incremental) std::memcpy(&old_csum, frame + p.l4 + 6, 2);
+  if (old_csum != 0) {
+    // RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), m the old pseudo-header addresses and ports,
+    // m' the new ones (length and protocol are the same on both sides and cancel). ~m is
+    // kOnesZero - m: a multiple of 0xffff is zero in one's complement (2^16 = 1 mod 0xffff),
+    // so nothing is folded but the total. That total is never zero, so it folds into
+    // 1..0xffff exactly as the full sum does, and the two agree bit for bit.
+    constexpr uint64_t kOnesZero = 0xffffull << 32;  // > any m (< 2^36)
+    bool in4 = p.family == Family::V4;
+    uint64_t old_sum = addr_words(in_ip + (in4 ? 12 : 8), in4) +
+                       addr_words(in_ip + (in4 ? 16 : 24), in4) + be_word(p.sport) +
+                       be_word(p.dport);
+    uint64_t acc = uint16_t(~old_csum) + (kOnesZero - old_sum) + addr_sum +
+                   be_word(e.src.port) + be_word(e.dst.port);
+    udp_csum = uint16_t(~fold(acc));
+    if (udp_csum == 0) udp_csum = 0xffff;  // RFC 768: zero means "no checksum"
+  } else if (csum != CsumMode::Offload) {
     uint64_t acc = sum_bytes(payload, payload_len,
                              pseudo + be_word(e.src.port) + be_word(e.dst.port) + be_word(udp_len));
     udp_csum = uint16_t(~fold(acc));

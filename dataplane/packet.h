@@ -3,7 +3,9 @@
 // unit tests can feed packets built in memory; the worker calls them on mbuf data.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 
 #include "dataplane/addr.h"
@@ -55,6 +57,12 @@ struct EgressHeaders {
 enum class CsumMode : uint8_t {
   Software,  // full UDP checksum in software (arrivals may carry partial checksums)
   Offload,   // pseudo-header sum only; the NIC completes it (RTE_MBUF_F_TX_UDP_CKSUM)
+  // The received checksum adjusted for the changed pseudo-header and ports (RFC 1624, as
+  // NAT does), without reading the payload. Only for a payload that is relayed unchanged
+  // and arrived with a complete checksum (not a Linux veth's partial one): the result is
+  // then the full checksum, bit for bit; a received checksum that was wrong stays wrong.
+  // A received checksum of zero (IPv4 "none") falls back to Software.
+  Incremental,
 };
 
 // Rewrites a parsed UDP frame for egress. The UDP payload stays where it is; new
@@ -145,6 +153,40 @@ inline LatchVerdict latch_decide(LatchMode mode, const Endpoint& signaled, const
 // Reads the source endpoint of a parsed UDP frame.
 Endpoint udp_source(const uint8_t* frame, const Parsed& p);
 Endpoint udp_destination(const uint8_t* frame, const Parsed& p);
+
+// udp_source(frame, p) == e, without building the Endpoint: the packet's address and port
+// are compared in registers against `e` read as two 8-byte words and one 4-byte word (a
+// freshly built Endpoint read back with wide loads that span its narrow stores stalls on
+// store forwarding: the worker's per-packet latch check). Endpoint's padding byte is ignored.
+inline bool is_udp_source(const Endpoint& e, const uint8_t* f, const Parsed& p) {
+  static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__);
+  static_assert(sizeof(Endpoint) == 20 && offsetof(Endpoint, port) == 18 &&
+                offsetof(IpAddr, bytes) == 1 && sizeof(Family) == 1);
+  const auto* eb = reinterpret_cast<const uint8_t*>(&e);
+  uint64_t e0, e1;
+  uint32_t e2;
+  std::memcpy(&e0, eb, 8);
+  std::memcpy(&e1, eb + 8, 8);
+  std::memcpy(&e2, eb + 16, 4);
+  const uint8_t* s = p.src_ip(f);
+  uint64_t w0, w1;
+  uint32_t w2;
+  if (p.family == Family::V4) {
+    uint32_t a;
+    std::memcpy(&a, s, 4);
+    w0 = uint64_t(Family::V4) | uint64_t(a) << 8;
+    w1 = 0;
+    w2 = uint32_t(p.sport) << 16;
+  } else {
+    uint64_t a0, a1;
+    std::memcpy(&a0, s, 8);
+    std::memcpy(&a1, s + 8, 8);
+    w0 = uint64_t(p.family) | a0 << 8;
+    w1 = a0 >> 56 | a1 << 8;
+    w2 = uint32_t(a1 >> 56) | uint32_t(p.sport) << 16;
+  }
+  return ((e0 ^ w0) | (e1 ^ w1) | ((e2 ^ w2) & 0xffff00ffu)) == 0;
+}
 
 // Solicited-node multicast (RFC 4291 2.7.1) for `a`, and its Ethernet mapping (RFC 2464 7).
 IpAddr solicited_node(const IpAddr& a);

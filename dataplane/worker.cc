@@ -67,14 +67,24 @@ void WorkerCtx::punt(uint8_t pi, rte_mbuf* m, uint64_t now, const uint8_t* src_i
 }
 
 namespace {
+// How many packets ahead of relay() the flow's lines are brought into L1 (process_burst);
+// the whole burst was fetched towards L2 before. Measured (docs/performance.md): 4, 8 and
+// 12 within noise of each other.
+constexpr unsigned kNearAhead = 8;
+
 // SRTP flows only (the action's srtp_in/srtp_out bits; the action slots were prefetched for
 // the whole burst): stage 0 fetches the flow's line holding the session pointers, stage 1 the
 // sessions, stage 2 their libsrtp2 contexts. Plain RTP flows cost one test of the action.
-inline void srtp_prefetch(const Flow* f, int stage) {
-  if (!f) return;
+// Stage 0 reads the action and returns whether the flow is SRTP; later stages run only for
+// those (the caller keeps the answer: one read of the action per packet, not three).
+inline bool srtp_prefetch(const Flow* f, int stage) {
+  if (!f) return false;
   const FlowAction& a = f->action();
-  if (!(a.srtp_in | a.srtp_out)) return;
-  if (stage == 0) return rte_prefetch0(&f->srtp_in);
+  if (!(a.srtp_in | a.srtp_out)) return false;
+  if (stage == 0) {
+    rte_prefetch0(&f->srtp_in);
+    return true;
+  }
   for (SrtpSession* s : {a.srtp_in ? __atomic_load_n(&f->srtp_in, __ATOMIC_RELAXED) : nullptr,
                          a.srtp_out ? __atomic_load_n(&f->srtp_out, __ATOMIC_RELAXED) : nullptr}) {
     if (!s) continue;
@@ -83,6 +93,7 @@ inline void srtp_prefetch(const Flow* f, int stage) {
     else
       rte_prefetch0(s);
   }
+  return true;
 }
 }  // namespace
 
@@ -146,6 +157,10 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
         drop(m, Drop::ip_options);
         continue;
       }
+      if (__builtin_expect((m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) == RTE_MBUF_F_RX_L4_CKSUM_BAD, 0)) {
+        drop(m, Drop::udp_checksum_bad);
+        continue;
+      }
       // The port index slot: prefetched now, read once the whole burst is parsed.
       slots[nm] = dp->flows_->slot(port.addr_index[addr_i], p.dport);
       if (slots[nm]) rte_prefetch0(slots[nm]);
@@ -179,24 +194,46 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
   }
 
   if (nm == 0) return;
+  rx_csum_complete = port.rx_csum_complete;
   Flow* flows[kMaxBurst];
-  // Every line relay() reads or writes (Flow: line 0 state, line 1 counters, the action
-  // slots), issued for the whole burst before the first packet is relayed so the misses
-  // overlap; the index slots they depend on were prefetched while the burst was parsed.
-  for (unsigned j = 0; j < nm; ++j) {
-    flows[j] = FlowTable::load(slots[j]);
-    if (!flows[j]) continue;
-    const char* fp = reinterpret_cast<const char*>(flows[j]);
+  uint8_t active_hint[kMaxBurst];  // FlowTable::kSlotHint of each flow's index slot
+  // Every line relay() reads or writes (Flow: line 0 state, line 1 counters, the active
+  // action slot), prefetched in two steps. First, right after each index slot is read (the
+  // slots were prefetched while the burst was parsed), the whole burst with PREFETCHT1,
+  // which on this Zen 4 fills L2 without holding the core's L1 miss buffers: the 3 x 32
+  // misses overlap, and the core goes on. Then, kNearAhead packets before relay(), the same
+  // lines into L1 (for writing where relay() writes). The earlier one-step forms stalled:
+  // all 96 into L1 at once filled the miss buffers before the first packet was relayed, and
+  // a few packets ahead gave DRAM misses too little lead (docs/performance.md).
+  for (unsigned k = 0; k < nm; ++k) {
+    uintptr_t v = FlowTable::load_tagged(slots[k]);
+    flows[k] = FlowTable::untag(v);
+    active_hint[k] = uint8_t(v & FlowTable::kSlotHint);
+    if (!flows[k]) continue;
+    const char* fp = reinterpret_cast<const char*>(flows[k]);
+    __builtin_prefetch(fp, 0, 2);
+    __builtin_prefetch(fp + 64, 0, 2);
+    __builtin_prefetch(fp + offsetof(Flow, slots) + active_hint[k] * sizeof(FlowAction), 0, 2);
+  }
+  auto near = [&](unsigned k) {
+    if (!flows[k]) return;
+    const char* fp = reinterpret_cast<const char*>(flows[k]);
     __builtin_prefetch(fp, 1);
     __builtin_prefetch(fp + 64, 1);
-    rte_prefetch0(fp + 128);  // slot 0: the active one unless the flow was updated
-  }
+    rte_prefetch0(fp + offsetof(Flow, slots) + active_hint[k] * sizeof(FlowAction));
+  };
+  for (unsigned k = 0; k < kNearAhead && k < nm; ++k) near(k);
+  // SRTP flows: libsrtp2's state is a chain of dependent lines per session; fetch the
+  // pointers three packets ahead, the session two ahead, its libsrtp2 context one ahead.
+  // srtp[j]: packet j's flow is SRTP (its action read once, at its stage 0).
+  static_assert(kNearAhead > 3);
+  bool srtp[kMaxBurst];
+  for (unsigned j = 0; j < 3 && j < nm; ++j) srtp[j] = srtp_prefetch(flows[j], 0);
   for (unsigned j = 0; j < nm; ++j) {
-    // SRTP flows: libsrtp2's state is a chain of dependent lines per session; fetch the
-    // pointers three packets ahead, the session two ahead, its libsrtp2 context one ahead.
-    if (j + 3 < nm) srtp_prefetch(flows[j + 3], 0);
-    if (j + 2 < nm) srtp_prefetch(flows[j + 2], 1);
-    if (j + 1 < nm) srtp_prefetch(flows[j + 1], 2);
+    if (j + kNearAhead < nm) near(j + kNearAhead);
+    if (j + 3 < nm) srtp[j + 3] = srtp_prefetch(flows[j + 3], 0);
+    if (j + 2 < nm && srtp[j + 2]) srtp_prefetch(flows[j + 2], 1);
+    if (j + 1 < nm && srtp[j + 1]) srtp_prefetch(flows[j + 1], 2);
     relay(media[j], media_p[j], flows[j], now);
   }
 }
@@ -216,17 +253,27 @@ void WorkerCtx::relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
   uint32_t plen = p.l4_len - kUdpHdrLen;
   if (a->rtp_check && !looks_like_rtp(payload, plen)) return flow_drop(FlowDrop::not_rtp);
 
-  Endpoint src = udp_source(f, p);
   Endpoint learned;
   uint32_t lver;
   fl->learned.read(learned, lver);
-  uint64_t last = peek(fl->last_seen_tsc);
-  LatchVerdict verdict =
-      latch_decide(a->latch, a->signaled_remote, learned, now - last, relatch_cycles, src);
+  // latch_decide's answer; the common cases (from the latched source, or a strict flow)
+  // compare the packet's source in place (is_udp_source), the rest builds it.
+  Endpoint src;
+  LatchVerdict verdict;
+  if (a->latch == LatchMode::Strict) {
+    verdict = is_udp_source(a->signaled_remote, f, p) ? LatchVerdict::Accept : LatchVerdict::Drop;
+  } else if (learned.valid() && is_udp_source(learned, f, p)) {
+    verdict = LatchVerdict::Accept;
+  } else {
+    src = udp_source(f, p);
+    uint64_t last = peek(fl->last_seen_tsc);
+    verdict = latch_decide(a->latch, a->signaled_remote, learned, now - last, relatch_cycles, src);
+  }
   if (verdict == LatchVerdict::Drop) return flow_drop(FlowDrop::src_mismatch);
   // SRTP in: the tag (and replay window) verified before the packet may latch or go anywhere.
   // No session yet under an action that wants one (keys being installed): never forwarded.
-  if (a->srtp_in) {
+  const bool unprotected = a->srtp_in;  // the payload changes (also for a BUNDLE member's packet)
+  if (unprotected) {
     SrtpSession* srtp_in = __atomic_load_n(&fl->srtp_in, __ATOMIC_ACQUIRE);
     SrtpResult r = srtp_in ? srtp_session_unprotect(*srtp_in, payload, plen) : SrtpResult::NoKey;
     if (r != SrtpResult::Ok) return flow_drop(srtp_flow_drop(r));
@@ -304,17 +351,23 @@ void WorkerCtx::relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
     e.src.port = uint16_t(e.src.port + 1);
     e.dst.port = uint16_t(e.dst.port + 1);
   }
-  uint32_t new_len = 0;
+  // A payload relayed unchanged that arrived with a complete checksum: adjust that checksum
+  // (RFC 1624) instead of summing the payload. Not after SRTP (the payload changed), nor
+  // for a packet the NIC says it did not verify and may carry a partial checksum
+  // (RX_L4_CKSUM_NONE: virtio's offload).
   // A hairpinned packet is parsed and relayed again: its checksums must be complete.
   const bool self = __builtin_expect(fl->nh_self, 0);
-  const bool offload = out.tx_csum_offload && !self;
-  uint8_t* nf = rewrite_udp(f, rte_pktmbuf_headroom(m), q, e,
-                            offload ? CsumMode::Offload : CsumMode::Software, new_len);
+  CsumMode csum = out.tx_csum_offload && !self ? CsumMode::Offload : CsumMode::Software;
+  if (csum == CsumMode::Software && rx_csum_complete && !unprotected && !a->srtp_out &&
+      (m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) != RTE_MBUF_F_RX_L4_CKSUM_NONE)
+    csum = CsumMode::Incremental;
+  uint32_t new_len = 0;
+  uint8_t* nf = rewrite_udp(f, rte_pktmbuf_headroom(m), q, e, csum, new_len);
   if (!nf) return drop(m, Drop::bad_ip);
   m->data_off = uint16_t(nf - static_cast<uint8_t*>(m->buf_addr));
   m->data_len = uint16_t(new_len);
   m->pkt_len = new_len;
-  if (offload) {
+  if (csum == CsumMode::Offload) {
     bool v4 = dst.addr.is_v4();
     m->ol_flags = (v4 ? RTE_MBUF_F_TX_IPV4 : RTE_MBUF_F_TX_IPV6) | RTE_MBUF_F_TX_UDP_CKSUM;
     m->l2_len = kEthHdrLen;

@@ -53,6 +53,8 @@ struct alignas(64) WorkerCtx {
   uint64_t consent_cycles = 0;  // ICE consent freshness (RFC 7675)
   uint32_t idle_sleep_us = 0;
   uint32_t empty_passes = 0;
+  // PortInfo::rx_csum_complete of the port whose burst process_burst is relaying.
+  bool rx_csum_complete = false;
 
   TxBuf nic_tx[kMaxPorts];
   TxBuf exc_tx[kMaxPorts];

@@ -158,7 +158,8 @@ void print_drops(const Dataplane& dp) {
 
 std::unique_ptr<Dataplane> create_ring_dataplane(const char* prog, const std::string& ring_base,
                                                  uint32_t max_flows, unsigned mbufs,
-                                                 veil::config::Config& cfg, rte_ring* (&rings)[4]) {
+                                                 veil::config::Config& cfg, rte_ring* (&rings)[4],
+                                                 veil::config::PortConfig::RxChecksums rx_checksums) {
   cfg.source = prog;
   const char* names[2] = {"ext", "int"};
   uint32_t nets[2] = {kExtNet, kIntNet};
@@ -181,6 +182,7 @@ std::unique_ptr<Dataplane> create_ring_dataplane(const char* prog, const std::st
     pc.name = std::string(names[i]) + "0";
     pc.role = i == 0 ? veil::config::Role::External : veil::config::Role::Internal;
     pc.device = dev;
+    pc.rx_checksums = rx_checksums;
     for (unsigned j = 0; j < kAddrsPerPort; ++j)
       pc.addresses.push_back(IpPrefix{IpAddr::v4(nets[i] | (1 + j)), 24});
     cfg.ports.push_back(pc);

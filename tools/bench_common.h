@@ -79,10 +79,14 @@ void print_drops(const veil::dp::Dataplane& dp);
 // with kAddrsPerPort addresses on its /24, media ports from kFirstMediaPort, the Dataplane
 // without taps (nothing here is punted) and both far ends' MACs learnt. `cfg` and `rings`
 // are the caller's and must outlive the Dataplane; on failure says why, as `prog`.
+// `rx_checksums`: both ports' [[port]] rx_checksums (auto: net_ring is complete, so media
+// relayed unchanged gets the incremental checksum; partial: the full software checksum).
 std::unique_ptr<veil::dp::Dataplane> create_ring_dataplane(const char* prog,
                                                            const std::string& ring_base,
                                                            uint32_t max_flows, unsigned mbufs,
                                                            veil::config::Config& cfg,
-                                                           rte_ring* (&rings)[4]);
+                                                           rte_ring* (&rings)[4],
+                                                           veil::config::PortConfig::RxChecksums rx_checksums =
+                                                               veil::config::PortConfig::RxChecksums::Auto);
 
 }  // namespace veil::bench

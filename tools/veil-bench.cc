@@ -203,6 +203,9 @@ struct Args {
   unsigned mbufs = 1024;       // mbufs cycled through, like a NIC rx ring of 1024 descriptors
   unsigned lcore = 0;          // CPU the benchmark runs on (EAL -l)
   bool hugepages = false;      // EAL memory on hugepages (reserved beforehand), as in production
+  // Both ports' rx_checksums: auto (net_ring: complete, so the incremental UDP checksum) or
+  // partial (the full software checksum over the payload, as on a veth port).
+  veil::config::PortConfig::RxChecksums rx_checksums = veil::config::PortConfig::RxChecksums::Auto;
   unsigned api_rps = 0;        // --api-load: management requests per second (0: not measured)
   int api_cpu = -1;            // CPU of the API threads (-1: the first one that is not lcore)
   std::vector<std::string> api_mix{"stats", "drops", "ports", "neighbours", "flow", "flows"};
@@ -213,7 +216,7 @@ void usage(FILE* to) {
   std::fprintf(
       to,
       "usage: veil-bench [--flows N[,N...]] [--packets N] [--reps N] [--sequence N] [--mbufs N]\n"
-      "                  [--lcore N] [--hugepages]\n"
+      "                  [--lcore N] [--hugepages] [--rx-checksums auto|complete|partial]\n"
       "  --flows     flow counts to measure (even; at most %u); default 1000,100000,1000000\n"
       "  --packets   packets per repetition and loop; default 4M (k and M suffixes work)\n"
       "  --reps      repetitions; the median is reported; default 9\n"
@@ -229,7 +232,10 @@ void usage(FILE* to) {
       "              every flow's counters), metrics: the /metrics text)\n"
       "  --hugepages EAL memory (flow table, flows, mbufs) on hugepages, as on a production\n"
       "              host (reserve ~2.5 GB first: hugepages-setup/hugepages.sh reserve --mb 2560);\n"
-      "              default --no-huge\n",
+      "              default --no-huge\n"
+      "  --rx-checksums both ports' [[port]] rx_checksums: auto/complete (net_ring: media\n"
+      "              relayed unchanged gets the incremental UDP checksum, RFC 1624) or partial\n"
+      "              (the full software checksum over the payload); default auto\n",
       2 * kMaxPairs);
 }
 
@@ -287,6 +293,10 @@ bool parse_args(int argc, char** argv, Args& a) {
         rest = c == std::string_view::npos ? std::string_view() : rest.substr(c + 1);
       }
       if (a.api_mix.empty()) return false;
+    } else if (opt == "--rx-checksums" && (val == "auto" || val == "complete" || val == "partial")) {
+      using RxChecksums = veil::config::PortConfig::RxChecksums;
+      a.rx_checksums = val == "auto" ? RxChecksums::Auto
+                       : val == "complete" ? RxChecksums::Complete : RxChecksums::Partial;
     } else if (opt == "--api-cpu" && parse_count(val, kMega, v) && v < 1024) {
       a.api_cpu = int(v);
     } else if (opt == "--reps" && parse_count(val, kMega, v) && v >= 1 && v <= 1000) {
@@ -395,9 +405,16 @@ Bench::~Bench() {
 
 bool Bench::setup() {
   dp_ = create_ring_dataplane("veil-bench", "vb" + std::to_string(run_), flows_ + flows_ / 4 + 1024,
-                              args_.mbufs + 4095, cfg_, rings_);
+                              args_.mbufs + 4095, cfg_, rings_, args_.rx_checksums);
   if (!dp_) return false;
   const PortInfo* ports = dp_->ports().data();
+  // The checksum path the header line announces is the one verified and measured.
+  bool want_complete = args_.rx_checksums != veil::config::PortConfig::RxChecksums::Partial;
+  if (ports[0].rx_csum_complete != want_complete || ports[1].rx_csum_complete != want_complete) {
+    std::fprintf(stderr, "veil-bench: net_ring ports should have rx_csum_complete = %d\n",
+                 int(want_complete));
+    return false;
+  }
 
   uint64_t t0 = rte_rdtsc();
   uint32_t pairs = flows_ / 2;
@@ -772,6 +789,11 @@ int main(int argc, char** argv) {
   );
   std::printf("load:     %s (load average; other work on the host skews the figures)\n",
               loadavg().c_str());
+  std::printf("udp csum: %s\n",
+              args.rx_checksums == veil::config::PortConfig::RxChecksums::Partial
+                  ? "full software checksum over the payload (--rx-checksums partial)"
+                  : "incremental, RFC 1624 (rx checksums complete on net_ring; "
+                    "--rx-checksums partial: full)");
   std::printf(
       "per run:  %llu packets x %u repetitions, random sequence of %zu packets, %u mbufs\n\n",
       (unsigned long long)args.packets, args.reps, args.sequence, args.mbufs);

@@ -36,7 +36,8 @@ const MacAddr kIntHost2Mac{{0x02, 0x11, 0, 0, 0, 0x20}};
 
 struct Lab : RingLab {
   explicit Lab(uint32_t punt_pps = 20000, std::vector<unsigned> workers = {},
-               uint32_t punt_pps_per_source = 0) {
+               uint32_t punt_pps_per_source = 0,
+               config::PortConfig::RxChecksums rx_checksums = config::PortConfig::RxChecksums::Auto) {
     unsigned q = workers.size() > 1 ? unsigned(workers.size()) : 1;
     ext = make_ring_port("e", q, 4096);
     intp = make_ring_port("i", q, 4096);
@@ -48,6 +49,7 @@ struct Lab : RingLab {
         port_config("int0", config::Role::Internal, intp,
                     {*IpPrefix::parse("198.51.100.1/24"), *IpPrefix::parse("2001:db8:2::1/64")})};
     cfg.ports[1].gateway4 = addr("198.51.100.254");
+    for (auto& pc : cfg.ports) pc.rx_checksums = rx_checksums;
     cfg.media_external = {20000, 29999};
     cfg.media_internal = {30000, 39999};
     cfg.cores.workers = workers;
@@ -150,8 +152,11 @@ TEST(Relay, ReverseDirectionAndRtcpPortPair) {
   EXPECT_EQ(std::memcmp(out[0].data(), kExtHostMac.b, 6), 0);
 }
 
+// A port whose checksums may be partial (a Linux veth behind net_af_packet: rx_checksums
+// "partial", or "auto" there) sums the payload in full.
 TEST(Relay, PartialChecksumInputLeavesWithFullChecksum) {
-  Lab lab;
+  Lab lab(20000, {}, 0, config::PortConfig::RxChecksums::Partial);
+  ASSERT_FALSE(lab.dp->ports()[0].rx_csum_complete);
   lab.pair_v4();
   auto in = udp_frame(lab.ext_mac, kExtHostMac, ep("203.0.113.10:4000"), ep("203.0.113.1:20000"),
                       rtp_payload(9), /*ttl=*/57, /*partial_csum=*/true);
@@ -161,6 +166,56 @@ TEST(Relay, PartialChecksumInputLeavesWithFullChecksum) {
   auto out = lab.take(lab.intp);
   ASSERT_EQ(out.size(), 1u);
   EXPECT_TRUE(l4_checksum_ok(out[0].data(), parse(out[0])));
+}
+
+// net_ring hands over what was put on it ("auto": complete): media relayed unchanged gets the
+// received checksum adjusted (RFC 1624), which is the full checksum of the frame it leaves as;
+// a packet whose mbuf says the NIC did not check a possibly partial checksum
+// (RTE_MBUF_F_RX_L4_CKSUM_NONE, virtio) is summed in full; one the NIC found bad is dropped.
+TEST(Relay, CompleteChecksumPortAdjustsIncrementally) {
+  Lab lab;
+  ASSERT_TRUE(lab.dp->ports()[0].rx_csum_complete);
+  ASSERT_TRUE(lab.dp->ports()[1].rx_csum_complete);
+  lab.pair_v4();
+  auto inject_flags = [&](const std::vector<uint8_t>& frame, uint64_t flags) {
+    rte_mbuf* m = rte_pktmbuf_alloc(lab.dp->pool());
+    ASSERT_NE(m, nullptr);
+    std::memcpy(rte_pktmbuf_append(m, uint16_t(frame.size())), frame.data(), frame.size());
+    m->ol_flags = flags;
+    ASSERT_EQ(rte_ring_enqueue(lab.ext.rx, m), 0);
+  };
+  // Checksums complete: the output verifies and equals what a full computation writes.
+  for (unsigned n : {12u, 13u, 160u, 171u}) {
+    auto payload = rtp_payload(uint8_t(n), n);
+    auto in = udp_frame(lab.ext_mac, kExtHostMac, ep("203.0.113.10:4000"), ep("203.0.113.1:20000"),
+                        payload);
+    inject_flags(in, 0);
+    inject_flags(in, RTE_MBUF_F_RX_L4_CKSUM_GOOD);
+    lab.pass();
+    auto out = lab.take(lab.intp);
+    ASSERT_EQ(out.size(), 2u);
+    auto want = udp_frame(kIntHostMac, lab.int_mac, ep("198.51.100.1:30000"),
+                          ep("198.51.100.10:5000"), payload, /*ttl=*/64);
+    for (auto& o : out) {
+      EXPECT_TRUE(l4_checksum_ok(o.data(), parse(o)));
+      EXPECT_EQ(o, want) << "payload " << n;  // byte for byte, checksums included
+    }
+  }
+  // Partial checksum, the mbuf says so: summed in full.
+  auto partial = udp_frame(lab.ext_mac, kExtHostMac, ep("203.0.113.10:4000"),
+                           ep("203.0.113.1:20000"), rtp_payload(9), /*ttl=*/57, /*partial_csum=*/true);
+  inject_flags(partial, RTE_MBUF_F_RX_L4_CKSUM_NONE);
+  lab.pass();
+  auto out = lab.take(lab.intp);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_TRUE(l4_checksum_ok(out[0].data(), parse(out[0])));
+  // The NIC found the checksum bad: dropped and counted, never relayed.
+  auto good = udp_frame(lab.ext_mac, kExtHostMac, ep("203.0.113.10:4000"), ep("203.0.113.1:20000"),
+                        rtp_payload(10));
+  inject_flags(good, RTE_MBUF_F_RX_L4_CKSUM_BAD);
+  lab.pass();
+  EXPECT_TRUE(lab.take(lab.intp).empty());
+  EXPECT_EQ(lab.dp->drop_count(Drop::udp_checksum_bad), 1u);
 }
 
 TEST(Relay, Ipv6ToIpv4Interworking) {

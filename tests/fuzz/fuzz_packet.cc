@@ -67,8 +67,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     e.src = *Endpoint::parse(to_v6 ? "[2001:db8:2::1]:30000" : "198.51.100.1:30000");
     e.dst = *Endpoint::parse(to_v6 ? "[2001:db8:2::10]:4000" : "198.51.100.10:4000");
     uint32_t payload = p.l4_len - kUdpHdrLen;
+    // The incremental checksum (RFC 1624) on a copy: a datagram that arrives with a valid
+    // checksum must leave as the very frame the full computation gives. Half the inputs get
+    // their checksum made valid first (the software path ignores the one that arrived).
+    if (size & 4) {
+      frame[p.l4 + 6] = frame[p.l4 + 7] = 0;
+      uint16_t c = l4_checksum(p.family, frame + p.l3, frame + p.l4, p.l4_len, kProtoUdp);
+      std::memcpy(frame + p.l4 + 6, &c, 2);
+    }
+    static uint8_t inc_buf[sizeof buf];
+    std::memcpy(inc_buf, buf, sizeof buf);
+    bool csum_valid = l4_checksum_ok(frame, p) && (frame[p.l4 + 6] | frame[p.l4 + 7]) != 0;
+    uint32_t inc_len = 0;
+    uint8_t* inc = rewrite_udp(inc_buf + 128, 128, p, e, CsumMode::Incremental, inc_len);
     uint32_t new_len = 0;
     uint8_t* out = rewrite_udp(frame, 128, p, e, CsumMode::Software, new_len);
+    check(inc != nullptr && inc_len == new_len && inc - inc_buf == out - buf);
+    if (csum_valid) check(std::memcmp(inc, out, new_len) == 0);
     check(out != nullptr);
     check(new_len == 14u + (to_v6 ? 40u : 20u) + 8u + payload);
     check(out >= buf && out + new_len <= buf + sizeof buf);

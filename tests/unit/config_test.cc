@@ -209,6 +209,22 @@ TEST(Config, FullConfigParsesEveryValue) {
   EXPECT_EQ(c.management.metrics->str(), "[::1]:9464");
 }
 
+TEST(Config, RxChecksums) {
+  ParseResult d = parse_string(kFull, "full.toml");
+  ASSERT_TRUE(d.ok()) << dump(d);
+  for (const auto& p : d.config->ports) EXPECT_EQ(p.rx_checksums, PortConfig::RxChecksums::Auto);
+  for (auto [text, want] : {std::pair{"auto", PortConfig::RxChecksums::Auto},
+                            std::pair{"complete", PortConfig::RxChecksums::Complete},
+                            std::pair{"partial", PortConfig::RxChecksums::Partial}}) {
+    std::string t = replace_first(kFull, "mtu = 9000",
+                                  std::string("mtu = 9000\nrx_checksums = \"") + text + "\"");
+    ParseResult r = parse_string(t, "c.toml");
+    ASSERT_TRUE(r.ok()) << dump(r);
+    EXPECT_EQ(r.config->ports[1].rx_checksums, want) << text;
+    EXPECT_EQ(r.config->ports[0].rx_checksums, PortConfig::RxChecksums::Auto);
+  }
+}
+
 TEST(Config, MetricsAddressMustBeAddressAndPort) {
   std::string text = kFull;
   auto at = text.find("metrics = \"[::1]:9464\"");
@@ -668,6 +684,12 @@ const Case kCases[] = {
      "port[1].exception_iface: \"vx-ext\" is already used", "its own exception interface"},
     {"MtuTooSmallForIPv6", "mtu = 1400", "mtu = 1000", "mtu = |1000",
      "port[0].mtu: 1000 is out of range", "from 1280 to 9216 (a port with an IPv6 address"},
+    {"RxChecksumsUnknown", "mtu = 9000", "mtu = 9000\nrx_checksums = \"sometimes\"",
+     "rx_checksums = |\"sometimes\"", "port[1].rx_checksums: \"sometimes\" is not a checksum mode",
+     "\"auto\", \"complete\" or \"partial\""},
+    {"RxChecksumsNotAString", "mtu = 9000", "mtu = 9000\nrx_checksums = true",
+     "rx_checksums = |true", "port[1].rx_checksums: true is a boolean, not a string",
+     "\"auto\", \"complete\" or \"partial\""},
     {"MtuTooSmall", "mtu = 9000", "mtu = 500", "mtu = |500", "port[1].mtu: 500 is out of range",
      "from 576 to 9216"},
     {"MtuTooBig", "mtu = 9000", "mtu = 65536", "mtu = |65536", "port[1].mtu: 65536 is out of range",
