@@ -25,6 +25,7 @@
 #include "dataplane/stun.h"
 #include "dataplane/worker.h"
 #include "tests/dataplane/ring_lab.h"
+#include "tests/dataplane/srtp_peer.h"
 
 using namespace veil;
 using namespace veil::dp;
@@ -100,41 +101,7 @@ SrtpKeying keying(uint8_t seed) {
   return k;
 }
 
-// The browser's own libsrtp2 session.
-class Peer {
- public:
-  Peer(const SrtpKeying& k, bool outbound) {
-    srtp_policy_t policy;
-    std::memset(&policy, 0, sizeof policy);
-    srtp_crypto_policy_set_from_profile_for_rtp(&policy.rtp, srtp_profile_aead_aes_128_gcm);
-    srtp_crypto_policy_set_from_profile_for_rtcp(&policy.rtcp, srtp_profile_aead_aes_128_gcm);
-    policy.ssrc.type = outbound ? ssrc_any_outbound : ssrc_any_inbound;
-    std::memcpy(key_, k.master, sizeof k.master);
-    policy.key = key_;
-    EXPECT_EQ(srtp_create(&s_, &policy), srtp_err_status_ok);
-  }
-  ~Peer() { srtp_dealloc(s_); }
-  Bytes protect(Bytes p) {
-    int len = int(p.size());
-    p.resize(p.size() + SRTP_MAX_TRAILER_LEN + 4);
-    bool rtcp = p[1] >= 192 && p[1] <= 223;
-    EXPECT_EQ(rtcp ? srtp_protect_rtcp(s_, p.data(), &len) : srtp_protect(s_, p.data(), &len), srtp_err_status_ok);
-    p.resize(size_t(len));
-    return p;
-  }
-  Bytes unprotect(Bytes p) {
-    int len = int(p.size());
-    bool rtcp = p[1] >= 192 && p[1] <= 223;
-    if ((rtcp ? srtp_unprotect_rtcp(s_, p.data(), &len) : srtp_unprotect(s_, p.data(), &len)) != srtp_err_status_ok)
-      return {};
-    p.resize(size_t(len));
-    return p;
-  }
-
- private:
-  srtp_t s_ = nullptr;
-  uint8_t key_[32] = {};
-};
+using Peer = SrtpPeer;  // tests/dataplane/srtp_peer.h
 
 void set_pt(uint64_t (&bits)[2], std::initializer_list<unsigned> pts) {
   for (unsigned pt : pts) bits[pt >> 6] |= uint64_t(1) << (pt & 63);

@@ -23,6 +23,7 @@
 #include "dataplane/srtp_lib.h"
 #include "dataplane/worker.h"
 #include "tests/dataplane/ring_lab.h"
+#include "tests/dataplane/srtp_peer.h"
 
 using namespace veil;
 using namespace veil::dp;
@@ -70,44 +71,7 @@ SrtpKeying keying(SrtpProfile p, uint8_t seed) {
   return k;
 }
 
-// An endpoint's own libsrtp2 session (a browser or phone).
-class Peer {
- public:
-  Peer(const SrtpKeying& k, bool outbound) {
-    srtp_profile_t lp = k.profile == SrtpProfile::AeadAes128Gcm ? srtp_profile_aead_aes_128_gcm
-                                                                 : srtp_profile_aes128_cm_sha1_80;
-    srtp_policy_t policy;
-    std::memset(&policy, 0, sizeof policy);
-    srtp_crypto_policy_set_from_profile_for_rtp(&policy.rtp, lp);
-    srtp_crypto_policy_set_from_profile_for_rtcp(&policy.rtcp, lp);
-    policy.ssrc.type = outbound ? ssrc_any_outbound : ssrc_any_inbound;
-    std::memcpy(key_, k.master, sizeof k.master);
-    policy.key = key_;
-    EXPECT_EQ(srtp_create(&s_, &policy), srtp_err_status_ok);
-  }
-  ~Peer() { srtp_dealloc(s_); }
-  Bytes protect(Bytes p) {
-    int len = int(p.size());
-    p.resize(p.size() + SRTP_MAX_TRAILER_LEN + 4);
-    bool rtcp = p[1] >= 192 && p[1] <= 223;
-    EXPECT_EQ(rtcp ? srtp_protect_rtcp(s_, p.data(), &len) : srtp_protect(s_, p.data(), &len), srtp_err_status_ok);
-    p.resize(size_t(len));
-    return p;
-  }
-  // Unprotects; empty on failure.
-  Bytes unprotect(Bytes p) {
-    int len = int(p.size());
-    bool rtcp = p[1] >= 192 && p[1] <= 223;
-    if ((rtcp ? srtp_unprotect_rtcp(s_, p.data(), &len) : srtp_unprotect(s_, p.data(), &len)) != srtp_err_status_ok)
-      return {};
-    p.resize(size_t(len));
-    return p;
-  }
-
- private:
-  srtp_t s_ = nullptr;
-  uint8_t key_[32] = {};
-};
+using Peer = SrtpPeer;  // tests/dataplane/srtp_peer.h
 
 const Endpoint kBrowser = ep("203.0.113.10:4000");
 const Endpoint kSbcExt = ep("203.0.113.1:20000");
