@@ -47,7 +47,8 @@ dp::SrtpKeying keying(SrtpProfile p, const std::vector<uint8_t>& master) {
 }
 
 // An SDES leg's key; an empty master: that profile with keys pending (drop, srtp_no_key).
-dp::SrtpKeying sdes_keying(sip::SdesSuite suite, const std::vector<uint8_t>& master) {
+dp::SrtpKeying sdes_keying(sip::SdesSuite suite, const std::vector<uint8_t>& master,
+                           const std::vector<uint8_t>& mki = {}) {
   dp::SrtpKeying k;
   switch (suite) {
     case sip::SdesSuite::AesCm128HmacSha1_32: k.profile = dp::SrtpProfile::AesCm128HmacSha1_32; break;
@@ -56,6 +57,10 @@ dp::SrtpKeying sdes_keying(sip::SdesSuite suite, const std::vector<uint8_t>& mas
   }
   k.keyed = master.size() == dp::srtp_master_len(k.profile);
   if (k.keyed) std::copy(master.begin(), master.end(), k.master);
+  if (k.keyed && !mki.empty() && mki.size() <= dp::kSrtpMaxMki) {
+    k.mki_len = uint8_t(mki.size());
+    std::copy(mki.begin(), mki.end(), k.mki);
+  }
   return k;
 }
 
@@ -177,7 +182,7 @@ void DpMediaAnchor::build(const sip::MediaStreamPlan& plan, const Stream& st, bo
     from_int.srtp_out = st.srtp_out.enabled() ? st.srtp_out : pending_keying();
     // An SDES PBX leg: its SRTCP is unprotected with the PBX's key.
     const sip::SdesPlan& sd = plan.sdes[sip::kInternal];
-    if (sd.enabled()) from_int.srtp_in = sdes_keying(sd.suite, sd.remote);
+    if (sd.enabled()) from_int.srtp_in = sdes_keying(sd.suite, sd.remote, sd.remote_mki);
     return;
   }
   if (plan.webrtc.enabled) {
@@ -210,7 +215,7 @@ void DpMediaAnchor::build(const sip::MediaStreamPlan& plan, const Stream& st, bo
     if (!sd.enabled()) continue;
     dp::FlowSpec& from = side == sip::kExternal ? from_ext : from_int;
     dp::FlowSpec& toward = side == sip::kExternal ? from_int : from_ext;
-    from.srtp_in = sdes_keying(sd.suite, sd.remote);
+    from.srtp_in = sdes_keying(sd.suite, sd.remote, sd.remote_mki);
     toward.srtp_out = sdes_keying(sd.suite, sd.local);
   }
 }

@@ -43,7 +43,8 @@ uint32_t rd32(const uint8_t* p) {
 SrtpResult map(srtp_err_status_t st) {
   switch (st) {
     case srtp_err_status_ok: return SrtpResult::Ok;
-    case srtp_err_status_auth_fail: return SrtpResult::AuthFail;
+    case srtp_err_status_auth_fail:
+    case srtp_err_status_bad_mki: return SrtpResult::AuthFail;  // not the key's MKI: not the peer's packet
     case srtp_err_status_replay_fail:
     case srtp_err_status_replay_old: return SrtpResult::Replay;
     default: return SrtpResult::Error;
@@ -172,6 +173,22 @@ SrtpSession* srtp_session_create(const SrtpKeying& k, bool outbound, std::string
   uint8_t key[kSrtpMaxMaster + 16] = {};
   std::memcpy(key, k.master, pi->master_len);
   policy.key = key;
+  // With an MKI: the key as libsrtp2's one-entry master key list, so that packets carry (and
+  // are checked for) its MKI.
+  uint8_t mki[kSrtpMaxMki] = {};
+  srtp_master_key_t master_key{key, mki, k.mki_len};
+  srtp_master_key_t* master_keys[1] = {&master_key};
+  if (k.mki_len) {
+    if (k.mki_len > kSrtpMaxMki) {
+      delete s;
+      return set_why(why, "MKI longer than " + std::to_string(kSrtpMaxMki) + " bytes"), nullptr;
+    }
+    std::memcpy(mki, k.mki, k.mki_len);
+    policy.key = nullptr;
+    policy.keys = master_keys;
+    policy.num_master_keys = 1;
+    s->use_mki = true;
+  }
   policy.window_size = kSrtpReplayWindow;
   policy.allow_repeat_tx = 0;  // never encrypt two packets under one index
   srtp_t ctx = nullptr;
@@ -183,8 +200,8 @@ SrtpSession* srtp_session_create(const SrtpKeying& k, bool outbound, std::string
   }
   s->ctx = ctx;
   uint32_t rtp = 0, rtcp = 0;
-  if (srtp_get_protect_trailer_length(ctx, 0, 0, &rtp) != srtp_err_status_ok ||
-      srtp_get_protect_rtcp_trailer_length(ctx, 0, 0, &rtcp) != srtp_err_status_ok || rtp > 255 ||
+  if (srtp_get_protect_trailer_length(ctx, s->use_mki, 0, &rtp) != srtp_err_status_ok ||
+      srtp_get_protect_rtcp_trailer_length(ctx, s->use_mki, 0, &rtcp) != srtp_err_status_ok || rtp > 255 ||
       rtcp > 255) {
     srtp_session_free(s);
     return set_why(why, "cannot size the SRTP trailer"), nullptr;
@@ -212,7 +229,8 @@ SrtpResult srtp_session_unprotect(SrtpSession& s, uint8_t* payload, uint32_t& le
   int n = int(len);
   // libsrtp checks the replay window, then the tag before decrypting (RFC 3711 3.3); AES-GCM
   // checks its tag while decrypting in place, and a packet that fails is dropped whole.
-  srtp_err_status_t st = rtcp ? srtp_unprotect_rtcp(s.ctx, payload, &n) : srtp_unprotect(s.ctx, payload, &n);
+  srtp_err_status_t st = rtcp ? srtp_unprotect_rtcp_mki(s.ctx, payload, &n, s.use_mki)
+                              : srtp_unprotect_mki(s.ctx, payload, &n, s.use_mki);
   if (st != srtp_err_status_ok) return map(st);
   if (!known) s.ssrcs[s.n_ssrc++] = ssrc;
   len = uint32_t(n);
@@ -231,7 +249,8 @@ SrtpResult srtp_session_protect(SrtpSession& s, uint8_t* payload, uint32_t& len,
   bool known;
   if (!ssrc_admitted(s, ssrc, known)) return SrtpResult::Error;
   int n = int(len);
-  srtp_err_status_t st = rtcp ? srtp_protect_rtcp(s.ctx, payload, &n) : srtp_protect(s.ctx, payload, &n);
+  srtp_err_status_t st = rtcp ? srtp_protect_rtcp_mki(s.ctx, payload, &n, s.use_mki, 0)
+                              : srtp_protect_mki(s.ctx, payload, &n, s.use_mki, 0);
   if (st != srtp_err_status_ok) return map(st);
   if (!known) s.ssrcs[s.n_ssrc++] = ssrc;
   len = uint32_t(n);

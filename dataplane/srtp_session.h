@@ -38,6 +38,7 @@ bool srtp_profile_parse(std::string_view name, SrtpProfile& out);
 unsigned srtp_master_len(SrtpProfile p);
 
 inline constexpr unsigned kSrtpMaxMaster = 30;
+inline constexpr unsigned kSrtpMaxMki = 4;  // bytes of an RFC 3711 MKI Veil accepts (SDES "|N:L")
 inline constexpr unsigned kSrtpMaxSsrc = 8;       // SSRCs per session (BUNDLE: audio+video+rtx)
 inline constexpr unsigned kSrtpReplayWindow = 128;  // packets (libsrtp2's default; RFC 3711 asks >= 64)
 
@@ -49,6 +50,9 @@ struct SrtpKeying {
   // flow drops its packets (srtp_no_key) rather than forwarding them unprotected.
   bool keyed = false;
   uint8_t master[kSrtpMaxMaster] = {};  // master key || master salt (srtp_master_len bytes)
+  // RFC 3711 MKI carried in every packet of this key (SDES "|N:L", RFC 4568 6.1); 0: none.
+  uint8_t mki_len = 0;
+  uint8_t mki[kSrtpMaxMki] = {};
 
   bool enabled() const { return profile != SrtpProfile::None; }
   friend bool operator==(const SrtpKeying&, const SrtpKeying&) = default;
@@ -83,6 +87,7 @@ struct alignas(64) SrtpSession {
   uint8_t rtp_trailer = 0;   // bytes protect adds to an RTP packet (tag)
   uint8_t rtcp_trailer = 0;  // bytes protect adds to an RTCP packet (E+index, tag)
   uint8_t n_ssrc = 0;
+  bool use_mki = false;      // packets carry the key's MKI (SrtpKeying::mki_len)
   srtp_ctx_t_* ctx = nullptr;
   uint32_t ssrcs[kSrtpMaxSsrc] = {};  // SSRCs libsrtp holds a stream for
 };

@@ -1150,8 +1150,10 @@ struct B2bua::Impl {
       if (!st.sdes_local[s].usable()) continue;
       plan.sdes[s].suite = st.sdes_local[s].suite;
       plan.sdes[s].local = st.sdes_local[s].master;
-      if (st.sdes_remote[s].usable() && st.sdes_remote[s].suite == st.sdes_local[s].suite)
+      if (st.sdes_remote[s].usable() && st.sdes_remote[s].suite == st.sdes_local[s].suite) {
         plan.sdes[s].remote = st.sdes_remote[s].master;
+        plan.sdes[s].remote_mki = st.sdes_remote[s].mki;
+      }
     }
     if (!media.program(plan)) return false;
     st.programmed = true;

@@ -54,6 +54,7 @@ struct WebRtcPlan {
 struct SdesPlan {
   SdesSuite suite = SdesSuite::Unknown;
   std::vector<uint8_t> remote, local;  // master key || salt
+  std::vector<uint8_t> remote_mki;     // the MKI the peer's packets carry (empty: none)
   bool enabled() const { return suite != SdesSuite::Unknown; }
 };
 

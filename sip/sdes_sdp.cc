@@ -22,7 +22,26 @@ bool is_savp(std::string_view proto) {
   return proto == "RTP/SAVP" || proto == "RTP/SAVPF";
 }
 
-// RFC 4568 9.2 lifetime: "2^" 1*(DIGIT) or 1*(DIGIT), and nothing after it (no MKI).
+// RFC 4568 9.2 mki = mki-value ":" mki-length; Veil takes lengths 1-4 (bytes) and values that
+// fit them, big-endian.
+bool parse_mki(std::string_view v, std::vector<uint8_t>& out) {
+  size_t colon = v.find(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 >= v.size() || colon > 10) return false;
+  uint64_t value = 0;
+  for (char ch : v.substr(0, colon)) {
+    if (ch < '0' || ch > '9') return false;
+    value = value * 10 + uint64_t(ch - '0');
+  }
+  std::string_view len_text = v.substr(colon + 1);
+  if (len_text.size() != 1 || len_text[0] < '1' || len_text[0] > '4') return false;
+  unsigned len = unsigned(len_text[0] - '0');
+  if (len < 8 && value >> (8 * len)) return false;
+  out.clear();
+  for (unsigned i = 0; i < len; ++i) out.push_back(uint8_t(value >> (8 * (len - 1 - i))));
+  return true;
+}
+
+// RFC 4568 9.2 lifetime: "2^" 1*(DIGIT) or 1*(DIGIT).
 bool valid_lifetime(std::string_view v) {
   if (v.substr(0, 2) == "2^") v.remove_prefix(2);
   if (v.empty() || v.size() > 20) return false;
@@ -45,17 +64,27 @@ bool parse_crypto(std::string_view l, SdesCrypto& c) {
   c.suite_name = std::string(t[1]);
   c.suite = sdes_suite_parse(t[1]);
   c.master.clear();
+  c.mki.clear();
   // One key-param; session parameters are not supported: such a line is parsed but not
   // usable. A key lifetime ("|2^31" or "|2147483648", RFC 4568 6.1) is accepted: it bounds
   // how long the sender may use its key, and Veil's own keys are fresh per leg and call. An
-  // MKI ("|1:4") is not supported (the line is not usable).
+  // MKI ("|1:4": value 1 in 4 bytes, after the lifetime if there is one) is accepted up to
+  // 4 bytes: the peer's packets carry it and are checked for it.
   if (t.size() != 3 || !starts_ci(t[2], "inline:")) return true;
   std::string_view key = t[2].substr(7);
+  std::vector<uint8_t> mki;
   if (size_t bar = key.find('|'); bar != std::string_view::npos) {
     std::string_view rest = key.substr(bar + 1);
     key = key.substr(0, bar);
-    if (!valid_lifetime(rest)) return true;
+    if (size_t bar2 = rest.find('|'); bar2 != std::string_view::npos) {  // lifetime|mki
+      if (!valid_lifetime(rest.substr(0, bar2)) || !parse_mki(rest.substr(bar2 + 1), mki)) return true;
+    } else if (rest.find(':') != std::string_view::npos) {  // mki alone
+      if (!parse_mki(rest, mki)) return true;
+    } else if (!valid_lifetime(rest)) {  // lifetime alone
+      return true;
+    }
   }
+  c.mki = std::move(mki);
   std::vector<uint8_t> m;
   if (base64_decode(key, m)) c.master = std::move(m);
   return true;

@@ -29,6 +29,7 @@ struct SdesCrypto {
   SdesSuite suite = SdesSuite::Unknown;
   std::string suite_name;     // as written in the SDP
   std::vector<uint8_t> master;  // key || salt, decoded from inline: (empty if malformed)
+  std::vector<uint8_t> mki;     // the MKI its packets carry ("|N:L": N in L bytes), empty: none
   bool usable() const {
     return suite != SdesSuite::Unknown && master.size() == sdes_master_len(suite);
   }

@@ -46,8 +46,11 @@ def kdf(master_key, master_salt, label, n):
 
 
 class Context:
-    def __init__(self, suite, master):
+    def __init__(self, suite, master, mki=b''):
         self.salt_len, self.tag_len, self.gcm = SUITES[suite]
+        if mki and self.gcm:
+            raise ValueError('an MKI is only supported with the AES-CM suites here')
+        self.mki = mki     # RFC 3711 MKI: between the encrypted portion and the tag, not authenticated
         if len(master) != 16 + self.salt_len:
             raise ValueError('%s needs %d bytes of key and salt, got %d' % (suite, 16 + self.salt_len, len(master)))
         mk, ms = master[:16], master[16:]
@@ -72,12 +75,16 @@ class Context:
             return hdr + AESGCM(self.k_e).encrypt(self._iv_gcm(ssrc, roc, seq), body, hdr)
         enc = hdr + aes_ctr(self.k_e, self._iv_cm(ssrc, (roc << 16) | seq), body)
         tag = hmac.new(self.k_a, enc + struct.pack('!I', roc), hashlib.sha1).digest()[:self.tag_len]
-        return enc + tag
+        return enc + self.mki + tag
 
     def unprotect(self, pkt):
         """The RTP packet, or None when the tag does not verify or it is a replay."""
-        if len(pkt) < 12 + self.tag_len:
+        if len(pkt) < 12 + len(self.mki) + self.tag_len:
             return None
+        if self.mki:
+            if pkt[-self.tag_len - len(self.mki):-self.tag_len] != self.mki:
+                return None
+            pkt = pkt[:-self.tag_len - len(self.mki)] + pkt[-self.tag_len:]
         hdr = pkt[:12]
         seq, ssrc = struct.unpack('!H', pkt[2:4])[0], struct.unpack('!I', pkt[8:12])[0]
         roc, high = self.roc.get(ssrc, (0, seq))
@@ -147,6 +154,7 @@ def main():
     ap.add_argument('--suite', default='AES_CM_128_HMAC_SHA1_80', choices=sorted(SUITES))
     ap.add_argument('--key-out', help='base64 master key || salt this peer protects with')
     ap.add_argument('--key-in', help='base64 master key || salt of the far end (verify, decrypt)')
+    ap.add_argument('--mki-out', default='', help='hex MKI this peer puts in its packets (its key was offered with one)')
     ap.add_argument('--count', type=int, default=50)
     ap.add_argument('--interval', type=float, default=0.02)
     ap.add_argument('--payload', type=int, default=160)
@@ -160,7 +168,7 @@ def main():
         return 0
     if not args.bind or not args.key_in or (args.send_to and not args.key_out):
         ap.error('--bind, --key-in and (with --send-to) --key-out are needed')
-    tx = Context(args.suite, base64.b64decode(args.key_out)) if args.key_out else None
+    tx = Context(args.suite, base64.b64decode(args.key_out), bytes.fromhex(args.mki_out)) if args.key_out else None
     rx = Context(args.suite, base64.b64decode(args.key_in))
 
     fam = socket.AF_INET6 if ':' in args.bind[0] else socket.AF_INET

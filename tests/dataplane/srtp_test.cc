@@ -174,6 +174,37 @@ TEST_P(SrtpRelay, SrtpInRtpOutByteExact) {
   EXPECT_EQ(lab.dp->event_count(Event::relayed), 6u);
 }
 
+// SDES with an MKI (RFC 4568 "|1:4"): the peer's packets carry the MKI between the payload and
+// the tag; Veil unprotects those and refuses the same key under another MKI.
+TEST_P(SrtpRelay, MkiKeyedInboundTakesItsMkiOnly) {
+  Lab lab;
+  SrtpKeying k = keying(GetParam(), 1);
+  k.mki_len = 4;
+  k.mki[3] = 1;
+  SrtpKeying other = k;
+  other.mki[3] = 2;
+  lab.install(k, {}, {}, {});
+  Peer phone(k, true), reference(k, false), stranger(other, true);
+  Bytes srtp = phone.protect(rtp(100));
+  ASSERT_EQ(srtp.size(), rtp(100).size() + 4 + (GetParam() == SrtpProfile::AeadAes128Gcm ? 16 : 10));
+  lab.from_browser(srtp);
+  lab.pass();
+  auto out = lab.take(lab.intp);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(udp_payload(out[0]), rtp(100));
+  EXPECT_EQ(reference.unprotect(srtp), rtp(100));
+  lab.from_browser(stranger.protect(rtp(101)));
+  lab.pass();
+  EXPECT_TRUE(lab.take(lab.intp).empty());
+  EXPECT_EQ(lab.dp->drop_count(Drop::srtp_auth_fail), 1u);
+  // SRTCP with the MKI too.
+  lab.from_browser(phone.protect(rtcp_sr()));
+  lab.pass();
+  out = lab.take(lab.intp);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(udp_payload(out[0]), rtcp_sr());
+}
+
 TEST_P(SrtpRelay, RtpInSrtpOutReceiverUnprotects) {
   Lab lab;
   const SrtpKeying k = keying(GetParam(), 2);

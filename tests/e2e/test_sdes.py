@@ -45,10 +45,10 @@ def crypto_lines(sdp):
     return re.findall(r'^a=crypto:(\d+) (\S+) inline:(\S+)\s*$', sdp, re.M)
 
 
-def srtp_peer(lab, host, bind, send_to, suite, key_out, key_in, ssrc):
+def srtp_peer(lab, host, bind, send_to, suite, key_out, key_in, ssrc, mki_out=''):
     argv = [sys.executable, SRTP_PEER, '--bind', bind, '--send-to', send_to, '--suite', suite, '--key-out', key_out,
             '--key-in', key_in, '--count', str(COUNT), '--interval', str(INTERVAL), '--delay', '0.5',
-            '--ssrc', hex(ssrc)]
+            '--ssrc', hex(ssrc), '--mki-out', mki_out]
     return Proc(lab, lab.ns_argv(host, argv), 'srtp-peer on %s (%s)' % (host, bind))
 
 
@@ -63,7 +63,7 @@ def fresh_key(suite):
     return base64.b64encode(os.urandom(MASTER_LEN[suite])).decode()
 
 
-def sdes_call(lab, suite, pbx_offers=False):
+def sdes_call(lab, suite, pbx_offers=False, mki=False):
     State.calls += 1
     n = State.calls
     label = '%s %s' % ('PBX->phone' if pbx_offers else 'phone->PBX', suite)
@@ -80,9 +80,11 @@ def sdes_call(lab, suite, pbx_offers=False):
     else:
         uas, uas_msg = sipp(lab, callee, 'uas_media.xml', callee_ip, 5060, callee_rtp, 'sdes%d-uas' % n)
     wait_listening(lab, callee, 5060)
+    # With `mki`: the caller's key is offered with a lifetime and a 4-byte MKI (RFC 4568
+    # "|2^31|1:4") and its packets carry that MKI.
     uac, uac_msg = sipp(lab, caller, 'uac_sdes.xml', caller_ip, 5070 + n, caller_rtp, 'sdes%d-uac' % n,
                         remote=ep(caller_sbc, 5060), extra=['-d', str(TALK_MS), '-set', 'suite', suite,
-                                                            '-set', 'key', caller_key])
+                                                            '-set', 'key', caller_key + ('|2^31|1:4' if mki else '')])
     answer = wait_for('%s: no 200 OK with SDP in the caller\'s trace' % label,
                       lambda: sdp_body(uac_msg, r'SIP/2\.0 200 '), 15)
     offer = wait_for('%s: no INVITE with SDP in the callee\'s trace' % label, lambda: sdp_body(uas_msg, r'INVITE '), 5)
@@ -139,7 +141,8 @@ def sdes_call(lab, suite, pbx_offers=False):
         check(flows[callee_veil]['srtp_in'] == 'none' and flows[caller_veil]['srtp_out'] == 'none',
               '%s: the PBX leg is not plain: %s / %s' % (label, flows[callee_veil], flows[caller_veil]))
         pe = lab.peer(callee, callee_host, send_to=callee_veil, count=COUNT, interval=INTERVAL, ssrc=0x2B2B0000 + n)
-    pc = srtp_peer(lab, caller, caller_host, caller_veil, suite, caller_key, veil_key_caller, 0x1A1A0000 + n)
+    pc = srtp_peer(lab, caller, caller_host, caller_veil, suite, caller_key, veil_key_caller, 0x1A1A0000 + n,
+                   mki_out='00000001' if mki else '')
     rc_, re_ = pc.json(40), pe.json(40)
     end = flows_by_local(lab)
     log('  %s: caller host %s' % (label, rc_))
@@ -183,6 +186,12 @@ def test_phone_to_pbx_aes_gcm(lab):
     sdes_call(lab, 'AEAD_AES_128_GCM')
 
 
+def test_phone_with_mki(lab):
+    """An SRTP phone offering its key with a lifetime and an MKI (inline:KEY|2^31|1:4): Veil
+    takes it, unprotects the phone's packets carrying the MKI; Veil's own key has none."""
+    sdes_call(lab, 'AES_CM_128_HMAC_SHA1_80', mki=True)
+
+
 def test_pbx_offers_sdes(lab):
     """The PBX offers SDES to an SRTP phone: SRTP on both legs, keyed apart by Veil."""
     sdes_call(lab, 'AES_CM_128_HMAC_SHA1_80', pbx_offers=True)
@@ -206,4 +215,4 @@ if __name__ == '__main__':
         sys.exit(0)
     os.environ['VEIL_LAB_SIP'] = '1'
     sys.exit(run_tests('sdes', [test_phone_to_pbx_aes_cm_80, test_phone_to_pbx_aes_cm_32, test_phone_to_pbx_aes_gcm,
-                                test_pbx_offers_sdes, test_no_key_in_logs]))
+                                test_phone_with_mki, test_pbx_offers_sdes, test_no_key_in_logs]))

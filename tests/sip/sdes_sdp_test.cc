@@ -18,7 +18,7 @@ std::string read_golden(const std::string& name) { return golden::read(name); }
 using golden::fill;
 using golden::rewrite;
 
-TEST(SdesSdp, KeyLifetimeAcceptedMkiRefused) {
+TEST(SdesSdp, KeyLifetimeAndMkiAccepted) {
   const std::string key = "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR";
   auto line = [&](const std::string& params) {
     SdesInfo s = inspect_sdes(crlf("v=0\no=- 1 1 IN IP4 203.0.113.20\ns=-\nc=IN IP4 203.0.113.20\nt=0 0\n"
@@ -34,9 +34,25 @@ TEST(SdesSdp, KeyLifetimeAcceptedMkiRefused) {
     SdesCrypto c = line(ok);
     EXPECT_TRUE(c.usable()) << ok;
     EXPECT_EQ(c.master, want) << ok;  // the lifetime is not part of the key
+    EXPECT_TRUE(c.mki.empty()) << ok;
   }
-  // An MKI (with or without a lifetime), a malformed lifetime, session parameters: not usable.
-  for (const char* bad : {"|2^20|1:4", "|1:4", "|2^", "|2^x", "|", "|-5", " UNENCRYPTED_SRTP"})
+  // An MKI (RFC 4568 "value:length", with or without a lifetime) of up to 4 bytes: the value
+  // big-endian in that many bytes, what the peer's packets carry.
+  struct Mki {
+    const char* params;
+    std::vector<uint8_t> mki;
+  };
+  for (const Mki& m : {Mki{"|2^20|1:4", {0, 0, 0, 1}}, Mki{"|1:1", {1}}, Mki{"|2^31|258:2", {1, 2}},
+                       Mki{"|4294967295:4", {255, 255, 255, 255}}}) {
+    SdesCrypto c = line(m.params);
+    EXPECT_TRUE(c.usable()) << m.params;
+    EXPECT_EQ(c.master, want) << m.params;
+    EXPECT_EQ(c.mki, m.mki) << m.params;
+  }
+  // An MKI longer than 4 bytes or a value that does not fit, a malformed lifetime or MKI,
+  // session parameters: not usable.
+  for (const char* bad : {"|1:5", "|256:1", "|1:", "|:1", "|2^20|1:4|x", "|2^20|", "|2^", "|2^x", "|", "|-5",
+                          " UNENCRYPTED_SRTP"})
     EXPECT_FALSE(line(bad).usable()) << bad;
 }
 
@@ -47,7 +63,7 @@ TEST(SdesSdp, InspectsAPhoneOffer) {
   ASSERT_EQ(s.media[0].crypto.size(), 4u);
   EXPECT_EQ(s.media[0].proto, "RTP/SAVP");
   EXPECT_EQ(s.media[0].crypto[0].suite, SdesSuite::Unknown);  // F8 is not supported
-  EXPECT_FALSE(s.media[0].crypto[1].usable());                // lifetime|MKI refused
+  EXPECT_FALSE(s.media[0].crypto[1].usable());                // a 5-byte MKI is refused
   EXPECT_EQ(s.media[0].crypto[1].suite, SdesSuite::AesCm128HmacSha1_80);
   // The first usable line in the offerer's order: tag 3, the 32-bit tag suite.
   const SdesCrypto* c = choose_sdes(s.media[0]);
