@@ -67,12 +67,16 @@ def dirs():
 class Proc:
     """A process started in a namespace; output collected at the end."""
 
-    def __init__(self, lab, argv, desc):
+    def __init__(self, lab, argv, desc, kill_pattern=None, persistent=False):
+        """kill_pattern: a string unique to this process's command line, for daemons that fork
+        workers (kamailio): kill() also kills every process whose command line has it.
+        persistent: it serves several tests (a PBX) and is killed when the lab goes down."""
         self.desc = desc
+        self.kill_pattern = kill_pattern
         self.p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.out = self.err = None
         self._head = b''  # stdout read while it runs (early_output)
-        lab._procs.append(self)
+        (lab._persistent_procs if persistent else lab._procs).append(self)
 
     def early_output(self):
         """What the process has printed so far (non-blocking); also part of .out later."""
@@ -103,6 +107,8 @@ class Proc:
             raise Failure('%s printed no JSON report: %r' % (self.desc, text))
 
     def kill(self):
+        if self.kill_pattern:
+            subprocess.run(['pkill', '-KILL', '-f', '--', self.kill_pattern], capture_output=True)
         if self.p.poll() is None:
             try:
                 self.p.kill()
@@ -264,6 +270,7 @@ class Lab:
         self._procs = []
         self._captures = []
         self._persistent = []  # captures that span several tests
+        self._persistent_procs = []  # processes that do (a PBX)
         self._is_up = False
         self._down_done = False
 
@@ -287,7 +294,7 @@ class Lab:
             if c.p.poll() is None:
                 c.p.kill()
                 c.p.wait()
-        for p in self._procs:
+        for p in self._procs + (self._persistent_procs if persistent else []):
             p.kill()
 
     def down(self):

@@ -49,7 +49,8 @@ def test_setup(lab):
     run = os.path.join(lab.tmp, 'kamailio')
     os.makedirs(run, exist_ok=True)
     State.pbx = Proc(lab, lab.ns_argv('int', ['kamailio', '-f', PBX_CFG, '-DD', '-E', '-Y', run, '-P',
-                                              os.path.join(run, 'kamailio.pid')]), 'kamailio (PBX)')
+                                              os.path.join(run, 'kamailio.pid')]), 'kamailio (PBX)',
+                     kill_pattern=run, persistent=True)  # up for all tests; its workers die with it
     wait_listening(lab, 'int', 5060)
     for host in ('ext', 'int'):
         State.captures[host] = lab.capture(host, 'kamailio', persistent=True)
