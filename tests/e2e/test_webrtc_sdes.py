@@ -58,9 +58,20 @@ def crypto_lines(text):
     return re.findall(r'^a=crypto:(\d+) (\S+) inline:(\S+?)\s*$', text, re.M)
 
 
-def srtp_peer(lab, bind, send_to, key_out, key_in):
+def sdes_pbx(lab, scenario, label, rtp):
+    """sipp as an SDES PBX callee on 5060 with a fresh key of its own (recorded): (proc, trace, key)."""
+    key = fresh_key()
+    State.keys.append(key)
+    uas, msg = sipp(lab, scenario, label, 5060, scen_dir=E2E_SCEN,
+                    extra=['-set', 'rtp', str(rtp), '-set', 'suite', SUITE, '-set', 'key', key, '-mp', str(rtp + 2000)])
+    State.pbx_traces.append(msg)
+    wait_listening(lab, 5060)
+    return uas, msg, key
+
+
+def srtp_peer(lab, bind, send_to, key_out, key_in, count=COUNT):
     argv = [sys.executable, SRTP_PEER, '--bind', bind, '--send-to', send_to, '--suite', SUITE, '--key-out', key_out,
-            '--key-in', key_in, '--count', str(COUNT), '--interval', str(INTERVAL), '--delay', '0.5',
+            '--key-in', key_in, '--count', str(count), '--interval', str(INTERVAL), '--delay', '0.5',
             '--linger', '1.0', '--ssrc', '0x5eed0001']
     return Proc(lab, lab.ns_argv('int', argv), 'srtp-peer on the PBX host (%s)' % bind)
 
@@ -97,12 +108,7 @@ def test_browser_calls_srtp_pbx(lab):
     for host in ('ext', 'int'):
         State.captures[host] = lab.capture(host, 'wsdes', persistent=True)
     drops0 = lab.drops()
-    pbx_key = fresh_key()
-    State.keys.append(pbx_key)
-    uas, uas_msg = sipp(lab, 'uas_sdes.xml', 'wsdes-pbx-callee', 5060, scen_dir=E2E_SCEN,
-                        extra=['-set', 'rtp', '4300', '-set', 'suite', SUITE, '-set', 'key', pbx_key, '-mp', '6300'])
-    State.pbx_traces.append(uas_msg)
-    wait_listening(lab, 5060)
+    uas, uas_msg, pbx_key = sdes_pbx(lab, 'uas_sdes.xml', 'wsdes-pbx-callee', 4300)
     b = browser(lab, scenario='call', target='sip:bob@voice.example.com', hold_ms=HOLD_MS)
     pbx_saw = wait_browser(b, 'the PBX got no INVITE with SDP', lambda: sdp_endpoint(uas_msg, r'INVITE '), 30)
     check(pbx_saw[0] == INT_VEIL4, 'the PBX\'s SDP names %s' % pbx_saw[0])
@@ -129,23 +135,15 @@ def test_ice_restart(lab):
     RFC 8445 9): Veil answers with fresh credentials of its own, the flows take both, the
     browser's new checks select the pair again; DTLS is not repeated and media goes on both
     ways across the restart."""
-    pbx_key = fresh_key()
-    State.keys.append(pbx_key)
     restarts0 = lab.ctl('stats')['sip'].get('ice_restarts', 0)
-    uas, uas_msg = sipp(lab, 'uas_sdes_reinvite.xml', 'wsdes-pbx-restart', 5060, scen_dir=E2E_SCEN,
-                        extra=['-set', 'rtp', '4800', '-set', 'suite', SUITE, '-set', 'key', pbx_key, '-mp', '6800'])
-    State.pbx_traces.append(uas_msg)
-    wait_listening(lab, 5060)
+    uas, uas_msg, pbx_key = sdes_pbx(lab, 'uas_sdes_reinvite.xml', 'wsdes-pbx-restart', 4800)
     b = browser(lab, scenario='call', target='sip:bob@voice.example.com', hold_ms=10000, ice_restart_ms=3500)
     pbx_saw = wait_browser(b, 'the PBX got no INVITE with SDP', lambda: sdp_endpoint(uas_msg, r'INVITE '), 30)
     pbx_veil = '%s:%d' % pbx_saw
     lines = crypto_lines(sdp_body(uas_msg, r'INVITE '))
     State.keys.append(lines[0][2])
     # 8 s of SRTP from the PBX side: across the restart at 3.5 s.
-    peer = Proc(lab, lab.ns_argv('int', [sys.executable, SRTP_PEER, '--bind', '%s:4800' % INT_HOST4, '--send-to',
-                                         pbx_veil, '--suite', SUITE, '--key-out', pbx_key, '--key-in', lines[0][2],
-                                         '--count', '400', '--interval', str(INTERVAL), '--delay', '0.5']),
-                'srtp-peer (PBX, across the ICE restart)')
+    peer = srtp_peer(lab, '%s:4800' % INT_HOST4, pbx_veil, pbx_key, lines[0][2], count=400)
     time.sleep(2.0)
     dtls_before = lab.ctl('dtls')
     wait_browser(b, 'Veil saw no ICE restart', lambda: lab.ctl('stats')['sip'].get('ice_restarts', 0) > restarts0, 20)
@@ -227,12 +225,7 @@ def test_plain_phone_calls_srtp_pbx(lab):
     """[sip] pbx_srtp also applies to SIP phones: a plain RTP/AVP phone calls the PBX, which is
     offered SDES; RTP<->SRTP, byte-exact plain RTP on the phone's side."""
     drops0 = lab.drops()
-    pbx_key = fresh_key()
-    State.keys.append(pbx_key)
-    uas, uas_msg = sipp(lab, 'uas_sdes.xml', 'wsdes-pbx-callee2', 5060, scen_dir=E2E_SCEN,
-                        extra=['-set', 'rtp', '4600', '-set', 'suite', SUITE, '-set', 'key', pbx_key, '-mp', '6600'])
-    State.pbx_traces.append(uas_msg)
-    wait_listening(lab, 5060)
+    uas, uas_msg, pbx_key = sdes_pbx(lab, 'uas_sdes.xml', 'wsdes-pbx-callee2', 4600)
     uac, uac_msg = sipp_on(lab, 'ext', 'uac_media.xml', EXT_HOST4, 5090, 4700, 'wsdes-phone',
                            remote='%s:5060' % EXT_VEIL4, extra=['-d', '6000'])
     offer = wait_for('the PBX got no INVITE with SDP', lambda: sdp_body(uas_msg, r'INVITE '), 15)
