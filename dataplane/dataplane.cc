@@ -153,8 +153,7 @@ bool Dataplane::setup_port(const config::PortConfig& pc, unsigned index, const O
   info.exc_iface = pc.exception_iface.empty() ? "veil-" + pc.name : pc.exception_iface;
   for (const auto& pfx : pc.addresses) {
     if (info.n_addrs == kMaxAddrs) break;
-    info.addrs[info.n_addrs] = pfx.addr;
-    info.prefixes[info.n_addrs++] = pfx;
+    info.add_addr(pfx);
   }
   if (pc.gateway4) info.gw4 = *pc.gateway4;
   if (pc.gateway6) info.gw6 = *pc.gateway6;

@@ -7,7 +7,12 @@
 #include <rte_mempool.h>
 #include <rte_ring.h>
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 #include <atomic>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <string>
@@ -45,9 +50,41 @@ struct PortInfo {
   std::string name;
   std::string exc_iface;
 
+  // The IPv4 addresses as the worker loads them from a packet (4 bytes, native order), in
+  // the same positions as `addrs`; bit i of v4_mask: addrs[i] is IPv4. find_v4 compares
+  // all eight at once.
+  alignas(32) uint32_t v4_word[kMaxAddrs] = {};
+  uint8_t v4_mask = 0;
+  void add_addr(const IpPrefix& pfx) {
+    addrs[n_addrs] = pfx.addr;
+    prefixes[n_addrs] = pfx;
+    if (pfx.addr.is_v4()) {
+      std::memcpy(&v4_word[n_addrs], pfx.addr.bytes.data(), 4);
+      v4_mask = uint8_t(v4_mask | 1u << n_addrs);
+    }
+    ++n_addrs;
+  }
+  int find_v4(uint32_t w) const {
+#if defined(__AVX2__)
+    static_assert(kMaxAddrs == 8);
+    __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(v4_word));
+    unsigned hit = unsigned(_mm256_movemask_ps(_mm256_castsi256_ps(
+                       _mm256_cmpeq_epi32(v, _mm256_set1_epi32(int(w)))))) & v4_mask;
+    return hit ? __builtin_ctz(hit) : -1;
+#else
+    for (unsigned i = 0; i < n_addrs; ++i)
+      if ((v4_mask >> i & 1) && v4_word[i] == w) return int(i);
+    return -1;
+#endif
+  }
   // Index of `a` in this port's addresses, or -1. Fixed-length compares, which the compiler
   // inlines (memcmp with a run-time length is a libc call per address).
   int find_addr(Family f, const uint8_t* a) const {
+    if (f == Family::V4) {
+      uint32_t w;
+      std::memcpy(&w, a, 4);
+      return find_v4(w);
+    }
     for (unsigned i = 0; i < n_addrs; ++i)
       if (addrs[i].family == f && (f == Family::V4 ? std::memcmp(addrs[i].bytes.data(), a, 4) == 0
                                                    : std::memcmp(addrs[i].bytes.data(), a, 16) == 0))

@@ -125,7 +125,7 @@ struct BundleMap {
 };
 
 // What the worker does with a flow's packets. Published whole: the control plane writes the
-// flow's inactive slot, flips `Flow::active`, and does not touch the old slot again until an
+// flow's inactive slot, flips `Flow::active_gen`, and does not touch the old slot again until an
 // RCU grace period has passed (so a reader that loaded the old index still reads a complete,
 // unchanging action). Exactly one cache line.
 struct alignas(64) FlowAction {
@@ -152,10 +152,10 @@ struct alignas(64) FlowAction {
 };
 static_assert(sizeof(FlowAction) == 64);
 
-inline void bump(uint64_t& c, uint64_t n = 1) {
+[[gnu::always_inline]] inline void bump(uint64_t& c, uint64_t n = 1) {
   __atomic_store_n(&c, __atomic_load_n(&c, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
 }
-inline uint64_t peek(const uint64_t& c) { return __atomic_load_n(&c, __ATOMIC_RELAXED); }
+[[gnu::always_inline]] inline uint64_t peek(const uint64_t& c) { return __atomic_load_n(&c, __ATOMIC_RELAXED); }
 
 // Counters: written by the worker that handles the flow's packets, read by the control
 // plane. RSS keeps one source's packets on one worker; if two workers ever hit the same
@@ -173,20 +173,53 @@ struct FlowCounters {
   RtpStats rtp;  // RFC 3550 loss and jitter state of the current SSRC
 };
 
-// Laid out by access: a relayed packet touches line 0 (latching, destination, next hop),
-// line 1 (counters) and one action slot (line 2 or 3); the worker prefetches all four for
-// the whole burst right after the hash lookup, with no dependent load in between.
-// Measured cost: docs/performance.md.
+// The worker's egress cache of a flow (Flow line 2): everything the fast path needs to
+// relay a packet without reading the action, resolved once by the slow path from the
+// action, the destination and the next hop, and valid while none of them changed:
+// `action_gen` (Flow::active_gen), `dst_ver` (Flow::egress_dst's version) and `nh_gen`
+// (the egress port's neighbour generation) must still match. The slow path also keeps its
+// next-hop MAC here (kTxNh). Written by the worker that relays the flow (a sequence lock:
+// a second worker that finds it being written goes on without it), never by the control
+// plane. docs/architecture.md "The relay's fast path".
+inline constexpr uint8_t kTxNh = 1;         // dst_mac/self valid for (action_gen, dst_ver, nh_gen)
+inline constexpr uint8_t kTxSelf = 2;       // the destination is our own endpoint (hairpin)
+inline constexpr uint8_t kTxFast = 4;       // IPv4 -> IPv4 fast path: the fields below are valid
+inline constexpr uint8_t kTxStrict = 8;     // src_* is the signaled source (strict latching)
+inline constexpr uint8_t kTxRtpCheck = 16;  // FlowAction::rtp_check
+inline constexpr uint8_t kTxOffload = 32;   // the egress port completes UDP checksums
+inline constexpr uint8_t kTxSrtpIn = 64;    // FlowAction::srtp_in
+inline constexpr uint8_t kTxSrtpOut = 128;  // FlowAction::srtp_out
+struct alignas(64) TxPlan {
+  std::atomic<uint32_t> seq{0};  // odd while a worker writes it
+  uint32_t action_gen = 0;
+  uint32_t dst_ver = 0;
+  uint32_t nh_gen = 0;
+  uint32_t src_ver = 0;          // Flow::learned's version that src_* was read from (latching)
+  uint8_t flags = 0;             // kTx*
+  uint8_t egress_port = 0;       // logical
+  uint16_t nic = 0;              // its DPDK port id
+  uint8_t macs[12] = {};         // destination, source: the Ethernet header's first 12 bytes
+  uint8_t ip_addrs[8] = {};      // IPv4 source, destination as on the wire
+  uint8_t udp_ports[4] = {};     // UDP source, destination port as on the wire
+  uint32_t src_ip = 0;           // the one source accepted (wire order) ...
+  uint16_t src_port = 0;         // ... and its port (host order)
+  uint16_t addr_sum = 0;         // one's complement sum of ip_addrs (native words, folded)
+  uint16_t pseudo_sum = 0;       // ... of ip_addrs and udp_ports
+  uint16_t pad = 0;
+  uint32_t rtp_mult = 0;         // FlowAction::rtp_mult
+};
+static_assert(sizeof(TxPlan) == 64);
+
+// Laid out by access: a packet on the fast path touches line 0 (latching and destination
+// versions), line 1 (counters) and line 2 (the egress cache); the slow path reads the
+// active action slot (line 3 or 4) as well. The worker prefetches the first three for the
+// whole burst right after the index lookup, and the action when the index says the flow
+// needs it (FlowTable::kSlotSlow). Measured cost: docs/performance.md.
 struct alignas(64) Flow {
   // Line 0.
-  std::atomic<uint8_t> active{0};  // index of the published action slot. ctl: wo, dp: ro
-  MacAddr nh_mac;                  // next-hop MAC cached for (nh_gen, nh_ver). dp: rw
-  // The cached destination is one of this SBC's own addresses on the egress port (two calls
-  // anchored here, e.g. phone -> PBX -> phone): the packet is relayed again through the flow
-  // that owns that endpoint instead of leaving (WorkerCtx::hairpin). dp: rw with nh_mac.
-  uint8_t nh_self = 0;
-  uint32_t nh_gen = ~0u;
-  uint32_t nh_ver = ~0u;
+  // Which action slot is published (bit 0) and how many times the action was replaced
+  // (the rest: the egress cache is keyed by it). ctl: wo (+1 per flip), dp: ro.
+  std::atomic<uint32_t> active_gen{0};
   SeqEndpoint learned;     // latched source. dp: rw; ctl: reset on update
   SeqEndpoint egress_dst;  // ctl: wo (install/update); dp of the peer flow: wo (its latch)
   // Line 1: per-packet counters. dp: wo, ctl: ro.
@@ -198,7 +231,9 @@ struct alignas(64) Flow {
   uint16_t last_seq = 0;
   uint8_t last_pt = 0;
   RtpStats rtp;  // loss/jitter (rtp_stats.h): fills the rest of line 1, dp: wo, ctl: ro
-  // Lines 2-3: the two action slots.
+  // Line 2: the worker's egress cache.
+  TxPlan tx;
+  // Lines 3-4: the two action slots.
   FlowAction slots[2];
   // Cold: drop counters (dp: wo on drops only) and the control plane's bookkeeping.
   alignas(64) uint64_t drops[kFlowDropCount] = {};
@@ -226,10 +261,11 @@ struct alignas(64) Flow {
   std::atomic<const BundleMap*> bundle{nullptr};
   uint64_t bundle_ssrc[kBundleSsrcs] = {};
 
-  const FlowAction& action() const { return slots[active.load(std::memory_order_acquire)]; }
+  const FlowAction& action() const { return slots[active_gen.load(std::memory_order_acquire) & 1]; }
 };
 static_assert(offsetof(Flow, packets) == 64);
-static_assert(offsetof(Flow, slots) == 128);
+static_assert(offsetof(Flow, tx) == 128);
+static_assert(offsetof(Flow, slots) == 192);
 static_assert(offsetof(Flow, rtp) + sizeof(RtpStats) <= 128, "RTP stats must stay on the counter line");
 
 }  // namespace veil::dp

@@ -173,17 +173,19 @@ void FlowTable::republish(uint32_t id) {
   // flip: wait out that grace period (microseconds; only when one flow changes twice that
   // fast), then write it and flip.
   if (f->slot_token_valid) rte_rcu_qsbr_check(rcu_.qsbr(), f->slot_token, true);
-  uint8_t next = uint8_t(1 - f->active.load(std::memory_order_relaxed));
-  fill_action(it->second.spec, f->slots[next]);
-  f->active.store(next, std::memory_order_release);
+  uint32_t next = f->active_gen.load(std::memory_order_relaxed) + 1;  // the other slot
+  fill_action(it->second.spec, f->slots[next & 1]);
+  f->active_gen.store(next, std::memory_order_release);
   f->slot_token = rte_rcu_qsbr_start(rcu_.qsbr());
   f->slot_token_valid = true;
   if (!it->second.spec.bundle_of) index_publish(f);  // a bundle member stays out of the index
 }
 
 void FlowTable::index_publish(Flow* f) {
-  static_assert(alignof(Flow) > kSlotHint);
-  uintptr_t v = reinterpret_cast<uintptr_t>(f) | (f->active.load(std::memory_order_relaxed) & kSlotHint);
+  static_assert(alignof(Flow) > kSlotTags);
+  uint32_t g = f->active_gen.load(std::memory_order_relaxed);
+  uintptr_t v = reinterpret_cast<uintptr_t>(f) | (g & kSlotHint) |
+                (slow_action(f->slots[g & 1]) ? kSlotSlow : 0);
   index_set(f->key, reinterpret_cast<Flow*>(v));
 }
 
@@ -242,7 +244,7 @@ int FlowTable::install(const FlowSpec& s, std::string* why) {
   }
   by_id_[s.id] = Entry{s, f};
   fill_action(s, f->slots[0]);
-  f->active.store(0, std::memory_order_release);
+  f->active_gen.store(0, std::memory_order_release);
   int pos = rte_hash_add_key_data(hash_, &key, f);
   if (pos < 0) {
     by_id_.erase(s.id);

@@ -87,17 +87,25 @@ class FlowTable {
     return t ? t + port : nullptr;
   }
   static Flow* load(Flow* const* slot) { return untag(load_tagged(slot)); }
-  // The slot's value with a hint in bit 0 (flows are cache-line aligned, the bit is free):
-  // which action slot (Flow::slots) is active, republished with every flip, so that the
-  // worker prefetches that line and not the other one. Only a hint: relay() reads
-  // Flow::active itself, and a stale hint costs one useless prefetch. (Without it, the first
-  // flow of every pair, republished when its peer is installed, had slot 1 active while the
-  // worker prefetched slot 0.)
+  // The slot's value carries two hints in its low bits (flows are cache-line aligned, the
+  // bits are free), republished with every action flip. kSlotHint: which action slot
+  // (Flow::slots) is active. kSlotSlow: the action keeps the flow off the worker's fast path
+  // (ICE, DTLS, consent, BUNDLE, RTCP split, disabled), so the worker prefetches that slot;
+  // fast-path flows never read their action. Only hints: relay() reads Flow::active_gen
+  // itself, and a stale hint costs one useless prefetch or one miss. (Without kSlotHint, the
+  // first flow of every pair, republished when its peer is installed, had slot 1 active
+  // while the worker prefetched slot 0.)
   static constexpr uintptr_t kSlotHint = 1;
+  static constexpr uintptr_t kSlotSlow = 2;
+  static constexpr uintptr_t kSlotTags = kSlotHint | kSlotSlow;
   static uintptr_t load_tagged(Flow* const* slot) {
     return slot ? reinterpret_cast<uintptr_t>(__atomic_load_n(slot, __ATOMIC_ACQUIRE)) : 0;
   }
-  static Flow* untag(uintptr_t v) { return reinterpret_cast<Flow*>(v & ~kSlotHint); }
+  static Flow* untag(uintptr_t v) { return reinterpret_cast<Flow*>(v & ~kSlotTags); }
+  // Whether an action keeps its flow on the slow path (kSlotSlow).
+  static bool slow_action(const FlowAction& a) {
+    return a.drop | a.ice | a.dtls | a.ice_consent_from_peer | a.rtcp_split | a.peer_dst | a.bundle;
+  }
 
  private:
   FlowTable(Rcu& rcu) : rcu_(rcu) {}
@@ -108,7 +116,7 @@ class FlowTable {
   void index_set(const FlowKey& key, Flow* f);
   // Publishes a new BundleMap for head `head_id` from its spec and its installed members.
   void rebuild_bundle(uint32_t head_id);
-  // Publishes `f` in its slot with the hint of its active action slot (kSlotHint).
+  // Publishes `f` in its slot with the hints of its active action (kSlotHint, kSlotSlow).
   void index_publish(Flow* f);
 
   Rcu& rcu_;

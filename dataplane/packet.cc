@@ -4,9 +4,7 @@
 
 #include <cstring>
 
-#if defined(__AVX2__)
-#include <immintrin.h>
-#endif
+#include "dataplane/csum.h"
 
 namespace veil::dp {
 namespace {
@@ -20,92 +18,6 @@ inline void wr16(uint8_t* p, uint16_t v) {
 }
 inline void copy_mac(uint8_t* dst, const MacAddr& m) {
   std::memcpy(dst, m.b, 6);
-}
-
-// One's complement sum of `n` bytes in native word order (RFC 1071 1.2(B): the sum is
-// byte-order independent, so storing the folded native value gives the right bytes).
-inline uint64_t sum_bytes(const uint8_t* p, size_t n, uint64_t acc) {
-  // 32-bit words summed into 64-bit lanes: no end-around carry per step (2^32 words cannot
-  // overflow them); folded once at the end. With AVX2, 32 bytes per step (a 172-byte RTP
-  // payload in 5 steps instead of 22).
-  uint64_t a0 = 0, a1 = 0;
-#if defined(__AVX2__)
-  if (n >= 32) {
-    const __m256i zero = _mm256_setzero_si256();
-    __m256i va = zero, vb = zero;
-    while (n >= 32) {
-      __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-      va = _mm256_add_epi64(va, _mm256_unpacklo_epi32(v, zero));
-      vb = _mm256_add_epi64(vb, _mm256_unpackhi_epi32(v, zero));
-      p += 32;
-      n -= 32;
-    }
-    __m256i v = _mm256_add_epi64(va, vb);
-    __m128i h = _mm_add_epi64(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    a0 = uint64_t(_mm_cvtsi128_si64(h));
-    a1 = uint64_t(_mm_extract_epi64(h, 1));
-  }
-#endif
-  while (n >= 8) {
-    uint32_t x, y;
-    std::memcpy(&x, p, 4);
-    std::memcpy(&y, p + 4, 4);
-    a0 += x;
-    a1 += y;
-    p += 8;
-    n -= 8;
-  }
-  if (n >= 4) {
-    uint32_t v;
-    std::memcpy(&v, p, 4);
-    a0 += v;
-    p += 4;
-    n -= 4;
-  }
-  if (n >= 2) {
-    uint16_t v;
-    std::memcpy(&v, p, 2);
-    a1 += v;
-    p += 2;
-    n -= 2;
-  }
-  if (n) {
-    uint16_t v = 0;
-    std::memcpy(&v, p, 1);  // the odd byte is the high-order byte of a zero-padded word
-    a0 += v;
-  }
-  uint64_t s = a0 + a1;  // each < 2^45 for any frame: no carry
-  acc += s;
-  acc += (acc < s);  // end-around carry
-  return acc;
-}
-
-// An IPv4 (4-byte) or IPv6 (16-byte) address as native 32-bit words summed into 64 bits,
-// as sum_bytes adds them (fixed-size loads: no loop, no run-time length).
-inline uint64_t addr_words(const uint8_t* a, bool v4) {
-  if (v4) {
-    uint32_t x;
-    std::memcpy(&x, a, 4);
-    return x;
-  }
-  uint64_t x, y;
-  std::memcpy(&x, a, 8);
-  std::memcpy(&y, a + 8, 8);
-  return (x & 0xffffffffu) + (x >> 32) + (y & 0xffffffffu) + (y >> 32);
-}
-
-// The native-order word that a big-endian 16-bit field holding `v` contributes to a sum.
-inline uint64_t be_word(uint16_t v) {
-  return uint16_t(v << 8 | v >> 8);
-}
-
-inline uint16_t fold(uint64_t acc) {
-  acc = (acc & 0xffffffffu) + (acc >> 32);
-  acc = (acc & 0xffffffffu) + (acc >> 32);
-  acc = (acc & 0xffff) + (acc >> 16);
-  acc = (acc & 0xffff) + (acc >> 16);
-  acc = (acc & 0xffff) + (acc >> 16);
-  return uint16_t(acc);
 }
 
 inline uint64_t pseudo_sum(Family f, const uint8_t* ip, uint16_t l4_len, uint8_t proto) {

@@ -27,6 +27,9 @@ class SeqEndpoint {
       }
     }
   }
+  // The version alone (odd while a write is in flight): a reader that cached the endpoint
+  // with read()'s `ver` knows it is unchanged while this returns the same value.
+  uint32_t version() const { return seq_.load(std::memory_order_acquire); }
   Endpoint get() const {
     Endpoint e;
     uint32_t v;

@@ -6,6 +6,7 @@
 
 #include <ctime>
 
+#include "dataplane/csum.h"
 #include "dataplane/stun.h"
 
 namespace veil::dp {
@@ -15,15 +16,12 @@ void WorkerCtx::to_ctl(const CtlMsg& msg) {
     count(Drop::ctl_ring_full);
 }
 
-void WorkerCtx::push(TxBuf& b, uint16_t port_id, rte_mbuf* m) {
-  if (b.n == kTxCap) {
-    // Cannot happen with kTxCap >= ports * burst; flush rather than lose the packet.
-    uint16_t sent = rte_eth_tx_burst(port_id, uint16_t(index), b.m, b.n);
-    for (uint16_t i = sent; i < b.n; ++i) drop(b.m[i], Drop::tx_full);
-    count(Event::tx, sent);
-    b.n = 0;
-  }
-  b.m[b.n++] = m;
+void WorkerCtx::push_full(TxBuf& b, uint16_t port_id) {
+  // Cannot happen with kTxCap >= ports * burst; flush rather than lose the packet.
+  uint16_t sent = rte_eth_tx_burst(port_id, uint16_t(index), b.m, b.n);
+  for (uint16_t i = sent; i < b.n; ++i) drop(b.m[i], Drop::tx_full);
+  count(Event::tx, sent);
+  b.n = 0;
 }
 
 bool WorkerCtx::source_allows(const uint8_t* src, Family fam, uint64_t now) {
@@ -72,21 +70,21 @@ namespace {
 // 12 within noise of each other.
 constexpr unsigned kNearAhead = 8;
 
-// SRTP flows only (the action's srtp_in/srtp_out bits; the action slots were prefetched for
-// the whole burst): stage 0 fetches the flow's line holding the session pointers, stage 1 the
-// sessions, stage 2 their libsrtp2 contexts. Plain RTP flows cost one test of the action.
-// Stage 0 reads the action and returns whether the flow is SRTP; later stages run only for
-// those (the caller keeps the answer: one read of the action per packet, not three).
+// SRTP flows only (the egress cache's kTxSrtpIn/kTxSrtpOut bits; its line was prefetched
+// kNearAhead packets before): stage 0 fetches the flow's line holding the session pointers,
+// stage 1 the sessions, stage 2 their libsrtp2 contexts. Plain RTP flows cost one test of
+// the cache's flags. Stage 0 returns whether the flow is SRTP; later stages run only for
+// those (the caller keeps the answer).
 inline bool srtp_prefetch(const Flow* f, int stage) {
   if (!f) return false;
-  const FlowAction& a = f->action();
-  if (!(a.srtp_in | a.srtp_out)) return false;
+  uint8_t flags = f->tx.flags;
+  if (!(flags & (kTxSrtpIn | kTxSrtpOut))) return false;
   if (stage == 0) {
     rte_prefetch0(&f->srtp_in);
     return true;
   }
-  for (SrtpSession* s : {a.srtp_in ? __atomic_load_n(&f->srtp_in, __ATOMIC_RELAXED) : nullptr,
-                         a.srtp_out ? __atomic_load_n(&f->srtp_out, __ATOMIC_RELAXED) : nullptr}) {
+  for (SrtpSession* s : {flags & kTxSrtpIn ? __atomic_load_n(&f->srtp_in, __ATOMIC_RELAXED) : nullptr,
+                         flags & kTxSrtpOut ? __atomic_load_n(&f->srtp_out, __ATOMIC_RELAXED) : nullptr}) {
     if (!s) continue;
     if (stage == 2)
       rte_prefetch0(s->ctx);
@@ -94,6 +92,22 @@ inline bool srtp_prefetch(const Flow* f, int stage) {
       rte_prefetch0(s);
   }
   return true;
+}
+
+inline uint16_t ld16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+inline uint32_t ld32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+inline uint64_t ld64(const uint8_t* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
 }
 }  // namespace
 
@@ -110,6 +124,38 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
     if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
     uint8_t* f = rte_pktmbuf_mtod(m, uint8_t*);
     uint32_t len = m->data_len;
+    // Media's usual shape first, classified with a few loads and no Parsed built field by
+    // field: one segment, to our MAC, IPv4 without options, not a fragment, UDP with sane
+    // lengths, to one of our addresses on a media port, checksum not known bad. The same
+    // checks and result as parse_frame and the classification below; anything else (and
+    // every drop) goes that way.
+    if (__builtin_expect(m->nb_segs == 1 && len >= kEthHdrLen + kIpv4HdrLen + kUdpHdrLen, 1) &&
+        ld32(f) == ld32(port.mac.b) && ld16(f + 4) == ld16(port.mac.b + 4) &&
+        ld16(f + 12) == 0x0008 && f[14] == 0x45 && f[23] == kProtoUdp &&
+        (ld16(f + 20) & 0xff3f) == 0 &&
+        (m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) != RTE_MBUF_F_RX_L4_CKSUM_BAD) {
+      uint16_t total = __builtin_bswap16(ld16(f + 16));
+      uint16_t ulen = __builtin_bswap16(ld16(f + 38));
+      uint16_t dport = __builtin_bswap16(ld16(f + 36));
+      int ai = port.find_v4(ld32(f + 30));
+      if (total <= len - kEthHdrLen && ulen >= kUdpHdrLen && ulen <= total - kIpv4HdrLen && ai >= 0 &&
+          port.media.contains(dport)) {
+        Parsed& p = media_p[nm];
+        p.ethertype = 0x0800;
+        p.l3 = kEthHdrLen;
+        p.l4 = kEthHdrLen + kIpv4HdrLen;
+        p.l4_len = ulen;
+        p.sport = __builtin_bswap16(ld16(f + 34));
+        p.dport = dport;
+        p.proto = kProtoUdp;
+        p.family = Family::V4;
+        p.fragment = p.options = p.l2_multicast = false;
+        slots[nm] = dp->flows_->slot(port.addr_index[ai], dport);
+        if (slots[nm]) rte_prefetch0(slots[nm]);
+        media[nm++] = m;
+        continue;
+      }
+    }
     Parsed p;
     Drop d = m->nb_segs == 1 ? parse_frame(f, len, port.mac, p) : Drop::runt;
     if (d != kNoDrop) {
@@ -196,31 +242,38 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
   if (nm == 0) return;
   rx_csum_complete = port.rx_csum_complete;
   Flow* flows[kMaxBurst];
-  uint8_t active_hint[kMaxBurst];  // FlowTable::kSlotHint of each flow's index slot
-  // Every line relay() reads or writes (Flow: line 0 state, line 1 counters, the active
-  // action slot), prefetched in two steps. First, right after each index slot is read (the
-  // slots were prefetched while the burst was parsed), the whole burst with PREFETCHT1,
-  // which on this Zen 4 fills L2 without holding the core's L1 miss buffers: the 3 x 32
-  // misses overlap, and the core goes on. Then, kNearAhead packets before relay(), the same
-  // lines into L1 (for writing where relay() writes). The earlier one-step forms stalled:
-  // all 96 into L1 at once filled the miss buffers before the first packet was relayed, and
-  // a few packets ahead gave DRAM misses too little lead (docs/performance.md).
+  uint8_t tags[kMaxBurst];  // FlowTable::kSlotHint | kSlotSlow of each flow's index slot
+  // Every line relay() reads or writes (Flow: line 0 state, line 1 counters, line 2 the
+  // egress cache; the active action slot only for a flow the index marks kSlotSlow),
+  // prefetched in two steps. First, right after each index slot is read (the slots were
+  // prefetched while the burst was parsed), the whole burst with PREFETCHT1, which on this
+  // Zen 4 fills L2 without holding the core's L1 miss buffers: the 3 x 32 misses overlap,
+  // and the core goes on. Then, kNearAhead packets before relay(), the same lines into L1
+  // (for writing where relay() writes). The earlier one-step forms stalled: all 96 into L1
+  // at once filled the miss buffers before the first packet was relayed, and a few packets
+  // ahead gave DRAM misses too little lead (docs/performance.md).
+  auto action_line = [&](unsigned k) {
+    return reinterpret_cast<const char*>(flows[k]) + offsetof(Flow, slots) +
+           (tags[k] & FlowTable::kSlotHint) * sizeof(FlowAction);
+  };
   for (unsigned k = 0; k < nm; ++k) {
     uintptr_t v = FlowTable::load_tagged(slots[k]);
     flows[k] = FlowTable::untag(v);
-    active_hint[k] = uint8_t(v & FlowTable::kSlotHint);
+    tags[k] = uint8_t(v & FlowTable::kSlotTags);
     if (!flows[k]) continue;
     const char* fp = reinterpret_cast<const char*>(flows[k]);
     __builtin_prefetch(fp, 0, 2);
     __builtin_prefetch(fp + 64, 0, 2);
-    __builtin_prefetch(fp + offsetof(Flow, slots) + active_hint[k] * sizeof(FlowAction), 0, 2);
+    __builtin_prefetch(fp + 128, 0, 2);
+    if (tags[k] & FlowTable::kSlotSlow) __builtin_prefetch(action_line(k), 0, 2);
   }
   auto near = [&](unsigned k) {
     if (!flows[k]) return;
     const char* fp = reinterpret_cast<const char*>(flows[k]);
     __builtin_prefetch(fp, 1);
     __builtin_prefetch(fp + 64, 1);
-    rte_prefetch0(fp + offsetof(Flow, slots) + active_hint[k] * sizeof(FlowAction));
+    rte_prefetch0(fp + 128);
+    if (tags[k] & FlowTable::kSlotSlow) rte_prefetch0(action_line(k));
   };
   for (unsigned k = 0; k < kNearAhead && k < nm; ++k) near(k);
   // SRTP flows: libsrtp2's state is a chain of dependent lines per session; fetch the
@@ -238,10 +291,153 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
   }
 }
 
+bool WorkerCtx::relay_fast(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
+  // The egress cache, read under its sequence lock: valid for this action, destination,
+  // next hop and (latching) latched source, and this packet from the one source accepted.
+  const TxPlan& t = fl->tx;
+  uint32_t seq = t.seq.load(std::memory_order_acquire);
+  uint8_t flags = t.flags;
+  if ((seq & 1) || !(flags & kTxFast) || p.family != Family::V4 ||
+      t.action_gen != fl->active_gen.load(std::memory_order_acquire) ||
+      t.dst_ver != fl->egress_dst.version())
+    return false;
+  const uint8_t egress = t.egress_port;
+  if (t.nh_gen != dp->neigh_->generation(egress)) return false;
+  if (!(flags & kTxStrict) && t.src_ver != fl->learned.version()) return false;
+  uint8_t* f = rte_pktmbuf_mtod(m, uint8_t*);
+  uint8_t* ip = f + kEthHdrLen;  // IPv4 without options (process_burst dropped the rest)
+  if (ld32(ip + 12) != t.src_ip || p.sport != t.src_port) return false;
+  const uint64_t mac_lo = ld64(t.macs), new_addrs = ld64(t.ip_addrs);
+  const uint32_t mac_hi = ld32(t.macs + 8), new_ports = ld32(t.udp_ports);
+  const uint16_t nic = t.nic, addr_sum = t.addr_sum, pseudo_sum = t.pseudo_sum;
+  const uint32_t mult = t.rtp_mult;
+  std::atomic_thread_fence(std::memory_order_acquire);
+  if (t.seq.load(std::memory_order_relaxed) != seq) return false;
+
+  uint8_t* payload = ip + kIpv4HdrLen + kUdpHdrLen;
+  uint32_t plen = p.l4_len - kUdpHdrLen;
+  if ((flags & kTxRtpCheck) && !looks_like_rtp(payload, plen)) return false;  // dropped there
+  auto flow_drop = [&](FlowDrop why) {
+    bump(fl->drops[unsigned(why)]);
+    drop(m, kFlowDropGlobal[unsigned(why)]);
+    return true;
+  };
+  // SRTP as on the slow path: the tag verified before anything is forwarded; the trailer
+  // goes after the payload, inside the mbuf's own buffer.
+  if (flags & kTxSrtpIn) {
+    SrtpSession* in = __atomic_load_n(&fl->srtp_in, __ATOMIC_ACQUIRE);
+    SrtpResult r = in ? srtp_session_unprotect(*in, payload, plen) : SrtpResult::NoKey;
+    if (r != SrtpResult::Ok) return flow_drop(srtp_flow_drop(r));
+  }
+  if (flags & kTxSrtpOut) {
+    SrtpSession* out = __atomic_load_n(&fl->srtp_out, __ATOMIC_ACQUIRE);
+    if (!out) return flow_drop(FlowDrop::srtp_no_key);
+    const uint8_t* buf_end = static_cast<const uint8_t*>(m->buf_addr) + m->buf_len;
+    SrtpResult r = srtp_session_protect(*out, payload, plen, uint32_t(buf_end - (payload + plen)));
+    if (r != SrtpResult::Ok) return flow_drop(srtp_flow_drop(r));
+  }
+
+  // Headers in place (the same bytes rewrite_udp writes for IPv4 -> IPv4): version, DSCP/ECN
+  // and identification stay, DF stays and the other flag bits are cleared, TTL 64.
+  const uint16_t udp_len = uint16_t(plen + kUdpHdrLen);
+  const uint16_t total = uint16_t(kIpv4HdrLen + udp_len);
+  const uint16_t frag = uint16_t(ld16(ip + 6) & 0x0040);  // DF, as a native-order word
+  const uint16_t ip_csum = uint16_t(~fold(addr_sum + uint64_t(ld16(ip)) + be_word(total) + ld16(ip + 4) +
+                                          frag + be_word(uint16_t(64 << 8 | kProtoUdp))));
+  uint16_t udp_csum;
+  const uint16_t old_csum = ld16(ip + 26);
+  const bool changed = flags & (kTxSrtpIn | kTxSrtpOut);
+  if (flags & kTxOffload) {
+    udp_csum = fold(uint64_t(addr_sum) + be_word(kProtoUdp) + be_word(udp_len));
+    m->ol_flags = RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_UDP_CKSUM;
+    m->l2_len = kEthHdrLen;
+    m->l3_len = kIpv4HdrLen;
+  } else {
+    uint64_t acc;
+    if (!changed && rx_csum_complete && old_csum != 0 &&
+        (m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) != RTE_MBUF_F_RX_L4_CKSUM_NONE) {
+      // RFC 1624 eqn. 3, as rewrite_udp's CsumMode::Incremental: the old addresses and
+      // ports out, the new ones in (kOnesZero - m is ~m, see there).
+      constexpr uint64_t kOnesZero = 0xffffull << 32;
+      uint64_t old_addrs = ld64(ip + 12);
+      uint64_t old_sum = (old_addrs & 0xffffffffu) + (old_addrs >> 32) + ld32(ip + 20);
+      acc = uint16_t(~old_csum) + (kOnesZero - old_sum) + pseudo_sum;
+    } else {
+      acc = sum_bytes(payload, plen, uint64_t(pseudo_sum) + be_word(kProtoUdp) + 2 * be_word(udp_len));
+    }
+    udp_csum = uint16_t(~fold(acc));
+    if (udp_csum == 0) udp_csum = 0xffff;  // RFC 768: zero means "no checksum"
+  }
+  std::memcpy(f, &mac_lo, 8);
+  std::memcpy(f + 8, &mac_hi, 4);
+  const uint16_t total_be = uint16_t(total << 8 | total >> 8);
+  std::memcpy(ip + 2, &total_be, 2);
+  std::memcpy(ip + 6, &frag, 2);
+  ip[8] = 64;
+  std::memcpy(ip + 10, &ip_csum, 2);
+  std::memcpy(ip + 12, &new_addrs, 8);
+  std::memcpy(ip + 20, &new_ports, 4);
+  const uint32_t len_csum = uint32_t(uint16_t(udp_len << 8 | udp_len >> 8)) | uint32_t(udp_csum) << 16;
+  std::memcpy(ip + 24, &len_csum, 4);
+  const uint32_t new_len = kEthHdrLen + total;
+  m->data_len = uint16_t(new_len);
+  m->pkt_len = new_len;
+
+  bump(fl->packets);
+  bump(fl->bytes, plen);
+  __atomic_store_n(&fl->last_seen_tsc, now, __ATOMIC_RELAXED);
+  if (plen >= 12 && (payload[1] < 192 || payload[1] > 223)) rtp_seen(fl, mult, payload, now);
+  count(Event::relayed);
+  push(nic_tx[egress], nic, m);
+  return true;
+}
+
+void WorkerCtx::tx_build(Flow* fl, uint32_t gen, uint32_t dver, uint32_t nh_gen, const MacAddr& dmac,
+                         bool self, const FlowAction& a, const Endpoint& dst, const Endpoint* src,
+                         uint32_t src_ver) {
+  TxPlan& t = fl->tx;
+  uint32_t seq = t.seq.load(std::memory_order_relaxed);
+  // Another worker writing it (two sources of one flow on two workers): leave it to that one.
+  if ((seq & 1) || !t.seq.compare_exchange_strong(seq, seq + 1, std::memory_order_acquire)) return;
+  std::atomic_thread_fence(std::memory_order_release);
+  const PortInfo& out = dp->ports_[a.egress_port];
+  uint8_t flags = uint8_t(kTxNh | (self ? kTxSelf : 0) | (a.rtp_check ? kTxRtpCheck : 0) |
+                          (out.tx_csum_offload ? kTxOffload : 0) | (a.srtp_in ? kTxSrtpIn : 0) |
+                          (a.srtp_out ? kTxSrtpOut : 0));
+  t.action_gen = gen;
+  t.dst_ver = dver;
+  t.nh_gen = nh_gen;
+  t.egress_port = a.egress_port;
+  t.nic = out.nic;
+  std::memcpy(t.macs, dmac.b, 6);
+  std::memcpy(t.macs + 6, out.mac.b, 6);
+  t.rtp_mult = a.rtp_mult;
+  if (src) {
+    flags |= kTxFast | (a.latch == LatchMode::Strict ? kTxStrict : 0);
+    std::memcpy(t.ip_addrs, a.egress_local.addr.bytes.data(), 4);
+    std::memcpy(t.ip_addrs + 4, dst.addr.bytes.data(), 4);
+    const uint16_t ports[2] = {uint16_t(a.egress_local.port << 8 | a.egress_local.port >> 8),
+                               uint16_t(dst.port << 8 | dst.port >> 8)};
+    std::memcpy(t.udp_ports, ports, 4);
+    std::memcpy(&t.src_ip, src->addr.bytes.data(), 4);
+    t.src_port = src->port;
+    t.src_ver = src_ver;
+    uint64_t addrs = ld64(t.ip_addrs);
+    uint64_t a_sum = (addrs & 0xffffffffu) + (addrs >> 32);
+    t.addr_sum = fold(a_sum);
+    t.pseudo_sum = fold(a_sum + ld32(t.udp_ports));
+  }
+  t.flags = flags;
+  t.seq.store(seq + 2, std::memory_order_release);
+}
+
 void WorkerCtx::relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
   if (!fl) return drop(m, Drop::media_no_flow);
-  const FlowAction* a = &fl->action();
-  if (__builtin_expect(dp->cap_.armed(), 0)) capture_flow(a, m, kCapIn, now);
+  const bool capturing = __builtin_expect(dp->cap_.armed(), 0);
+  if (!capturing && relay_fast(m, p, fl, now)) return;
+  uint32_t gen = fl->active_gen.load(std::memory_order_acquire);
+  const FlowAction* a = &fl->slots[gen & 1];
+  if (capturing) capture_flow(a, m, kCapIn, now);
   auto flow_drop = [&](FlowDrop why) {
     bump(fl->drops[unsigned(why)]);
     drop(m, kFlowDropGlobal[unsigned(why)]);
@@ -278,6 +474,9 @@ void WorkerCtx::relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
     SrtpResult r = srtp_in ? srtp_session_unprotect(*srtp_in, payload, plen) : SrtpResult::NoKey;
     if (r != SrtpResult::Ok) return flow_drop(srtp_flow_drop(r));
   }
+  // The source the egress cache may accept on the fast path: the strict flow's signaled
+  // one, or the latched one this packet matched (after a new latch, the next packet's).
+  const Endpoint* fast_src = nullptr;
   switch (verdict) {
     case LatchVerdict::Drop:
       return flow_drop(FlowDrop::src_mismatch);
@@ -291,14 +490,18 @@ void WorkerCtx::relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
       count(Event::latched);
       break;
     case LatchVerdict::Accept:
+      fast_src = a->latch == LatchMode::Strict ? &a->signaled_remote : &learned;
       break;
   }
   // BUNDLE head (browser's 5-tuple): the m-line's member flow relays it from here on.
   if (__builtin_expect(a->bundle, 0)) {
     if (!(fl = bundle_member(m, fl, payload, plen))) return;
-    a = &fl->action();
+    gen = fl->active_gen.load(std::memory_order_acquire);
+    a = &fl->slots[gen & 1];
+    fast_src = nullptr;  // a member is reached through its head only
     if (a->drop) return flow_drop(FlowDrop::disabled);  // a member disabled by hand
   }
+  if (p.family != Family::V4) fast_src = nullptr;
 
   Endpoint dst;
   uint32_t dver;
@@ -311,15 +514,27 @@ void WorkerCtx::relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
     return flow_drop(FlowDrop::no_destination);
   const PortInfo& out = dp->ports_[a->egress_port];
   MacAddr dmac;
-  uint32_t gen = dp->neigh_->generation(a->egress_port);
-  if (fl->nh_gen == gen && fl->nh_ver == dver) {
-    dmac = fl->nh_mac;
-  } else {
+  bool self = false;
+  const uint32_t nh_gen = dp->neigh_->generation(a->egress_port);
+  // The next hop from the egress cache when it is still valid for this action, destination
+  // and neighbour generation.
+  bool cached = false;
+  {
+    const TxPlan& t = fl->tx;
+    uint32_t seq = t.seq.load(std::memory_order_acquire);
+    if (!(seq & 1) && (t.flags & kTxNh) && t.action_gen == gen && t.dst_ver == dver && t.nh_gen == nh_gen) {
+      std::memcpy(dmac.b, t.macs, 6);
+      self = t.flags & kTxSelf;
+      std::atomic_thread_fence(std::memory_order_acquire);
+      cached = t.seq.load(std::memory_order_relaxed) == seq;
+    }
+  }
+  if (!cached) {
     // Our own endpoint (a hairpin): no next hop, relayed again below. Decided here, once
     // per destination, so the fast path only tests the cached byte.
-    fl->nh_self = out.is_ours(dst.addr.family, dst.addr.bytes.data());
+    self = out.is_ours(dst.addr.family, dst.addr.bytes.data());
     IpAddr nh = out.next_hop(dst.addr);
-    if (fl->nh_self) {
+    if (self) {
       dmac = out.mac;
     } else if (!dp->neigh_->lookup(a->egress_port, nh, dmac)) {
       if (now - fl->resolve_tsc >= resolve_cycles) {
@@ -329,10 +544,13 @@ void WorkerCtx::relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
       }
       return flow_drop(FlowDrop::no_neighbour);
     }
-    fl->nh_mac = dmac;
-    fl->nh_gen = gen;
-    fl->nh_ver = dver;
   }
+  // (Re)build the cache: a new next hop, or a flow the fast path could take that missed it
+  // (first packet from a newly latched source, action or destination changed). The fast
+  // path: IPv4 both ways, a known source, nothing the action wants per packet.
+  if (fast_src && (self || !fast_src->addr.is_v4() || !dst.addr.is_v4() || FlowTable::slow_action(*a)))
+    fast_src = nullptr;
+  if (!cached || fast_src) tx_build(fl, gen, dver, nh_gen, dmac, self, *a, dst, fast_src, lver);
 
   // SRTP out: the trailer goes after the payload, inside the mbuf's own buffer.
   SrtpSession* srtp_out = a->srtp_out ? __atomic_load_n(&fl->srtp_out, __ATOMIC_ACQUIRE) : nullptr;
@@ -356,7 +574,7 @@ void WorkerCtx::relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
   // for a packet the NIC says it did not verify and may carry a partial checksum
   // (RX_L4_CKSUM_NONE: virtio's offload).
   // A hairpinned packet is parsed and relayed again: its checksums must be complete.
-  const bool self = __builtin_expect(fl->nh_self, 0);
+  self = __builtin_expect(self, 0);
   CsumMode csum = out.tx_csum_offload && !self ? CsumMode::Offload : CsumMode::Software;
   if (csum == CsumMode::Software && rx_csum_complete && !unprotected && !a->srtp_out &&
       (m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) != RTE_MBUF_F_RX_L4_CKSUM_NONE)
@@ -373,18 +591,11 @@ void WorkerCtx::relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
     m->l2_len = kEthHdrLen;
     m->l3_len = v4 ? kIpv4HdrLen : kIpv6HdrLen;
   }
-  if (__builtin_expect(dp->cap_.armed(), 0)) capture_flow(a, m, kCapOut, now);
+  if (capturing) capture_flow(a, m, kCapOut, now);
   bump(fl->packets);
   bump(fl->bytes, plen);
   __atomic_store_n(&fl->last_seen_tsc, now, __ATOMIC_RELAXED);
-  if (plen >= 12 && (payload[1] < 192 || payload[1] > 223)) {  // RTP, not RTCP (RFC 5761 4)
-    uint32_t ssrc = uint32_t(payload[8]) << 24 | uint32_t(payload[9]) << 16 |
-                    uint32_t(payload[10]) << 8 | payload[11];
-    rtp_stats(fl, a, payload, ssrc, now);
-    __atomic_store_n(&fl->last_ssrc, ssrc, __ATOMIC_RELAXED);
-    __atomic_store_n(&fl->last_seq, uint16_t(payload[2] << 8 | payload[3]), __ATOMIC_RELAXED);
-    __atomic_store_n(&fl->last_pt, uint8_t(payload[1] & 0x7f), __ATOMIC_RELAXED);
-  }
+  if (plen >= 12 && (payload[1] < 192 || payload[1] > 223)) rtp_seen(fl, a->rtp_mult, payload, now);
   count(Event::relayed);
   if (self) return hairpin(m, a->egress_port, now);
   push(nic_tx[a->egress_port], out.nic, m);
@@ -506,12 +717,16 @@ void WorkerCtx::ice_check(rte_mbuf* m, const Parsed& p, Flow* fl, const FlowActi
   push(nic_tx[a.ingress_port], port.nic, m);
 }
 
-void WorkerCtx::rtp_stats(Flow* fl, const FlowAction* a, const uint8_t* rtp, uint32_t ssrc, uint64_t now) {
+void WorkerCtx::rtp_seen(Flow* fl, uint32_t flow_mult, const uint8_t* rtp, uint64_t now) {
+  uint32_t ssrc = uint32_t(rtp[8]) << 24 | uint32_t(rtp[9]) << 16 | uint32_t(rtp[10]) << 8 | rtp[11];
   uint8_t pt = rtp[1] & 0x7f;
-  uint32_t mult = a->rtp_mult ? a->rtp_mult : pt_mult[pt];
+  uint16_t seq = uint16_t(rtp[2] << 8 | rtp[3]);
+  uint32_t mult = flow_mult ? flow_mult : pt_mult[pt];
   uint32_t ts = uint32_t(rtp[4]) << 24 | uint32_t(rtp[5]) << 16 | uint32_t(rtp[6]) << 8 | rtp[7];
-  uint32_t arrival = rtp_arrival(now, mult);
-  rtp_track(fl->rtp, ssrc != fl->last_ssrc, uint16_t(rtp[2] << 8 | rtp[3]), ts, arrival, mult != 0);
+  rtp_track(fl->rtp, ssrc != fl->last_ssrc, seq, ts, rtp_arrival(now, mult), mult != 0);
+  __atomic_store_n(&fl->last_ssrc, ssrc, __ATOMIC_RELAXED);
+  __atomic_store_n(&fl->last_seq, seq, __ATOMIC_RELAXED);
+  __atomic_store_n(&fl->last_pt, pt, __ATOMIC_RELAXED);
 }
 
 void WorkerCtx::capture_copy(const rte_mbuf* m, uint8_t port, uint8_t dir, uint64_t now) {

@@ -76,6 +76,17 @@ struct alignas(64) WorkerCtx {
 
  private:
   void relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now);
+  // The fast path (docs/architecture.md "The relay's fast path"): an IPv4 packet from the
+  // accepted source of a flow whose egress cache (Flow::tx) is valid, relayed without
+  // reading the action. False when it did nothing: relay() takes the slow path, which
+  // (re)builds the cache (tx_build).
+  bool relay_fast(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now);
+  // Writes the flow's egress cache: the next hop always, the fast path's fields when `src`
+  // (the one source to accept, read from Flow::learned at `src_ver` or the strict flow's
+  // signaled one) is given and the flow qualifies.
+  void tx_build(Flow* fl, uint32_t gen, uint32_t dver, uint32_t nh_gen, const MacAddr& dmac,
+                bool self, const FlowAction& a, const Endpoint& dst, const Endpoint* src,
+                uint32_t src_ver);
   // A relayed packet addressed to one of this SBC's own media endpoints on port `pi` (both
   // calls of a hairpin anchored here): parsed again and relayed through the flow that owns
   // that endpoint, once (a second hairpin is dropped: hairpin_loop).
@@ -98,9 +109,14 @@ struct alignas(64) WorkerCtx {
             Family fam = Family::None);
   bool source_allows(const uint8_t* src_ip, Family fam, uint64_t now);
   void to_ctl(const CtlMsg& msg);
-  void push(TxBuf& b, uint16_t port_id, rte_mbuf* m);
-  // RFC 3550 loss/jitter state of the flow (rtp_stats.h), for every relayed RTP packet.
-  void rtp_stats(Flow* fl, const FlowAction* a, const uint8_t* rtp, uint32_t ssrc, uint64_t now);
+  void push(TxBuf& b, uint16_t port_id, rte_mbuf* m) {
+    if (__builtin_expect(b.n == kTxCap, 0)) push_full(b, port_id);
+    b.m[b.n++] = m;
+  }
+  void push_full(TxBuf& b, uint16_t port_id);
+  // Every relayed RTP packet: the flow's RFC 3550 loss/jitter state (rtp_stats.h) and its
+  // last SSRC, sequence number and payload type. `flow_mult`: FlowAction::rtp_mult.
+  void rtp_seen(Flow* fl, uint32_t flow_mult, const uint8_t* rtp, uint64_t now);
   // veilctl capture (dataplane/capture.h): called only while a capture is armed.
   void capture_port(uint8_t pi, rte_mbuf* const* pkts, uint16_t n, uint8_t dir, uint64_t now);
   void capture_flow(const FlowAction* a, const rte_mbuf* m, uint8_t dir, uint64_t now);
