@@ -287,11 +287,14 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
     if (j + 3 < nm) srtp[j + 3] = srtp_prefetch(flows[j + 3], 0);
     if (j + 2 < nm && srtp[j + 2]) srtp_prefetch(flows[j + 2], 1);
     if (j + 1 < nm && srtp[j + 1]) srtp_prefetch(flows[j + 1], 2);
-    relay(media[j], media_p[j], flows[j], now);
+    // The fast path inline; the rest (no flow, a capture armed, the egress cache not
+    // valid for this packet) through relay_slow.
+    if (!flows[j] || __builtin_expect(dp->cap_.armed(), 0) || !relay_fast(media[j], media_p[j], flows[j], now))
+      relay(media[j], media_p[j], flows[j], now);
   }
 }
 
-bool WorkerCtx::relay_fast(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
+[[gnu::always_inline]] inline bool WorkerCtx::relay_fast(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
   // The egress cache, read under its sequence lock: valid for this action, destination,
   // next hop and (latching) latched source, and this packet from the one source accepted.
   const TxPlan& t = fl->tx;
@@ -317,9 +320,8 @@ bool WorkerCtx::relay_fast(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now)
   uint8_t* payload = ip + kIpv4HdrLen + kUdpHdrLen;
   uint32_t plen = p.l4_len - kUdpHdrLen;
   if ((flags & kTxRtpCheck) && !looks_like_rtp(payload, plen)) return false;  // dropped there
-  auto flow_drop = [&](FlowDrop why) {
-    bump(fl->drops[unsigned(why)]);
-    drop(m, kFlowDropGlobal[unsigned(why)]);
+  auto flow_drop = [this, fl, m](FlowDrop why) {
+    drop_flow(fl, m, why);
     return true;
   };
   // SRTP as on the slow path: the tag verified before anything is forwarded; the trailer
@@ -392,6 +394,11 @@ bool WorkerCtx::relay_fast(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now)
   return true;
 }
 
+void WorkerCtx::drop_flow(Flow* fl, rte_mbuf* m, FlowDrop why) {
+  bump(fl->drops[unsigned(why)]);
+  drop(m, kFlowDropGlobal[unsigned(why)]);
+}
+
 void WorkerCtx::tx_build(Flow* fl, uint32_t gen, uint32_t dver, uint32_t nh_gen, const MacAddr& dmac,
                          bool self, const FlowAction& a, const Endpoint& dst, const Endpoint* src,
                          uint32_t src_ver) {
@@ -434,7 +441,12 @@ void WorkerCtx::tx_build(Flow* fl, uint32_t gen, uint32_t dver, uint32_t nh_gen,
 void WorkerCtx::relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
   if (!fl) return drop(m, Drop::media_no_flow);
   const bool capturing = __builtin_expect(dp->cap_.armed(), 0);
-  if (!capturing && relay_fast(m, p, fl, now)) return;
+  if (!capturing && !in_hairpin && relay_fast(m, p, fl, now)) return;
+  relay_slow(m, p, fl, now);
+}
+
+void WorkerCtx::relay_slow(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
+  const bool capturing = __builtin_expect(dp->cap_.armed(), 0);
   uint32_t gen = fl->active_gen.load(std::memory_order_acquire);
   const FlowAction* a = &fl->slots[gen & 1];
   if (capturing) capture_flow(a, m, kCapIn, now);
@@ -718,11 +730,11 @@ void WorkerCtx::ice_check(rte_mbuf* m, const Parsed& p, Flow* fl, const FlowActi
 }
 
 void WorkerCtx::rtp_seen(Flow* fl, uint32_t flow_mult, const uint8_t* rtp, uint64_t now) {
-  uint32_t ssrc = uint32_t(rtp[8]) << 24 | uint32_t(rtp[9]) << 16 | uint32_t(rtp[10]) << 8 | rtp[11];
-  uint8_t pt = rtp[1] & 0x7f;
-  uint16_t seq = uint16_t(rtp[2] << 8 | rtp[3]);
-  uint32_t mult = flow_mult ? flow_mult : pt_mult[pt];
-  uint32_t ts = uint32_t(rtp[4]) << 24 | uint32_t(rtp[5]) << 16 | uint32_t(rtp[6]) << 8 | rtp[7];
+  const uint32_t ssrc = __builtin_bswap32(ld32(rtp + 8));
+  const uint32_t ts = __builtin_bswap32(ld32(rtp + 4));
+  const uint16_t seq = __builtin_bswap16(ld16(rtp + 2));
+  const uint8_t pt = rtp[1] & 0x7f;
+  const uint32_t mult = flow_mult ? flow_mult : pt_mult[pt];
   rtp_track(fl->rtp, ssrc != fl->last_ssrc, seq, ts, rtp_arrival(now, mult), mult != 0);
   __atomic_store_n(&fl->last_ssrc, ssrc, __ATOMIC_RELAXED);
   __atomic_store_n(&fl->last_seq, seq, __ATOMIC_RELAXED);

@@ -75,7 +75,13 @@ struct alignas(64) WorkerCtx {
   int loop();
 
  private:
+  // A media packet for flow `fl` (nullptr: none): relay_fast, else relay_slow.
   void relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now);
+  // Everything: ICE/DTLS demultiplexing, latching, SRTP, BUNDLE, next-hop resolution, any
+  // address family, captures; (re)builds the egress cache.
+  void relay_slow(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now);
+  // Counts a drop against the flow and the worker, frees the packet.
+  void drop_flow(Flow* fl, rte_mbuf* m, FlowDrop why);
   // The fast path (docs/architecture.md "The relay's fast path"): an IPv4 packet from the
   // accepted source of a flow whose egress cache (Flow::tx) is valid, relayed without
   // reading the action. False when it did nothing: relay() takes the slow path, which

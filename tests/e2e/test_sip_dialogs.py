@@ -277,9 +277,9 @@ def test_pbx_holds_inactive(lab):
     call_id = calls[0]['id']
     before = {row['id']: row for row in lab.ctl('flows', 'call=%d' % call_id)}
     check(len(before) == 4, 'inactive: the call has flows %s' % sorted(before))
-    pa = lab.peer('int', ep(INT_HOST4, rtp_a), send_to=pbx_veil, count=40, interval=0.01, delay=0.1, linger=0.3,
+    pa = lab.peer('int', ep(INT_HOST4, rtp_a), send_to=pbx_veil, count=40, interval=0.01, delay=0.5, linger=0.3,
                   ssrc=0x50500000 + n)
-    pb = lab.peer('ext', ep(EXT_HOST4, rtp_b), send_to=callee_veil, count=40, interval=0.01, delay=0.1, linger=0.3,
+    pb = lab.peer('ext', ep(EXT_HOST4, rtp_b), send_to=callee_veil, count=40, interval=0.01, delay=0.5, linger=0.3,
                   ssrc=0x60600000 + n)
     rtp_ok(pa.json(10), 'inactive (up), PBX', 40, pbx_veil)
     rtp_ok(pb.json(10), 'inactive (up), callee', 40, callee_veil)
