@@ -80,7 +80,8 @@ inline constexpr const char* kDropDescriptions[] = {
   X(stun_answered, "ICE connectivity checks answered with a Binding success response") \
   X(stun_errors, "STUN Binding requests answered with an error response (400, 401, 420, 487)") \
   X(dtls_to_control, "DTLS records handed to the control plane")                 \
-  X(hairpinned, "media packets whose destination was one of this SBC's own media endpoints, relayed again inside the dataplane")
+  X(hairpinned, "media packets whose destination was one of this SBC's own media endpoints, relayed again inside the dataplane") \
+  X(relay_slow, "media packets that took the relay's slow path (a flow's first packets, after a change, and ICE, BUNDLE, IPv6 or captured flows)")
 
 enum class Event : uint8_t {
 #define VEIL_X(name, desc) name,

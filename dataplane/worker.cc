@@ -446,6 +446,7 @@ void WorkerCtx::relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
 }
 
 void WorkerCtx::relay_slow(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
+  count(Event::relay_slow);
   const bool capturing = __builtin_expect(dp->cap_.armed(), 0);
   uint32_t gen = fl->active_gen.load(std::memory_order_acquire);
   const FlowAction* a = &fl->slots[gen & 1];

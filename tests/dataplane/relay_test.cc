@@ -925,3 +925,178 @@ TEST(Hairpin, OwnEndpointIsRelayedInsideTheDataplane) {
   EXPECT_TRUE(lab.take(lab.ext).empty());
   EXPECT_EQ(lab.dp->drop_count(Drop::hairpin_loop), 1u);
 }
+
+// The relay's fast path (Flow::tx, the egress cache): a flow's third packet from its latched
+// source onwards is relayed without reading the action. Every frame it writes must be what
+// the slow path writes, and every change the cache depends on must reach the next packet.
+namespace {
+
+// What Veil must send for an IPv4 RTP packet, built independently: `udp_frame` with TTL 64,
+// DSCP EF and the IPv4 ID carried, full checksums.
+std::vector<uint8_t> expected_v4(const MacAddr& dst_mac, const MacAddr& src_mac, const Endpoint& src,
+                                 const Endpoint& dst, const std::vector<uint8_t>& payload, uint16_t ip_id) {
+  return udp_frame(dst_mac, src_mac, src, dst, payload, 64, false, ip_id);
+}
+
+struct FastLab : Lab {
+  using Lab::Lab;
+  // Sends flow 1's packet `seq` from `src`; returns what left on the internal port.
+  std::vector<std::vector<uint8_t>> send1(uint16_t seq, const Endpoint& src = ep("203.0.113.10:4000"),
+                                          uint64_t advance = 1000, bool partial = false) {
+    inject(ext, udp_frame(ext_mac, kExtHostMac, src, ep("203.0.113.1:20000"), rtp_payload(seq), 57, partial,
+                          uint16_t(0x1000 + seq)));
+    pass(advance);
+    return take(intp);
+  }
+  uint64_t slow() const { return dp->event_count(Event::relay_slow); }
+};
+
+}  // namespace
+
+TEST(FastPath, EveryFrameByteExactBothChecksumModes) {
+  for (auto mode : {config::PortConfig::RxChecksums::Complete, config::PortConfig::RxChecksums::Partial}) {
+    FastLab lab(20000, {}, 0, mode);
+    lab.pair_v4();
+    for (uint16_t seq = 1; seq <= 40; ++seq) {
+      // Partial checksums on arrival (a veth's offload) only where the port says so.
+      bool partial = mode == config::PortConfig::RxChecksums::Partial && seq % 2 == 0;
+      auto out = lab.send1(seq, ep("203.0.113.10:4000"), 1000, partial);
+      ASSERT_EQ(out.size(), 1u) << seq;
+      EXPECT_EQ(out[0], expected_v4(kIntHostMac, lab.int_mac, ep("198.51.100.1:30000"), ep("198.51.100.10:5000"),
+                                    rtp_payload(seq), uint16_t(0x1000 + seq)))
+          << "packet " << seq;
+    }
+    // The first packet latched, the second built the cache, the other 38 took the fast path.
+    EXPECT_EQ(lab.slow(), 2u);
+    auto s = lab.dp->flows().get(1);
+    EXPECT_EQ(s->counters.packets, 40u);
+    EXPECT_EQ(s->counters.bytes, 40u * 172);
+    EXPECT_EQ(s->counters.last_seq, 40);
+    EXPECT_EQ(s->counters.last_ssrc, 0xcafebabeu);
+    EXPECT_EQ(s->counters.rtp.received, 40u);
+    EXPECT_EQ(lab.dp->event_count(Event::relayed), 40u);
+  }
+}
+
+TEST(FastPath, PaddingFlagsAndNonRtpAsOnTheSlowPath) {
+  FastLab lab;
+  lab.pair_v4();
+  lab.send1(1);
+  lab.send1(2);
+  ASSERT_EQ(lab.slow(), 2u);
+  // Ethernet padding after the IP datagram is not relayed; the reserved and MF-free flag bits
+  // are normalised (DF kept); the identification is carried.
+  auto in = udp_frame(lab.ext_mac, kExtHostMac, ep("203.0.113.10:4000"), ep("203.0.113.1:20000"), rtp_payload(3),
+                      57, false, 0x4242);
+  in[14 + 6] = 0xc0;  // DF and the reserved bit
+  uint16_t c = 0;
+  std::memcpy(&in[14 + 10], &c, 2);
+  c = ipv4_header_checksum(&in[14]);
+  std::memcpy(&in[14 + 10], &c, 2);
+  in.resize(in.size() + 6, 0xee);
+  lab.inject(lab.ext, in);
+  lab.pass();
+  auto out = lab.take(lab.intp);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0], expected_v4(kIntHostMac, lab.int_mac, ep("198.51.100.1:30000"), ep("198.51.100.10:5000"),
+                                rtp_payload(3), 0x4242));
+  // Not RTP (version 0) on a flow that checks: dropped and counted by the slow path.
+  lab.inject(lab.ext, udp_frame(lab.ext_mac, kExtHostMac, ep("203.0.113.10:4000"), ep("203.0.113.1:20000"),
+                                rtp_payload(4, 172, 0x00)));
+  lab.pass();
+  EXPECT_TRUE(lab.take(lab.intp).empty());
+  EXPECT_EQ(lab.flow_drop(1, FlowDrop::not_rtp), 1u);
+  EXPECT_EQ(lab.slow(), 3u);
+}
+
+TEST(FastPath, ChangesReachTheNextPacket) {
+  FastLab lab;
+  lab.pair_v4();
+  for (uint16_t seq = 1; seq <= 3; ++seq) ASSERT_EQ(lab.send1(seq).size(), 1u);
+  ASSERT_EQ(lab.slow(), 2u);
+
+  // A new destination from the control plane (flow update).
+  FlowSpec a = lab.dp->flows().get(1)->spec;
+  a.egress_remote = ep("198.51.100.20:6000");
+  ASSERT_EQ(lab.dp->flows().update(a), 0);
+  lab.dp->neighbours().learn(1, addr("198.51.100.20"), kIntHost2Mac);
+  auto out = lab.send1(4);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0], expected_v4(kIntHost2Mac, lab.int_mac, ep("198.51.100.1:30000"), ep("198.51.100.20:6000"),
+                                rtp_payload(4), 0x1004));
+  ASSERT_EQ(lab.send1(5).size(), 1u);
+  ASSERT_EQ(lab.send1(6).size(), 1u);
+  uint64_t slow = lab.slow();
+
+  // The next hop's MAC changes (a new ARP answer): the very next packet carries it.
+  const MacAddr moved{{0x02, 0x11, 0, 0, 0, 0x77}};
+  lab.dp->neighbours().learn(1, addr("198.51.100.20"), moved);
+  out = lab.send1(7);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(std::memcmp(out[0].data(), moved.b, 6), 0);
+  EXPECT_EQ(lab.slow(), slow + 1);
+
+  // Disabled by hand: dropped and counted from the next packet on.
+  a.drop = true;
+  ASSERT_EQ(lab.dp->flows().update(a), 0);
+  EXPECT_TRUE(lab.send1(8).empty());
+  EXPECT_TRUE(lab.send1(9).empty());
+  EXPECT_EQ(lab.flow_drop(1, FlowDrop::disabled), 2u);
+  a.drop = false;
+  ASSERT_EQ(lab.dp->flows().update(a), 0);
+  EXPECT_EQ(lab.send1(10).size(), 1u);
+
+  // The peer's latch moves the reverse flow's destination (symmetric RTP): flow 2's cache
+  // follows. Warm flow 2 first, then the phone moves (after silence) to a new source.
+  auto send2 = [&](uint16_t seq) {
+    lab.inject(lab.intp, udp_frame(lab.int_mac, kIntHostMac, ep("198.51.100.10:5000"), ep("198.51.100.1:30000"),
+                                   rtp_payload(seq)));
+    lab.pass();
+    return lab.take(lab.ext);
+  };
+  lab.dp->neighbours().learn(0, addr("203.0.113.77"), kExtHostMac);  // before: a new neighbour also invalidates
+  for (uint16_t seq = 1; seq <= 3; ++seq) ASSERT_EQ(send2(seq).size(), 1u);
+  // Flow 1's cache rebuilt for the source it has (flow 2's latch moved its destination).
+  for (uint16_t seq = 11; seq <= 13; ++seq) ASSERT_EQ(lab.send1(seq).size(), 1u);
+  slow = lab.slow();
+  ASSERT_EQ(lab.send1(14).size(), 1u);
+  ASSERT_EQ(lab.slow(), slow);  // on the fast path
+  ASSERT_EQ(lab.send1(15, ep("203.0.113.77:6000"), lab.dp->tsc_hz()).size(), 1u);  // relatched
+  EXPECT_EQ(lab.dp->flows().get(1)->learned, ep("203.0.113.77:6000"));
+  out = send2(4);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(udp_destination(out[0].data(), parse(out[0])), ep("203.0.113.77:6000"));
+  // The old source is refused at once, though flow 1's cache had accepted it before.
+  EXPECT_TRUE(lab.send1(16).empty());
+  EXPECT_EQ(lab.flow_drop(1, FlowDrop::src_mismatch), 1u);
+  // The new one goes on through the cache.
+  slow = lab.slow();
+  for (uint16_t seq = 17; seq <= 20; ++seq) ASSERT_EQ(lab.send1(seq, ep("203.0.113.77:6000")).size(), 1u);
+  EXPECT_LE(lab.slow(), slow + 1);
+}
+
+TEST(FastPath, StrictFlowRefusesOtherSourcesAfterWarmUp) {
+  FastLab lab;
+  lab.pair_v4(LatchMode::Strict);
+  for (uint16_t seq = 1; seq <= 4; ++seq) ASSERT_EQ(lab.send1(seq).size(), 1u);
+  EXPECT_EQ(lab.slow(), 1u);  // strict: the first packet builds the cache
+  lab.dp->neighbours().learn(0, addr("203.0.113.66"), kExtHostMac);
+  EXPECT_TRUE(lab.send1(5, ep("203.0.113.66:4000")).empty());
+  EXPECT_TRUE(lab.send1(6, ep("203.0.113.10:4001")).empty());
+  EXPECT_TRUE(lab.send1(7, ep("203.0.113.66:4000"), lab.dp->tsc_hz()).empty());  // never relatches
+  EXPECT_EQ(lab.flow_drop(1, FlowDrop::src_mismatch), 3u);
+  EXPECT_EQ(lab.send1(8).size(), 1u);
+}
+
+TEST(FastPath, CaptureArmedTakesTheSlowPathAndCopies) {
+  FastLab lab;
+  lab.pair_v4();
+  for (uint16_t seq = 1; seq <= 3; ++seq) ASSERT_EQ(lab.send1(seq).size(), 1u);
+  cap_arm(*lab.dp, 1, 0, kCapIn | kCapOut, 2);
+  auto out = lab.send1(4);
+  ASSERT_EQ(out.size(), 1u);
+  auto recs = cap_drain(*lab.dp);
+  ASSERT_EQ(recs.size(), 2u);
+  EXPECT_EQ(cap_bytes(recs[1]), out[0]);
+  for (auto& r : recs) rte_pktmbuf_free(r.m);
+}
