@@ -222,11 +222,17 @@ struct alignas(64) Flow {
   std::atomic<uint32_t> active_gen{0};
   SeqEndpoint learned;     // latched source. dp: rw; ctl: reset on update
   SeqEndpoint egress_dst;  // ctl: wo (install/update); dp of the peer flow: wo (its latch)
+  // SRTP sessions (nullptr: plain on that side), read only when the action (and the egress
+  // cache) says srtp_in / srtp_out; in the two lines every packet touches, so that an SRTP
+  // packet's first dependent step is the session itself. ctl: wo (install, re-key; the old
+  // one freed after a grace period), dp: ro pointer, the session itself used by one worker
+  // at a time.
+  SrtpSession* srtp_in = nullptr;
   // Line 1: per-packet counters. dp: wo, ctl: ro.
   alignas(64) uint64_t packets = 0;
   uint64_t bytes = 0;  // UDP payload bytes relayed
   uint64_t last_seen_tsc = 0;
-  uint64_t resolve_tsc = 0;  // last next-hop resolution request (rate limit)
+  SrtpSession* srtp_out = nullptr;  // as srtp_in
   uint32_t last_ssrc = 0;
   uint16_t last_seq = 0;
   uint8_t last_pt = 0;
@@ -246,12 +252,7 @@ struct alignas(64) Flow {
   // ICE-lite (only read when the action says `ice`). Credentials: ctl writes (install, or
   // update with new credentials: the old block is freed after an RCU grace period), dp reads.
   std::atomic<const stun::IceCreds*> ice_creds{nullptr};
-  // SRTP sessions (nullptr: plain on that side), read only when the action says srtp_in /
-  // srtp_out (so plain RTP flows never touch this line; SRTP flows prefetch it a few packets
-  // ahead). ctl: wo (install, re-key; the old one freed after a grace period), dp: ro
-  // pointer, the session itself used by one worker at a time.
-  SrtpSession* srtp_in = nullptr;
-  SrtpSession* srtp_out = nullptr;
+  uint64_t resolve_tsc = 0;  // last next-hop resolution request (rate limit). dp: rw
   // TSC of the last authenticated check from the selected (latched) source. dp: wo, ctl: ro.
   uint64_t ice_consent_tsc = 0;
   uint64_t ice_checks = 0;  // authenticated checks answered with success. dp: wo, ctl: ro
@@ -264,6 +265,7 @@ struct alignas(64) Flow {
   const FlowAction& action() const { return slots[active_gen.load(std::memory_order_acquire) & 1]; }
 };
 static_assert(offsetof(Flow, packets) == 64);
+static_assert(offsetof(Flow, srtp_in) + sizeof(SrtpSession*) <= 64 && offsetof(Flow, srtp_out) < 128);
 static_assert(offsetof(Flow, tx) == 128);
 static_assert(offsetof(Flow, slots) == 192);
 static_assert(offsetof(Flow, rtp) + sizeof(RtpStats) <= 128, "RTP stats must stay on the counter line");

@@ -70,19 +70,16 @@ namespace {
 // 12 within noise of each other.
 constexpr unsigned kNearAhead = 8;
 
-// SRTP flows only (the egress cache's kTxSrtpIn/kTxSrtpOut bits; its line was prefetched
-// kNearAhead packets before): stage 0 fetches the flow's line holding the session pointers,
-// stage 1 the sessions, stage 2 their libsrtp2 contexts. Plain RTP flows cost one test of
-// the cache's flags. Stage 0 returns whether the flow is SRTP; later stages run only for
-// those (the caller keeps the answer).
+// SRTP flows only (the egress cache's kTxSrtpIn/kTxSrtpOut bits; the flow's first three
+// lines were prefetched kNearAhead packets before): stage 1 fetches the sessions (their
+// pointers are in lines 0 and 1), stage 2 their libsrtp2 contexts. Plain RTP flows cost one
+// test of the cache's flags (stage 0, which returns whether the flow is SRTP; later stages
+// run only for those).
 inline bool srtp_prefetch(const Flow* f, int stage) {
   if (!f) return false;
   uint8_t flags = f->tx.flags;
   if (!(flags & (kTxSrtpIn | kTxSrtpOut))) return false;
-  if (stage == 0) {
-    rte_prefetch0(&f->srtp_in);
-    return true;
-  }
+  if (stage == 0) return true;
   for (SrtpSession* s : {flags & kTxSrtpIn ? __atomic_load_n(&f->srtp_in, __ATOMIC_RELAXED) : nullptr,
                          flags & kTxSrtpOut ? __atomic_load_n(&f->srtp_out, __ATOMIC_RELAXED) : nullptr}) {
     if (!s) continue;
