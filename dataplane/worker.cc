@@ -115,6 +115,10 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
   Parsed media_p[kMaxBurst];
   unsigned nm = 0;
   std::span<const IpAddr> ours(port.addrs, port.n_addrs);
+  // Read once: the loop's stores through byte pointers would make the compiler reload them.
+  const uint64_t mac_word = ld32(port.mac.b) | uint64_t(ld16(port.mac.b + 4)) << 32;
+  const uint16_t media_first = port.media.first, media_last = port.media.last;
+  const FlowTable& flows_tab = *dp->flows_;
 
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
@@ -127,27 +131,29 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
     // checks and result as parse_frame and the classification below; anything else (and
     // every drop) goes that way.
     if (__builtin_expect(m->nb_segs == 1 && len >= kEthHdrLen + kIpv4HdrLen + kUdpHdrLen, 1) &&
-        ld32(f) == ld32(port.mac.b) && ld16(f + 4) == ld16(port.mac.b + 4) &&
-        ld16(f + 12) == 0x0008 && f[14] == 0x45 && f[23] == kProtoUdp &&
-        (ld16(f + 20) & 0xff3f) == 0 &&
+        ((ld64(f) ^ mac_word) << 16) == 0 &&        // destination MAC (6 bytes)
+        (ld32(f + 12) & 0xffffff) == 0x450008 &&     // IPv4, header length 20
+        (ld32(f + 20) & 0xff00ff3f) == 0x11000000 &&  // no MF, offset 0; UDP
         (m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) != RTE_MBUF_F_RX_L4_CKSUM_BAD) {
       uint16_t total = __builtin_bswap16(ld16(f + 16));
       uint16_t ulen = __builtin_bswap16(ld16(f + 38));
-      uint16_t dport = __builtin_bswap16(ld16(f + 36));
+      uint32_t ports = ld32(f + 34);
+      uint16_t dport = __builtin_bswap16(uint16_t(ports >> 16));
       int ai = port.find_v4(ld32(f + 30));
       if (total <= len - kEthHdrLen && ulen >= kUdpHdrLen && ulen <= total - kIpv4HdrLen && ai >= 0 &&
-          port.media.contains(dport)) {
-        Parsed& p = media_p[nm];
-        p.ethertype = 0x0800;
-        p.l3 = kEthHdrLen;
-        p.l4 = kEthHdrLen + kIpv4HdrLen;
-        p.l4_len = ulen;
-        p.sport = __builtin_bswap16(ld16(f + 34));
-        p.dport = dport;
-        p.proto = kProtoUdp;
-        p.family = Family::V4;
-        p.fragment = p.options = p.l2_multicast = false;
-        slots[nm] = dp->flows_->slot(port.addr_index[ai], dport);
+          dport >= media_first && dport <= media_last) {
+        // Parsed{0x0800, l3 14, l4 34, ulen, sport, dport, UDP, V4, no fragment/options/multicast}
+        static_assert(offsetof(Parsed, sport) == 8 && offsetof(Parsed, proto) == 12 &&
+                      offsetof(Parsed, family) == 13 && sizeof(Family) == 1 && offsetof(Parsed, fragment) == 14 &&
+                      offsetof(Parsed, options) == 15 && offsetof(Parsed, l2_multicast) == 16);
+        const uint64_t w0 = 0x0800 | uint64_t(kEthHdrLen) << 16 | uint64_t(kEthHdrLen + kIpv4HdrLen) << 32 |
+                            uint64_t(ulen) << 48;
+        const uint64_t w1 = __builtin_bswap16(uint16_t(ports)) | uint64_t(dport) << 16 |
+                            uint64_t(kProtoUdp) << 32 | uint64_t(uint8_t(Family::V4)) << 40;
+        std::memcpy(reinterpret_cast<char*>(&media_p[nm]), &w0, 8);
+        std::memcpy(reinterpret_cast<char*>(&media_p[nm]) + 8, &w1, 8);
+        media_p[nm].l2_multicast = false;
+        slots[nm] = flows_tab.slot(port.addr_index[ai], dport);
         if (slots[nm]) rte_prefetch0(slots[nm]);
         media[nm++] = m;
         continue;
@@ -727,7 +733,7 @@ void WorkerCtx::ice_check(rte_mbuf* m, const Parsed& p, Flow* fl, const FlowActi
   push(nic_tx[a.ingress_port], port.nic, m);
 }
 
-void WorkerCtx::rtp_seen(Flow* fl, uint32_t flow_mult, const uint8_t* rtp, uint64_t now) {
+[[gnu::always_inline]] inline void WorkerCtx::rtp_seen(Flow* fl, uint32_t flow_mult, const uint8_t* rtp, uint64_t now) {
   const uint32_t ssrc = __builtin_bswap32(ld32(rtp + 8));
   const uint32_t ts = __builtin_bswap32(ld32(rtp + 4));
   const uint16_t seq = __builtin_bswap16(ld16(rtp + 2));
