@@ -8,6 +8,10 @@
 
 #include <cstring>
 #include <mutex>
+
+// libsrtp2's own lookup of a session's stream by SSRC (network byte order), exported by the
+// library though declared in its private header; Veil only prefetches what it returns.
+extern "C" void* srtp_get_stream(srtp_t srtp, uint32_t ssrc);
 #include <new>
 
 namespace veil::dp {
@@ -59,6 +63,12 @@ bool ssrc_admitted(const SrtpSession& s, uint32_t ssrc, bool& known) {
     if (s.ssrcs[i] == ssrc) return known = true;
   known = false;
   return s.n_ssrc < kSrtpMaxSsrc;
+}
+
+// A new SSRC that libsrtp2 now holds a stream for.
+void learned_ssrc(SrtpSession& s, uint32_t ssrc) {
+  if (s.n_ssrc == 0) s.stream0 = srtp_get_stream(s.ctx, __builtin_bswap32(ssrc));
+  s.ssrcs[s.n_ssrc++] = ssrc;
 }
 
 // Taken with an exchange, never waited for.
@@ -232,7 +242,7 @@ SrtpResult srtp_session_unprotect(SrtpSession& s, uint8_t* payload, uint32_t& le
   srtp_err_status_t st = rtcp ? srtp_unprotect_rtcp_mki(s.ctx, payload, &n, s.use_mki)
                               : srtp_unprotect_mki(s.ctx, payload, &n, s.use_mki);
   if (st != srtp_err_status_ok) return map(st);
-  if (!known) s.ssrcs[s.n_ssrc++] = ssrc;
+  if (!known) learned_ssrc(s, ssrc);
   len = uint32_t(n);
   return SrtpResult::Ok;
 }
@@ -252,7 +262,7 @@ SrtpResult srtp_session_protect(SrtpSession& s, uint8_t* payload, uint32_t& len,
   srtp_err_status_t st = rtcp ? srtp_protect_rtcp_mki(s.ctx, payload, &n, s.use_mki, 0)
                               : srtp_protect_mki(s.ctx, payload, &n, s.use_mki, 0);
   if (st != srtp_err_status_ok) return map(st);
-  if (!known) s.ssrcs[s.n_ssrc++] = ssrc;
+  if (!known) learned_ssrc(s, ssrc);
   len = uint32_t(n);
   return SrtpResult::Ok;
 }

@@ -90,6 +90,11 @@ struct alignas(64) SrtpSession {
   bool use_mki = false;      // packets carry the key's MKI (SrtpKeying::mki_len)
   srtp_ctx_t_* ctx = nullptr;
   uint32_t ssrcs[kSrtpMaxSsrc] = {};  // SSRCs libsrtp holds a stream for
+  // libsrtp2's stream for ssrcs[0] (its per-SSRC state: rollover counter, replay window, key
+  // pointers), learned after that SSRC's first packet. Only ever prefetched by the worker
+  // (libsrtp2 finds it itself through its stream list): a prefetch never faults, and the
+  // stream lives as long as the session.
+  const void* stream0 = nullptr;
 };
 
 // Sessions use libsrtp2 with three of its primitives replaced through its own extension points

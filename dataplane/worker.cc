@@ -83,10 +83,16 @@ inline bool srtp_prefetch(const Flow* f, int stage) {
   for (SrtpSession* s : {flags & kTxSrtpIn ? __atomic_load_n(&f->srtp_in, __ATOMIC_RELAXED) : nullptr,
                          flags & kTxSrtpOut ? __atomic_load_n(&f->srtp_out, __ATOMIC_RELAXED) : nullptr}) {
     if (!s) continue;
-    if (stage == 2)
+    if (stage == 2) {
       rte_prefetch0(s->ctx);
-    else
+      if (const char* st = static_cast<const char*>(s->stream0)) {
+        rte_prefetch0(st);
+        rte_prefetch0(st + 64);
+        rte_prefetch0(st + 128);
+      }
+    } else {
       rte_prefetch0(s);
+    }
   }
   return true;
 }
