@@ -189,6 +189,9 @@ inline constexpr uint8_t kTxRtpCheck = 16;  // FlowAction::rtp_check
 inline constexpr uint8_t kTxOffload = 32;   // the egress port completes UDP checksums
 inline constexpr uint8_t kTxSrtpIn = 64;    // FlowAction::srtp_in
 inline constexpr uint8_t kTxSrtpOut = 128;  // FlowAction::srtp_out
+// Media only while ICE consent is fresh (an ICE flow, or one that sends to the browser):
+// Flow::consent_hi must be recent.
+inline constexpr uint8_t kTx2Consent = 1;
 struct alignas(64) TxPlan {
   std::atomic<uint32_t> seq{0};  // odd while a worker writes it
   uint32_t action_gen = 0;
@@ -205,7 +208,8 @@ struct alignas(64) TxPlan {
   uint16_t src_port = 0;         // ... and its port (host order)
   uint16_t addr_sum = 0;         // one's complement sum of ip_addrs (native words, folded)
   uint16_t pseudo_sum = 0;       // ... of ip_addrs and udp_ports
-  uint16_t pad = 0;
+  uint8_t flags2 = 0;            // kTx2*
+  uint8_t pad = 0;
   uint32_t rtp_mult = 0;         // FlowAction::rtp_mult
 };
 static_assert(sizeof(TxPlan) == 64);
@@ -222,6 +226,12 @@ struct alignas(64) Flow {
   std::atomic<uint32_t> active_gen{0};
   SeqEndpoint learned;     // latched source. dp: rw; ctl: reset on update
   SeqEndpoint egress_dst;  // ctl: wo (install/update); dp of the peer flow: wo (its latch)
+  // ICE consent for the fast path: TSC >> 16 of the last authenticated check from the selected
+  // pair of the ICE flow this flow's media depends on (its own, or its peer's for a flow that
+  // sends to the browser), 0: none. Written with ice_consent_tsc by the ICE flow's worker
+  // (for itself and its peer); reset by the control plane on an ICE restart. The slow path
+  // reads the full ice_consent_tsc.
+  uint32_t consent_hi = 0;
   // SRTP sessions (nullptr: plain on that side), read only when the action (and the egress
   // cache) says srtp_in / srtp_out; in the two lines every packet touches, so that an SRTP
   // packet's first dependent step is the session itself. ctl: wo (install, re-key; the old

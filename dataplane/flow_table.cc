@@ -300,6 +300,13 @@ int FlowTable::update(const FlowSpec& s, std::string* why) {
     old_creds = e.flow->ice_creds.exchange(c, std::memory_order_acq_rel);
     if (restart) {
       __atomic_store_n(&e.flow->ice_consent_tsc, 0, __ATOMIC_RELAXED);
+      // The fast path's copies too: this flow's and those of the flows that send to the
+      // browser on its consent.
+      __atomic_store_n(&e.flow->consent_hi, 0, __ATOMIC_RELAXED);
+      if (auto r = referrers_.find(s.id); r != referrers_.end())
+        for (uint32_t id : r->second)
+          if (auto it = by_id_.find(id); it != by_id_.end())
+            __atomic_store_n(&it->second.flow->consent_hi, 0, __ATOMIC_RELAXED);
       e.flow->learned.write(Endpoint{});
     }
   }

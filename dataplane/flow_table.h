@@ -90,7 +90,7 @@ class FlowTable {
   // The slot's value carries two hints in its low bits (flows are cache-line aligned, the
   // bits are free), republished with every action flip. kSlotHint: which action slot
   // (Flow::slots) is active. kSlotSlow: the action keeps the flow off the worker's fast path
-  // (ICE, DTLS, consent, BUNDLE, RTCP split, disabled), so the worker prefetches that slot;
+  // (BUNDLE, RTCP split, a destination from the peer, disabled), so the worker prefetches that slot;
   // fast-path flows never read their action. Only hints: relay() reads Flow::active_gen
   // itself, and a stale hint costs one useless prefetch or one miss. (Without kSlotHint, the
   // first flow of every pair, republished when its peer is installed, had slot 1 active
@@ -102,10 +102,10 @@ class FlowTable {
     return slot ? reinterpret_cast<uintptr_t>(__atomic_load_n(slot, __ATOMIC_ACQUIRE)) : 0;
   }
   static Flow* untag(uintptr_t v) { return reinterpret_cast<Flow*>(v & ~kSlotTags); }
-  // Whether an action keeps its flow on the slow path (kSlotSlow).
-  static bool slow_action(const FlowAction& a) {
-    return a.drop | a.ice | a.dtls | a.ice_consent_from_peer | a.rtcp_split | a.peer_dst | a.bundle;
-  }
+  // Whether an action keeps its flow on the slow path (kSlotSlow). ICE, DTLS and consent
+  // flows take the fast path for their media (the egress cache checks consent; STUN and DTLS
+  // fail its RTP check and go the slow way).
+  static bool slow_action(const FlowAction& a) { return a.drop | a.rtcp_split | a.peer_dst | a.bundle; }
 
  private:
   FlowTable(Rcu& rcu) : rcu_(rcu) {}

@@ -316,6 +316,8 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
   const uint8_t egress = t.egress_port;
   if (t.nh_gen != dp->neigh_->generation(egress)) return false;
   if (!(flags & kTxStrict) && t.src_ver != fl->learned.version()) return false;
+  if ((t.flags2 & kTx2Consent) && !consent_fresh_hi(__atomic_load_n(&fl->consent_hi, __ATOMIC_RELAXED), now))
+    return false;  // the slow path drops it (ice_consent_expired)
   uint8_t* f = rte_pktmbuf_mtod(m, uint8_t*);
   uint8_t* ip = f + kEthHdrLen;  // IPv4 without options (process_burst dropped the rest)
   if (ld32(ip + 12) != t.src_ip || p.sport != t.src_port) return false;
@@ -417,7 +419,10 @@ void WorkerCtx::tx_build(Flow* fl, uint32_t gen, uint32_t dver, uint32_t nh_gen,
   if ((seq & 1) || !t.seq.compare_exchange_strong(seq, seq + 1, std::memory_order_acquire)) return;
   std::atomic_thread_fence(std::memory_order_release);
   const PortInfo& out = dp->ports_[a.egress_port];
-  uint8_t flags = uint8_t(kTxNh | (self ? kTxSelf : 0) | (a.rtp_check ? kTxRtpCheck : 0) |
+  // ICE and DTLS flows: only RTP/RTCP on the fast path (STUN and DTLS records fail the check
+  // and take the slow path, which answers or hands them over).
+  const bool rtp_check = a.rtp_check | a.ice | a.dtls;
+  uint8_t flags = uint8_t(kTxNh | (self ? kTxSelf : 0) | (rtp_check ? kTxRtpCheck : 0) |
                           (out.tx_csum_offload ? kTxOffload : 0) | (a.srtp_in ? kTxSrtpIn : 0) |
                           (a.srtp_out ? kTxSrtpOut : 0));
   t.action_gen = gen;
@@ -428,8 +433,11 @@ void WorkerCtx::tx_build(Flow* fl, uint32_t gen, uint32_t dver, uint32_t nh_gen,
   std::memcpy(t.macs, dmac.b, 6);
   std::memcpy(t.macs + 6, out.mac.b, 6);
   t.rtp_mult = a.rtp_mult;
+  t.flags2 = (a.ice | a.ice_consent_from_peer) ? kTx2Consent : 0;
   if (src) {
-    flags |= kTxFast | (a.latch == LatchMode::Strict ? kTxStrict : 0);
+    // An ICE flow accepts only the selected pair (Flow::learned): its version is checked even
+    // under strict latching.
+    flags |= kTxFast | (a.latch == LatchMode::Strict && !a.ice ? kTxStrict : 0);
     std::memcpy(t.ip_addrs, a.egress_local.addr.bytes.data(), 4);
     std::memcpy(t.ip_addrs + 4, dst.addr.bytes.data(), 4);
     const uint16_t ports[2] = {uint16_t(a.egress_local.port << 8 | a.egress_local.port >> 8),
@@ -725,7 +733,12 @@ void WorkerCtx::ice_check(rte_mbuf* m, const Parsed& p, Flow* fl, const FlowActi
         count(Event::latched);
         selected = true;
       }
-      if (selected) __atomic_store_n(&fl->ice_consent_tsc, now, __ATOMIC_RELAXED);
+      if (selected) {
+        __atomic_store_n(&fl->ice_consent_tsc, now, __ATOMIC_RELAXED);
+        // The fast path's copies: this flow's, and its peer's (which sends to the browser).
+        __atomic_store_n(&fl->consent_hi, uint32_t(now >> 16), __ATOMIC_RELAXED);
+        if (a.peer) __atomic_store_n(&a.peer->consent_hi, uint32_t(now >> 16), __ATOMIC_RELAXED);
+      }
       bump(fl->ice_checks);
       count(Event::stun_answered);
       break;

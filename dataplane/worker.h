@@ -111,6 +111,11 @@ struct alignas(64) WorkerCtx {
   bool consent_fresh(uint64_t c, uint64_t now) const {
     return c != 0 && int64_t(now - c) <= int64_t(consent_cycles);
   }
+  // The same from Flow::consent_hi (TSC >> 16; wraps after about 30 hours at 2.6 GHz, so
+  // the difference is taken modulo 2^32 and signed).
+  bool consent_fresh_hi(uint32_t c, uint64_t now) const {
+    return c != 0 && int32_t(uint32_t(now >> 16) - c) < int32_t(consent_cycles >> 16);
+  }
   void punt(uint8_t pi, rte_mbuf* m, uint64_t now, const uint8_t* src_ip = nullptr,
             Family fam = Family::None);
   bool source_allows(const uint8_t* src_ip, Family fam, uint64_t now);

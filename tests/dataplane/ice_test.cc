@@ -683,3 +683,80 @@ TEST(IceDataplane, RtcpSplitBetweenMuxedBrowserAndNonMuxedPbx) {
   EXPECT_EQ(lab.dp->flows().get(3)->counters.packets, 1u);
   EXPECT_EQ(lab.dp->flows().get(1)->counters.packets, 3u);
 }
+
+// ICE media on the relay's fast path (docs/architecture.md "The relay's fast path"): after a
+// few packets both directions are relayed from the egress cache, and consent still gates
+// them packet by packet: expiry, a restart of the checks, STUN and DTLS keep their own ways.
+TEST(IceDataplane, FastPathKeepsConsentAndRestartRules) {
+  Lab lab;
+  lab.dp->set_ice_consent_timeout_ms(50);
+  lab.install();
+  lab.from_browser(kBrowser, check(true));
+  lab.pass();
+  ASSERT_EQ(lab.take(lab.ext).size(), 1u);
+  const uint64_t slow0 = lab.dp->event_count(Event::relay_slow);
+  auto want_to_pbx = [&](uint16_t seq) {
+    return udp_frame(kIntHostMac, lab.int_mac, ep("198.51.100.1:30000"), ep("198.51.100.10:5000"), rtp(seq), 64);
+  };
+  for (uint16_t seq = 1; seq <= 6; ++seq) {
+    lab.from_browser(kBrowser, rtp(seq));
+    lab.from_pbx(rtp(uint16_t(100 + seq)));
+    lab.pass(lab.ms(1));
+    auto up = lab.take(lab.intp);
+    ASSERT_EQ(up.size(), 1u) << seq;
+    EXPECT_EQ(up[0], want_to_pbx(seq)) << seq;
+    auto down = lab.take(lab.ext);
+    ASSERT_EQ(down.size(), 1u) << seq;
+    EXPECT_EQ(udp_destination(down[0].data(), parse(down[0])), kBrowser);
+  }
+  // Two slow packets per direction (the first, then the one that builds the cache); the
+  // remaining eight took the fast path.
+  EXPECT_EQ(lab.dp->event_count(Event::relay_slow) - slow0, 4u);
+  // A check in between is still answered (and refreshes consent); DTLS still goes to the
+  // control plane; neither reaches the PBX.
+  lab.from_browser(kBrowser, check(false));
+  lab.from_browser(kBrowser, dtls_record());
+  lab.pass(lab.ms(1));
+  EXPECT_EQ(lab.take(lab.ext).size(), 1u);
+  EXPECT_TRUE(lab.take(lab.intp).empty());
+  EXPECT_EQ(lab.dp->event_count(Event::dtls_to_control), 1u);
+  // Consent expires (no check for 60 ms): the next packet each way is dropped and counted.
+  lab.from_browser(kBrowser, rtp(20));
+  lab.from_pbx(rtp(120));
+  lab.pass(lab.ms(60));
+  EXPECT_TRUE(lab.take(lab.intp).empty());
+  EXPECT_TRUE(lab.take(lab.ext).empty());
+  EXPECT_EQ(lab.flow_drop(1, FlowDrop::ice_consent_expired), 1u);
+  EXPECT_EQ(lab.flow_drop(2, FlowDrop::ice_consent_expired), 1u);
+  // Checks resume: media flows again.
+  lab.from_browser(kBrowser, check(false));
+  lab.pass(lab.ms(1));
+  lab.take(lab.ext);
+  for (uint16_t seq = 21; seq <= 24; ++seq) {
+    lab.from_browser(kBrowser, rtp(seq));
+    lab.from_pbx(rtp(uint16_t(100 + seq)));
+    lab.pass(lab.ms(1));
+    EXPECT_EQ(lab.take(lab.intp).size(), 1u) << seq;
+    EXPECT_EQ(lab.take(lab.ext).size(), 1u) << seq;
+  }
+  // An ICE restart (new credentials): nothing either way until a check with them passes,
+  // although both egress caches were valid a moment ago.
+  FlowSpec s = lab.dp->flows().get(1)->spec;
+  s.ice_pwd = "a-new-password-for-ice-restart";
+  ASSERT_EQ(lab.dp->flows().update(s), 0);
+  lab.from_browser(kBrowser, rtp(30));
+  lab.from_pbx(rtp(130));
+  lab.pass(lab.ms(1));
+  EXPECT_TRUE(lab.take(lab.intp).empty());
+  EXPECT_TRUE(lab.take(lab.ext).empty());
+  EXPECT_EQ(lab.flow_drop(1, FlowDrop::ice_unvalidated), 1u);
+  EXPECT_EQ(lab.flow_drop(2, FlowDrop::ice_consent_expired), 2u);
+  lab.from_browser(kBrowser, check(true, "a-new-password-for-ice-restart"));
+  lab.pass(lab.ms(1));
+  lab.take(lab.ext);
+  lab.from_browser(kBrowser, rtp(31));
+  lab.from_pbx(rtp(131));
+  lab.pass(lab.ms(1));
+  EXPECT_EQ(lab.take(lab.intp).size(), 1u);
+  EXPECT_EQ(lab.take(lab.ext).size(), 1u);
+}
