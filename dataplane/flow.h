@@ -192,6 +192,12 @@ inline constexpr uint8_t kTxSrtpOut = 128;  // FlowAction::srtp_out
 // Media only while ICE consent is fresh (an ICE flow, or one that sends to the browser):
 // Flow::consent_hi must be recent.
 inline constexpr uint8_t kTx2Consent = 1;
+// A BUNDLE head (FlowAction::bundle): the fast path takes it only while its group has no other
+// m-line (BundleMap::n == 1) and the packet's RTP payload type is the head's own.
+inline constexpr uint8_t kTx2Bundle = 2;
+// The browser's muxed RTCP goes to the PBX's RTCP port (FlowAction::rtcp_split on the ICE
+// flow): RTP takes the fast path, RTCP the slow one.
+inline constexpr uint8_t kTx2RtcpSplit = 4;
 struct alignas(64) TxPlan {
   std::atomic<uint32_t> seq{0};  // odd while a worker writes it
   uint32_t action_gen = 0;

@@ -90,7 +90,7 @@ class FlowTable {
   // The slot's value carries two hints in its low bits (flows are cache-line aligned, the
   // bits are free), republished with every action flip. kSlotHint: which action slot
   // (Flow::slots) is active. kSlotSlow: the action keeps the flow off the worker's fast path
-  // (BUNDLE, RTCP split, a destination from the peer, disabled), so the worker prefetches that slot;
+  // (a destination from the peer, disabled), so the worker prefetches that slot;
   // fast-path flows never read their action. Only hints: relay() reads Flow::active_gen
   // itself, and a stale hint costs one useless prefetch or one miss. (Without kSlotHint, the
   // first flow of every pair, republished when its peer is installed, had slot 1 active
@@ -104,8 +104,10 @@ class FlowTable {
   static Flow* untag(uintptr_t v) { return reinterpret_cast<Flow*>(v & ~kSlotTags); }
   // Whether an action keeps its flow on the slow path (kSlotSlow). ICE, DTLS and consent
   // flows take the fast path for their media (the egress cache checks consent; STUN and DTLS
-  // fail its RTP check and go the slow way).
-  static bool slow_action(const FlowAction& a) { return a.drop | a.rtcp_split | a.peer_dst | a.bundle; }
+  // fail its RTP check and go the slow way), and so does a BUNDLE head while its group has
+  // one m-line (what a browser offers for an audio call), and the RTP of a flow that sends
+  // the browser's muxed RTCP to a PBX's RTCP port.
+  static bool slow_action(const FlowAction& a) { return a.drop | a.peer_dst; }
 
  private:
   FlowTable(Rcu& rcu) : rcu_(rcu) {}

@@ -331,6 +331,21 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
   uint8_t* payload = ip + kIpv4HdrLen + kUdpHdrLen;
   uint32_t plen = p.l4_len - kUdpHdrLen;
   if ((flags & kTxRtpCheck) && !looks_like_rtp(payload, plen)) return false;  // dropped there
+  if (__builtin_expect((t.flags2 & kTx2RtcpSplit) && plen >= 2 && is_rtcp(payload), 0))
+    return false;  // to the PBX's RTCP port: the slow path
+  if (__builtin_expect(t.flags2 & kTx2Bundle, 0)) {
+    // A one-m-line BUNDLE group: RTP of the head's payload types, and any RTCP, is the head's
+    // own. Checked before SRTP: the slow path must not unprotect a packet twice.
+    const BundleMap* b = fl->bundle.load(std::memory_order_acquire);
+    if (b) {
+      if (b->n != 1) return false;
+      if (plen < 2) return false;
+      if (!is_rtcp(payload)) {
+        const uint8_t pt = payload[1] & 0x7f;
+        if (!((b->pts[0][pt >> 6] >> (pt & 63)) & 1)) return false;  // dropped there
+      }
+    }
+  }
   auto flow_drop = [this, fl, m](FlowDrop why) {
     drop_flow(fl, m, why);
     return true;
@@ -433,7 +448,8 @@ void WorkerCtx::tx_build(Flow* fl, uint32_t gen, uint32_t dver, uint32_t nh_gen,
   std::memcpy(t.macs, dmac.b, 6);
   std::memcpy(t.macs + 6, out.mac.b, 6);
   t.rtp_mult = a.rtp_mult;
-  t.flags2 = (a.ice | a.ice_consent_from_peer) ? kTx2Consent : 0;
+  t.flags2 = uint8_t(((a.ice | a.ice_consent_from_peer) ? kTx2Consent : 0) | (a.bundle ? kTx2Bundle : 0) |
+                     (a.rtcp_split && !a.ice_consent_from_peer ? kTx2RtcpSplit : 0));
   if (src) {
     // An ICE flow accepts only the selected pair (Flow::learned): its version is checked even
     // under strict latching.
@@ -525,11 +541,16 @@ void WorkerCtx::relay_slow(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now)
   }
   // BUNDLE head (browser's 5-tuple): the m-line's member flow relays it from here on.
   if (__builtin_expect(a->bundle, 0)) {
+    Flow* head = fl;
     if (!(fl = bundle_member(m, fl, payload, plen))) return;
-    gen = fl->active_gen.load(std::memory_order_acquire);
-    a = &fl->slots[gen & 1];
-    fast_src = nullptr;  // a member is reached through its head only
-    if (a->drop) return flow_drop(FlowDrop::disabled);  // a member disabled by hand
+    if (fl != head) {
+      gen = fl->active_gen.load(std::memory_order_acquire);
+      a = &fl->slots[gen & 1];
+      fast_src = nullptr;  // a member is reached through its head only
+      if (a->drop) return flow_drop(FlowDrop::disabled);  // a member disabled by hand
+    } else if (const BundleMap* b = head->bundle.load(std::memory_order_acquire); b && b->n != 1) {
+      fast_src = nullptr;  // a group with other m-lines: every packet is demultiplexed here
+    }
   }
   if (p.family != Family::V4) fast_src = nullptr;
 

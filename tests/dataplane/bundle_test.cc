@@ -423,3 +423,51 @@ TEST(Bundle, ManagementApiProgramsAndShowsMembership) {
     EXPECT_NE(r.status, 0) << bad;
   }
 }
+
+// The relay's fast path takes a BUNDLE head while its group has one m-line (a browser's audio
+// call: BUNDLE offered with one m-line): the head's payload types relayed from the egress
+// cache, others still dropped and counted; once a member joins, every packet is demultiplexed
+// again from the next one on (the video reaches the member's PBX port, not the audio's).
+TEST(Bundle, OneMlineGroupOnTheFastPathUntilAMemberJoins) {
+  Lab lab;
+  lab.install();
+  ASSERT_EQ(lab.dp->flows().remove(4), 0);
+  ASSERT_EQ(lab.dp->flows().remove(3), 0);  // the group is the head alone now
+  lab.dp->rcu().drain();
+  lab.select();
+  Peer browser(lab.k_in, true);
+  const uint64_t slow0 = lab.dp->event_count(Event::relay_slow);
+  for (uint16_t seq = 1; seq <= 8; ++seq) {
+    lab.from_browser(browser.protect(rtp(seq, 111, kAudioSsrc)));
+    lab.pass();
+    auto out = lab.take(lab.intp);
+    ASSERT_EQ(out.size(), 1u) << seq;
+    EXPECT_EQ(out[0], to_pbx(lab, kSbcAudio, kPbxAudio, rtp(seq, 111, kAudioSsrc))) << seq;
+  }
+  EXPECT_EQ(lab.dp->event_count(Event::relay_slow) - slow0, 1u);  // then all from the cache
+  // A payload type of no m-line: dropped on the head as before (once, though it was
+  // protected: the fast path leaves it to the slow one before unprotecting).
+  lab.from_browser(browser.protect(rtp(9, 96, kAudioSsrc)));
+  lab.pass();
+  EXPECT_TRUE(lab.take(lab.intp).empty());
+  EXPECT_EQ(lab.flow_drop(1, FlowDrop::bundle_unknown_pt), 1u);
+  EXPECT_EQ(lab.flow_drop(1, FlowDrop::srtp_replay), 0u);
+  // The video m-line joins (a re-offer): its payload type now goes to the member's PBX port.
+  FlowSpec v;
+  v.id = 3;
+  v.ingress_port = 0;
+  v.local = kVideoOwn;
+  v.egress_port = 1;
+  v.egress_local = kSbcVideo;
+  v.egress_remote = kPbxVideo;
+  v.bundle_of = 1;
+  set_pt(v.bundle_pts, {96, 97});
+  ASSERT_EQ(lab.dp->flows().install(v), 0);
+  lab.from_browser(browser.protect(rtp(10, 96, kVideoSsrc)));
+  lab.from_browser(browser.protect(rtp(11, 111, kAudioSsrc)));
+  lab.pass();
+  auto out = lab.take(lab.intp);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0], to_pbx(lab, kSbcVideo, kPbxVideo, rtp(10, 96, kVideoSsrc)));
+  EXPECT_EQ(out[1], to_pbx(lab, kSbcAudio, kPbxAudio, rtp(11, 111, kAudioSsrc)));
+}

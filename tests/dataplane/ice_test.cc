@@ -682,6 +682,18 @@ TEST(IceDataplane, RtcpSplitBetweenMuxedBrowserAndNonMuxedPbx) {
   EXPECT_EQ(udp_destination(out[0].data(), p), ep("198.51.100.10:5000"));
   EXPECT_EQ(lab.dp->flows().get(3)->counters.packets, 1u);
   EXPECT_EQ(lab.dp->flows().get(1)->counters.packets, 3u);
+  // Flow 1's RTP on the fast path by now: its RTCP still goes to the RTCP port.
+  const uint64_t slow0 = lab.dp->event_count(Event::relay_slow);
+  for (uint16_t seq = 9; seq <= 12; ++seq) lab.from_browser(kBrowser, rtp(seq));
+  lab.from_browser(kBrowser, sr);
+  lab.pass();
+  out = lab.take(lab.intp);
+  ASSERT_EQ(out.size(), 5u);
+  for (size_t i = 0; i < 4; ++i)
+    EXPECT_EQ(udp_destination(out[i].data(), parse(out[i])), ep("198.51.100.10:5000")) << i;
+  EXPECT_EQ(out[4], udp_frame(kIntHostMac, lab.int_mac, ep("198.51.100.1:30001"), ep("198.51.100.10:5001"),
+                              sr, 64));
+  EXPECT_EQ(lab.dp->event_count(Event::relay_slow) - slow0, 1u);  // the RTCP
 }
 
 // ICE media on the relay's fast path (docs/architecture.md "The relay's fast path"): after a

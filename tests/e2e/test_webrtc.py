@@ -44,6 +44,7 @@ class State:
     received = []       # every SIP message the browser got
     browser_sdp = []    # SDP bodies the browser got
     pbx_traces = []
+    events0 = {}        # dataplane event counters when the call being checked started
 
 
 def browser(lab, **opts):
@@ -123,6 +124,14 @@ def check_media(lab, label, r, peer_report, pbx_veil, flows_mid, flows_end, drop
           '%s: Veil is DTLS %s, the browser %s' % (label, sessions[0]['role'], browser_role))
     check(sessions[0]['profile'] in st.get('srtp_cipher', ''), '%s: Veil exported %s, the browser uses %s'
           % (label, sessions[0]['profile'], st.get('srtp_cipher')))
+    # Media took the relay's fast path: only a few packets per flow (the first ones, STUN
+    # checks, DTLS, split RTCP) went the slow way.
+    ev = lab.events()
+    relayed = ev['relayed'] - State.events0.get('relayed', 0)
+    slow = ev['relay_slow'] - State.events0.get('relay_slow', 0)
+    log('  %s: %d media packets relayed, %d of them (and STUN/DTLS) on the slow path' % (label, relayed, slow))
+    check(relayed >= 200 and slow * 4 < relayed, '%s: %d of %d relayed packets took the slow path'
+          % (label, slow, relayed))
     drops = lab.drops()
     for reason in ('srtp_auth_fail', 'srtp_replay', 'srtp_error'):
         check(drops.get(reason, 0) == drops0.get(reason, 0), '%s: %s went from %d to %d'
@@ -161,6 +170,7 @@ def test_browser_calls_pbx(lab):
     """Chromium calls the PBX over wss: Veil answers ICE-lite/DTLS-SRTP, the PBX gets plain RTP/AVP
     from Veil's trusted address; media both ways for seconds; the browser hangs up."""
     drops0 = lab.drops()
+    State.events0 = lab.events()
     uas, uas_msg = sipp(lab, 'uas_media.xml', 'webrtc-pbx-callee', 5060, scen_dir=E2E_SCEN,
                         extra=['-set', 'rtp', '4300', '-mp', '6300'])
     State.pbx_traces.append(uas_msg)
@@ -192,6 +202,7 @@ def test_pbx_calls_browser(lab):
     """The PBX calls the AOR the browser registered over wss: Veil offers the browser actpass,
     the browser answers; media both ways; the PBX hangs up."""
     drops0 = lab.drops()
+    State.events0 = lab.events()
     reg, reg_msg = sipp(lab, 'uas_registrar.xml', 'webrtc-registrar', 5060)
     State.pbx_traces.append(reg_msg)
     wait_listening(lab, 5060)
@@ -288,6 +299,7 @@ def test_pbx_reinvites_browser(lab):
     browser with the DTLS role the first answer fixed (no new handshake, the SRTP keys stay),
     media goes on both ways across it."""
     drops0 = lab.drops()
+    State.events0 = lab.events()
     count = 400  # 8 s of PBX-side RTP, across the re-INVITE at 3 s
     reg, reg_msg = sipp(lab, 'uas_registrar.xml', 'webrtc-registrar2', 5060)
     State.pbx_traces.append(reg_msg)
@@ -333,6 +345,7 @@ def test_fingerprint_mismatch(lab):
     the DTLS handshake, no media is forwarded either way, and the call is ended on both legs
     at once (BYE to the browser and to the PBX); flows and the session are removed."""
     drops0 = lab.drops()
+    State.events0 = lab.events()
     uas, uas_msg = sipp(lab, 'uas_media.xml', 'webrtc-pbx-callee-fp', 5060, scen_dir=E2E_SCEN,
                         extra=['-set', 'rtp', '4500', '-mp', '6500'])
     State.pbx_traces.append(uas_msg)
