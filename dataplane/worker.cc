@@ -316,8 +316,6 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
   const uint8_t egress = t.egress_port;
   if (t.nh_gen != dp->neigh_->generation(egress)) return false;
   if (!(flags & kTxStrict) && t.src_ver != fl->learned.version()) return false;
-  if ((t.flags2 & kTx2Consent) && !consent_fresh_hi(__atomic_load_n(&fl->consent_hi, __ATOMIC_RELAXED), now))
-    return false;  // the slow path drops it (ice_consent_expired)
   uint8_t* f = rte_pktmbuf_mtod(m, uint8_t*);
   uint8_t* ip = f + kEthHdrLen;  // IPv4 without options (process_burst dropped the rest)
   if (ld32(ip + 12) != t.src_ip || p.sport != t.src_port) return false;
@@ -325,24 +323,29 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
   const uint32_t mac_hi = ld32(t.macs + 8), new_ports = ld32(t.udp_ports);
   const uint16_t nic = t.nic, addr_sum = t.addr_sum, pseudo_sum = t.pseudo_sum;
   const uint32_t mult = t.rtp_mult;
+  const uint8_t flags2 = t.flags2;
   std::atomic_thread_fence(std::memory_order_acquire);
   if (t.seq.load(std::memory_order_relaxed) != seq) return false;
 
   uint8_t* payload = ip + kIpv4HdrLen + kUdpHdrLen;
   uint32_t plen = p.l4_len - kUdpHdrLen;
   if ((flags & kTxRtpCheck) && !looks_like_rtp(payload, plen)) return false;  // dropped there
-  if (__builtin_expect((t.flags2 & kTx2RtcpSplit) && plen >= 2 && is_rtcp(payload), 0))
-    return false;  // to the PBX's RTCP port: the slow path
-  if (__builtin_expect(t.flags2 & kTx2Bundle, 0)) {
-    // A one-m-line BUNDLE group: RTP of the head's payload types, and any RTCP, is the head's
-    // own. Checked before SRTP: the slow path must not unprotect a packet twice.
-    const BundleMap* b = fl->bundle.load(std::memory_order_acquire);
-    if (b) {
-      if (b->n != 1) return false;
-      if (plen < 2) return false;
-      if (!is_rtcp(payload)) {
-        const uint8_t pt = payload[1] & 0x7f;
-        if (!((b->pts[0][pt >> 6] >> (pt & 63)) & 1)) return false;  // dropped there
+  // Browser flows (kTx2*): one test for plain RTP.
+  if (__builtin_expect(flags2 != 0, 0)) {
+    if ((flags2 & kTx2Consent) && !consent_fresh_hi(__atomic_load_n(&fl->consent_hi, __ATOMIC_RELAXED), now))
+      return false;  // the slow path drops it (ice_consent_expired)
+    const bool rtcp = plen >= 2 && is_rtcp(payload);
+    if ((flags2 & kTx2RtcpSplit) && rtcp) return false;  // to the PBX's RTCP port: the slow path
+    if (flags2 & kTx2Bundle) {
+      // A one-m-line BUNDLE group: RTP of the head's payload types, and any RTCP, is the
+      // head's own. Checked before SRTP: the slow path must not unprotect a packet twice.
+      const BundleMap* b = fl->bundle.load(std::memory_order_acquire);
+      if (b) {
+        if (b->n != 1 || plen < 2) return false;
+        if (!rtcp) {
+          const uint8_t pt = payload[1] & 0x7f;
+          if (!((b->pts[0][pt >> 6] >> (pt & 63)) & 1)) return false;  // dropped there
+        }
       }
     }
   }
