@@ -273,6 +273,7 @@ std::unique_ptr<Dataplane> Dataplane::create(const config::Config& cfg, const Op
   for (size_t i = 0; i < nworkers; ++i) {
     auto w = std::make_unique<WorkerCtx>();
     w->dp = dp.get();
+    w->nh_gens = dp->neigh_->generations();
     w->index = unsigned(i);
     w->lcore = cfg.cores.workers.empty() ? rte_lcore_id() : cfg.cores.workers[i];
     w->burst = uint16_t(std::min<unsigned>(cfg.dataplane.burst, kMaxBurst));

@@ -56,6 +56,8 @@ class NeighTable {
   }
   // Bumped by every change on the port: flows re-resolve their cached next hop.
   uint32_t generation(uint8_t port) const { return gen_[port].load(std::memory_order_acquire); }
+  // The per-port generations themselves (kMaxPorts), for a worker that reads them per packet.
+  const std::atomic<uint32_t>* generations() const { return gen_; }
 
  private:
   explicit NeighTable(Rcu& rcu) : rcu_(rcu) {}

@@ -51,7 +51,7 @@ inline constexpr uint16_t kMaxMisorder = 100;
 // One RTP packet: `ssrc_changed` is true when its SSRC differs from the last one seen
 // (the stats restart), `arrival` is its arrival time in timestamp units (valid only when
 // `clock_known`; without a clock rate the jitter is not estimated).
-inline void rtp_track(RtpStats& s, bool ssrc_changed, uint16_t seq, uint32_t ts, uint32_t arrival,
+[[gnu::always_inline]] inline void rtp_track(RtpStats& s, bool ssrc_changed, uint16_t seq, uint32_t ts, uint32_t arrival,
                       bool clock_known) {
   uint32_t received = s.received;
   if (received == 0 || ssrc_changed) {

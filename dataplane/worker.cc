@@ -289,16 +289,21 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
   // pointers three packets ahead, the session two ahead, its libsrtp2 context one ahead.
   // srtp[j]: packet j's flow is SRTP (its action read once, at its stage 0).
   static_assert(kNearAhead > 3);
-  bool srtp[kMaxBurst];
-  for (unsigned j = 0; j < 3 && j < nm; ++j) srtp[j] = srtp_prefetch(flows[j], 0);
+  // srtp: bit j set when packet j's flow is SRTP (stage 0); plain RTP bursts test it once.
+  uint64_t srtp = 0;
+  for (unsigned j = 0; j < 3 && j < nm; ++j) srtp |= uint64_t(srtp_prefetch(flows[j], 0)) << j;
+  // Read once per burst (a capture armed meanwhile starts with the next one).
+  const bool capturing = __builtin_expect(dp->cap_.armed(), 0);
   for (unsigned j = 0; j < nm; ++j) {
     if (j + kNearAhead < nm) near(j + kNearAhead);
-    if (j + 3 < nm) srtp[j + 3] = srtp_prefetch(flows[j + 3], 0);
-    if (j + 2 < nm && srtp[j + 2]) srtp_prefetch(flows[j + 2], 1);
-    if (j + 1 < nm && srtp[j + 1]) srtp_prefetch(flows[j + 1], 2);
+    if (j + 3 < nm) srtp |= uint64_t(srtp_prefetch(flows[j + 3], 0)) << (j + 3);
+    if (__builtin_expect(srtp != 0, 0)) {
+      if (j + 2 < nm && (srtp >> (j + 2) & 1)) srtp_prefetch(flows[j + 2], 1);
+      if (j + 1 < nm && (srtp >> (j + 1) & 1)) srtp_prefetch(flows[j + 1], 2);
+    }
     // The fast path inline; the rest (no flow, a capture armed, the egress cache not
     // valid for this packet) through relay_slow.
-    if (!flows[j] || __builtin_expect(dp->cap_.armed(), 0) || !relay_fast(media[j], media_p[j], flows[j], now))
+    if (!flows[j] || capturing || !relay_fast(media[j], media_p[j], flows[j], now))
       relay(media[j], media_p[j], flows[j], now);
   }
 }
@@ -314,7 +319,7 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
       t.dst_ver != fl->egress_dst.version())
     return false;
   const uint8_t egress = t.egress_port;
-  if (t.nh_gen != dp->neigh_->generation(egress)) return false;
+  if (t.nh_gen != nh_gens[egress].load(std::memory_order_acquire)) return false;
   if (!(flags & kTxStrict) && t.src_ver != fl->learned.version()) return false;
   uint8_t* f = rte_pktmbuf_mtod(m, uint8_t*);
   uint8_t* ip = f + kEthHdrLen;  // IPv4 without options (process_burst dropped the rest)

@@ -53,14 +53,16 @@ struct alignas(64) WorkerCtx {
   uint64_t consent_cycles = 0;  // ICE consent freshness (RFC 7675)
   uint32_t idle_sleep_us = 0;
   uint32_t empty_passes = 0;
+  // NeighTable::generations(): the egress cache's next hop is valid while its port's is unchanged.
+  const std::atomic<uint32_t>* nh_gens = nullptr;
   // PortInfo::rx_csum_complete of the port whose burst process_burst is relaying.
   bool rx_csum_complete = false;
 
   TxBuf nic_tx[kMaxPorts];
   TxBuf exc_tx[kMaxPorts];
 
-  void count(Drop d) { bump(cnt.drops[unsigned(d)]); }
-  void count(Event e, uint64_t n = 1) { bump(cnt.events[unsigned(e)], n); }
+  [[gnu::always_inline]] void count(Drop d) { bump(cnt.drops[unsigned(d)]); }
+  [[gnu::always_inline]] void count(Event e, uint64_t n = 1) { bump(cnt.events[unsigned(e)], n); }
   void drop(rte_mbuf* m, Drop d) {
     count(d);
     rte_pktmbuf_free(m);
