@@ -126,6 +126,19 @@ struct Lab : RingLab {
     dp->neighbours().learn(0, addr("203.0.113.10"), kExtHostMac);
     dp->neighbours().learn(1, addr("198.51.100.10"), kIntHostMac);
   }
+  // The video m-line's browser -> PBX flow: a member of flow 1's group.
+  static FlowSpec video_member() {
+    FlowSpec v;
+    v.id = 3;
+    v.ingress_port = 0;
+    v.local = kVideoOwn;
+    v.egress_port = 1;
+    v.egress_local = kSbcVideo;
+    v.egress_remote = kPbxVideo;
+    v.bundle_of = 1;
+    set_pt(v.bundle_pts, {96, 97});
+    return v;
+  }
   // `video_rtcp_split`: the PBX's video m-line does not mux (RTCP port + 1 both ways).
   void install(bool video_rtcp_split = false) {
     FlowSpec a;
@@ -151,17 +164,9 @@ struct Lab : RingLab {
     b.peer_id = 1;
     b.ice_consent_from_peer = true;
     b.srtp_out = k_out;
-    FlowSpec v;
-    v.id = 3;
-    v.ingress_port = 0;
-    v.local = kVideoOwn;
-    v.egress_port = 1;
-    v.egress_local = kSbcVideo;
-    v.egress_remote = kPbxVideo;
+    FlowSpec v = video_member();
     v.peer_id = 4;
-    v.bundle_of = 1;
     v.rtcp_split = video_rtcp_split;
-    set_pt(v.bundle_pts, {96, 97});
     FlowSpec w;
     w.id = 4;
     w.ingress_port = 1;
@@ -453,16 +458,7 @@ TEST(Bundle, OneMlineGroupOnTheFastPathUntilAMemberJoins) {
   EXPECT_EQ(lab.flow_drop(1, FlowDrop::bundle_unknown_pt), 1u);
   EXPECT_EQ(lab.flow_drop(1, FlowDrop::srtp_replay), 0u);
   // The video m-line joins (a re-offer): its payload type now goes to the member's PBX port.
-  FlowSpec v;
-  v.id = 3;
-  v.ingress_port = 0;
-  v.local = kVideoOwn;
-  v.egress_port = 1;
-  v.egress_local = kSbcVideo;
-  v.egress_remote = kPbxVideo;
-  v.bundle_of = 1;
-  set_pt(v.bundle_pts, {96, 97});
-  ASSERT_EQ(lab.dp->flows().install(v), 0);
+  ASSERT_EQ(lab.dp->flows().install(Lab::video_member()), 0);
   lab.from_browser(browser.protect(rtp(10, 96, kVideoSsrc)));
   lab.from_browser(browser.protect(rtp(11, 111, kAudioSsrc)));
   lab.pass();
