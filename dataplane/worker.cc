@@ -273,7 +273,7 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
     const char* fp = reinterpret_cast<const char*>(flows[k]);
     __builtin_prefetch(fp, 0, 2);
     __builtin_prefetch(fp + 64, 0, 2);
-    __builtin_prefetch(fp + 128, 0, 2);
+    __builtin_prefetch(fp + offsetof(Flow, tx), 0, 2);
     if (tags[k] & FlowTable::kSlotSlow) __builtin_prefetch(action_line(k), 0, 2);
   }
   auto near = [&](unsigned k) {
@@ -281,13 +281,13 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
     const char* fp = reinterpret_cast<const char*>(flows[k]);
     __builtin_prefetch(fp, 1);
     __builtin_prefetch(fp + 64, 1);
-    rte_prefetch0(fp + 128);
+    rte_prefetch0(fp + offsetof(Flow, tx));
     if (tags[k] & FlowTable::kSlotSlow) rte_prefetch0(action_line(k));
   };
   for (unsigned k = 0; k < kNearAhead && k < nm; ++k) near(k);
-  // SRTP flows: libsrtp2's state is a chain of dependent lines per session; fetch the
-  // pointers three packets ahead, the session two ahead, its libsrtp2 context one ahead.
-  // srtp[j]: packet j's flow is SRTP (its action read once, at its stage 0).
+  // SRTP flows: libsrtp2's state is a chain of dependent lines per session; read the egress
+  // cache's SRTP bits three packets ahead (stage 0), fetch the sessions two ahead, their
+  // libsrtp2 contexts and first streams one ahead.
   static_assert(kNearAhead > 3);
   // srtp: bit j set when packet j's flow is SRTP (stage 0); plain RTP bursts test it once.
   uint64_t srtp = 0;
