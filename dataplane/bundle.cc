@@ -1,5 +1,5 @@
 // BUNDLE (RFC 9143) demultiplexing on the browser's one 5-tuple (docs/architecture.md,
-// "BUNDLE"). Called by WorkerCtx::relay() for a flow whose action says `bundle`, after the
+// "BUNDLE"). Called by WorkerCtx::relay_slow() for a flow whose action says `bundle`, after the
 // ICE source/consent checks, the latch decision and SRTP unprotect: the packet is
 // authenticated plain RTP/RTCP. RTP picks its m-line by payload type (the PT sets of one
 // group are disjoint, the control plane checks that) and teaches the SSRC -> m-line map;

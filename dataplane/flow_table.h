@@ -91,7 +91,7 @@ class FlowTable {
   // bits are free), republished with every action flip. kSlotHint: which action slot
   // (Flow::slots) is active. kSlotSlow: the action keeps the flow off the worker's fast path
   // (a destination from the peer, disabled), so the worker prefetches that slot;
-  // fast-path flows never read their action. Only hints: relay() reads Flow::active_gen
+  // fast-path flows never read their action. Only hints: the relay reads Flow::active_gen
   // itself, and a stale hint costs one useless prefetch or one miss. (Without kSlotHint, the
   // first flow of every pair, republished when its peer is installed, had slot 1 active
   // while the worker prefetched slot 0.)

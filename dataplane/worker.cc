@@ -65,7 +65,7 @@ void WorkerCtx::punt(uint8_t pi, rte_mbuf* m, uint64_t now, const uint8_t* src_i
 }
 
 namespace {
-// How many packets ahead of relay() the flow's lines are brought into L1 (process_burst);
+// How many packets ahead of its relay the flow's lines are brought into L1 (process_burst);
 // the whole burst was fetched towards L2 before. Measured (docs/performance.md): 4, 8 and
 // 12 within noise of each other.
 constexpr unsigned kNearAhead = 8;
@@ -252,13 +252,13 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
   rx_csum_complete = port.rx_csum_complete;
   Flow* flows[kMaxBurst];
   uint8_t tags[kMaxBurst];  // FlowTable::kSlotHint | kSlotSlow of each flow's index slot
-  // Every line relay() reads or writes (Flow: line 0 state, line 1 counters, line 2 the
+  // Every line the relay reads or writes (Flow: line 0 state, line 1 counters, line 2 the
   // egress cache; the active action slot only for a flow the index marks kSlotSlow),
   // prefetched in two steps. First, right after each index slot is read (the slots were
   // prefetched while the burst was parsed), the whole burst with PREFETCHT1, which on this
   // Zen 4 fills L2 without holding the core's L1 miss buffers: the 3 x 32 misses overlap,
-  // and the core goes on. Then, kNearAhead packets before relay(), the same lines into L1
-  // (for writing where relay() writes). The earlier one-step forms stalled: all 96 into L1
+  // and the core goes on. Then, kNearAhead packets before the relay, the same lines into L1
+  // (for writing where the relay writes). The earlier one-step forms stalled: all 96 into L1
   // at once filled the miss buffers before the first packet was relayed, and a few packets
   // ahead gave DRAM misses too little lead (docs/performance.md).
   auto action_line = [&](unsigned k) {
@@ -301,10 +301,12 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
       if (j + 2 < nm && (srtp >> (j + 2) & 1)) srtp_prefetch(flows[j + 2], 1);
       if (j + 1 < nm && (srtp >> (j + 1) & 1)) srtp_prefetch(flows[j + 1], 2);
     }
-    // The fast path inline; the rest (no flow, a capture armed, the egress cache not
-    // valid for this packet) through relay_slow.
-    if (!flows[j] || capturing || !relay_fast(media[j], media_p[j], flows[j], now))
-      relay(media[j], media_p[j], flows[j], now);
+    // The fast path inline; the rest (a capture armed, the egress cache not valid for this
+    // packet) through relay_slow.
+    if (!flows[j])
+      drop(media[j], Drop::media_no_flow);
+    else if (capturing || !relay_fast(media[j], media_p[j], flows[j], now))
+      relay_slow(media[j], media_p[j], flows[j], now);
   }
 }
 
@@ -477,13 +479,6 @@ void WorkerCtx::tx_build(Flow* fl, uint32_t gen, uint32_t dver, uint32_t nh_gen,
   }
   t.flags = flags;
   t.seq.store(seq + 2, std::memory_order_release);
-}
-
-void WorkerCtx::relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
-  if (!fl) return drop(m, Drop::media_no_flow);
-  const bool capturing = __builtin_expect(dp->cap_.armed(), 0);
-  if (!capturing && !in_hairpin && relay_fast(m, p, fl, now)) return;
-  relay_slow(m, p, fl, now);
 }
 
 void WorkerCtx::relay_slow(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
@@ -671,8 +666,10 @@ void WorkerCtx::hairpin(rte_mbuf* m, uint8_t pi, uint64_t now) {
   if (ai < 0 || p.proto != kProtoUdp || !port.media.contains(p.dport)) return drop(m, Drop::media_no_flow);
   m->ol_flags = 0;
   count(Event::hairpinned);
+  Flow* fl = FlowTable::load(dp->flows_->slot(port.addr_index[ai], p.dport));
+  if (!fl) return drop(m, Drop::media_no_flow);
   in_hairpin = true;
-  relay(m, p, FlowTable::load(dp->flows_->slot(port.addr_index[ai], p.dport)), now);
+  relay_slow(m, p, fl, now);  // the second pass always takes the slow path
   in_hairpin = false;
 }
 

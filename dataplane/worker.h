@@ -77,8 +77,6 @@ struct alignas(64) WorkerCtx {
   int loop();
 
  private:
-  // A media packet for flow `fl` (nullptr: none): relay_fast, else relay_slow.
-  void relay(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now);
   // Everything: ICE/DTLS demultiplexing, latching, SRTP, BUNDLE, next-hop resolution, any
   // address family, captures; (re)builds the egress cache.
   void relay_slow(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now);
@@ -86,7 +84,7 @@ struct alignas(64) WorkerCtx {
   void drop_flow(Flow* fl, rte_mbuf* m, FlowDrop why);
   // The fast path (docs/architecture.md "The relay's fast path"): an IPv4 packet from the
   // accepted source of a flow whose egress cache (Flow::tx) is valid, relayed without
-  // reading the action. False when it did nothing: relay() takes the slow path, which
+  // reading the action. False when it did nothing: process_burst calls relay_slow, which
   // (re)builds the cache (tx_build).
   bool relay_fast(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now);
   // Writes the flow's egress cache: the next hop always, the fast path's fields when `src`
