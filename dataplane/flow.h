@@ -184,7 +184,9 @@ struct FlowCounters {
 inline constexpr uint8_t kTxNh = 1;         // dst_mac/self valid for (action_gen, dst_ver, nh_gen)
 inline constexpr uint8_t kTxSelf = 2;       // the destination is our own endpoint (hairpin)
 inline constexpr uint8_t kTxFast = 4;       // IPv4 -> IPv4 fast path: the fields below are valid
-inline constexpr uint8_t kTxStrict = 8;     // src_* is the signaled source (strict latching)
+// Relayed unchanged (no SRTP, software checksums) from a port whose checksums arrive complete:
+// the UDP checksum is adjusted (RFC 1624) when the packet's own is present and verified.
+inline constexpr uint8_t kTxIncremental = 8;
 inline constexpr uint8_t kTxRtpCheck = 16;  // FlowAction::rtp_check
 inline constexpr uint8_t kTxOffload = 32;   // the egress port completes UDP checksums
 inline constexpr uint8_t kTxSrtpIn = 64;    // FlowAction::srtp_in
@@ -200,10 +202,12 @@ inline constexpr uint8_t kTx2Bundle = 2;
 inline constexpr uint8_t kTx2RtcpSplit = 4;
 struct alignas(64) TxPlan {
   std::atomic<uint32_t> seq{0};  // odd while a worker writes it
+  // action_gen and src_ver as Flow's first 8 bytes (active_gen, learned's version): the fast
+  // path compares both with one load (valid_word).
   uint32_t action_gen = 0;
+  uint32_t src_ver = 0;          // Flow::learned's version when built (also for strict flows)
   uint32_t dst_ver = 0;
   uint32_t nh_gen = 0;
-  uint32_t src_ver = 0;          // Flow::learned's version that src_* was read from (latching)
   uint8_t flags = 0;             // kTx*
   uint8_t egress_port = 0;       // logical
   uint16_t nic = 0;              // its DPDK port id
@@ -211,7 +215,7 @@ struct alignas(64) TxPlan {
   uint8_t ip_addrs[8] = {};      // IPv4 source, destination as on the wire
   uint8_t udp_ports[4] = {};     // UDP source, destination port as on the wire
   uint32_t src_ip = 0;           // the one source accepted (wire order) ...
-  uint16_t src_port = 0;         // ... and its port (host order)
+  uint16_t src_port = 0;         // ... and its port (wire order)
   uint16_t addr_sum = 0;         // one's complement sum of ip_addrs (native words, folded)
   uint16_t pseudo_sum = 0;       // ... of ip_addrs and udp_ports
   uint8_t flags2 = 0;            // kTx2*
@@ -279,10 +283,18 @@ struct alignas(64) Flow {
   uint64_t bundle_ssrc[kBundleSsrcs] = {};
 
   const FlowAction& action() const { return slots[active_gen.load(std::memory_order_acquire) & 1]; }
+  // active_gen and learned's version in one acquire load (the fast path's validity check,
+  // against TxPlan::action_gen/src_ver); a write in flight on learned makes it odd, never equal.
+  uint64_t valid_word() const {
+    using Word [[gnu::may_alias]] = uint64_t;
+    return __atomic_load_n(reinterpret_cast<const Word*>(this), __ATOMIC_ACQUIRE);
+  }
 };
 static_assert(offsetof(Flow, packets) == 64);
 static_assert(offsetof(Flow, srtp_in) + sizeof(SrtpSession*) <= 64 && offsetof(Flow, srtp_out) < 128);
 static_assert(offsetof(Flow, tx) == 128);
+static_assert(offsetof(Flow, active_gen) == 0 && offsetof(Flow, learned) == 4 && SeqEndpoint::kVersionOffset == 0);
+static_assert(offsetof(TxPlan, src_ver) == offsetof(TxPlan, action_gen) + 4);
 static_assert(offsetof(Flow, slots) == 192);
 static_assert(offsetof(Flow, rtp) + sizeof(RtpStats) <= 128, "RTP stats must stay on the counter line");
 

@@ -184,8 +184,9 @@ void FlowTable::republish(uint32_t id) {
 void FlowTable::index_publish(Flow* f) {
   static_assert(alignof(Flow) > kSlotTags);
   uint32_t g = f->active_gen.load(std::memory_order_relaxed);
-  uintptr_t v = reinterpret_cast<uintptr_t>(f) | (g & kSlotHint) |
-                (slow_action(f->slots[g & 1]) ? kSlotSlow : 0);
+  const FlowAction& a = f->slots[g & 1];
+  uintptr_t v = reinterpret_cast<uintptr_t>(f) | (g & kSlotHint) | (slow_action(a) ? kSlotSlow : 0) |
+                (a.srtp_in | a.srtp_out ? kSlotSrtp : 0);
   index_set(f->key, reinterpret_cast<Flow*>(v));
 }
 

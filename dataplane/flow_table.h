@@ -87,17 +87,20 @@ class FlowTable {
     return t ? t + port : nullptr;
   }
   static Flow* load(Flow* const* slot) { return untag(load_tagged(slot)); }
-  // The slot's value carries two hints in its low bits (flows are cache-line aligned, the
+  // The slot's value carries three hints in its low bits (flows are cache-line aligned, the
   // bits are free), republished with every action flip. kSlotHint: which action slot
   // (Flow::slots) is active. kSlotSlow: the action keeps the flow off the worker's fast path
   // (a destination from the peer, disabled), so the worker prefetches that slot;
-  // fast-path flows never read their action. Only hints: the relay reads Flow::active_gen
-  // itself, and a stale hint costs one useless prefetch or one miss. (Without kSlotHint, the
-  // first flow of every pair, republished when its peer is installed, had slot 1 active
-  // while the worker prefetched slot 0.)
+  // fast-path flows never read their action. kSlotSrtp: the action protects or unprotects
+  // SRTP, so the worker stages prefetches of the sessions' libsrtp2 state (a plain RTP
+  // burst costs one test of a mask built from these bits). Only hints: the relay reads
+  // Flow::active_gen itself, and a stale hint costs one useless prefetch or one miss.
+  // (Without kSlotHint, the first flow of every pair, republished when its peer is
+  // installed, had slot 1 active while the worker prefetched slot 0.)
   static constexpr uintptr_t kSlotHint = 1;
   static constexpr uintptr_t kSlotSlow = 2;
-  static constexpr uintptr_t kSlotTags = kSlotHint | kSlotSlow;
+  static constexpr uintptr_t kSlotSrtp = 4;
+  static constexpr uintptr_t kSlotTags = kSlotHint | kSlotSlow | kSlotSrtp;
   static uintptr_t load_tagged(Flow* const* slot) {
     return slot ? reinterpret_cast<uintptr_t>(__atomic_load_n(slot, __ATOMIC_ACQUIRE)) : 0;
   }
@@ -118,7 +121,8 @@ class FlowTable {
   void index_set(const FlowKey& key, Flow* f);
   // Publishes a new BundleMap for head `head_id` from its spec and its installed members.
   void rebuild_bundle(uint32_t head_id);
-  // Publishes `f` in its slot with the hints of its active action (kSlotHint, kSlotSlow).
+  // Publishes `f` in its slot with the hints of its active action (kSlotHint, kSlotSlow,
+  // kSlotSrtp).
   void index_publish(Flow* f);
 
   Rcu& rcu_;

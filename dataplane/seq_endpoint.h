@@ -30,6 +30,8 @@ class SeqEndpoint {
   // The version alone (odd while a write is in flight): a reader that cached the endpoint
   // with read()'s `ver` knows it is unchanged while this returns the same value.
   uint32_t version() const { return seq_.load(std::memory_order_acquire); }
+  // Where the version sits in the object (Flow::valid_word reads it with its neighbour).
+  static constexpr size_t kVersionOffset = 0;
   Endpoint get() const {
     Endpoint e;
     uint32_t v;
@@ -53,7 +55,7 @@ class SeqEndpoint {
   }
 
  private:
-  std::atomic<uint32_t> seq_{0};
+  std::atomic<uint32_t> seq_{0};  // first: kVersionOffset
   Endpoint ep_;
 };
 

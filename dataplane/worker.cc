@@ -70,18 +70,11 @@ namespace {
 // 12 within noise of each other.
 constexpr unsigned kNearAhead = 8;
 
-// SRTP flows only (the egress cache's kTxSrtpIn/kTxSrtpOut bits; the flow's first three
-// lines were prefetched kNearAhead packets before): stage 1 fetches the sessions (their
-// pointers are in lines 0 and 1), stage 2 their libsrtp2 contexts. Plain RTP flows cost one
-// test of the cache's flags (stage 0, which returns whether the flow is SRTP; later stages
-// run only for those).
-inline bool srtp_prefetch(const Flow* f, int stage) {
-  if (!f) return false;
-  uint8_t flags = f->tx.flags;
-  if (!(flags & (kTxSrtpIn | kTxSrtpOut))) return false;
-  if (stage == 0) return true;
-  for (SrtpSession* s : {flags & kTxSrtpIn ? __atomic_load_n(&f->srtp_in, __ATOMIC_RELAXED) : nullptr,
-                         flags & kTxSrtpOut ? __atomic_load_n(&f->srtp_out, __ATOMIC_RELAXED) : nullptr}) {
+// SRTP flows only (FlowTable::kSlotSrtp in the flow's index slot; the flow's first two
+// lines, which hold the session pointers, were prefetched kNearAhead packets before):
+// stage 1 fetches the sessions, stage 2 their libsrtp2 contexts and first streams.
+inline void srtp_prefetch(const Flow* f, int stage) {
+  for (SrtpSession* s : {__atomic_load_n(&f->srtp_in, __ATOMIC_RELAXED), __atomic_load_n(&f->srtp_out, __ATOMIC_RELAXED)}) {
     if (!s) continue;
     if (stage == 2) {
       rte_prefetch0(s->ctx);
@@ -94,7 +87,6 @@ inline bool srtp_prefetch(const Flow* f, int stage) {
       rte_prefetch0(s);
     }
   }
-  return true;
 }
 
 inline uint16_t ld16(const uint8_t* p) {
@@ -112,13 +104,37 @@ inline uint64_t ld64(const uint8_t* p) {
   std::memcpy(&v, p, 8);
   return v;
 }
+
+// What parse_frame finds in media that process_burst's first check accepted: IPv4 without
+// options, not a fragment, UDP, unicast to our MAC.
+Parsed media_parsed(const rte_mbuf* m) {
+  const uint8_t* f = rte_pktmbuf_mtod(m, const uint8_t*);
+  Parsed p;
+  p.ethertype = 0x0800;
+  p.l3 = kEthHdrLen;
+  p.l4 = kEthHdrLen + kIpv4HdrLen;
+  p.l4_len = __builtin_bswap16(ld16(f + p.l4 + 4));
+  p.sport = __builtin_bswap16(ld16(f + p.l4));
+  p.dport = __builtin_bswap16(ld16(f + p.l4 + 2));
+  p.proto = kProtoUdp;
+  p.family = Family::V4;
+  return p;
+}
 }  // namespace
 
 void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t now) {
   const PortInfo& port = dp->ports_[pi];
   Flow* const* slots[kMaxBurst];
   rte_mbuf* media[kMaxBurst];
-  Parsed media_p[kMaxBurst];
+  // The Parsed of media the general classification below found (bit k of `general` set);
+  // the rest is IPv4/UDP of the usual shape, which the packet's own bytes describe
+  // (media_parsed). Not zeroed (Parsed's member initializers would zero 64 per burst).
+  union ParsedBuf {
+    ParsedBuf() {}
+    Parsed p[kMaxBurst];
+  } media_buf;
+  Parsed* const media_p = media_buf.p;
+  uint64_t general = 0;
   unsigned nm = 0;
   std::span<const IpAddr> ours(port.addrs, port.n_addrs);
   // Read once: the loop's stores through byte pointers would make the compiler reload them.
@@ -131,11 +147,11 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
     if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
     uint8_t* f = rte_pktmbuf_mtod(m, uint8_t*);
     uint32_t len = m->data_len;
-    // Media's usual shape first, classified with a few loads and no Parsed built field by
-    // field: one segment, to our MAC, IPv4 without options, not a fragment, UDP with sane
-    // lengths, to one of our addresses on a media port, checksum not known bad. The same
-    // checks and result as parse_frame and the classification below; anything else (and
-    // every drop) goes that way.
+    // Media's usual shape first, classified with a few loads and no Parsed built: one
+    // segment, to our MAC, IPv4 without options, not a fragment, UDP with sane lengths, to
+    // one of our addresses on a media port, checksum not known bad. The same checks and
+    // result as parse_frame and the classification below (media_parsed rebuilds its Parsed
+    // when the slow path needs one); anything else (and every drop) goes that way.
     if (__builtin_expect(m->nb_segs == 1 && len >= kEthHdrLen + kIpv4HdrLen + kUdpHdrLen, 1) &&
         ((ld64(f) ^ mac_word) << 16) == 0 &&        // destination MAC (6 bytes)
         (ld32(f + 12) & 0xffffff) == 0x450008 &&     // IPv4, header length 20
@@ -143,22 +159,10 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
         (m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) != RTE_MBUF_F_RX_L4_CKSUM_BAD) {
       uint16_t total = __builtin_bswap16(ld16(f + 16));
       uint16_t ulen = __builtin_bswap16(ld16(f + 38));
-      uint32_t ports = ld32(f + 34);
-      uint16_t dport = __builtin_bswap16(uint16_t(ports >> 16));
+      uint16_t dport = __builtin_bswap16(ld16(f + 36));
       int ai = port.find_v4(ld32(f + 30));
       if (total <= len - kEthHdrLen && ulen >= kUdpHdrLen && ulen <= total - kIpv4HdrLen && ai >= 0 &&
           dport >= media_first && dport <= media_last) {
-        // Parsed{0x0800, l3 14, l4 34, ulen, sport, dport, UDP, V4, no fragment/options/multicast}
-        static_assert(offsetof(Parsed, sport) == 8 && offsetof(Parsed, proto) == 12 &&
-                      offsetof(Parsed, family) == 13 && sizeof(Family) == 1 && offsetof(Parsed, fragment) == 14 &&
-                      offsetof(Parsed, options) == 15 && offsetof(Parsed, l2_multicast) == 16);
-        const uint64_t w0 = 0x0800 | uint64_t(kEthHdrLen) << 16 | uint64_t(kEthHdrLen + kIpv4HdrLen) << 32 |
-                            uint64_t(ulen) << 48;
-        const uint64_t w1 = __builtin_bswap16(uint16_t(ports)) | uint64_t(dport) << 16 |
-                            uint64_t(kProtoUdp) << 32 | uint64_t(uint8_t(Family::V4)) << 40;
-        std::memcpy(reinterpret_cast<char*>(&media_p[nm]), &w0, 8);
-        std::memcpy(reinterpret_cast<char*>(&media_p[nm]) + 8, &w1, 8);
-        media_p[nm].l2_multicast = false;
         slots[nm] = flows_tab.slot(port.addr_index[ai], dport);
         if (slots[nm]) rte_prefetch0(slots[nm]);
         media[nm++] = m;
@@ -220,6 +224,7 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
       slots[nm] = dp->flows_->slot(port.addr_index[addr_i], p.dport);
       if (slots[nm]) rte_prefetch0(slots[nm]);
       media_p[nm] = p;
+      general |= uint64_t(1) << nm;
       media[nm++] = m;
       continue;
     }
@@ -251,7 +256,7 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
   if (nm == 0) return;
   rx_csum_complete = port.rx_csum_complete;
   Flow* flows[kMaxBurst];
-  uint8_t tags[kMaxBurst];  // FlowTable::kSlotHint | kSlotSlow of each flow's index slot
+  uint8_t tags[kMaxBurst];  // FlowTable::kSlotHint | kSlotSlow | kSlotSrtp of each flow's index slot
   // Every line the relay reads or writes (Flow: line 0 state, line 1 counters, line 2 the
   // egress cache; the active action slot only for a flow the index marks kSlotSlow),
   // prefetched in two steps. First, right after each index slot is read (the slots were
@@ -265,10 +270,14 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
     return reinterpret_cast<const char*>(flows[k]) + offsetof(Flow, slots) +
            (tags[k] & FlowTable::kSlotHint) * sizeof(FlowAction);
   };
+  // srtp: bit k set when packet k's flow is SRTP (kSlotSrtp); a plain RTP burst tests it once.
+  static_assert(kMaxBurst <= 64);
+  uint64_t srtp = 0;
   for (unsigned k = 0; k < nm; ++k) {
     uintptr_t v = FlowTable::load_tagged(slots[k]);
     flows[k] = FlowTable::untag(v);
     tags[k] = uint8_t(v & FlowTable::kSlotTags);
+    srtp |= uint64_t((v & FlowTable::kSlotSrtp) != 0) << k;
     if (!flows[k]) continue;
     const char* fp = reinterpret_cast<const char*>(flows[k]);
     __builtin_prefetch(fp, 0, 2);
@@ -285,18 +294,14 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
     if (tags[k] & FlowTable::kSlotSlow) rte_prefetch0(action_line(k));
   };
   for (unsigned k = 0; k < kNearAhead && k < nm; ++k) near(k);
-  // SRTP flows: libsrtp2's state is a chain of dependent lines per session; read the egress
-  // cache's SRTP bits three packets ahead (stage 0), fetch the sessions two ahead, their
-  // libsrtp2 contexts and first streams one ahead.
-  static_assert(kNearAhead > 3);
-  // srtp: bit j set when packet j's flow is SRTP (stage 0); plain RTP bursts test it once.
-  uint64_t srtp = 0;
-  for (unsigned j = 0; j < 3 && j < nm; ++j) srtp |= uint64_t(srtp_prefetch(flows[j], 0)) << j;
+  // SRTP flows: libsrtp2's state is a chain of dependent lines per session; fetch the
+  // sessions two packets ahead, their libsrtp2 contexts and first streams one ahead.
+  static_assert(kNearAhead > 2);
   // Read once per burst (a capture armed meanwhile starts with the next one).
   const bool capturing = __builtin_expect(dp->cap_.armed(), 0);
+  unsigned relayed = 0;  // by the fast path (Event::relayed, added once per burst)
   for (unsigned j = 0; j < nm; ++j) {
     if (j + kNearAhead < nm) near(j + kNearAhead);
-    if (j + 3 < nm) srtp |= uint64_t(srtp_prefetch(flows[j + 3], 0)) << (j + 3);
     if (__builtin_expect(srtp != 0, 0)) {
       if (j + 2 < nm && (srtp >> (j + 2) & 1)) srtp_prefetch(flows[j + 2], 1);
       if (j + 1 < nm && (srtp >> (j + 1) & 1)) srtp_prefetch(flows[j + 1], 2);
@@ -305,27 +310,30 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
     // packet) through relay_slow.
     if (!flows[j])
       drop(media[j], Drop::media_no_flow);
-    else if (capturing || !relay_fast(media[j], media_p[j], flows[j], now))
-      relay_slow(media[j], media_p[j], flows[j], now);
+    else if (capturing || !relay_fast(media[j], flows[j], now, relayed))
+      relay_slow(media[j], (general >> j & 1) ? media_p[j] : media_parsed(media[j]), flows[j], now);
   }
+  count(Event::relayed, relayed);
 }
 
-[[gnu::always_inline]] inline bool WorkerCtx::relay_fast(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now) {
+[[gnu::always_inline]] inline bool WorkerCtx::relay_fast(rte_mbuf* m, Flow* fl, uint64_t now, unsigned& relayed) {
   // The egress cache, read under its sequence lock: valid for this action, destination,
   // next hop and (latching) latched source, and this packet from the one source accepted.
+  // (A flow only ever receives its key's address family, and kTxFast is set from an IPv4
+  // packet: no family test here. Every IPv4 media packet reaching the relay has a 20-byte
+  // header, a UDP length within the IP packet's and is no fragment: both classifications
+  // drop the rest.)
   const TxPlan& t = fl->tx;
   uint32_t seq = t.seq.load(std::memory_order_acquire);
   uint8_t flags = t.flags;
-  if ((seq & 1) || !(flags & kTxFast) || p.family != Family::V4 ||
-      t.action_gen != fl->active_gen.load(std::memory_order_acquire) ||
+  if ((seq & 1) || !(flags & kTxFast) || ld64(reinterpret_cast<const uint8_t*>(&t.action_gen)) != fl->valid_word() ||
       t.dst_ver != fl->egress_dst.version())
     return false;
   const uint8_t egress = t.egress_port;
   if (t.nh_gen != nh_gens[egress].load(std::memory_order_acquire)) return false;
-  if (!(flags & kTxStrict) && t.src_ver != fl->learned.version()) return false;
   uint8_t* f = rte_pktmbuf_mtod(m, uint8_t*);
   uint8_t* ip = f + kEthHdrLen;  // IPv4 without options (process_burst dropped the rest)
-  if (ld32(ip + 12) != t.src_ip || p.sport != t.src_port) return false;
+  if (ld32(ip + 12) != t.src_ip || ld16(ip + 20) != t.src_port) return false;
   const uint64_t mac_lo = ld64(t.macs), new_addrs = ld64(t.ip_addrs);
   const uint32_t mac_hi = ld32(t.macs + 8), new_ports = ld32(t.udp_ports);
   const uint16_t nic = t.nic, addr_sum = t.addr_sum, pseudo_sum = t.pseudo_sum;
@@ -335,7 +343,7 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
   if (t.seq.load(std::memory_order_relaxed) != seq) return false;
 
   uint8_t* payload = ip + kIpv4HdrLen + kUdpHdrLen;
-  uint32_t plen = p.l4_len - kUdpHdrLen;
+  uint32_t plen = uint32_t(__builtin_bswap16(ld16(ip + 24))) - kUdpHdrLen;
   if ((flags & kTxRtpCheck) && !looks_like_rtp(payload, plen)) return false;  // dropped there
   // Browser flows (kTx2*): one test for plain RTP.
   if (__builtin_expect(flags2 != 0, 0)) {
@@ -384,27 +392,24 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
                                           frag + be_word(uint16_t(64 << 8 | kProtoUdp))));
   uint16_t udp_csum;
   const uint16_t old_csum = ld16(ip + 26);
-  const bool changed = flags & (kTxSrtpIn | kTxSrtpOut);
-  if (flags & kTxOffload) {
+  if ((flags & kTxIncremental) && old_csum != 0 &&
+      (m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) != RTE_MBUF_F_RX_L4_CKSUM_NONE) {
+    // RFC 1624 eqn. 3, as rewrite_udp's CsumMode::Incremental: the old addresses and ports
+    // out, the new ones in (kOnesZero - m is ~m, see there).
+    constexpr uint64_t kOnesZero = 0xffffull << 32;
+    uint64_t old_addrs = ld64(ip + 12);
+    uint64_t old_sum = (old_addrs & 0xffffffffu) + (old_addrs >> 32) + ld32(ip + 20);
+    udp_csum = uint16_t(~fold(uint16_t(~old_csum) + (kOnesZero - old_sum) + pseudo_sum));
+    if (udp_csum == 0) udp_csum = 0xffff;  // RFC 768: zero means "no checksum"
+  } else if (flags & kTxOffload) {
     udp_csum = fold(uint64_t(addr_sum) + be_word(kProtoUdp) + be_word(udp_len));
     m->ol_flags = RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_UDP_CKSUM;
     m->l2_len = kEthHdrLen;
     m->l3_len = kIpv4HdrLen;
   } else {
-    uint64_t acc;
-    if (!changed && rx_csum_complete && old_csum != 0 &&
-        (m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) != RTE_MBUF_F_RX_L4_CKSUM_NONE) {
-      // RFC 1624 eqn. 3, as rewrite_udp's CsumMode::Incremental: the old addresses and
-      // ports out, the new ones in (kOnesZero - m is ~m, see there).
-      constexpr uint64_t kOnesZero = 0xffffull << 32;
-      uint64_t old_addrs = ld64(ip + 12);
-      uint64_t old_sum = (old_addrs & 0xffffffffu) + (old_addrs >> 32) + ld32(ip + 20);
-      acc = uint16_t(~old_csum) + (kOnesZero - old_sum) + pseudo_sum;
-    } else {
-      acc = sum_bytes(payload, plen, uint64_t(pseudo_sum) + be_word(kProtoUdp) + 2 * be_word(udp_len));
-    }
-    udp_csum = uint16_t(~fold(acc));
-    if (udp_csum == 0) udp_csum = 0xffff;  // RFC 768: zero means "no checksum"
+    udp_csum = uint16_t(
+        ~fold(sum_bytes(payload, plen, uint64_t(pseudo_sum) + be_word(kProtoUdp) + 2 * be_word(udp_len))));
+    if (udp_csum == 0) udp_csum = 0xffff;
   }
   std::memcpy(f, &mac_lo, 8);
   std::memcpy(f + 8, &mac_hi, 4);
@@ -425,7 +430,7 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
   bump(fl->bytes, plen);
   __atomic_store_n(&fl->last_seen_tsc, now, __ATOMIC_RELAXED);
   if (plen >= 12 && (payload[1] < 192 || payload[1] > 223)) rtp_seen(fl, mult, payload, now);
-  count(Event::relayed);
+  ++relayed;
   push(nic_tx[egress], nic, m);
   return true;
 }
@@ -447,9 +452,12 @@ void WorkerCtx::tx_build(Flow* fl, uint32_t gen, uint32_t dver, uint32_t nh_gen,
   // ICE and DTLS flows: only RTP/RTCP on the fast path (STUN and DTLS records fail the check
   // and take the slow path, which answers or hands them over).
   const bool rtp_check = a.rtp_check | a.ice | a.dtls;
+  // The flow's own ingress port decides (not the burst's: a hairpin's second pass).
+  const bool incremental = !out.tx_csum_offload && !a.srtp_in && !a.srtp_out &&
+                           dp->ports_[a.ingress_port].rx_csum_complete;
   uint8_t flags = uint8_t(kTxNh | (self ? kTxSelf : 0) | (rtp_check ? kTxRtpCheck : 0) |
                           (out.tx_csum_offload ? kTxOffload : 0) | (a.srtp_in ? kTxSrtpIn : 0) |
-                          (a.srtp_out ? kTxSrtpOut : 0));
+                          (a.srtp_out ? kTxSrtpOut : 0) | (incremental ? kTxIncremental : 0));
   t.action_gen = gen;
   t.dst_ver = dver;
   t.nh_gen = nh_gen;
@@ -460,18 +468,16 @@ void WorkerCtx::tx_build(Flow* fl, uint32_t gen, uint32_t dver, uint32_t nh_gen,
   t.rtp_mult = a.rtp_mult;
   t.flags2 = uint8_t(((a.ice | a.ice_consent_from_peer) ? kTx2Consent : 0) | (a.bundle ? kTx2Bundle : 0) |
                      (a.rtcp_split && !a.ice_consent_from_peer ? kTx2RtcpSplit : 0));
+  t.src_ver = src_ver;  // checked for every flow (a strict flow's learned does not change)
   if (src) {
-    // An ICE flow accepts only the selected pair (Flow::learned): its version is checked even
-    // under strict latching.
-    flags |= kTxFast | (a.latch == LatchMode::Strict && !a.ice ? kTxStrict : 0);
+    flags |= kTxFast;
     std::memcpy(t.ip_addrs, a.egress_local.addr.bytes.data(), 4);
     std::memcpy(t.ip_addrs + 4, dst.addr.bytes.data(), 4);
     const uint16_t ports[2] = {uint16_t(a.egress_local.port << 8 | a.egress_local.port >> 8),
                                uint16_t(dst.port << 8 | dst.port >> 8)};
     std::memcpy(t.udp_ports, ports, 4);
     std::memcpy(&t.src_ip, src->addr.bytes.data(), 4);
-    t.src_port = src->port;
-    t.src_ver = src_ver;
+    t.src_port = uint16_t(src->port << 8 | src->port >> 8);
     uint64_t addrs = ld64(t.ip_addrs);
     uint64_t a_sum = (addrs & 0xffffffffu) + (addrs >> 32);
     t.addr_sum = fold(a_sum);

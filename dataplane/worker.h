@@ -85,8 +85,9 @@ struct alignas(64) WorkerCtx {
   // The fast path (docs/architecture.md "The relay's fast path"): an IPv4 packet from the
   // accepted source of a flow whose egress cache (Flow::tx) is valid, relayed without
   // reading the action. False when it did nothing: process_burst calls relay_slow, which
-  // (re)builds the cache (tx_build).
-  bool relay_fast(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now);
+  // (re)builds the cache (tx_build). Adds the packets it relayed to `relayed` (the caller
+  // counts them once per burst).
+  bool relay_fast(rte_mbuf* m, Flow* fl, uint64_t now, unsigned& relayed);
   // Writes the flow's egress cache: the next hop always, the fast path's fields when `src`
   // (the one source to accept, read from Flow::learned at `src_ver` or the strict flow's
   // signaled one) is given and the flow qualifies.
