@@ -195,7 +195,7 @@ Value Api::flow_doc(uint32_t id, bool detail) {
     o.push_back({"last_ssrc", std::string(ssrc)});
     o.push_back({"last_seq", uint32_t(s->counters.last_seq)});
     o.push_back({"last_pt", uint32_t(s->counters.last_pt)});
-    o.push_back({"last_ts", uint64_t(s->counters.rtp.last_ts)});
+    o.push_back({"last_ts", uint64_t(s->counters.last_ts)});
     // RFC 3550 reception statistics of the current SSRC (reset when the SSRC changes).
     RtpQuality q = rtp_quality(*s);
     o.push_back({"clock_rate", q.clock_rate ? Value(uint64_t(q.clock_rate)) : Value("-")});
@@ -342,7 +342,7 @@ Response Api::flows(const Request& r) {
       st.base = __atomic_load_n(&fl.rtp.base, __ATOMIC_RELAXED);
       st.received = __atomic_load_n(&fl.rtp.received, __ATOMIC_RELAXED);
       st.jitter = __atomic_load_n(&fl.rtp.jitter, __ATOMIC_RELAXED);
-      RtpQuality q = rtp_quality(f.spec.clock_rate, __atomic_load_n(&fl.last_pt, __ATOMIC_RELAXED), st);
+      RtpQuality q = rtp_quality(f.spec.clock_rate, fl.last_pt(), st);
       if (sort == "lost") return uint64_t(std::max<int64_t>(0, q.lost));
       return uint64_t(std::max(0.0, q.jitter_s) * 1e9);  // jitter
     };

@@ -308,7 +308,9 @@ std::unique_ptr<Dataplane> Dataplane::create(const config::Config& cfg, const Op
       local_addrs.push_back(port.addrs[i]);
     }
   }
-  dp->flows_->set_local_addresses(std::move(local_addrs));
+  if (!dp->flows_->set_local_addresses(std::move(local_addrs), err)) return nullptr;
+  for (auto& port : dp->ports_)
+    for (unsigned i = 0; i < port.n_addrs; ++i) port.flow_index[i] = dp->flows_->index_table(port.addr_index[i]);
   g_instance.fetch_add(1);
   return dp;
 }

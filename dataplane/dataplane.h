@@ -41,6 +41,8 @@ struct PortInfo {
   IpAddr addrs[kMaxAddrs];
   IpPrefix prefixes[kMaxAddrs];
   uint32_t addr_index[kMaxAddrs] = {};  // FlowKey::addr_index of each address
+  // FlowTable::index_table of each address: the worker's flow lookup is one load from here.
+  Flow* const* flow_index[kMaxAddrs] = {};
   IpAddr gw4, gw6;
   config::MediaRange media;
   bool tx_csum_offload = false;  // NIC completes IPv4 and UDP checksums

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -168,6 +169,7 @@ struct FlowCounters {
   uint32_t last_ssrc = 0;
   uint16_t last_seq = 0;
   uint8_t last_pt = 0;
+  uint32_t last_ts = 0;             // RTP timestamp of the last packet
   uint64_t ice_checks = 0;          // authenticated STUN checks answered with success
   uint64_t ice_consent_tsc = 0;     // last authenticated check from the selected source (0: none)
   RtpStats rtp;  // RFC 3550 loss and jitter state of the current SSRC
@@ -253,9 +255,11 @@ struct alignas(64) Flow {
   uint64_t bytes = 0;  // UDP payload bytes relayed
   uint64_t last_seen_tsc = 0;
   SrtpSession* srtp_out = nullptr;  // as srtp_in
-  uint32_t last_ssrc = 0;
-  uint16_t last_seq = 0;
-  uint8_t last_pt = 0;
+  // The last RTP packet's header as received (wire order, copied whole: no field is
+  // extracted for it): bytes 0-7 (V/P/X/CC, M/PT, sequence number, timestamp) and the SSRC.
+  // Decoded by the control plane (last_pt(), FlowTable::snapshot). dp: wo, ctl: ro.
+  uint64_t last_rtp = 0;
+  uint32_t last_ssrc_wire = 0;
   RtpStats rtp;  // loss/jitter (rtp_stats.h): fills the rest of line 1, dp: wo, ctl: ro
   // Line 2: the worker's egress cache.
   TxPlan tx;
@@ -283,6 +287,11 @@ struct alignas(64) Flow {
   uint64_t bundle_ssrc[kBundleSsrcs] = {};
 
   const FlowAction& action() const { return slots[active_gen.load(std::memory_order_acquire) & 1]; }
+  // The last RTP packet's fields, from last_rtp / last_ssrc_wire (little-endian host).
+  uint8_t last_pt() const { return uint8_t(__atomic_load_n(&last_rtp, __ATOMIC_RELAXED) >> 8) & 0x7f; }
+  uint16_t last_seq() const { return __builtin_bswap16(uint16_t(__atomic_load_n(&last_rtp, __ATOMIC_RELAXED) >> 16)); }
+  uint32_t last_ts() const { return __builtin_bswap32(uint32_t(__atomic_load_n(&last_rtp, __ATOMIC_RELAXED) >> 32)); }
+  uint32_t last_ssrc() const { return __builtin_bswap32(__atomic_load_n(&last_ssrc_wire, __ATOMIC_RELAXED)); }
   // active_gen and learned's version in one acquire load (the fast path's validity check,
   // against TxPlan::action_gen/src_ver); a write in flight on learned makes it odd, never equal.
   uint64_t valid_word() const {
@@ -297,5 +306,6 @@ static_assert(offsetof(Flow, active_gen) == 0 && offsetof(Flow, learned) == 4 &&
 static_assert(offsetof(TxPlan, src_ver) == offsetof(TxPlan, action_gen) + 4);
 static_assert(offsetof(Flow, slots) == 192);
 static_assert(offsetof(Flow, rtp) + sizeof(RtpStats) <= 128, "RTP stats must stay on the counter line");
+static_assert(std::endian::native == std::endian::little, "Flow::last_rtp is decoded as little-endian");
 
 }  // namespace veil::dp

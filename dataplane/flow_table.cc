@@ -190,6 +190,23 @@ void FlowTable::index_publish(Flow* f) {
   index_set(f->key, reinterpret_cast<Flow*>(v));
 }
 
+bool FlowTable::set_local_addresses(std::vector<IpAddr> addrs, std::string& err) {
+  local_addrs_ = std::move(addrs);
+  if (local_addrs_.size() > kIndexAddrs) {
+    err = "more local addresses than the flow index holds (" + std::to_string(kIndexAddrs) + ")";
+    return false;
+  }
+  for (uint32_t i = 0; i < local_addrs_.size(); ++i)
+    if (!index_[i]) {
+      index_set(FlowKey{i, 0, 0, 0}, nullptr);  // allocates this address's index
+      if (!index_[i]) {
+        err = "out of memory for the flow index (raise [dataplane] memory_mb)";
+        return false;
+      }
+    }
+  return true;
+}
+
 void FlowTable::index_set(const FlowKey& key, Flow* f) {
   Flow** t = index_[key.addr_index];
   if (!t) {
@@ -440,9 +457,10 @@ std::optional<FlowSnapshot> FlowTable::get(uint32_t id) const {
   s.counters.bytes = peek(f->bytes);
   s.counters.last_seen_tsc = peek(f->last_seen_tsc);
   for (unsigned i = 0; i < kFlowDropCount; ++i) s.counters.drops[i] = peek(f->drops[i]);
-  s.counters.last_ssrc = __atomic_load_n(&f->last_ssrc, __ATOMIC_RELAXED);
-  s.counters.last_seq = __atomic_load_n(&f->last_seq, __ATOMIC_RELAXED);
-  s.counters.last_pt = __atomic_load_n(&f->last_pt, __ATOMIC_RELAXED);
+  s.counters.last_ssrc = f->last_ssrc();
+  s.counters.last_seq = f->last_seq();
+  s.counters.last_pt = f->last_pt();
+  s.counters.last_ts = f->last_ts();
   s.counters.ice_checks = peek(f->ice_checks);
   s.counters.ice_consent_tsc = peek(f->ice_consent_tsc);
   s.counters.rtp.ext_max = __atomic_load_n(&f->rtp.ext_max, __ATOMIC_RELAXED);
@@ -450,7 +468,6 @@ std::optional<FlowSnapshot> FlowTable::get(uint32_t id) const {
   s.counters.rtp.received = __atomic_load_n(&f->rtp.received, __ATOMIC_RELAXED);
   s.counters.rtp.transit = __atomic_load_n(&f->rtp.transit, __ATOMIC_RELAXED);
   s.counters.rtp.jitter = __atomic_load_n(&f->rtp.jitter, __ATOMIC_RELAXED);
-  s.counters.rtp.last_ts = __atomic_load_n(&f->rtp.last_ts, __ATOMIC_RELAXED);
   s.created_tsc = f->created_tsc;
   return s;
 }

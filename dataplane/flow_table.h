@@ -34,8 +34,15 @@ class FlowTable {
   ~FlowTable();
 
   // The SBC's own addresses: FlowKey::addr_index is a position in this list. Set once, before
-  // the first install (Dataplane::create does it from the port configuration).
-  void set_local_addresses(std::vector<IpAddr> addrs) { local_addrs_ = std::move(addrs); }
+  // the first install (Dataplane::create does it from the port configuration); each gets
+  // its port index (index_table) here. False (and `err`) when out of memory.
+  bool set_local_addresses(std::vector<IpAddr> addrs, std::string& err);
+  // The direct-mapped port index of local address `addr_index` (65536 slots, one per UDP
+  // port; see slot()). Allocated by set_local_addresses and kept until the table is
+  // destroyed, so the worker may hold the pointer (PortInfo::flow_index).
+  Flow* const* index_table(uint32_t addr_index) const {
+    return addr_index < kIndexAddrs ? index_[addr_index] : nullptr;
+  }
   // The key of the flow that receives on `local`; false if the address is not ours.
   bool key_for(const Endpoint& local, FlowKey& key) const;
 

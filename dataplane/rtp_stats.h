@@ -36,13 +36,14 @@ inline uint32_t rtp_arrival(uint64_t tsc, uint32_t mult) { return uint32_t((tsc 
 
 // The state, as it sits in the flow's counter line. Single writer (the flow's worker);
 // the control plane reads it with relaxed loads (an estimate: fields may be one packet apart).
+// (The last packet's timestamp, sequence number, payload type and SSRC are kept beside it
+// as raw header bytes: Flow::last_rtp.)
 struct RtpStats {
   uint32_t ext_max = 0;   // extended highest sequence number received (cycles << 16 | max_seq)
   uint32_t base = 0;      // extended sequence number of the first packet of this SSRC
   uint32_t received = 0;  // RTP packets received since the SSRC started (0: none yet)
   uint32_t transit = 0;   // relative transit time of the last packet, timestamp units
   uint32_t jitter = 0;    // interarrival jitter, timestamp units scaled by 16 (A.8)
-  uint32_t last_ts = 0;   // RTP timestamp of the last packet
 };
 
 inline constexpr uint16_t kMaxDropout = 3000;  // RFC 3550 A.1
@@ -50,32 +51,32 @@ inline constexpr uint16_t kMaxMisorder = 100;
 
 // One RTP packet: `ssrc_changed` is true when its SSRC differs from the last one seen
 // (the stats restart), `arrival` is its arrival time in timestamp units (valid only when
-// `clock_known`; without a clock rate the jitter is not estimated).
+// `clock_known`; without a clock rate the jitter is not estimated). The usual packet (the
+// same SSRC, at most kMaxDropout numbers ahead) takes one branch.
 [[gnu::always_inline]] inline void rtp_track(RtpStats& s, bool ssrc_changed, uint16_t seq, uint32_t ts, uint32_t arrival,
                       bool clock_known) {
-  uint32_t received = s.received;
-  if (received == 0 || ssrc_changed) {
-  restart:
-    s.base = seq;
-    s.ext_max = seq;
-    s.received = 1;
-    s.transit = arrival - ts;
-    s.jitter = 0;
-    s.last_ts = ts;
-    return;
+  const uint32_t received = s.received;
+  const uint32_t ext_max = s.ext_max;
+  // How far ahead of the highest number so far, modulo 2^16: adding it to the extended
+  // number carries a wrap of the 16-bit one into the cycle count.
+  const uint32_t udelta = uint16_t(seq - uint16_t(ext_max));
+  if (__builtin_expect(received == 0 || ssrc_changed || udelta >= kMaxDropout, 0)) {
+    // A new SSRC, or a jump too large to be loss: the sender restarted its sequence (A.1
+    // waits for a second sequential packet before restarting; we restart at once). A
+    // number just behind the maximum is a duplicate or reordered packet instead: it counts
+    // as received and the maximum stays.
+    if (received == 0 || ssrc_changed || udelta <= 65535u - kMaxMisorder) {
+      s.base = seq;
+      s.ext_max = seq;
+      s.received = 1;
+      s.transit = arrival - ts;
+      s.jitter = 0;
+      return;
+    }
+  } else {
+    s.ext_max = ext_max + udelta;
   }
-  uint32_t ext_max = s.ext_max;
-  uint16_t udelta = uint16_t(seq - uint16_t(ext_max));
-  if (udelta < kMaxDropout) {
-    if (seq < uint16_t(ext_max)) ext_max += 0x10000;  // the 16-bit number wrapped
-    s.ext_max = (ext_max & 0xffff0000u) | seq;
-  } else if (udelta <= uint16_t(65535 - kMaxMisorder)) {
-    // A jump too large to be loss: the sender restarted its sequence (A.1 waits for a second
-    // sequential packet before restarting; we restart at once).
-    goto restart;
-  }  // else: duplicate or reordered packet; it counts as received, the maximum stays.
   s.received = received + 1;
-  s.last_ts = ts;
   if (clock_known) {
     uint32_t transit = arrival - ts;
     int32_t d = int32_t(transit - s.transit);

@@ -140,7 +140,6 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
   // Read once: the loop's stores through byte pointers would make the compiler reload them.
   const uint64_t mac_word = ld32(port.mac.b) | uint64_t(ld16(port.mac.b + 4)) << 32;
   const uint16_t media_first = port.media.first, media_last = port.media.last;
-  const FlowTable& flows_tab = *dp->flows_;
 
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
@@ -163,8 +162,8 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
       int ai = port.find_v4(ld32(f + 30));
       if (total <= len - kEthHdrLen && ulen >= kUdpHdrLen && ulen <= total - kIpv4HdrLen && ai >= 0 &&
           dport >= media_first && dport <= media_last) {
-        slots[nm] = flows_tab.slot(port.addr_index[ai], dport);
-        if (slots[nm]) rte_prefetch0(slots[nm]);
+        slots[nm] = port.flow_index[ai] + dport;
+        rte_prefetch0(slots[nm]);
         media[nm++] = m;
         continue;
       }
@@ -221,8 +220,8 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
         continue;
       }
       // The port index slot: prefetched now, read once the whole burst is parsed.
-      slots[nm] = dp->flows_->slot(port.addr_index[addr_i], p.dport);
-      if (slots[nm]) rte_prefetch0(slots[nm]);
+      slots[nm] = port.flow_index[addr_i] + p.dport;
+      rte_prefetch0(slots[nm]);
       media_p[nm] = p;
       general |= uint64_t(1) << nm;
       media[nm++] = m;
@@ -384,14 +383,19 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
   }
 
   // Headers in place (the same bytes rewrite_udp writes for IPv4 -> IPv4): version, DSCP/ECN
-  // and identification stay, DF stays and the other flag bits are cleared, TTL 64.
-  const uint16_t udp_len = uint16_t(plen + kUdpHdrLen);
-  const uint16_t total = uint16_t(kIpv4HdrLen + udp_len);
-  const uint16_t frag = uint16_t(ld16(ip + 6) & 0x0040);  // DF, as a native-order word
-  const uint16_t ip_csum = uint16_t(~fold(addr_sum + uint64_t(ld16(ip)) + be_word(total) + ld16(ip + 4) +
-                                          frag + be_word(uint16_t(64 << 8 | kProtoUdp))));
-  uint16_t udp_csum;
-  const uint16_t old_csum = ld16(ip + 26);
+  // and identification stay, DF stays and the other flag bits are cleared, TTL 64. Locals
+  // are full-width: GCC spilled a 16-bit one and reloaded it as 64 bits, a store-forwarding
+  // stall per packet (docs/performance.md change 19).
+  const uint32_t udp_len = plen + kUdpHdrLen;
+  const uint32_t total = kIpv4HdrLen + udp_len;
+  // Bytes 4-11 of the IPv4 header as one word: identification, flags/offset, TTL, protocol,
+  // checksum; the new one keeps the identification and DF.
+  const uint64_t id_df = ld64(ip + 4) & 0x40ffffu;
+  const uint32_t ip_csum = uint16_t(~fold(addr_sum + uint64_t(ld16(ip)) + be_word(uint16_t(total)) +
+                                          (id_df & 0xffff) + (id_df >> 16) + be_word(uint16_t(64 << 8 | kProtoUdp))));
+  const uint64_t ip_word = id_df | uint64_t(64) << 32 | uint64_t(kProtoUdp) << 40 | uint64_t(ip_csum) << 48;
+  uint32_t udp_csum;
+  const uint32_t old_csum = ld16(ip + 26);
   if ((flags & kTxIncremental) && old_csum != 0 &&
       (m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) != RTE_MBUF_F_RX_L4_CKSUM_NONE) {
     // RFC 1624 eqn. 3, as rewrite_udp's CsumMode::Incremental: the old addresses and ports
@@ -399,39 +403,38 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
     constexpr uint64_t kOnesZero = 0xffffull << 32;
     uint64_t old_addrs = ld64(ip + 12);
     uint64_t old_sum = (old_addrs & 0xffffffffu) + (old_addrs >> 32) + ld32(ip + 20);
-    udp_csum = uint16_t(~fold(uint16_t(~old_csum) + (kOnesZero - old_sum) + pseudo_sum));
+    udp_csum = uint16_t(~fold((~old_csum & 0xffff) + (kOnesZero - old_sum) + pseudo_sum));
     if (udp_csum == 0) udp_csum = 0xffff;  // RFC 768: zero means "no checksum"
   } else if (flags & kTxOffload) {
-    udp_csum = fold(uint64_t(addr_sum) + be_word(kProtoUdp) + be_word(udp_len));
+    udp_csum = fold(uint64_t(addr_sum) + be_word(kProtoUdp) + be_word(uint16_t(udp_len)));
     m->ol_flags = RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_UDP_CKSUM;
     m->l2_len = kEthHdrLen;
     m->l3_len = kIpv4HdrLen;
   } else {
-    udp_csum = uint16_t(
-        ~fold(sum_bytes(payload, plen, uint64_t(pseudo_sum) + be_word(kProtoUdp) + 2 * be_word(udp_len))));
+    udp_csum = uint16_t(~fold(
+        sum_bytes(payload, plen, uint64_t(pseudo_sum) + be_word(kProtoUdp) + 2 * be_word(uint16_t(udp_len)))));
     if (udp_csum == 0) udp_csum = 0xffff;
   }
   std::memcpy(f, &mac_lo, 8);
   std::memcpy(f + 8, &mac_hi, 4);
-  const uint16_t total_be = uint16_t(total << 8 | total >> 8);
+  const uint16_t total_be = __builtin_bswap16(uint16_t(total));
   std::memcpy(ip + 2, &total_be, 2);
-  std::memcpy(ip + 6, &frag, 2);
-  ip[8] = 64;
-  std::memcpy(ip + 10, &ip_csum, 2);
+  std::memcpy(ip + 4, &ip_word, 8);
   std::memcpy(ip + 12, &new_addrs, 8);
-  std::memcpy(ip + 20, &new_ports, 4);
-  const uint32_t len_csum = uint32_t(uint16_t(udp_len << 8 | udp_len >> 8)) | uint32_t(udp_csum) << 16;
-  std::memcpy(ip + 24, &len_csum, 4);
+  const uint64_t udp_word = new_ports | uint64_t(__builtin_bswap16(uint16_t(udp_len))) << 32 | uint64_t(udp_csum) << 48;
+  std::memcpy(ip + 20, &udp_word, 8);
   const uint32_t new_len = kEthHdrLen + total;
   m->data_len = uint16_t(new_len);
   m->pkt_len = new_len;
+  push(nic_tx[egress], nic, m);
+  ++relayed;
 
+  // The flow's counters and RTP statistics last, with the packet already queued (fewer
+  // values live across them).
   bump(fl->packets);
   bump(fl->bytes, plen);
   __atomic_store_n(&fl->last_seen_tsc, now, __ATOMIC_RELAXED);
   if (plen >= 12 && (payload[1] < 192 || payload[1] > 223)) rtp_seen(fl, mult, payload, now);
-  ++relayed;
-  push(nic_tx[egress], nic, m);
   return true;
 }
 
@@ -785,15 +788,13 @@ void WorkerCtx::ice_check(rte_mbuf* m, const Parsed& p, Flow* fl, const FlowActi
 }
 
 [[gnu::always_inline]] inline void WorkerCtx::rtp_seen(Flow* fl, uint32_t flow_mult, const uint8_t* rtp, uint64_t now) {
-  const uint32_t ssrc = __builtin_bswap32(ld32(rtp + 8));
-  const uint32_t ts = __builtin_bswap32(ld32(rtp + 4));
-  const uint16_t seq = __builtin_bswap16(ld16(rtp + 2));
-  const uint8_t pt = rtp[1] & 0x7f;
-  const uint32_t mult = flow_mult ? flow_mult : pt_mult[pt];
-  rtp_track(fl->rtp, ssrc != fl->last_ssrc, seq, ts, rtp_arrival(now, mult), mult != 0);
-  __atomic_store_n(&fl->last_ssrc, ssrc, __ATOMIC_RELAXED);
-  __atomic_store_n(&fl->last_seq, seq, __ATOMIC_RELAXED);
-  __atomic_store_n(&fl->last_pt, pt, __ATOMIC_RELAXED);
+  const uint64_t head = ld64(rtp);  // V/P/X/CC, M/PT, sequence number, timestamp
+  const uint32_t ssrc_wire = ld32(rtp + 8);
+  const uint32_t mult = flow_mult ? flow_mult : pt_mult[(head >> 8) & 0x7f];
+  rtp_track(fl->rtp, ssrc_wire != fl->last_ssrc_wire, __builtin_bswap16(uint16_t(head >> 16)),
+            __builtin_bswap32(uint32_t(head >> 32)), rtp_arrival(now, mult), mult != 0);
+  __atomic_store_n(&fl->last_rtp, head, __ATOMIC_RELAXED);
+  __atomic_store_n(&fl->last_ssrc_wire, ssrc_wire, __ATOMIC_RELAXED);
 }
 
 void WorkerCtx::capture_copy(const rte_mbuf* m, uint8_t port, uint8_t dir, uint64_t now) {
