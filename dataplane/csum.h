@@ -132,4 +132,11 @@ inline uint64_t sum_bytes(const uint8_t* p, size_t n, uint64_t acc) {
   return uint16_t(x);
 }
 
+// fold() for a sum known to be below 2^32 (a few 16-bit words): half the instructions.
+[[gnu::always_inline]] inline uint16_t fold32(uint32_t x) {
+  x = (x & 0xffff) + (x >> 16);  // < 2^17
+  x += x >> 16;
+  return uint16_t(x);
+}
+
 }  // namespace veil::dp

@@ -219,7 +219,11 @@ struct alignas(64) TxPlan {
   uint32_t src_ip = 0;           // the one source accepted (wire order) ...
   uint16_t src_port = 0;         // ... and its port (wire order)
   uint16_t addr_sum = 0;         // one's complement sum of ip_addrs (native words, folded)
-  uint16_t pseudo_sum = 0;       // ... of ip_addrs and udp_ports
+  // kTxIncremental: the UDP checksum's change (RFC 1624 eqn. 3, folded: the accepted source's
+  // and the flow's own address and port out, ip_addrs and udp_ports in), fixed for the flow
+  // because the fast path only takes packets from that source to that endpoint. Otherwise
+  // the one's complement sum of ip_addrs and udp_ports (the new pseudo-header's).
+  uint16_t udp_sum = 0;
   uint8_t flags2 = 0;            // kTx2*
   uint8_t pad = 0;
   uint32_t rtp_mult = 0;         // FlowAction::rtp_mult

@@ -335,7 +335,7 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
   if (ld32(ip + 12) != t.src_ip || ld16(ip + 20) != t.src_port) return false;
   const uint64_t mac_lo = ld64(t.macs), new_addrs = ld64(t.ip_addrs);
   const uint32_t mac_hi = ld32(t.macs + 8), new_ports = ld32(t.udp_ports);
-  const uint16_t nic = t.nic, addr_sum = t.addr_sum, pseudo_sum = t.pseudo_sum;
+  const uint16_t nic = t.nic, addr_sum = t.addr_sum, udp_sum = t.udp_sum;
   const uint32_t mult = t.rtp_mult;
   const uint8_t flags2 = t.flags2;
   std::atomic_thread_fence(std::memory_order_acquire);
@@ -391,28 +391,29 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
   // Bytes 4-11 of the IPv4 header as one word: identification, flags/offset, TTL, protocol,
   // checksum; the new one keeps the identification and DF.
   const uint64_t id_df = ld64(ip + 4) & 0x40ffffu;
-  const uint32_t ip_csum = uint16_t(~fold(addr_sum + uint64_t(ld16(ip)) + be_word(uint16_t(total)) +
-                                          (id_df & 0xffff) + (id_df >> 16) + be_word(uint16_t(64 << 8 | kProtoUdp))));
+  const uint32_t ip_csum = uint16_t(~fold32(addr_sum + uint32_t(ld16(ip)) + uint32_t(be_word(uint16_t(total))) +
+                                            uint32_t(id_df & 0xffff) + uint32_t(id_df >> 16) +
+                                            uint32_t(be_word(uint16_t(64 << 8 | kProtoUdp)))));
   const uint64_t ip_word = id_df | uint64_t(64) << 32 | uint64_t(kProtoUdp) << 40 | uint64_t(ip_csum) << 48;
   uint32_t udp_csum;
   const uint32_t old_csum = ld16(ip + 26);
   if ((flags & kTxIncremental) && old_csum != 0 &&
       (m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) != RTE_MBUF_F_RX_L4_CKSUM_NONE) {
-    // RFC 1624 eqn. 3, as rewrite_udp's CsumMode::Incremental: the old addresses and ports
-    // out, the new ones in (kOnesZero - m is ~m, see there).
-    constexpr uint64_t kOnesZero = 0xffffull << 32;
-    uint64_t old_addrs = ld64(ip + 12);
-    uint64_t old_sum = (old_addrs & 0xffffffffu) + (old_addrs >> 32) + ld32(ip + 20);
-    udp_csum = uint16_t(~fold((~old_csum & 0xffff) + (kOnesZero - old_sum) + pseudo_sum));
+    // RFC 1624 eqn. 3 with the flow's fixed change (TxPlan::udp_sum): as rewrite_udp's
+    // CsumMode::Incremental.
+    udp_csum = uint16_t(~fold32((~old_csum & 0xffff) + udp_sum));
     if (udp_csum == 0) udp_csum = 0xffff;  // RFC 768: zero means "no checksum"
   } else if (flags & kTxOffload) {
-    udp_csum = fold(uint64_t(addr_sum) + be_word(kProtoUdp) + be_word(uint16_t(udp_len)));
+    udp_csum = fold32(addr_sum + uint32_t(be_word(kProtoUdp)) + uint32_t(be_word(uint16_t(udp_len))));
     m->ol_flags = RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_UDP_CKSUM;
     m->l2_len = kEthHdrLen;
     m->l3_len = kIpv4HdrLen;
   } else {
-    udp_csum = uint16_t(~fold(
-        sum_bytes(payload, plen, uint64_t(pseudo_sum) + be_word(kProtoUdp) + 2 * be_word(uint16_t(udp_len)))));
+    // The new pseudo-header: udp_sum, or for an incremental flow (a packet without a
+    // checksum, or one the NIC did not verify) the same from the addresses and ports.
+    const uint64_t pseudo = (flags & kTxIncremental) ? uint64_t(addr_sum) + new_ports : udp_sum;
+    udp_csum = uint16_t(
+        ~fold(sum_bytes(payload, plen, pseudo + be_word(kProtoUdp) + 2 * be_word(uint16_t(udp_len)))));
     if (udp_csum == 0) udp_csum = 0xffff;
   }
   std::memcpy(f, &mac_lo, 8);
@@ -445,7 +446,7 @@ void WorkerCtx::drop_flow(Flow* fl, rte_mbuf* m, FlowDrop why) {
 
 void WorkerCtx::tx_build(Flow* fl, uint32_t gen, uint32_t dver, uint32_t nh_gen, const MacAddr& dmac,
                          bool self, const FlowAction& a, const Endpoint& dst, const Endpoint* src,
-                         uint32_t src_ver) {
+                         uint32_t src_ver, const uint8_t* in_ip) {
   TxPlan& t = fl->tx;
   uint32_t seq = t.seq.load(std::memory_order_relaxed);
   // Another worker writing it (two sources of one flow on two workers): leave it to that one.
@@ -484,7 +485,18 @@ void WorkerCtx::tx_build(Flow* fl, uint32_t gen, uint32_t dver, uint32_t nh_gen,
     uint64_t addrs = ld64(t.ip_addrs);
     uint64_t a_sum = (addrs & 0xffffffffu) + (addrs >> 32);
     t.addr_sum = fold(a_sum);
-    t.pseudo_sum = fold(a_sum + ld32(t.udp_ports));
+    const uint64_t new_sum = a_sum + ld32(t.udp_ports);
+    if (incremental) {
+      // The old fields as this packet carries them (the accepted source, the flow's own
+      // endpoint): what every packet the fast path takes carries. kOnesZero - m is ~m, as
+      // in rewrite_udp's CsumMode::Incremental.
+      constexpr uint64_t kOnesZero = 0xffffull << 32;
+      const uint64_t old_addrs = ld64(in_ip + 12);
+      const uint64_t old_sum = (old_addrs & 0xffffffffu) + (old_addrs >> 32) + ld32(in_ip + 20);
+      t.udp_sum = fold((kOnesZero - old_sum) + new_sum);
+    } else {
+      t.udp_sum = fold(new_sum);
+    }
   }
   t.flags = flags;
   t.seq.store(seq + 2, std::memory_order_release);
@@ -613,7 +625,7 @@ void WorkerCtx::relay_slow(rte_mbuf* m, const Parsed& p, Flow* fl, uint64_t now)
   // path: IPv4 both ways, a known source, nothing the action wants per packet.
   if (fast_src && (self || !fast_src->addr.is_v4() || !dst.addr.is_v4() || FlowTable::slow_action(*a)))
     fast_src = nullptr;
-  if (!cached || fast_src) tx_build(fl, gen, dver, nh_gen, dmac, self, *a, dst, fast_src, lver);
+  if (!cached || fast_src) tx_build(fl, gen, dver, nh_gen, dmac, self, *a, dst, fast_src, lver, f + p.l3);
 
   // SRTP out: the trailer goes after the payload, inside the mbuf's own buffer.
   SrtpSession* srtp_out = a->srtp_out ? __atomic_load_n(&fl->srtp_out, __ATOMIC_ACQUIRE) : nullptr;

@@ -90,10 +90,11 @@ struct alignas(64) WorkerCtx {
   bool relay_fast(rte_mbuf* m, Flow* fl, uint64_t now, unsigned& relayed);
   // Writes the flow's egress cache: the next hop always, the fast path's fields when `src`
   // (the one source to accept, read from Flow::learned at `src_ver` or the strict flow's
-  // signaled one) is given and the flow qualifies.
+  // signaled one) is given and the flow qualifies; `in_ip` is then the IPv4 header of the
+  // packet from that source (to the flow's own endpoint) being relayed.
   void tx_build(Flow* fl, uint32_t gen, uint32_t dver, uint32_t nh_gen, const MacAddr& dmac,
                 bool self, const FlowAction& a, const Endpoint& dst, const Endpoint* src,
-                uint32_t src_ver);
+                uint32_t src_ver, const uint8_t* in_ip);
   // A relayed packet addressed to one of this SBC's own media endpoints on port `pi` (both
   // calls of a hairpin anchored here): parsed again and relayed through the flow that owns
   // that endpoint, once (a second hairpin is dropped: hairpin_loop).
