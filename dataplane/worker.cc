@@ -385,7 +385,7 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
   // Headers in place (the same bytes rewrite_udp writes for IPv4 -> IPv4): version, DSCP/ECN
   // and identification stay, DF stays and the other flag bits are cleared, TTL 64. Locals
   // are full-width: GCC spilled a 16-bit one and reloaded it as 64 bits, a store-forwarding
-  // stall per packet (docs/performance.md change 19).
+  // stall per packet (docs/performance.md change 21).
   const uint32_t udp_len = plen + kUdpHdrLen;
   const uint32_t total = kIpv4HdrLen + udp_len;
   // Bytes 4-11 of the IPv4 header as one word: identification, flags/offset, TTL, protocol,

@@ -978,6 +978,51 @@ TEST(FastPath, EveryFrameByteExactBothChecksumModes) {
   }
 }
 
+// A port with complete checksums: the cache holds the flow's fixed checksum change
+// (TxPlan::udp_sum). A packet without a UDP checksum, or one the NIC did not verify (a
+// partial checksum), is summed in full instead, still on the fast path.
+TEST(FastPath, IncrementalFlowSumsPacketsWithoutAVerifiedChecksum) {
+  FastLab lab(20000, {}, 0, config::PortConfig::RxChecksums::Complete);
+  lab.pair_v4();
+  lab.send1(1);
+  lab.send1(2);
+  ASSERT_EQ(lab.slow(), 2u);
+  auto want = [&](uint16_t seq) {
+    return expected_v4(kIntHostMac, lab.int_mac, ep("198.51.100.1:30000"), ep("198.51.100.10:5000"),
+                       rtp_payload(seq), uint16_t(0x1000 + seq));
+  };
+  auto frame = [&](uint16_t seq, bool partial) {
+    return udp_frame(lab.ext_mac, kExtHostMac, ep("203.0.113.10:4000"), ep("203.0.113.1:20000"), rtp_payload(seq),
+                     57, partial, uint16_t(0x1000 + seq));
+  };
+  auto send = [&](const std::vector<uint8_t>& f, uint64_t flags) {
+    rte_mbuf* m = rte_pktmbuf_alloc(lab.dp->pool());
+    EXPECT_NE(m, nullptr);
+    std::memcpy(rte_pktmbuf_append(m, uint16_t(f.size())), f.data(), f.size());
+    m->ol_flags = flags;
+    EXPECT_EQ(rte_ring_enqueue(lab.ext.rx, m), 0);
+    lab.pass();
+    return lab.take(lab.intp);
+  };
+  // No checksum at all (RFC 768 allows it over IPv4): one is computed.
+  auto none = frame(3, false);
+  none[40] = none[41] = 0;
+  auto out = send(none, RTE_MBUF_F_RX_L4_CKSUM_GOOD);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0], want(3));
+  // A partial checksum the NIC did not verify (RX_L4_CKSUM_NONE).
+  out = send(frame(4, true), RTE_MBUF_F_RX_L4_CKSUM_NONE);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0], want(4));
+  // A complete one: adjusted by the flow's fixed change, the same bytes.
+  for (uint16_t seq = 5; seq < 40; ++seq) {
+    out = send(frame(seq, false), seq % 2 ? RTE_MBUF_F_RX_L4_CKSUM_GOOD : 0);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0], want(seq)) << "packet " << seq;
+  }
+  EXPECT_EQ(lab.slow(), 2u);  // all of them on the fast path
+}
+
 TEST(FastPath, PaddingFlagsAndNonRtpAsOnTheSlowPath) {
   FastLab lab;
   lab.pair_v4();
