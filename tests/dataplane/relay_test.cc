@@ -177,13 +177,7 @@ TEST(Relay, CompleteChecksumPortAdjustsIncrementally) {
   ASSERT_TRUE(lab.dp->ports()[0].rx_csum_complete);
   ASSERT_TRUE(lab.dp->ports()[1].rx_csum_complete);
   lab.pair_v4();
-  auto inject_flags = [&](const std::vector<uint8_t>& frame, uint64_t flags) {
-    rte_mbuf* m = rte_pktmbuf_alloc(lab.dp->pool());
-    ASSERT_NE(m, nullptr);
-    std::memcpy(rte_pktmbuf_append(m, uint16_t(frame.size())), frame.data(), frame.size());
-    m->ol_flags = flags;
-    ASSERT_EQ(rte_ring_enqueue(lab.ext.rx, m), 0);
-  };
+  auto inject_flags = [&](const std::vector<uint8_t>& frame, uint64_t flags) { lab.inject(lab.ext, frame, 0, flags); };
   // Checksums complete: the output verifies and equals what a full computation writes.
   for (unsigned n : {12u, 13u, 160u, 171u}) {
     auto payload = rtp_payload(uint8_t(n), n);
@@ -996,11 +990,7 @@ TEST(FastPath, IncrementalFlowSumsPacketsWithoutAVerifiedChecksum) {
                      57, partial, uint16_t(0x1000 + seq));
   };
   auto send = [&](const std::vector<uint8_t>& f, uint64_t flags) {
-    rte_mbuf* m = rte_pktmbuf_alloc(lab.dp->pool());
-    EXPECT_NE(m, nullptr);
-    std::memcpy(rte_pktmbuf_append(m, uint16_t(f.size())), f.data(), f.size());
-    m->ol_flags = flags;
-    EXPECT_EQ(rte_ring_enqueue(lab.ext.rx, m), 0);
+    lab.inject(lab.ext, f, 0, flags);
     lab.pass();
     return lab.take(lab.intp);
   };

@@ -138,10 +138,12 @@ struct RingLab {
     ext_mac = dp->ports()[0].mac;
     int_mac = dp->ports()[1].mac;
   }
-  void inject(RingPort& p, const std::vector<uint8_t>& frame, unsigned queue = 0) {
+  // `ol_flags`: what the NIC would have said of the frame (RTE_MBUF_F_RX_L4_CKSUM_*).
+  void inject(RingPort& p, const std::vector<uint8_t>& frame, unsigned queue = 0, uint64_t ol_flags = 0) {
     rte_mbuf* m = rte_pktmbuf_alloc(dp->pool());
     ASSERT_NE(m, nullptr);
     std::memcpy(rte_pktmbuf_append(m, uint16_t(frame.size())), frame.data(), frame.size());
+    m->ol_flags = ol_flags;
     ASSERT_EQ(rte_ring_enqueue(queue ? p.rx1 : p.rx, m), 0);
   }
   std::vector<std::vector<uint8_t>> take(RingPort& p, unsigned queue = 0) {
