@@ -196,25 +196,20 @@ bool FlowTable::set_local_addresses(std::vector<IpAddr> addrs, std::string& err)
     err = "more local addresses than the flow index holds (" + std::to_string(kIndexAddrs) + ")";
     return false;
   }
-  for (uint32_t i = 0; i < local_addrs_.size(); ++i)
+  for (uint32_t i = 0; i < local_addrs_.size(); ++i) {
+    if (index_[i]) continue;
+    index_[i] = static_cast<Flow**>(rte_zmalloc_socket("veil_flow_index", sizeof(Flow*) * 65536, 64, socket_));
     if (!index_[i]) {
-      index_set(FlowKey{i, 0, 0, 0}, nullptr);  // allocates this address's index
-      if (!index_[i]) {
-        err = "out of memory for the flow index (raise [dataplane] memory_mb)";
-        return false;
-      }
+      err = "out of memory for the flow index (raise [dataplane] memory_mb)";
+      return false;
     }
+  }
   return true;
 }
 
 void FlowTable::index_set(const FlowKey& key, Flow* f) {
   Flow** t = index_[key.addr_index];
-  if (!t) {
-    t = static_cast<Flow**>(rte_zmalloc_socket("veil_flow_index", sizeof(Flow*) * 65536, 64, socket_));
-    if (!t) return;  // install() checked index_ready() before
-    __atomic_store_n(&index_[key.addr_index], t, __ATOMIC_RELEASE);
-  }
-  __atomic_store_n(&t[key.port], f, __ATOMIC_RELEASE);
+  if (t) __atomic_store_n(&t[key.port], f, __ATOMIC_RELEASE);
 }
 
 bool FlowTable::key_for(const Endpoint& local, FlowKey& key) const {
@@ -236,13 +231,7 @@ int FlowTable::install(const FlowSpec& s, std::string* why) {
     return set_why(why, s.local.addr.str() + " is not one of the SBC's addresses"), -EINVAL;
   if (rte_hash_lookup(hash_, &key) >= 0)
     return set_why(why, "local endpoint " + s.local.str() + " already has a flow"), -EEXIST;
-  if (key.addr_index >= kIndexAddrs)
-    return set_why(why, "more local addresses than the flow index holds"), -EINVAL;
-  if (!index_[key.addr_index]) {
-    index_set(FlowKey{key.addr_index, 0, 0, 0}, nullptr);  // allocate this address's index
-    if (!index_[key.addr_index])
-      return set_why(why, "out of memory for the flow index (raise [dataplane] memory_mb)"), -ENOSPC;
-  }
+  // (Every local address has its port index: set_local_addresses allocated them.)
 
   Flow* f = alloc_flow(socket_);
   if (!f) return set_why(why, "out of memory for flows (raise [dataplane] memory_mb)"), -ENOSPC;

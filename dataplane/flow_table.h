@@ -133,7 +133,7 @@ class FlowTable {
   void index_publish(Flow* f);
 
   Rcu& rcu_;
-  Flow** index_[kIndexAddrs] = {};  // per address index: 65536 Flow*, allocated at first use
+  Flow** index_[kIndexAddrs] = {};  // per local address: 65536 Flow*, allocated by set_local_addresses
   rte_hash* hash_ = nullptr;
   uint32_t capacity_ = 0;
   int socket_ = SOCKET_ID_ANY;
