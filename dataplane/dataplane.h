@@ -66,18 +66,23 @@ struct PortInfo {
     }
     ++n_addrs;
   }
-  int find_v4(uint32_t w) const {
+  // Bit i set: the IPv4 address `w` (native order, as loaded from a packet) is addrs[i].
+  unsigned match_v4(uint32_t w) const {
 #if defined(__AVX2__)
     static_assert(kMaxAddrs == 8);
     __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(v4_word));
-    unsigned hit = unsigned(_mm256_movemask_ps(_mm256_castsi256_ps(
-                       _mm256_cmpeq_epi32(v, _mm256_set1_epi32(int(w)))))) & v4_mask;
-    return hit ? __builtin_ctz(hit) : -1;
+    return unsigned(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(v, _mm256_set1_epi32(int(w)))))) &
+           v4_mask;
 #else
+    unsigned hit = 0;
     for (unsigned i = 0; i < n_addrs; ++i)
-      if ((v4_mask >> i & 1) && v4_word[i] == w) return int(i);
-    return -1;
+      if ((v4_mask >> i & 1) && v4_word[i] == w) hit |= 1u << i;
+    return hit;
 #endif
+  }
+  int find_v4(uint32_t w) const {
+    unsigned hit = match_v4(w);
+    return hit ? __builtin_ctz(hit) : -1;
   }
   // Index of `a` in this port's addresses, or -1. Fixed-length compares, which the compiler
   // inlines (memcmp with a run-time length is a libc call per address).

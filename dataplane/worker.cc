@@ -156,13 +156,15 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
         (ld32(f + 12) & 0xffffff) == 0x450008 &&     // IPv4, header length 20
         (ld32(f + 20) & 0xff00ff3f) == 0x11000000 &&  // no MF, offset 0; UDP
         (m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) != RTE_MBUF_F_RX_L4_CKSUM_BAD) {
-      uint16_t total = __builtin_bswap16(ld16(f + 16));
-      uint16_t ulen = __builtin_bswap16(ld16(f + 38));
-      uint16_t dport = __builtin_bswap16(ld16(f + 36));
-      int ai = port.find_v4(ld32(f + 30));
-      if (total <= len - kEthHdrLen && ulen >= kUdpHdrLen && ulen <= total - kIpv4HdrLen && ai >= 0 &&
-          dport >= media_first && dport <= media_last) {
-        slots[nm] = port.flow_index[ai] + dport;
+      const uint32_t total = __builtin_bswap16(ld16(f + 16));
+      const uint32_t ulen = __builtin_bswap16(ld16(f + 38));
+      const uint32_t dport = __builtin_bswap16(ld16(f + 36));
+      const unsigned hit = port.match_v4(ld32(f + 30));
+      // 28 <= total <= len - 14 and 8 <= ulen <= total - 20, as unsigned differences.
+      if (total - (kIpv4HdrLen + kUdpHdrLen) <= len - (kEthHdrLen + kIpv4HdrLen + kUdpHdrLen) &&
+          ulen - kUdpHdrLen <= total - (kIpv4HdrLen + kUdpHdrLen) && hit && dport >= media_first &&
+          dport <= media_last) {
+        slots[nm] = port.flow_index[__builtin_ctz(hit)] + dport;
         rte_prefetch0(slots[nm]);
         media[nm++] = m;
         continue;
