@@ -177,9 +177,10 @@ struct FlowCounters {
 
 // The worker's egress cache of a flow (Flow line 2): everything the fast path needs to
 // relay a packet without reading the action, resolved once by the slow path from the
-// action, the destination and the next hop, and valid while none of them changed:
-// `action_gen` (Flow::active_gen), `dst_ver` (Flow::egress_dst's version) and `nh_gen`
-// (the egress port's neighbour generation) must still match. The slow path also keeps its
+// action, the destination, the latch and the next hop, and valid while none of them changed:
+// `action_gen` (Flow::active_gen), `src_ver` (Flow::learned's version), `dst_ver`
+// (Flow::egress_dst's version) and `nh_gen` (the egress port's neighbour generation) must
+// still match. The slow path also keeps its
 // next-hop MAC here (kTxNh). Written by the worker that relays the flow (a sequence lock:
 // a second worker that finds it being written goes on without it), never by the control
 // plane. docs/architecture.md "The relay's fast path".
