@@ -7,8 +7,8 @@
 #include <rte_mempool.h>
 #include <rte_ring.h>
 
-#if defined(__AVX2__)
-#include <immintrin.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
 #endif
 
 #include <atomic>
@@ -67,12 +67,16 @@ struct PortInfo {
     ++n_addrs;
   }
   // Bit i set: the IPv4 address `w` (native order, as loaded from a packet) is addrs[i].
+  // Two 16-byte compares, not one 32-byte one: a 32-byte vector in process_burst makes GCC
+  // realign its stack frame, which costs it %rbp as a frame pointer (docs/performance.md
+  // change 25).
   unsigned match_v4(uint32_t w) const {
-#if defined(__AVX2__)
+#if defined(__SSE2__)
     static_assert(kMaxAddrs == 8);
-    __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(v4_word));
-    return unsigned(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(v, _mm256_set1_epi32(int(w)))))) &
-           v4_mask;
+    const __m128i x = _mm_set1_epi32(int(w));
+    const __m128i lo = _mm_cmpeq_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(v4_word)), x);
+    const __m128i hi = _mm_cmpeq_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(v4_word + 4)), x);
+    return unsigned(_mm_movemask_ps(_mm_castsi128_ps(lo)) | _mm_movemask_ps(_mm_castsi128_ps(hi)) << 4) & v4_mask;
 #else
     unsigned hit = 0;
     for (unsigned i = 0; i < n_addrs; ++i)

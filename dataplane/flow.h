@@ -213,13 +213,15 @@ struct alignas(64) TxPlan {
   uint32_t nh_gen = 0;
   uint8_t flags = 0;             // kTx*
   uint8_t egress_port = 0;       // logical
-  uint16_t nic = 0;              // its DPDK port id
+  uint16_t spare = 0;
   uint8_t macs[12] = {};         // destination, source: the Ethernet header's first 12 bytes
   uint8_t ip_addrs[8] = {};      // IPv4 source, destination as on the wire
   uint8_t udp_ports[4] = {};     // UDP source, destination port as on the wire
   uint32_t src_ip = 0;           // the one source accepted (wire order) ...
   uint16_t src_port = 0;         // ... and its port (wire order)
-  uint16_t addr_sum = 0;         // one's complement sum of ip_addrs (native words, folded)
+  // The IPv4 header checksum's change (RFC 1624 eqn. 3, folded): the accepted source's and the
+  // flow's own address out, ip_addrs and TTL 64 in (the packet's own TTL goes out per packet).
+  uint16_t ip_sum = 0;
   // kTxIncremental: the UDP checksum's change (RFC 1624 eqn. 3, folded: the accepted source's
   // and the flow's own address and port out, ip_addrs and udp_ports in), fixed for the flow
   // because the fast path only takes packets from that source to that endpoint. Otherwise

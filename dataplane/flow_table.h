@@ -111,6 +111,10 @@ class FlowTable {
   static uintptr_t load_tagged(Flow* const* slot) {
     return slot ? reinterpret_cast<uintptr_t>(__atomic_load_n(slot, __ATOMIC_ACQUIRE)) : 0;
   }
+  // The same for a slot known to exist (the worker's, reached from PortInfo::flow_index).
+  static uintptr_t load_tagged_nonnull(Flow* const* slot) {
+    return reinterpret_cast<uintptr_t>(__atomic_load_n(slot, __ATOMIC_ACQUIRE));
+  }
   static Flow* untag(uintptr_t v) { return reinterpret_cast<Flow*>(v & ~kSlotTags); }
   // Whether an action keeps its flow on the slow path (kSlotSlow). ICE, DTLS and consent
   // flows take the fast path for their media (the egress cache checks consent; STUN and DTLS

@@ -24,6 +24,8 @@ void WorkerCtx::push_full(TxBuf& b, uint16_t port_id) {
   b.n = 0;
 }
 
+void WorkerCtx::push_full_nic(uint8_t pi) { push_full(nic_tx[pi], dp->ports_[pi].nic); }
+
 bool WorkerCtx::source_allows(const uint8_t* src, Family fam, uint64_t now) {
   uint32_t key[2] = {0, 0};
   std::memcpy(key, src, fam == Family::V4 ? 4 : 8);  // IPv4 address, or the IPv6 /64
@@ -89,6 +91,15 @@ inline void srtp_prefetch(const Flow* f, int stage) {
   }
 }
 
+// sum_bytes out of line for process_burst (the full UDP checksum, on ports whose NIC does not
+// verify it): inlined, its AVX-512 registers made GCC realign process_burst's stack frame to
+// 64 bytes, which takes %rbp as a frame pointer for every packet (docs/performance.md
+// change 25). A call per packet costs nothing beside a sum over the whole payload.
+[[gnu::noinline]] uint64_t payload_sum(const uint8_t* p, size_t n, uint64_t acc) { return sum_bytes(p, n, acc); }
+
+// The one's complement sum of two IPv4 addresses as loaded (8 bytes, native words), folded.
+inline uint32_t addr_sum(uint64_t addrs) { return fold((addrs & 0xffffffffu) + (addrs >> 32)); }
+
 inline uint16_t ld16(const uint8_t* p) {
   uint16_t v;
   std::memcpy(&v, p, 2);
@@ -139,7 +150,7 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
   std::span<const IpAddr> ours(port.addrs, port.n_addrs);
   // Read once: the loop's stores through byte pointers would make the compiler reload them.
   const uint64_t mac_word = ld32(port.mac.b) | uint64_t(ld16(port.mac.b + 4)) << 32;
-  const uint16_t media_first = port.media.first, media_last = port.media.last;
+  const uint32_t media_first = port.media.first, media_span = uint32_t(port.media.last - port.media.first);
 
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
@@ -154,16 +165,16 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
     if (__builtin_expect(m->nb_segs == 1 && len >= kEthHdrLen + kIpv4HdrLen + kUdpHdrLen, 1) &&
         ((ld64(f) ^ mac_word) << 16) == 0 &&        // destination MAC (6 bytes)
         (ld32(f + 12) & 0xffffff) == 0x450008 &&     // IPv4, header length 20
-        (ld32(f + 20) & 0xff00ff3f) == 0x11000000 &&  // no MF, offset 0; UDP
+        (ld32(f + 20) & 0xff00ffbf) == 0x11000000 &&  // no flag but DF, offset 0; UDP
         (m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) != RTE_MBUF_F_RX_L4_CKSUM_BAD) {
       const uint32_t total = __builtin_bswap16(ld16(f + 16));
       const uint32_t ulen = __builtin_bswap16(ld16(f + 38));
       const uint32_t dport = __builtin_bswap16(ld16(f + 36));
       const unsigned hit = port.match_v4(ld32(f + 30));
-      // 28 <= total <= len - 14 and 8 <= ulen <= total - 20, as unsigned differences.
+      // 28 <= total <= len - 14, 8 <= ulen <= total - 20 and the port in the media range, as
+      // unsigned differences.
       if (total - (kIpv4HdrLen + kUdpHdrLen) <= len - (kEthHdrLen + kIpv4HdrLen + kUdpHdrLen) &&
-          ulen - kUdpHdrLen <= total - (kIpv4HdrLen + kUdpHdrLen) && hit && dport >= media_first &&
-          dport <= media_last) {
+          ulen - kUdpHdrLen <= total - (kIpv4HdrLen + kUdpHdrLen) && hit && dport - media_first <= media_span) {
         slots[nm] = port.flow_index[__builtin_ctz(hit)] + dport;
         rte_prefetch0(slots[nm]);
         media[nm++] = m;
@@ -271,14 +282,13 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
     return reinterpret_cast<const char*>(flows[k]) + offsetof(Flow, slots) +
            (tags[k] & FlowTable::kSlotHint) * sizeof(FlowAction);
   };
-  // srtp: bit k set when packet k's flow is SRTP (kSlotSrtp); a plain RTP burst tests it once.
-  static_assert(kMaxBurst <= 64);
-  uint64_t srtp = 0;
+  // any_tags: every flow's tags or-ed; a burst without SRTP (kSlotSrtp) tests it once.
+  uintptr_t any_tags = 0;
   for (unsigned k = 0; k < nm; ++k) {
-    uintptr_t v = FlowTable::load_tagged(slots[k]);
+    uintptr_t v = FlowTable::load_tagged_nonnull(slots[k]);
     flows[k] = FlowTable::untag(v);
     tags[k] = uint8_t(v & FlowTable::kSlotTags);
-    srtp |= uint64_t((v & FlowTable::kSlotSrtp) != 0) << k;
+    any_tags |= v;
     if (!flows[k]) continue;
     const char* fp = reinterpret_cast<const char*>(flows[k]);
     __builtin_prefetch(fp, 0, 2);
@@ -295,28 +305,57 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
     if (tags[k] & FlowTable::kSlotSlow) rte_prefetch0(action_line(k));
   };
   for (unsigned k = 0; k < kNearAhead && k < nm; ++k) near(k);
-  // SRTP flows: libsrtp2's state is a chain of dependent lines per session; fetch the
-  // sessions two packets ahead, their libsrtp2 contexts and first streams one ahead.
-  static_assert(kNearAhead > 2);
+  unsigned relayed = 0;  // by the fast path (Event::relayed, added once per burst)
   // Read once per burst (a capture armed meanwhile starts with the next one).
   const bool capturing = __builtin_expect(dp->cap_.armed(), 0);
-  unsigned relayed = 0;  // by the fast path (Event::relayed, added once per burst)
-  for (unsigned j = 0; j < nm; ++j) {
-    if (j + kNearAhead < nm) near(j + kNearAhead);
-    if (__builtin_expect(srtp != 0, 0)) {
-      if (j + 2 < nm && (srtp >> (j + 2) & 1)) srtp_prefetch(flows[j + 2], 1);
-      if (j + 1 < nm && (srtp >> (j + 1) & 1)) srtp_prefetch(flows[j + 1], 2);
+  if (__builtin_expect(!(any_tags & FlowTable::kSlotSrtp) && !capturing, 1)) {
+    // No SRTP flow in the burst, no capture: the plain fast path, inline and without a single
+    // call, so that GCC keeps its values in registers (a call anywhere in the loop made it
+    // spill them around the call on every packet; docs/performance.md change 25). Every
+    // packet it does not relay (no flow, media of another shape than the first
+    // classification's, the egress cache not valid for it) is handled after the loop, in
+    // order: packets of one flow keep their order whichever way they go, since a flow whose
+    // cache is not valid for one packet sends its later ones of that source the slow way too.
+    // Its pushes need no room check: each buffer is given room for a whole burst first.
+    for (size_t p = 0; p < dp->ports_.size(); ++p)
+      if (__builtin_expect(nic_tx[p].n > kTxCap - kMaxBurst, 0)) push_full_nic(uint8_t(p));
+    uint64_t deferred = general;
+    for (unsigned j = 0; j < nm; ++j) {
+      if (j + kNearAhead < nm) near(j + kNearAhead);
+      if ((deferred >> j & 1) || !flows[j] || !relay_fast<false>(media[j], flows[j], now, relayed))
+        deferred |= uint64_t(1) << j;
     }
-    // The fast path inline; the rest (a capture armed, the egress cache not valid for this
-    // packet) through relay_slow.
-    if (!flows[j])
-      drop(media[j], Drop::media_no_flow);
-    else if (capturing || !relay_fast(media[j], flows[j], now, relayed))
-      relay_slow(media[j], (general >> j & 1) ? media_p[j] : media_parsed(media[j]), flows[j], now);
+    relayed = nm - unsigned(__builtin_popcountll(deferred));
+    for (uint64_t d = deferred; d; d &= d - 1) {
+      const unsigned j = unsigned(__builtin_ctzll(d));
+      if (!flows[j])
+        drop(media[j], Drop::media_no_flow);
+      else
+        relay_slow(media[j], (general >> j & 1) ? media_p[j] : media_parsed(media[j]), flows[j], now);
+    }
+  } else {
+    for (unsigned j = 0; j < nm; ++j) {
+      if (j + kNearAhead < nm) near(j + kNearAhead);
+      // SRTP flows: libsrtp2's state is a chain of dependent lines per session; fetch the
+      // sessions two packets ahead, their libsrtp2 contexts and first streams one ahead.
+      static_assert(kNearAhead > 2);
+      if (j + 2 < nm && (tags[j + 2] & FlowTable::kSlotSrtp)) srtp_prefetch(flows[j + 2], 1);
+      if (j + 1 < nm && (tags[j + 1] & FlowTable::kSlotSrtp)) srtp_prefetch(flows[j + 1], 2);
+      // A capture copies every packet on the slow path.
+      if (!flows[j])
+        drop(media[j], Drop::media_no_flow);
+      else if (capturing || (general >> j & 1) || !relay_fast_full(media[j], flows[j], now, relayed))
+        relay_slow(media[j], (general >> j & 1) ? media_p[j] : media_parsed(media[j]), flows[j], now);
+    }
   }
   count(Event::relayed, relayed);
 }
 
+bool WorkerCtx::relay_fast_full(rte_mbuf* m, Flow* fl, uint64_t now, unsigned& relayed) {
+  return relay_fast<true>(m, fl, now, relayed);
+}
+
+template <bool kFull>
 [[gnu::always_inline]] inline bool WorkerCtx::relay_fast(rte_mbuf* m, Flow* fl, uint64_t now, unsigned& relayed) {
   // The egress cache, read under its sequence lock: valid for this action, destination,
   // next hop and (latching) latched source, and this packet from the one source accepted.
@@ -327,6 +366,9 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
   const TxPlan& t = fl->tx;
   uint32_t seq = t.seq.load(std::memory_order_acquire);
   uint8_t flags = t.flags;
+  // The plain instance calls nothing: SRTP (a flip the burst's index tags did not show yet)
+  // is the full one's.
+  if (!kFull && (flags & (kTxSrtpIn | kTxSrtpOut))) return false;
   if ((seq & 1) || !(flags & kTxFast) || ld64(reinterpret_cast<const uint8_t*>(&t.action_gen)) != fl->valid_word() ||
       t.dst_ver != fl->egress_dst.version())
     return false;
@@ -337,8 +379,7 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
   if (ld32(ip + 12) != t.src_ip || ld16(ip + 20) != t.src_port) return false;
   const uint64_t mac_lo = ld64(t.macs), new_addrs = ld64(t.ip_addrs);
   const uint32_t mac_hi = ld32(t.macs + 8), new_ports = ld32(t.udp_ports);
-  const uint16_t nic = t.nic, addr_sum = t.addr_sum, udp_sum = t.udp_sum;
-  const uint32_t mult = t.rtp_mult;
+  const uint16_t ip_sum = t.ip_sum, udp_sum = t.udp_sum;
   const uint8_t flags2 = t.flags2;
   std::atomic_thread_fence(std::memory_order_acquire);
   if (t.seq.load(std::memory_order_relaxed) != seq) return false;
@@ -371,12 +412,12 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
   };
   // SRTP as on the slow path: the tag verified before anything is forwarded; the trailer
   // goes after the payload, inside the mbuf's own buffer.
-  if (flags & kTxSrtpIn) {
+  if (kFull && (flags & kTxSrtpIn)) {
     SrtpSession* in = __atomic_load_n(&fl->srtp_in, __ATOMIC_ACQUIRE);
     SrtpResult r = in ? srtp_session_unprotect(*in, payload, plen) : SrtpResult::NoKey;
     if (r != SrtpResult::Ok) return flow_drop(srtp_flow_drop(r));
   }
-  if (flags & kTxSrtpOut) {
+  if (kFull && (flags & kTxSrtpOut)) {
     SrtpSession* out = __atomic_load_n(&fl->srtp_out, __ATOMIC_ACQUIRE);
     if (!out) return flow_drop(FlowDrop::srtp_no_key);
     const uint8_t* buf_end = static_cast<const uint8_t*>(m->buf_addr) + m->buf_len;
@@ -390,13 +431,19 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
   // stall per packet (docs/performance.md change 21).
   const uint32_t udp_len = plen + kUdpHdrLen;
   const uint32_t total = kIpv4HdrLen + udp_len;
-  // Bytes 4-11 of the IPv4 header as one word: identification, flags/offset, TTL, protocol,
-  // checksum; the new one keeps the identification and DF.
-  const uint64_t id_df = ld64(ip + 4) & 0x40ffffu;
-  const uint32_t ip_csum = uint16_t(~fold32(addr_sum + uint32_t(ld16(ip)) + uint32_t(be_word(uint16_t(total))) +
-                                            uint32_t(id_df & 0xffff) + uint32_t(id_df >> 16) +
-                                            uint32_t(be_word(uint16_t(64 << 8 | kProtoUdp)))));
-  const uint64_t ip_word = id_df | uint64_t(64) << 32 | uint64_t(kProtoUdp) << 40 | uint64_t(ip_csum) << 48;
+  // The IPv4 header checksum adjusted (RFC 1624 eqn. 3), not recomputed: the addresses'
+  // change is the flow's (TxPlan::ip_sum, with TTL 64 in), the packet's own TTL goes out,
+  // and the total length changes only with SRTP. Version, DSCP/ECN, identification and the
+  // flags stay as they are (both classifications send a packet with any flag but DF set
+  // to the slow path). A checksum that arrived wrong stays wrong, as through a router.
+  const uint32_t ttl_csum = ~ld32(ip + 8);  // TTL, protocol, checksum: complemented
+  uint32_t ip_acc = (ttl_csum & 0xffff) + (ttl_csum >> 16) + ip_sum;
+  if (kFull && (flags & (kTxSrtpIn | kTxSrtpOut))) {
+    ip_acc += (~uint32_t(ld16(ip + 2)) & 0xffff) + be_word(uint16_t(total));
+    const uint16_t total_be = __builtin_bswap16(uint16_t(total));
+    std::memcpy(ip + 2, &total_be, 2);
+  }
+  const uint32_t ip_word = uint32_t(64 | kProtoUdp << 8) | uint32_t(uint16_t(~fold32(ip_acc))) << 16;
   uint32_t udp_csum;
   const uint32_t old_csum = ld16(ip + 26);
   if ((flags & kTxIncremental) && old_csum != 0 &&
@@ -406,38 +453,45 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
     udp_csum = uint16_t(~fold32((~old_csum & 0xffff) + udp_sum));
     if (udp_csum == 0) udp_csum = 0xffff;  // RFC 768: zero means "no checksum"
   } else if (flags & kTxOffload) {
-    udp_csum = fold32(addr_sum + uint32_t(be_word(kProtoUdp)) + uint32_t(be_word(uint16_t(udp_len))));
+    udp_csum = fold32(addr_sum(new_addrs) + uint32_t(be_word(kProtoUdp)) + uint32_t(be_word(uint16_t(udp_len))));
     m->ol_flags = RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_UDP_CKSUM;
     m->l2_len = kEthHdrLen;
     m->l3_len = kIpv4HdrLen;
   } else {
     // The new pseudo-header: udp_sum, or for an incremental flow (a packet without a
     // checksum, or one the NIC did not verify) the same from the addresses and ports.
-    const uint64_t pseudo = (flags & kTxIncremental) ? uint64_t(addr_sum) + new_ports : udp_sum;
+    const uint64_t pseudo = (flags & kTxIncremental) ? uint64_t(addr_sum(new_addrs)) + new_ports : udp_sum;
     udp_csum = uint16_t(
-        ~fold(sum_bytes(payload, plen, pseudo + be_word(kProtoUdp) + 2 * be_word(uint16_t(udp_len)))));
+        ~fold(payload_sum(payload, plen, pseudo + be_word(kProtoUdp) + 2 * be_word(uint16_t(udp_len)))));
     if (udp_csum == 0) udp_csum = 0xffff;
   }
   std::memcpy(f, &mac_lo, 8);
   std::memcpy(f + 8, &mac_hi, 4);
-  const uint16_t total_be = __builtin_bswap16(uint16_t(total));
-  std::memcpy(ip + 2, &total_be, 2);
-  std::memcpy(ip + 4, &ip_word, 8);
+  std::memcpy(ip + 8, &ip_word, 4);
   std::memcpy(ip + 12, &new_addrs, 8);
   const uint64_t udp_word = new_ports | uint64_t(__builtin_bswap16(uint16_t(udp_len))) << 32 | uint64_t(udp_csum) << 48;
   std::memcpy(ip + 20, &udp_word, 8);
   const uint32_t new_len = kEthHdrLen + total;
   m->data_len = uint16_t(new_len);
   m->pkt_len = new_len;
-  push(nic_tx[egress], nic, m);
-  ++relayed;
+  if constexpr (kFull) {
+    push_nic(egress, m);
+  } else {
+    TxBuf& b = nic_tx[egress];  // room made before the loop
+    const uint32_t n = b.n;
+    b.m[n] = m;
+    b.n = uint16_t(n + 1);
+  }
+  if (kFull) ++relayed;  // the plain loop counts the packets it did not defer
 
   // The flow's counters and RTP statistics last, with the packet already queued (fewer
   // values live across them).
   bump(fl->packets);
   bump(fl->bytes, plen);
   __atomic_store_n(&fl->last_seen_tsc, now, __ATOMIC_RELAXED);
-  if (plen >= 12 && (payload[1] < 192 || payload[1] > 223)) rtp_seen(fl, mult, payload, now);
+  // The payload type's clock rate is no part of the packet's rewrite: read outside the lock.
+  if (plen >= 12 && (payload[1] < 192 || payload[1] > 223))
+    rtp_seen(fl, __atomic_load_n(&t.rtp_mult, __ATOMIC_RELAXED), payload, now);
   return true;
 }
 
@@ -468,10 +522,9 @@ void WorkerCtx::tx_build(Flow* fl, uint32_t gen, uint32_t dver, uint32_t nh_gen,
   t.dst_ver = dver;
   t.nh_gen = nh_gen;
   t.egress_port = a.egress_port;
-  t.nic = out.nic;
   std::memcpy(t.macs, dmac.b, 6);
   std::memcpy(t.macs + 6, out.mac.b, 6);
-  t.rtp_mult = a.rtp_mult;
+  __atomic_store_n(&t.rtp_mult, a.rtp_mult, __ATOMIC_RELAXED);  // read outside the lock too
   t.flags2 = uint8_t(((a.ice | a.ice_consent_from_peer) ? kTx2Consent : 0) | (a.bundle ? kTx2Bundle : 0) |
                      (a.rtcp_split && !a.ice_consent_from_peer ? kTx2RtcpSplit : 0));
   t.src_ver = src_ver;  // checked for every flow (a strict flow's learned does not change)
@@ -486,15 +539,16 @@ void WorkerCtx::tx_build(Flow* fl, uint32_t gen, uint32_t dver, uint32_t nh_gen,
     t.src_port = uint16_t(src->port << 8 | src->port >> 8);
     uint64_t addrs = ld64(t.ip_addrs);
     uint64_t a_sum = (addrs & 0xffffffffu) + (addrs >> 32);
-    t.addr_sum = fold(a_sum);
     const uint64_t new_sum = a_sum + ld32(t.udp_ports);
+    // The old fields as this packet carries them (the accepted source, the flow's own
+    // endpoint): what every packet the fast path takes carries. kOnesZero - m is ~m, as
+    // in rewrite_udp's CsumMode::Incremental.
+    constexpr uint64_t kOnesZero = 0xffffull << 32;
+    const uint64_t old_addrs = ld64(in_ip + 12);
+    const uint64_t old_a_sum = (old_addrs & 0xffffffffu) + (old_addrs >> 32);
+    t.ip_sum = fold((kOnesZero - old_a_sum) + a_sum + be_word(uint16_t(64 << 8 | kProtoUdp)));
     if (incremental) {
-      // The old fields as this packet carries them (the accepted source, the flow's own
-      // endpoint): what every packet the fast path takes carries. kOnesZero - m is ~m, as
-      // in rewrite_udp's CsumMode::Incremental.
-      constexpr uint64_t kOnesZero = 0xffffull << 32;
-      const uint64_t old_addrs = ld64(in_ip + 12);
-      const uint64_t old_sum = (old_addrs & 0xffffffffu) + (old_addrs >> 32) + ld32(in_ip + 20);
+      const uint64_t old_sum = old_a_sum + ld32(in_ip + 20);
       t.udp_sum = fold((kOnesZero - old_sum) + new_sum);
     } else {
       t.udp_sum = fold(new_sum);

@@ -13,6 +13,7 @@ namespace veil::dp {
 
 inline constexpr unsigned kMaxBurst = 64;
 inline constexpr unsigned kTxCap = 256;
+static_assert(kTxCap >= 2 * kMaxBurst, "process_burst makes room for a burst before its plain loop");
 
 struct TxBuf {
   uint16_t n = 0;
@@ -87,7 +88,11 @@ struct alignas(64) WorkerCtx {
   // reading the action. False when it did nothing: process_burst calls relay_slow, which
   // (re)builds the cache (tx_build). Adds the packets it relayed to `relayed` (the caller
   // counts them once per burst).
-  bool relay_fast(rte_mbuf* m, Flow* fl, uint64_t now, unsigned& relayed);
+  // kFull: with SRTP (calls libsrtp2) and the room check of every push; the other instance,
+  // inline in process_burst's plain loop, calls nothing and leaves SRTP to the full one.
+  template <bool kFull>
+  [[gnu::always_inline]] inline bool relay_fast(rte_mbuf* m, Flow* fl, uint64_t now, unsigned& relayed);
+  [[gnu::noinline]] bool relay_fast_full(rte_mbuf* m, Flow* fl, uint64_t now, unsigned& relayed);
   // Writes the flow's egress cache: the next hop always, the fast path's fields when `src`
   // (the one source to accept, read from Flow::learned at `src_ver` or the strict flow's
   // signaled one) is given and the flow qualifies; `in_ip` is then the IPv4 header of the
@@ -123,10 +128,27 @@ struct alignas(64) WorkerCtx {
   bool source_allows(const uint8_t* src_ip, Family fam, uint64_t now);
   void to_ctl(const CtlMsg& msg);
   void push(TxBuf& b, uint16_t port_id, rte_mbuf* m) {
-    if (__builtin_expect(b.n == kTxCap, 0)) push_full(b, port_id);
-    b.m[b.n++] = m;
+    uint32_t n = b.n;
+    if (__builtin_expect(n == kTxCap, 0)) {
+      push_full(b, port_id);
+      n = 0;
+    }
+    b.m[n] = m;
+    b.n = uint16_t(n + 1);
   }
   void push_full(TxBuf& b, uint16_t port_id);
+  // push() to logical port `pi`'s NIC queue, its DPDK port id looked up only when full.
+  void push_nic(uint8_t pi, rte_mbuf* m) {
+    TxBuf& b = nic_tx[pi];
+    uint32_t n = b.n;
+    if (__builtin_expect(n == kTxCap, 0)) {
+      push_full_nic(pi);
+      n = 0;
+    }
+    b.m[n] = m;
+    b.n = uint16_t(n + 1);
+  }
+  [[gnu::noinline, gnu::cold]] void push_full_nic(uint8_t pi);
   // Every relayed RTP packet: the flow's RFC 3550 loss/jitter state (rtp_stats.h) and its
   // last SSRC, sequence number and payload type. `flow_mult`: FlowAction::rtp_mult.
   void rtp_seen(Flow* fl, uint32_t flow_mult, const uint8_t* rtp, uint64_t now);

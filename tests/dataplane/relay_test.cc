@@ -1019,8 +1019,19 @@ TEST(FastPath, PaddingFlagsAndNonRtpAsOnTheSlowPath) {
   lab.send1(1);
   lab.send1(2);
   ASSERT_EQ(lab.slow(), 2u);
-  // Ethernet padding after the IP datagram is not relayed; the reserved and MF-free flag bits
-  // are normalised (DF kept); the identification is carried.
+  // Ethernet padding after the IP datagram is not relayed; the identification is carried.
+  auto padded = udp_frame(lab.ext_mac, kExtHostMac, ep("203.0.113.10:4000"), ep("203.0.113.1:20000"),
+                          rtp_payload(3), 57, false, 0x4343);
+  padded.resize(padded.size() + 6, 0xee);
+  lab.inject(lab.ext, padded);
+  lab.pass();
+  auto out = lab.take(lab.intp);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0], expected_v4(kIntHostMac, lab.int_mac, ep("198.51.100.1:30000"), ep("198.51.100.10:5000"),
+                                rtp_payload(3), 0x4343));
+  EXPECT_EQ(lab.slow(), 2u);  // the fast path trims it
+  // A flag bit other than DF (the reserved one) takes the slow path, which clears it (DF kept):
+  // the fast path adjusts the header checksum and leaves the flags as they are.
   auto in = udp_frame(lab.ext_mac, kExtHostMac, ep("203.0.113.10:4000"), ep("203.0.113.1:20000"), rtp_payload(3),
                       57, false, 0x4242);
   in[14 + 6] = 0xc0;  // DF and the reserved bit
@@ -1031,17 +1042,103 @@ TEST(FastPath, PaddingFlagsAndNonRtpAsOnTheSlowPath) {
   in.resize(in.size() + 6, 0xee);
   lab.inject(lab.ext, in);
   lab.pass();
-  auto out = lab.take(lab.intp);
+  out = lab.take(lab.intp);
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0], expected_v4(kIntHostMac, lab.int_mac, ep("198.51.100.1:30000"), ep("198.51.100.10:5000"),
                                 rtp_payload(3), 0x4242));
+  EXPECT_EQ(lab.slow(), 3u);
   // Not RTP (version 0) on a flow that checks: dropped and counted by the slow path.
   lab.inject(lab.ext, udp_frame(lab.ext_mac, kExtHostMac, ep("203.0.113.10:4000"), ep("203.0.113.1:20000"),
                                 rtp_payload(4, 172, 0x00)));
   lab.pass();
   EXPECT_TRUE(lab.take(lab.intp).empty());
   EXPECT_EQ(lab.flow_drop(1, FlowDrop::not_rtp), 1u);
-  EXPECT_EQ(lab.slow(), 3u);
+  EXPECT_EQ(lab.slow(), 4u);
+}
+
+// The fast path adjusts the IPv4 header checksum (RFC 1624) instead of recomputing it: a
+// header that arrived with a wrong checksum leaves with one that is wrong by as much, as
+// through a router, rather than being made to look intact.
+TEST(FastPath, WrongHeaderChecksumStaysWrong) {
+  FastLab lab;
+  lab.pair_v4();
+  lab.send1(1);
+  lab.send1(2);
+  ASSERT_EQ(lab.slow(), 2u);
+  auto in = udp_frame(lab.ext_mac, kExtHostMac, ep("203.0.113.10:4000"), ep("203.0.113.1:20000"), rtp_payload(3),
+                      57, false, 0x1003);
+  uint16_t c;
+  std::memcpy(&c, &in[14 + 10], 2);
+  c = uint16_t(c ^ 0x0100);
+  std::memcpy(&in[14 + 10], &c, 2);
+  lab.inject(lab.ext, in);
+  lab.pass();
+  auto out = lab.take(lab.intp);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(lab.slow(), 2u);
+  auto want = expected_v4(kIntHostMac, lab.int_mac, ep("198.51.100.1:30000"), ep("198.51.100.10:5000"),
+                          rtp_payload(3), 0x1003);
+  ASSERT_EQ(out[0].size(), want.size());
+  // The receiver still sees it broken, by the same bit.
+  uint16_t sent, right = ipv4_header_checksum(&out[0][14]);
+  std::memcpy(&sent, &out[0][14 + 10], 2);
+  EXPECT_EQ(sent, uint16_t(right ^ 0x0100));
+  // Everything else is as for an intact packet.
+  out[0][14 + 10] = want[14 + 10];
+  out[0][14 + 11] = want[14 + 11];
+  EXPECT_EQ(out[0], want);
+}
+
+// Packets the fast path cannot take are relayed after the burst's other ones; each flow's
+// own packets keep their order.
+TEST(FastPath, EachFlowKeepsItsOrderInABurst) {
+  FastLab lab;
+  lab.pair_v4();
+  lab.dp->neighbours().learn(1, addr("198.51.100.11"), kIntHost2Mac);
+  lab.send1(1);
+  lab.send1(2);
+  ASSERT_EQ(lab.slow(), 2u);
+  FlowSpec c;
+  c.id = 3;
+  c.ingress_port = 0;
+  c.local = ep("203.0.113.1:20002");
+  c.signaled_remote = ep("203.0.113.11:4002");
+  c.egress_port = 1;
+  c.egress_local = ep("198.51.100.1:30002");
+  c.egress_remote = ep("198.51.100.11:5002");
+  std::string why;
+  ASSERT_EQ(lab.dp->flows().install(c, &why), 0) << why;
+  // One burst: flow 3's first two packets (the slow path latches and builds its cache) between
+  // flow 1's, which take the fast path.
+  auto f1 = [&](uint16_t seq) {
+    return udp_frame(lab.ext_mac, kExtHostMac, ep("203.0.113.10:4000"), ep("203.0.113.1:20000"), rtp_payload(seq),
+                     57, false, uint16_t(0x1000 + seq));
+  };
+  auto f3 = [&](uint16_t seq) {
+    return udp_frame(lab.ext_mac, kExtHostMac, ep("203.0.113.11:4002"), ep("203.0.113.1:20002"), rtp_payload(seq),
+                     57, false, uint16_t(0x3000 + seq));
+  };
+  lab.inject(lab.ext, f3(1));
+  lab.inject(lab.ext, f1(3));
+  lab.inject(lab.ext, f3(2));
+  lab.inject(lab.ext, f1(4));
+  lab.pass();
+  auto out = lab.take(lab.intp);
+  ASSERT_EQ(out.size(), 4u);
+  auto w1 = [&](uint16_t seq) {
+    return expected_v4(kIntHostMac, lab.int_mac, ep("198.51.100.1:30000"), ep("198.51.100.10:5000"),
+                       rtp_payload(seq), uint16_t(0x1000 + seq));
+  };
+  auto w3 = [&](uint16_t seq) {
+    return expected_v4(kIntHost2Mac, lab.int_mac, ep("198.51.100.1:30002"), ep("198.51.100.11:5002"),
+                       rtp_payload(seq), uint16_t(0x3000 + seq));
+  };
+  EXPECT_EQ(out[0], w1(3));
+  EXPECT_EQ(out[1], w1(4));
+  EXPECT_EQ(out[2], w3(1));
+  EXPECT_EQ(out[3], w3(2));
+  EXPECT_EQ(lab.slow(), 4u);
+  EXPECT_EQ(lab.dp->event_count(Event::relayed), 6u);
 }
 
 TEST(FastPath, ChangesReachTheNextPacket) {
