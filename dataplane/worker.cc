@@ -469,7 +469,10 @@ template <bool kFull>
   std::memcpy(f + 8, &mac_hi, 4);
   std::memcpy(ip + 8, &ip_word, 4);
   std::memcpy(ip + 12, &new_addrs, 8);
-  const uint64_t udp_word = new_ports | uint64_t(__builtin_bswap16(uint16_t(udp_len))) << 32 | uint64_t(udp_csum) << 48;
+  // The UDP length as it was (plain) or as SRTP made it.
+  const uint64_t len_field = kFull ? uint64_t(__builtin_bswap16(uint16_t(udp_len))) << 32
+                                   : ld64(ip + 20) & (uint64_t(0xffff) << 32);
+  const uint64_t udp_word = new_ports | len_field | uint64_t(udp_csum) << 48;
   std::memcpy(ip + 20, &udp_word, 8);
   const uint32_t new_len = kEthHdrLen + total;
   m->data_len = uint16_t(new_len);
