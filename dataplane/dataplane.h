@@ -69,7 +69,7 @@ struct PortInfo {
   // Bit i set: the IPv4 address `w` (native order, as loaded from a packet) is addrs[i].
   // Two 16-byte compares, not one 32-byte one: a 32-byte vector in process_burst makes GCC
   // realign its stack frame, which costs it %rbp as a frame pointer (docs/performance.md
-  // change 25).
+  // change 27).
   unsigned match_v4(uint32_t w) const {
 #if defined(__SSE2__)
     static_assert(kMaxAddrs == 8);

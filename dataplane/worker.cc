@@ -94,7 +94,7 @@ inline void srtp_prefetch(const Flow* f, int stage) {
 // sum_bytes out of line for process_burst (the full UDP checksum, on ports whose NIC does not
 // verify it): inlined, its AVX-512 registers made GCC realign process_burst's stack frame to
 // 64 bytes, which takes %rbp as a frame pointer for every packet (docs/performance.md
-// change 25). A call per packet costs nothing beside a sum over the whole payload.
+// change 27). A call per packet costs nothing beside a sum over the whole payload.
 [[gnu::noinline]] uint64_t payload_sum(const uint8_t* p, size_t n, uint64_t acc) { return sum_bytes(p, n, acc); }
 
 // The one's complement sum of two IPv4 addresses as loaded (8 bytes, native words), folded.
@@ -311,7 +311,7 @@ void WorkerCtx::process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t 
   if (__builtin_expect(!(any_tags & FlowTable::kSlotSrtp) && !capturing, 1)) {
     // No SRTP flow in the burst, no capture: the plain fast path, inline and without a single
     // call, so that GCC keeps its values in registers (a call anywhere in the loop made it
-    // spill them around the call on every packet; docs/performance.md change 25). Every
+    // spill them around the call on every packet; docs/performance.md change 26). Every
     // packet it does not relay (no flow, media of another shape than the first
     // classification's, the egress cache not valid for it) is handled after the loop, in
     // order: packets of one flow keep their order whichever way they go, since a flow whose

@@ -69,7 +69,9 @@ struct alignas(64) WorkerCtx {
     rte_pktmbuf_free(m);
   }
 
-  // Handles `n` packets received on logical port `pi`. Output goes to the tx buffers.
+  // Handles `n` (at most kMaxBurst) packets received on logical port `pi`. Output goes to the
+  // tx buffers; packets of different flows may leave in another order than they came, each
+  // flow's own in theirs.
   void process_burst(uint8_t pi, rte_mbuf** pkts, uint16_t n, uint64_t now);
   // Sends what the tx buffers hold; frees (and counts) what the queues refuse.
   void flush();
@@ -86,10 +88,11 @@ struct alignas(64) WorkerCtx {
   // The fast path (docs/architecture.md "The relay's fast path"): an IPv4 packet from the
   // accepted source of a flow whose egress cache (Flow::tx) is valid, relayed without
   // reading the action. False when it did nothing: process_burst calls relay_slow, which
-  // (re)builds the cache (tx_build). Adds the packets it relayed to `relayed` (the caller
-  // counts them once per burst).
-  // kFull: with SRTP (calls libsrtp2) and the room check of every push; the other instance,
-  // inline in process_burst's plain loop, calls nothing and leaves SRTP to the full one.
+  // (re)builds the cache (tx_build). kFull: with SRTP (calls libsrtp2) and a room check per
+  // push, and adds the packet it relayed to `relayed` (the caller counts them once per
+  // burst); the other instance, inline in process_burst's plain loop, calls nothing, leaves
+  // SRTP to the full one (returns false) and counts nothing (the loop counts what it did not
+  // hand to the slow path).
   template <bool kFull>
   [[gnu::always_inline]] inline bool relay_fast(rte_mbuf* m, Flow* fl, uint64_t now, unsigned& relayed);
   [[gnu::noinline]] bool relay_fast_full(rte_mbuf* m, Flow* fl, uint64_t now, unsigned& relayed);
