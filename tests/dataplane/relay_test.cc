@@ -62,26 +62,25 @@ struct Lab : RingLab {
     opt.exception_devices = {ext_exc.name, int_exc.name};
     create(opt);
   }
+  // A flow `id` from `remote` (nullptr: none signaled) to `local` on port `in`, relayed from
+  // `out_local` to `out_remote` on port `out`.
+  static FlowSpec spec(uint32_t id, uint8_t in, const char* local, const char* remote, uint8_t out,
+                       const char* out_local, const char* out_remote, uint32_t peer = 0) {
+    FlowSpec s;
+    s.id = id;
+    s.ingress_port = in;
+    s.local = ep(local);
+    if (remote) s.signaled_remote = ep(remote);
+    s.egress_port = out;
+    s.egress_local = ep(out_local);
+    s.egress_remote = ep(out_remote);
+    s.peer_id = peer;
+    return s;
+  }
   void pair_v4(LatchMode latch = LatchMode::Latch) {
-    FlowSpec a;
-    a.id = 1;
-    a.ingress_port = 0;
-    a.local = ep("203.0.113.1:20000");
-    a.signaled_remote = ep("203.0.113.10:4000");
+    FlowSpec a = spec(1, 0, "203.0.113.1:20000", "203.0.113.10:4000", 1, "198.51.100.1:30000", "198.51.100.10:5000", 2);
     a.latch = latch;
-    a.egress_port = 1;
-    a.egress_local = ep("198.51.100.1:30000");
-    a.egress_remote = ep("198.51.100.10:5000");
-    a.peer_id = 2;
-    FlowSpec b;
-    b.id = 2;
-    b.ingress_port = 1;
-    b.local = ep("198.51.100.1:30000");
-    b.signaled_remote = ep("198.51.100.10:5000");
-    b.egress_port = 0;
-    b.egress_local = ep("203.0.113.1:20000");
-    b.egress_remote = ep("203.0.113.10:4000");
-    b.peer_id = 1;
+    FlowSpec b = spec(2, 1, "198.51.100.1:30000", "198.51.100.10:5000", 0, "203.0.113.1:20000", "203.0.113.10:4000", 1);
     std::string why;
     ASSERT_EQ(dp->flows().install(a, &why), 0) << why;
     ASSERT_EQ(dp->flows().install(b, &why), 0) << why;
@@ -862,17 +861,7 @@ TEST(Concurrency, TwoWorkersOwnTheirQueues) {
 TEST(Hairpin, OwnEndpointIsRelayedInsideTheDataplane) {
   Lab lab;
   auto spec = [](uint32_t id, uint8_t in, const char* local, uint8_t out, const char* from, const char* to,
-                 uint32_t peer) {
-    FlowSpec s;
-    s.id = id;
-    s.ingress_port = in;
-    s.local = ep(local);
-    s.egress_port = out;
-    s.egress_local = ep(from);
-    s.egress_remote = ep(to);
-    s.peer_id = peer;
-    return s;
-  };
+                 uint32_t peer) { return Lab::spec(id, in, local, nullptr, out, from, to, peer); };
   // Call 1: phone A (203.0.113.10:4000) <-> 203.0.113.1:20000 | 198.51.100.1:30000 <-> call 2's 30002.
   // Call 2: 198.51.100.1:30002 <-> call 1's 30000 | 203.0.113.1:20002 <-> phone B (203.0.113.11:4002).
   for (const FlowSpec& s : {spec(1, 0, "203.0.113.1:20000", 1, "198.51.100.1:30000", "198.51.100.1:30002", 2),
@@ -1098,14 +1087,7 @@ TEST(FastPath, EachFlowKeepsItsOrderInABurst) {
   lab.send1(1);
   lab.send1(2);
   ASSERT_EQ(lab.slow(), 2u);
-  FlowSpec c;
-  c.id = 3;
-  c.ingress_port = 0;
-  c.local = ep("203.0.113.1:20002");
-  c.signaled_remote = ep("203.0.113.11:4002");
-  c.egress_port = 1;
-  c.egress_local = ep("198.51.100.1:30002");
-  c.egress_remote = ep("198.51.100.11:5002");
+  FlowSpec c = Lab::spec(3, 0, "203.0.113.1:20002", "203.0.113.11:4002", 1, "198.51.100.1:30002", "198.51.100.11:5002");
   std::string why;
   ASSERT_EQ(lab.dp->flows().install(c, &why), 0) << why;
   // One burst: flow 3's first two packets (the slow path latches and builds its cache) between
