@@ -103,6 +103,9 @@ inline uint64_t sum_bytes(const uint8_t* p, size_t n, uint64_t acc) {
   return acc;
 }
 
+// The two 32-bit halves of `w` added (two IPv4 addresses as loaded: four native words).
+[[gnu::always_inline]] inline uint64_t halves_sum(uint64_t w) { return (w & 0xffffffffu) + (w >> 32); }
+
 // An IPv4 (4-byte) or IPv6 (16-byte) address as native 32-bit words summed into 64 bits,
 // as sum_bytes adds them (fixed-size loads: no loop, no run-time length).
 [[gnu::always_inline]] inline uint64_t addr_words(const uint8_t* a, bool v4) {
@@ -114,7 +117,7 @@ inline uint64_t sum_bytes(const uint8_t* p, size_t n, uint64_t acc) {
   uint64_t x, y;
   std::memcpy(&x, a, 8);
   std::memcpy(&y, a + 8, 8);
-  return (x & 0xffffffffu) + (x >> 32) + (y & 0xffffffffu) + (y >> 32);
+  return halves_sum(x) + halves_sum(y);
 }
 
 // The native-order word that a big-endian 16-bit field holding `v` contributes to a sum.
@@ -122,21 +125,18 @@ inline uint64_t sum_bytes(const uint8_t* p, size_t n, uint64_t acc) {
   return uint16_t(v << 8 | v >> 8);
 }
 
-// Folds a sum of native words (below 2^63) into 16 bits with end-around carries.
-[[gnu::always_inline]] inline uint16_t fold(uint64_t acc) {
-  acc = (acc & 0xffffffffu) + (acc >> 32);  // < 2^33
-  acc += acc >> 32;                         // the carry back in: the low 32 bits are the sum
-  uint32_t x = uint32_t(acc);
-  x = (x & 0xffff) + (x >> 16);             // < 2^17
-  x += x >> 16;
-  return uint16_t(x);
-}
-
 // fold() for a sum known to be below 2^32 (a few 16-bit words): half the instructions.
 [[gnu::always_inline]] inline uint16_t fold32(uint32_t x) {
   x = (x & 0xffff) + (x >> 16);  // < 2^17
   x += x >> 16;
   return uint16_t(x);
+}
+
+// Folds a sum of native words (below 2^63) into 16 bits with end-around carries.
+[[gnu::always_inline]] inline uint16_t fold(uint64_t acc) {
+  acc = halves_sum(acc);  // < 2^33
+  acc += acc >> 32;                         // the carry back in: the low 32 bits are the sum
+  return fold32(uint32_t(acc));
 }
 
 }  // namespace veil::dp

@@ -99,8 +99,9 @@ class FlowTable {
   // (Flow::slots) is active. kSlotSlow: the action keeps the flow off the worker's fast path
   // (a destination from the peer, disabled), so the worker prefetches that slot;
   // fast-path flows never read their action. kSlotSrtp: the action protects or unprotects
-  // SRTP, so the worker stages prefetches of the sessions' libsrtp2 state (a plain RTP
-  // burst costs one test of a mask built from these bits). Only hints: the relay reads
+  // SRTP, so the worker relays the burst in its full loop, with prefetches of the sessions'
+  // libsrtp2 state (a burst without it takes the plain loop: one test of the burst's tags,
+  // or-ed). Only hints: the relay reads
   // Flow::active_gen itself, and a stale hint costs one useless prefetch or one miss.
   // (Without kSlotHint, the first flow of every pair, republished when its peer is
   // installed, had slot 1 active while the worker prefetched slot 0.)
@@ -108,13 +109,11 @@ class FlowTable {
   static constexpr uintptr_t kSlotSlow = 2;
   static constexpr uintptr_t kSlotSrtp = 4;
   static constexpr uintptr_t kSlotTags = kSlotHint | kSlotSlow | kSlotSrtp;
-  static uintptr_t load_tagged(Flow* const* slot) {
-    return slot ? reinterpret_cast<uintptr_t>(__atomic_load_n(slot, __ATOMIC_ACQUIRE)) : 0;
-  }
-  // The same for a slot known to exist (the worker's, reached from PortInfo::flow_index).
+  // A slot known to exist (the worker's, reached from PortInfo::flow_index).
   static uintptr_t load_tagged_nonnull(Flow* const* slot) {
     return reinterpret_cast<uintptr_t>(__atomic_load_n(slot, __ATOMIC_ACQUIRE));
   }
+  static uintptr_t load_tagged(Flow* const* slot) { return slot ? load_tagged_nonnull(slot) : 0; }
   static Flow* untag(uintptr_t v) { return reinterpret_cast<Flow*>(v & ~kSlotTags); }
   // Whether an action keeps its flow on the slow path (kSlotSlow). ICE, DTLS and consent
   // flows take the fast path for their media (the egress cache checks consent; STUN and DTLS

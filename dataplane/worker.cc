@@ -98,7 +98,7 @@ inline void srtp_prefetch(const Flow* f, int stage) {
 [[gnu::noinline]] uint64_t payload_sum(const uint8_t* p, size_t n, uint64_t acc) { return sum_bytes(p, n, acc); }
 
 // The one's complement sum of two IPv4 addresses as loaded (8 bytes, native words), folded.
-inline uint32_t addr_sum(uint64_t addrs) { return fold((addrs & 0xffffffffu) + (addrs >> 32)); }
+inline uint32_t addr_sum(uint64_t addrs) { return fold(halves_sum(addrs)); }
 
 inline uint16_t ld16(const uint8_t* p) {
   uint16_t v;
@@ -540,15 +540,13 @@ void WorkerCtx::tx_build(Flow* fl, uint32_t gen, uint32_t dver, uint32_t nh_gen,
     std::memcpy(t.udp_ports, ports, 4);
     std::memcpy(&t.src_ip, src->addr.bytes.data(), 4);
     t.src_port = uint16_t(src->port << 8 | src->port >> 8);
-    uint64_t addrs = ld64(t.ip_addrs);
-    uint64_t a_sum = (addrs & 0xffffffffu) + (addrs >> 32);
+    const uint64_t a_sum = halves_sum(ld64(t.ip_addrs));
     const uint64_t new_sum = a_sum + ld32(t.udp_ports);
     // The old fields as this packet carries them (the accepted source, the flow's own
     // endpoint): what every packet the fast path takes carries. kOnesZero - m is ~m, as
     // in rewrite_udp's CsumMode::Incremental.
     constexpr uint64_t kOnesZero = 0xffffull << 32;
-    const uint64_t old_addrs = ld64(in_ip + 12);
-    const uint64_t old_a_sum = (old_addrs & 0xffffffffu) + (old_addrs >> 32);
+    const uint64_t old_a_sum = halves_sum(ld64(in_ip + 12));
     t.ip_sum = fold((kOnesZero - old_a_sum) + a_sum + be_word(uint16_t(64 << 8 | kProtoUdp)));
     if (incremental) {
       const uint64_t old_sum = old_a_sum + ld32(in_ip + 20);
